@@ -1,0 +1,52 @@
+/**
+ * Why a packet was dropped. One numbering for the whole data path (like the kernel's
+ * skb drop reasons), so that the engine can count drops in one flat Uint32Array indexed by
+ * reason, and parsers can return a reason instead of throwing.
+ */
+export const Drop = {
+  /** Not a drop: the packet parsed. */
+  NONE: 0,
+  /** Datagram shorter than the 8-byte VXLAN header. */
+  VXLAN_TRUNCATED: 1,
+  /** The I flag (0x08) is not set: the VNI is not valid (RFC 7348 §5). */
+  VXLAN_NO_I_FLAG: 2,
+  /** One of the 7 reserved flag bits is set (policy `drop`). */
+  VXLAN_RESERVED_FLAGS: 3,
+  /** One of the 24 reserved bits after the flags or the 8 after the VNI is set (policy `drop`). */
+  VXLAN_RESERVED_FIELD: 4,
+  /** The inner frame is shorter than an Ethernet header (14 bytes). */
+  INNER_TRUNCATED: 5,
+  /** Ethernet frame shorter than its header (or its 802.1Q tag). */
+  ETHERNET_TRUNCATED: 6,
+  /** IPv4 header malformed: short, wrong version, bad IHL or total length. */
+  IPV4_MALFORMED: 7,
+  /** IPv6 header malformed: short, wrong version or payload length. */
+  IPV6_MALFORMED: 8,
+  /** UDP header malformed: short or bad length field. */
+  UDP_MALFORMED: 9,
+  /** The VNI is not configured on this endpoint. */
+  VNI_UNKNOWN: 10,
+  /** The sender is not a configured remote of the VNI (and remote learning is off). */
+  SENDER_NOT_REMOTE: 11,
+  /** The inner source MAC is one of our own (a loop). */
+  OWN_SOURCE_MAC: 12,
+  /** No remote to send to (empty flood list, or destination behind the sender). */
+  NO_REMOTE: 13,
+  /** The inner frame is larger than the TAP/underlay MTU allows. */
+  FRAME_TOO_BIG: 14,
+  /** The transmit queue was full and the kernel refused the batch (EAGAIN/ENOBUFS). */
+  TX_QUEUE_FULL: 15,
+} as const;
+
+export type DropReason = (typeof Drop)[keyof typeof Drop];
+
+/** Number of reasons, for sizing counter arrays. */
+export const DROP_REASON_COUNT = 16;
+
+const names: string[] = [];
+for (const [name, value] of Object.entries(Drop)) names[value] = name.toLowerCase();
+
+/** The snake_case name of a reason, as printed by `vtep stats`. */
+export function dropReasonName(reason: number): string {
+  return names[reason] ?? `unknown_${reason}`;
+}

@@ -1,0 +1,410 @@
+import { RateLimiter } from '../util/ratelimit.js';
+import { formatMac, isValidUnicast, isMulticast } from '../wire/mac.js';
+import type { Remote } from './remote.js';
+
+/**
+ * The forwarding table: per VNI, MAC (48-bit number) → remote VTEP. Pure: time comes in as
+ * `now` (milliseconds), nothing here reads a clock or does I/O.
+ *
+ * Learned entries of a VNI sit on one list ordered by when traffic from them was last seen
+ * (`updated`), as in OVS `lib/mac-learning.c`: the head is both the next to age out and the one
+ * evicted when the table is full. Lookups record `used` but do not keep an entry alive: a MAC
+ * we only send to may have moved, and Linux (`vxlan_cleanup`) also ages by `updated`.
+ */
+
+export const DEFAULT_AGEING_MS = 300_000;
+export const DEFAULT_MAX_ENTRIES = 8192;
+
+/** What `learn` did. */
+export const Learn = {
+  /** A new entry. */
+  NEW: 1,
+  /** Known at the same remote: `updated` refreshed. */
+  REFRESHED: 2,
+  /** Known at another remote: moved to the new one. */
+  MOVED: 3,
+  /** A static entry: never moves, never refreshed by traffic. */
+  STATIC: 4,
+  /** A new entry, after evicting the VNI's least recently updated learned entry. */
+  EVICTED: 5,
+  /** Not learned: the table is full of static entries (or the VNI has no learned entry to evict). */
+  CAP_HIT: 6,
+  /** Not learned: zero, multicast or broadcast source MAC. */
+  INVALID_MAC: 7,
+  /** Not learned: learning is off for this VNI. */
+  DISABLED: 8,
+  /** Not learned: the VNI has no table. */
+  UNKNOWN_VNI: 9,
+} as const;
+export type LearnResult = (typeof Learn)[keyof typeof Learn];
+
+export class FdbError extends Error {
+  override readonly name = 'FdbError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class FdbEntry {
+  /** Neighbours on the VNI's learned list (null for static entries and at the ends). */
+  prev: FdbEntry | null = null;
+  next: FdbEntry | null = null;
+
+  constructor(
+    readonly vni: number,
+    readonly mac: number,
+    public remote: Remote,
+    public isStatic: boolean,
+    public updated: number,
+    public used: number,
+  ) {}
+}
+
+/** Counters, in the names `vtep stats` prints. */
+export interface FdbCounters {
+  learned: number;
+  moved: number;
+  aged: number;
+  evicted: number;
+  capHit: number;
+  /** Traffic from a MAC that a static entry places behind another remote. */
+  staticConflict: number;
+}
+
+export interface VniOptions {
+  /** Learn source MACs from decapsulated traffic (default true). */
+  learning?: boolean;
+  /** Head-end replication list: where broadcast, multicast and unknown unicast go. */
+  flood?: Remote[];
+  /** Cap for this VNI (default: the table-wide cap). */
+  maxEntries?: number;
+}
+
+class VniTable {
+  readonly entries = new Map<number, FdbEntry>();
+  head: FdbEntry | null = null;
+  tail: FdbEntry | null = null;
+  learnedCount = 0;
+  flood: Remote[];
+  learning: boolean;
+  maxEntries: number;
+
+  constructor(
+    readonly vni: number,
+    opts: VniOptions,
+    defaultMax: number,
+  ) {
+    this.flood = [...(opts.flood ?? [])];
+    this.learning = opts.learning ?? true;
+    this.maxEntries = opts.maxEntries ?? defaultMax;
+  }
+
+  append(e: FdbEntry): void {
+    e.prev = this.tail;
+    e.next = null;
+    if (this.tail) this.tail.next = e;
+    else this.head = e;
+    this.tail = e;
+    this.learnedCount++;
+  }
+
+  unlink(e: FdbEntry): void {
+    if (e.prev) e.prev.next = e.next;
+    else this.head = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.tail = e.prev;
+    e.prev = e.next = null;
+    this.learnedCount--;
+  }
+
+  /** Move a learned entry to the tail: it was just updated. */
+  touch(e: FdbEntry): void {
+    if (this.tail === e) return;
+    this.unlink(e);
+    this.append(e);
+  }
+}
+
+export interface FdbOptions {
+  ageingMs?: number;
+  /** Cap over all VNIs together (default 8192, like OVS). */
+  maxEntries?: number;
+  /** Called for a MAC move, at most `burst` times per interval; `suppressed` counts the rest. */
+  onMove?: (move: {
+    vni: number;
+    mac: number;
+    from: Remote;
+    to: Remote;
+    suppressed: number;
+  }) => void;
+}
+
+export interface FlushFilter {
+  vni?: number;
+  remote?: Remote;
+  /** Keep static entries. */
+  learnedOnly?: boolean;
+}
+
+export interface FdbRow {
+  vni: number;
+  mac: string;
+  remote: string;
+  static: boolean;
+  /** Seconds since traffic from this MAC was last seen (learned) or since it was added (static). */
+  ageSeconds: number;
+  /** Seconds since a frame was last sent to this MAC. */
+  usedSeconds: number;
+}
+
+export class Fdb {
+  readonly ageingMs: number;
+  readonly maxEntries: number;
+  readonly counters: FdbCounters = {
+    learned: 0,
+    moved: 0,
+    aged: 0,
+    evicted: 0,
+    capHit: 0,
+    staticConflict: 0,
+  };
+  private readonly tables = new Map<number, VniTable>();
+  private total = 0;
+  private readonly moveLimiter = new RateLimiter(10, 5000);
+  private readonly onMove: FdbOptions['onMove'];
+
+  constructor(opts: FdbOptions = {}) {
+    this.ageingMs = opts.ageingMs ?? DEFAULT_AGEING_MS;
+    this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    if (!(this.ageingMs > 0))
+      throw new FdbError('ERR_FDB_CONFIG', `ageing ${this.ageingMs} ms must be > 0`);
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) {
+      throw new FdbError('ERR_FDB_CONFIG', `max-entries ${this.maxEntries} must be an integer ≥ 1`);
+    }
+    this.onMove = opts.onMove;
+  }
+
+  /** Entries over all VNIs. */
+  get size(): number {
+    return this.total;
+  }
+
+  addVni(vni: number, opts: VniOptions = {}): void {
+    if (this.tables.has(vni))
+      throw new FdbError('ERR_FDB_VNI_EXISTS', `vni ${vni} already has a table`);
+    const max = opts.maxEntries ?? this.maxEntries;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new FdbError('ERR_FDB_CONFIG', `vni ${vni}: max-entries ${max} must be an integer ≥ 1`);
+    }
+    this.tables.set(vni, new VniTable(vni, opts, this.maxEntries));
+  }
+
+  hasVni(vni: number): boolean {
+    return this.tables.has(vni);
+  }
+
+  vnis(): number[] {
+    return [...this.tables.keys()];
+  }
+
+  /** Entries of one VNI. */
+  sizeOf(vni: number): number {
+    return this.tables.get(vni)?.entries.size ?? 0;
+  }
+
+  setLearning(vni: number, on: boolean): void {
+    this.table(vni).learning = on;
+  }
+
+  /** The VNI's head-end replication list (the Linux all-zeros entries). */
+  floodList(vni: number): readonly Remote[] {
+    return this.tables.get(vni)?.flood ?? [];
+  }
+
+  addFlood(vni: number, remote: Remote): void {
+    const t = this.table(vni);
+    if (!t.flood.includes(remote)) t.flood.push(remote);
+  }
+
+  removeFlood(vni: number, remote: Remote): boolean {
+    const t = this.table(vni);
+    const i = t.flood.indexOf(remote);
+    if (i < 0) return false;
+    t.flood.splice(i, 1);
+    return true;
+  }
+
+  /**
+   * Learn from a decapsulated frame: inner source `mac` was seen behind `remote` (vxlan_snoop).
+   * Never throws: every outcome is a `Learn` code.
+   */
+  learn(vni: number, mac: number, remote: Remote, now: number): LearnResult {
+    const t = this.tables.get(vni);
+    if (t === undefined) return Learn.UNKNOWN_VNI;
+    if (!isValidUnicast(mac)) return Learn.INVALID_MAC;
+    const e = t.entries.get(mac);
+    if (e !== undefined) {
+      if (e.isStatic) {
+        if (e.remote !== remote) this.counters.staticConflict++;
+        return Learn.STATIC;
+      }
+      if (!t.learning) return Learn.DISABLED;
+      e.updated = now;
+      t.touch(e);
+      if (e.remote === remote) return Learn.REFRESHED;
+      const from = e.remote;
+      e.remote = remote;
+      this.counters.moved++;
+      if (this.onMove && this.moveLimiter.allow(now)) {
+        this.onMove({ vni, mac, from, to: remote, suppressed: this.moveLimiter.takeSuppressed() });
+      }
+      return Learn.MOVED;
+    }
+    if (!t.learning) return Learn.DISABLED;
+    let result: LearnResult = Learn.NEW;
+    if (t.entries.size >= t.maxEntries || this.total >= this.maxEntries) {
+      // Evict within the same VNI only: one tenant's MAC flood must not push out another's.
+      if (t.head === null) {
+        this.counters.capHit++;
+        return Learn.CAP_HIT;
+      }
+      this.remove(t, t.head);
+      this.counters.evicted++;
+      result = Learn.EVICTED;
+    }
+    const entry = new FdbEntry(vni, mac, remote, false, now, now);
+    t.entries.set(mac, entry);
+    t.append(entry);
+    this.total++;
+    this.counters.learned++;
+    return result;
+  }
+
+  /**
+   * Where to send a frame for `mac`: the remote of a unicast hit, or `null` for "flood to
+   * `floodList(vni)`" (miss, broadcast, multicast, unknown VNI). Records `used`.
+   */
+  lookup(vni: number, mac: number, now: number): Remote | null {
+    const t = this.tables.get(vni);
+    if (t === undefined) return null;
+    const e = t.entries.get(mac);
+    if (e === undefined) return null;
+    e.used = now;
+    return e.remote;
+  }
+
+  /** Add or replace a static entry. Throws `ERR_FDB_FULL` when no room can be made. */
+  addStatic(vni: number, mac: number, remote: Remote, now: number): void {
+    const t = this.table(vni);
+    if (isMulticast(mac) || mac === 0) {
+      throw new FdbError('ERR_FDB_MAC', `mac ${formatMac(mac)} is not a unicast address`);
+    }
+    const e = t.entries.get(mac);
+    if (e !== undefined) {
+      if (!e.isStatic) t.unlink(e);
+      e.isStatic = true;
+      e.remote = remote;
+      e.updated = now;
+      return;
+    }
+    if (t.entries.size >= t.maxEntries || this.total >= this.maxEntries) {
+      if (t.head === null) {
+        throw new FdbError(
+          'ERR_FDB_FULL',
+          `vni ${vni}: table full (${t.entries.size} entries), no learned entry to evict`,
+        );
+      }
+      this.remove(t, t.head);
+      this.counters.evicted++;
+    }
+    t.entries.set(mac, new FdbEntry(vni, mac, remote, true, now, now));
+    this.total++;
+  }
+
+  /** Delete one entry, static or learned. Returns whether it existed. */
+  delete(vni: number, mac: number): boolean {
+    const t = this.tables.get(vni);
+    const e = t?.entries.get(mac);
+    if (t === undefined || e === undefined) return false;
+    this.remove(t, e);
+    return true;
+  }
+
+  /** Remove the entries matching every given criterion; returns how many. */
+  flush(filter: FlushFilter = {}): number {
+    let n = 0;
+    for (const t of this.tables.values()) {
+      if (filter.vni !== undefined && t.vni !== filter.vni) continue;
+      for (const e of t.entries.values()) {
+        if (filter.remote !== undefined && e.remote !== filter.remote) continue;
+        if (filter.learnedOnly && e.isStatic) continue;
+        this.remove(t, e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Remove learned entries not updated for `ageingMs`. Returns how many went and when the next
+   * one is due (`undefined` when no learned entry is left): re-arm the timer for that.
+   */
+  sweep(now: number): { removed: number; nextDue: number | undefined } {
+    let removed = 0;
+    let nextDue: number | undefined;
+    for (const t of this.tables.values()) {
+      while (t.head !== null && now - t.head.updated >= this.ageingMs) {
+        this.remove(t, t.head);
+        removed++;
+      }
+      if (t.head !== null) {
+        const due = t.head.updated + this.ageingMs;
+        if (nextDue === undefined || due < nextDue) nextDue = due;
+      }
+    }
+    this.counters.aged += removed;
+    return { removed, nextDue };
+  }
+
+  /** The entry for a MAC, for the control plane and tests. */
+  get(vni: number, mac: number): FdbEntry | undefined {
+    return this.tables.get(vni)?.entries.get(mac);
+  }
+
+  /** Rows for `vtep fdb show`, sorted by VNI then MAC. */
+  list(now: number, vni?: number): FdbRow[] {
+    const rows: FdbRow[] = [];
+    const vnis = [...this.tables.keys()]
+      .filter((v) => vni === undefined || v === vni)
+      .sort((a, b) => a - b);
+    for (const v of vnis) {
+      const entries = [...this.tables.get(v)!.entries.values()].sort((a, b) => a.mac - b.mac);
+      for (const e of entries) {
+        rows.push({
+          vni: v,
+          mac: formatMac(e.mac),
+          remote: e.remote.key,
+          static: e.isStatic,
+          ageSeconds: Math.floor((now - e.updated) / 1000),
+          usedSeconds: Math.floor((now - e.used) / 1000),
+        });
+      }
+    }
+    return rows;
+  }
+
+  private table(vni: number): VniTable {
+    const t = this.tables.get(vni);
+    if (t === undefined) throw new FdbError('ERR_FDB_VNI', `vni ${vni} is not configured`);
+    return t;
+  }
+
+  private remove(t: VniTable, e: FdbEntry): void {
+    if (!e.isStatic) t.unlink(e);
+    t.entries.delete(e.mac);
+    this.total--;
+  }
+}

@@ -1,0 +1,231 @@
+import fc from 'fast-check';
+import t from 'tap';
+import { Fdb, Learn } from '../../src/fdb/fdb.js';
+import { Remotes, remoteKey } from '../../src/fdb/remote.js';
+import { RateLimiter } from '../../src/util/ratelimit.js';
+import { parseMac } from '../../src/wire/mac.js';
+
+const remotes = new Remotes();
+const A = remotes.get('192.0.2.1');
+const B = remotes.get('192.0.2.2');
+const C = remotes.get('2001:db8::1', 8472);
+const mac = (s: string) => parseMac(s)!;
+
+t.test('remotes are interned and validated', async (t) => {
+  t.equal(remotes.get('192.0.2.1', 4789), A, 'same object for the same address:port');
+  t.equal(A.key, '192.0.2.1:4789');
+  t.equal(C.key, '[2001:db8::1]:8472');
+  t.equal(C.family, 6);
+  t.equal(remoteKey('::1', 1), '[::1]:1');
+  t.equal(remotes.find('192.0.2.2:4789'), B);
+  t.equal(remotes.find('192.0.2.9:4789'), undefined);
+  t.throws(() => remotes.get('host.example'), { name: 'RemoteError' });
+  t.throws(() => remotes.get('192.0.2.1', 0), { code: 'ERR_REMOTE_ADDRESS' });
+  t.throws(() => remotes.get('192.0.2.1', 65536), /1\.\.65535/);
+  t.equal(remotes.size, 3);
+});
+
+t.test('learning follows vxlan_snoop', async (t) => {
+  const moves: string[] = [];
+  const fdb = new Fdb({
+    onMove: (m) => moves.push(`${m.mac.toString(16)} ${m.from.key}->${m.to.key}`),
+  });
+  fdb.addVni(5000, { flood: [A, B] });
+  const vm = mac('52:54:00:00:00:01');
+  t.equal(fdb.learn(5000, vm, A, 0), Learn.NEW);
+  t.equal(fdb.learn(5000, vm, A, 10), Learn.REFRESHED);
+  t.equal(fdb.get(5000, vm)?.updated, 10);
+  t.equal(fdb.learn(5000, vm, B, 20), Learn.MOVED);
+  t.same(moves, ['525400000001 192.0.2.1:4789->192.0.2.2:4789']);
+  t.equal(fdb.lookup(5000, vm, 30), B);
+  t.equal(fdb.get(5000, vm)?.used, 30, 'lookup records used');
+  t.equal(fdb.get(5000, vm)?.updated, 20, 'but does not refresh');
+  for (const bad of [
+    '00:00:00:00:00:00',
+    'ff:ff:ff:ff:ff:ff',
+    '01:00:5e:00:00:01',
+    '33:33:00:00:00:01',
+  ]) {
+    t.equal(fdb.learn(5000, mac(bad), A, 40), Learn.INVALID_MAC, bad);
+  }
+  t.equal(fdb.learn(7, vm, A, 0), Learn.UNKNOWN_VNI);
+  t.equal(fdb.lookup(7, vm, 0), null);
+  t.same(fdb.counters, { learned: 1, moved: 1, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 });
+});
+
+t.test('static entries never move, never age, never get evicted', async (t) => {
+  const fdb = new Fdb({ ageingMs: 1000, maxEntries: 2 });
+  fdb.addVni(1);
+  const s = mac('02:00:00:00:00:aa');
+  fdb.addStatic(1, s, A, 0);
+  t.equal(fdb.learn(1, s, B, 1), Learn.STATIC);
+  t.equal(fdb.lookup(1, s, 2), A);
+  t.equal(fdb.counters.staticConflict, 1);
+  t.equal(fdb.learn(1, mac('02:00:00:00:00:01'), B, 3), Learn.NEW);
+  t.equal(fdb.learn(1, mac('02:00:00:00:00:02'), B, 4), Learn.EVICTED, 'the learned one goes');
+  t.equal(fdb.sweep(100_000).removed, 1);
+  t.equal(fdb.lookup(1, s, 100_000), A, 'static survives ageing');
+  fdb.addStatic(1, mac('02:00:00:00:00:bb'), B, 5);
+  t.equal(
+    fdb.learn(1, mac('02:00:00:00:00:03'), B, 6),
+    Learn.CAP_HIT,
+    'all static: nothing to evict',
+  );
+  t.throws(() => fdb.addStatic(1, mac('02:00:00:00:00:cc'), B, 7), { code: 'ERR_FDB_FULL' });
+  t.throws(() => fdb.addStatic(1, mac('01:00:00:00:00:cc'), B, 7), { code: 'ERR_FDB_MAC' });
+  t.equal(fdb.counters.capHit, 1);
+  // a learned entry turned static leaves the learned list
+  const g = new Fdb();
+  g.addVni(1);
+  g.learn(1, 0x020000000001, A, 0);
+  g.addStatic(1, 0x020000000001, B, 0);
+  t.equal(g.sweep(1e9).removed, 0);
+  t.equal(g.get(1, 0x020000000001)?.isStatic, true);
+});
+
+t.test('ageing: sweep removes expired entries and says when the next is due', async (t) => {
+  const fdb = new Fdb({ ageingMs: 300_000 });
+  fdb.addVni(1);
+  fdb.addVni(2);
+  fdb.learn(1, 0x020000000001, A, 0);
+  fdb.learn(2, 0x020000000002, A, 100_000);
+  fdb.learn(1, 0x020000000003, B, 200_000);
+  t.same(fdb.sweep(299_999), { removed: 0, nextDue: 300_000 });
+  t.same(fdb.sweep(300_000), { removed: 1, nextDue: 400_000 });
+  fdb.learn(2, 0x020000000002, A, 350_000); // refreshed: now due later
+  t.same(fdb.sweep(400_000), { removed: 0, nextDue: 500_000 });
+  t.same(fdb.sweep(10_000_000), { removed: 2, nextDue: undefined });
+  t.equal(fdb.counters.aged, 3);
+});
+
+t.test('caps per VNI and overall; eviction stays inside the VNI', async (t) => {
+  const fdb = new Fdb({ maxEntries: 4 });
+  fdb.addVni(1, { maxEntries: 2 });
+  fdb.addVni(2);
+  t.equal(fdb.learn(1, 0x020000000001, A, 0), Learn.NEW);
+  t.equal(fdb.learn(1, 0x020000000002, A, 1), Learn.NEW);
+  t.equal(fdb.learn(1, 0x020000000003, A, 2), Learn.EVICTED);
+  t.equal(fdb.get(1, 0x020000000001), undefined, 'the least recently updated went');
+  t.equal(fdb.learn(2, 0x020000000011, A, 3), Learn.NEW);
+  t.equal(fdb.learn(2, 0x020000000012, A, 4), Learn.NEW);
+  t.equal(fdb.size, 4);
+  t.equal(fdb.learn(2, 0x020000000013, A, 5), Learn.EVICTED, 'overall cap: evicts in VNI 2');
+  t.equal(fdb.sizeOf(1), 2, 'VNI 1 untouched by VNI 2 flooding');
+  t.equal(fdb.counters.evicted, 2);
+});
+
+t.test('flood lists, learning switch, flush, list', async (t) => {
+  const fdb = new Fdb();
+  fdb.addVni(10, { flood: [A], learning: false });
+  t.throws(() => fdb.addVni(10), { code: 'ERR_FDB_VNI_EXISTS' });
+  t.throws(() => fdb.addVni(11, { maxEntries: 0 }), { code: 'ERR_FDB_CONFIG' });
+  t.throws(() => fdb.setLearning(99, true), { code: 'ERR_FDB_VNI' });
+  t.ok(fdb.hasVni(10));
+  t.same(fdb.vnis(), [10]);
+  fdb.addFlood(10, B);
+  fdb.addFlood(10, B);
+  t.same(fdb.floodList(10), [A, B]);
+  t.equal(fdb.removeFlood(10, A), true);
+  t.equal(fdb.removeFlood(10, A), false);
+  t.same(fdb.floodList(10), [B]);
+  t.same(fdb.floodList(99), []);
+  t.equal(fdb.learn(10, 0x020000000001, A, 0), Learn.DISABLED);
+  fdb.setLearning(10, true);
+  fdb.learn(10, 0x020000000001, A, 0);
+  fdb.setLearning(10, false);
+  t.equal(fdb.learn(10, 0x020000000001, B, 1), Learn.DISABLED, 'no move while learning is off');
+  fdb.setLearning(10, true);
+  fdb.learn(10, 0x020000000002, B, 0);
+  fdb.addStatic(10, 0x020000000003, B, 0);
+  fdb.addVni(20);
+  fdb.learn(20, 0x020000000002, B, 0);
+  t.same(fdb.list(61_500, 10), [
+    {
+      vni: 10,
+      mac: '02:00:00:00:00:01',
+      remote: '192.0.2.1:4789',
+      static: false,
+      ageSeconds: 61,
+      usedSeconds: 61,
+    },
+    {
+      vni: 10,
+      mac: '02:00:00:00:00:02',
+      remote: '192.0.2.2:4789',
+      static: false,
+      ageSeconds: 61,
+      usedSeconds: 61,
+    },
+    {
+      vni: 10,
+      mac: '02:00:00:00:00:03',
+      remote: '192.0.2.2:4789',
+      static: true,
+      ageSeconds: 61,
+      usedSeconds: 61,
+    },
+  ]);
+  t.equal(fdb.list(0).length, 4);
+  t.equal(fdb.flush({ remote: B, learnedOnly: true }), 2);
+  t.equal(fdb.flush({ vni: 10 }), 2);
+  t.equal(fdb.delete(10, 0x020000000003), false);
+  t.equal(fdb.delete(99, 1), false);
+  t.equal(fdb.flush(), 0);
+  t.equal(fdb.size, 0);
+  t.throws(() => new Fdb({ ageingMs: 0 }), { name: 'FdbError' });
+  t.throws(() => new Fdb({ maxEntries: 1.5 }), { code: 'ERR_FDB_CONFIG' });
+});
+
+t.test('moves are reported rate-limited, and all are counted', async (t) => {
+  const reports: number[] = [];
+  const fdb = new Fdb({ onMove: (m) => reports.push(m.suppressed) });
+  fdb.addVni(1);
+  for (let i = 0; i < 100; i++) fdb.learn(1, 0x020000000001, i % 2 ? A : B, i);
+  t.equal(fdb.counters.moved, 99);
+  t.equal(reports.length, 10, 'a burst of 10, then silence');
+  fdb.learn(1, 0x020000000001, B, 10_000);
+  t.equal(reports.length, 11);
+  t.equal(reports[10], 89, 'the next report says how many were suppressed');
+});
+
+t.test('rate limiter refills over time', async (t) => {
+  const r = new RateLimiter(2, 1000);
+  t.ok(r.allow(0) && r.allow(0));
+  t.notOk(r.allow(0));
+  t.notOk(r.allow(400));
+  t.ok(r.allow(500));
+  t.equal(r.takeSuppressed(), 2);
+  t.equal(r.suppressed, 0);
+});
+
+t.test('a MAC flood of 1 000 000 random source MACs stays at the cap', async (t) => {
+  const cap = 8192;
+  fc.assert(
+    fc.property(fc.integer(), (seed) => {
+      const fdb = new Fdb({ maxEntries: cap });
+      fdb.addVni(1, { flood: [A] });
+      fdb.addVni(2);
+      const statics = [0x020000000001, 0x020000000002, 0x020000000003];
+      for (const s of statics) fdb.addStatic(1, s, B, 0);
+      fdb.addStatic(2, 0x02000000ffff, C, 0);
+      let x = seed | 1;
+      for (let i = 0; i < 1_000_000; i++) {
+        // xorshift32 for the low 32 bits, a counter for the high 16: fast and distinct enough
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        const mac = (i & 0xfeff) * 2 ** 32 + (x >>> 0); // clear the group bit of byte 0
+        fdb.learn(1, mac, i & 1 ? A : C, i);
+        if (fdb.size > cap) return false;
+      }
+      return (
+        fdb.size === cap &&
+        statics.every((s) => fdb.lookup(1, s, 1e6) === B) &&
+        fdb.lookup(2, 0x02000000ffff, 1e6) === C &&
+        fdb.sizeOf(2) === 1
+      );
+    }),
+    { numRuns: 2 },
+  );
+  t.pass('table at the cap, statics resolvable, other VNI untouched');
+});

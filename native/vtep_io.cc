@@ -1,0 +1,681 @@
+// vtep_io: the syscalls vtep needs and nothing else. TAP devices (/dev/net/tun), UDP and raw
+// UDP sockets, batched reads driven by uv_poll, batched writes (writev per frame for TAP,
+// sendmmsg for sockets). No protocol logic lives here: JavaScript owns every buffer and every
+// header; this file moves bytes between those buffers and file descriptors.
+//
+// Conventions:
+//  - Setup calls throw a JS Error with `code` (errno name), `errno` and `syscall`.
+//  - Data-path calls never throw on I/O errors: they return a count, or -errno when nothing
+//    was done, so the caller can count drops per reason.
+//  - Functions are registered once, from the table at the bottom.
+
+#include <napi.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+// Layout of one source/destination address slot shared with JavaScript (src/io/addr.ts):
+// [0] family (4 or 6), [1] flags (bit 0: datagram truncated), [2..4) port (big endian),
+// [4..20) address (IPv4 in the first 4 bytes).
+constexpr size_t kAddrLen = 20;
+constexpr uint8_t kAddrTruncated = 1;
+// struct virtio_net_hdr_v1 (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
+// num_buffers): the per-frame metadata of a TAP opened with IFF_VNET_HDR.
+constexpr int kVnetHdrLen = 12;
+
+const char* ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "EUNKNOWN";
+}
+
+Napi::Error SysError(Napi::Env env, const char* syscall, int err, const std::string& what) {
+  std::string message = what + ": " + syscall + " failed: " + ErrnoName(err) + " (" + strerror(err) + ")";
+  if (err == EPERM || err == EACCES) {
+    message += "; this needs CAP_NET_ADMIN (and CAP_NET_RAW for raw sockets): run as root";
+  }
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+#define THROW_SYS(env, syscall, err, what)                        \
+  do {                                                            \
+    SysError(env, syscall, err, what).ThrowAsJavaScriptException(); \
+    return env.Undefined();                                       \
+  } while (0)
+
+#define THROW_TYPE(env, msg)                                  \
+  do {                                                        \
+    Napi::TypeError::New(env, msg).ThrowAsJavaScriptException(); \
+    return env.Undefined();                                   \
+  } while (0)
+
+bool IfName(const Napi::Value& v, struct ifreq* ifr) {
+  if (!v.IsString()) return false;
+  std::string name = v.As<Napi::String>().Utf8Value();
+  if (name.size() >= IFNAMSIZ) return false;
+  memset(ifr, 0, sizeof(*ifr));
+  memcpy(ifr->ifr_name, name.data(), name.size());
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TAP
+
+// tapOpen(name, flags) -> [fd, actualName]. flags: bit 0 vnet header, bit 1 multi-queue.
+Napi::Value TapOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  if (!IfName(info[0], &ifr)) THROW_TYPE(env, "tapOpen: name must be a string shorter than 16 bytes");
+  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) THROW_SYS(env, "open", errno, "tap: cannot open /dev/net/tun");
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  if (flags & 1) ifr.ifr_flags |= IFF_VNET_HDR;
+  if (flags & 2) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    std::string what = std::string("tap ") + (ifr.ifr_name[0] ? ifr.ifr_name : "(kernel-chosen name)");
+    if (err == EINVAL || err == EBUSY) {
+      what += ": the name is in use by a device that is not a TAP of ours (or has other flags)";
+    }
+    THROW_SYS(env, "ioctl(TUNSETIFF)", err, what);
+  }
+  if (flags & 1) {
+    int hdrLen = kVnetHdrLen;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdrLen) < 0) {
+      int err = errno;
+      close(fd);
+      THROW_SYS(env, "ioctl(TUNSETVNETHDRSZ)", err, std::string("tap ") + ifr.ifr_name);
+    }
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, fd));
+  out.Set(1u, Napi::String::New(env, ifr.ifr_name));
+  return out;
+}
+
+// tapSetPersist(fd, on)
+Napi::Value TapSetPersist(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  unsigned long on = info[1].ToBoolean() ? 1 : 0;
+  if (ioctl(fd, TUNSETPERSIST, on) < 0) THROW_SYS(env, "ioctl(TUNSETPERSIST)", errno, "tap");
+  return env.Undefined();
+}
+
+// tapSetOffload(fd, tunOffloadFlags): TUN_F_CSUM, TUN_F_TSO4, ... (needs the vnet header).
+Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  unsigned long flags = info[1].As<Napi::Number>().Uint32Value();
+  if (ioctl(fd, TUNSETOFFLOAD, flags) < 0) THROW_SYS(env, "ioctl(TUNSETOFFLOAD)", errno, "tap");
+  return env.Undefined();
+}
+
+// Interface settings by name, through an AF_INET control socket in the caller's namespace.
+int ControlSocket() { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
+
+// ifSetMtu(name, mtu)
+Napi::Value IfSetMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifSetMtu: bad interface name");
+  ifr.ifr_mtu = info[1].As<Napi::Number>().Int32Value();
+  int s = ControlSocket();
+  if (s < 0) THROW_SYS(env, "socket", errno, "mtu");
+  int rc = ioctl(s, SIOCSIFMTU, &ifr);
+  int err = errno;
+  close(s);
+  if (rc < 0) THROW_SYS(env, "ioctl(SIOCSIFMTU)", err, std::string("set mtu of ") + ifr.ifr_name);
+  return env.Undefined();
+}
+
+// ifSetMac(name, sixBytes)
+Napi::Value IfSetMac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifSetMac: bad interface name");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::Uint8Array>().ByteLength() != 6) {
+    THROW_TYPE(env, "ifSetMac: mac must be 6 bytes");
+  }
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  memcpy(ifr.ifr_hwaddr.sa_data, info[1].As<Napi::Uint8Array>().Data(), 6);
+  int s = ControlSocket();
+  if (s < 0) THROW_SYS(env, "socket", errno, "mac");
+  int rc = ioctl(s, SIOCSIFHWADDR, &ifr);
+  int err = errno;
+  close(s);
+  if (rc < 0) THROW_SYS(env, "ioctl(SIOCSIFHWADDR)", err, std::string("set mac of ") + ifr.ifr_name);
+  return env.Undefined();
+}
+
+// ifGetMac(name) -> Buffer(6)
+Napi::Value IfGetMac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifGetMac: bad interface name");
+  int s = ControlSocket();
+  if (s < 0) THROW_SYS(env, "socket", errno, "mac");
+  int rc = ioctl(s, SIOCGIFHWADDR, &ifr);
+  int err = errno;
+  close(s);
+  if (rc < 0) THROW_SYS(env, "ioctl(SIOCGIFHWADDR)", err, std::string("get mac of ") + ifr.ifr_name);
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
+}
+
+// ifSetUp(name, up)
+Napi::Value IfSetUp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct ifreq ifr;
+  if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifSetUp: bad interface name");
+  bool up = info[1].ToBoolean();
+  int s = ControlSocket();
+  if (s < 0) THROW_SYS(env, "socket", errno, "up");
+  int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    if (up) ifr.ifr_flags |= IFF_UP;
+    else ifr.ifr_flags &= ~IFF_UP;
+    rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int err = errno;
+  close(s);
+  if (rc < 0) THROW_SYS(env, "ioctl(SIOCSIFFLAGS)", err, std::string("set up/down of ") + ifr.ifr_name);
+  return env.Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+
+bool ParseAddress(int family, const std::string& text, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
+  memset(ss, 0, sizeof(*ss));
+  if (family == 4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    *len = sizeof(*sin);
+    return inet_pton(AF_INET, text.c_str(), &sin->sin_addr) == 1;
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  *len = sizeof(*sin6);
+  return inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) == 1;
+}
+
+// udpOpen(family, address, port, rcvbuf, sndbuf) -> [fd, boundPort]. The socket blocks on
+// send (back-pressure, as wireguard-go does); receives use MSG_DONTWAIT.
+Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = info[0].As<Napi::Number>().Int32Value();
+  std::string address = info[1].As<Napi::String>().Utf8Value();
+  uint16_t port = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
+  int rcvbuf = info[3].As<Napi::Number>().Int32Value();
+  int sndbuf = info[4].As<Napi::Number>().Int32Value();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseAddress(family, address, port, &ss, &len)) THROW_TYPE(env, "udpOpen: bad address " + address);
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) THROW_SYS(env, "socket", errno, "udp " + address);
+  if (family == 6) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  // Best effort: the kernel caps these at net.core.[rw]mem_max; SO_*BUFFORCE needs CAP_NET_ADMIN.
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
+  if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+    int err = errno;
+    close(fd);
+    THROW_SYS(env, "bind", err, "udp " + address + ":" + std::to_string(port));
+  }
+  sockaddr_storage bound;
+  socklen_t blen = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+  uint16_t boundPort = family == 4 ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
+                                   : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, fd));
+  out.Set(1u, Napi::Number::New(env, boundPort));
+  return out;
+}
+
+// rawUdpOpen(family, localAddress) -> fd. A send-only raw socket for IPPROTO_UDP: JavaScript
+// writes the UDP header (so it picks the source port per datagram, RFC 7348 §5); the kernel
+// adds the IP header. A drop-all BPF filter keeps the kernel from queueing copies of every
+// received UDP packet on it. For IPv6 the kernel fills in the mandatory UDP checksum.
+Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = info[0].As<Napi::Number>().Int32Value();
+  std::string address = info[1].As<Napi::String>().Utf8Value();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseAddress(family, address, 0, &ss, &len)) THROW_TYPE(env, "rawUdpOpen: bad address " + address);
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) THROW_SYS(env, "socket(SOCK_RAW)", errno, "raw udp " + address);
+  struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  struct sock_fprog prog = {1, drop_all};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+    int err = errno;
+    close(fd);
+    THROW_SYS(env, "setsockopt(SO_ATTACH_FILTER)", err, "raw udp");
+  }
+  if (family == 6) {
+    int offset = 6;  // offset of the checksum in the UDP header
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof(offset)) < 0) {
+      int err = errno;
+      close(fd);
+      THROW_SYS(env, "setsockopt(IPV6_CHECKSUM)", err, "raw udp");
+    }
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+    int err = errno;
+    close(fd);
+    THROW_SYS(env, "bind", err, "raw udp " + address);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// Fill a sockaddr from an address slot. Returns its length, or 0 for an unknown family.
+socklen_t SlotToSockaddr(const uint8_t* slot, sockaddr_storage* ss, bool raw) {
+  uint16_t port = static_cast<uint16_t>((slot[2] << 8) | slot[3]);
+  // Raw IPPROTO_UDP sockets take the protocol in the port field's place; it must be 0 or 17.
+  if (raw) port = 0;
+  if (slot[0] == 4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    memcpy(&sin->sin_addr, slot + 4, 4);
+    return sizeof(*sin);
+  }
+  if (slot[0] == 6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+    memset(sin6, 0, sizeof(*sin6));
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    memcpy(&sin6->sin6_addr, slot + 4, 16);
+    return sizeof(*sin6);
+  }
+  return 0;
+}
+
+void SockaddrToSlot(const sockaddr_storage* ss, uint8_t* slot) {
+  if (ss->ss_family == AF_INET) {
+    auto* sin = reinterpret_cast<const sockaddr_in*>(ss);
+    slot[0] = 4;
+    memcpy(slot + 2, &sin->sin_port, 2);
+    memcpy(slot + 4, &sin->sin_addr, 4);
+    memset(slot + 8, 0, 12);
+  } else {
+    auto* sin6 = reinterpret_cast<const sockaddr_in6*>(ss);
+    slot[0] = 6;
+    memcpy(slot + 2, &sin6->sin6_port, 2);
+    memcpy(slot + 4, &sin6->sin6_addr, 16);
+  }
+}
+
+// Scratch arrays for sendmmsg, grown once to the largest batch seen.
+struct SendScratch {
+  std::vector<mmsghdr> msgs;
+  std::vector<iovec> iovs;
+  std::vector<sockaddr_storage> addrs;
+  void Reserve(size_t n) {
+    if (msgs.size() < n) {
+      msgs.resize(n);
+      iovs.resize(n);
+      addrs.resize(n);
+    }
+  }
+};
+SendScratch g_send;
+// The first errno of the last sendBatch/writeBatch call (0 when everything went).
+int g_lastErrno = 0;
+
+// sendBatch(fd, slab, offsets, lengths, addrs, count, raw) -> sent count, or -errno if none.
+// Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`.
+Napi::Value SendBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto slab = info[1].As<Napi::Uint8Array>();
+  auto offsets = info[2].As<Napi::Uint32Array>();
+  auto lengths = info[3].As<Napi::Uint32Array>();
+  auto addrs = info[4].As<Napi::Uint8Array>();
+  uint32_t count = info[5].As<Napi::Number>().Uint32Value();
+  bool raw = info[6].ToBoolean();
+  if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
+      static_cast<size_t>(count) * kAddrLen > addrs.ByteLength()) {
+    THROW_TYPE(env, "sendBatch: count exceeds the batch arrays");
+  }
+  g_send.Reserve(count);
+  uint8_t* base = slab.Data();
+  size_t slabLen = slab.ByteLength();
+  for (uint32_t i = 0; i < count; i++) {
+    if (static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) THROW_TYPE(env, "sendBatch: datagram outside the slab");
+    g_send.iovs[i].iov_base = base + offsets[i];
+    g_send.iovs[i].iov_len = lengths[i];
+    mmsghdr& m = g_send.msgs[i];
+    memset(&m, 0, sizeof(m));
+    m.msg_hdr.msg_iov = &g_send.iovs[i];
+    m.msg_hdr.msg_iovlen = 1;
+    m.msg_hdr.msg_name = &g_send.addrs[i];
+    m.msg_hdr.msg_namelen = SlotToSockaddr(addrs.Data() + i * kAddrLen, &g_send.addrs[i], raw);
+  }
+  // sendmmsg stops at the first datagram the kernel refuses. A queue that is full (EAGAIN,
+  // ENOBUFS) ends the batch; any other refusal (EMSGSIZE, ENETUNREACH, a bad address) is about
+  // that one datagram, so it is skipped and the rest still go.
+  uint32_t pos = 0, sent = 0;
+  g_lastErrno = 0;
+  while (pos < count) {
+    int n = sendmmsg(fd, g_send.msgs.data() + pos, count - pos, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (g_lastErrno == 0) g_lastErrno = errno;
+      if (errno == EAGAIN || errno == ENOBUFS) break;
+      pos++;
+      continue;
+    }
+    pos += n;
+    sent += n;
+  }
+  if (sent == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
+  return Napi::Number::New(env, sent);
+}
+
+// lastErrno() -> the first errno of the last sendBatch/writeBatch (0 if all went).
+Napi::Value LastErrno(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), g_lastErrno);
+}
+
+// writeBatch(fd, slab, offsets, lengths, count, meta, metaLen) -> written count, or -errno.
+// One writev per frame (a TAP takes one frame per write); `meta` (may be null) supplies a
+// metaLen-byte vnet header per frame in front of it.
+Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto slab = info[1].As<Napi::Uint8Array>();
+  auto offsets = info[2].As<Napi::Uint32Array>();
+  auto lengths = info[3].As<Napi::Uint32Array>();
+  uint32_t count = info[4].As<Napi::Number>().Uint32Value();
+  bool hasMeta = info[5].IsTypedArray();
+  uint32_t metaLen = info[6].As<Napi::Number>().Uint32Value();
+  uint8_t* meta = hasMeta ? info[5].As<Napi::Uint8Array>().Data() : nullptr;
+  if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
+      (hasMeta && static_cast<size_t>(count) * metaLen > info[5].As<Napi::Uint8Array>().ByteLength())) {
+    THROW_TYPE(env, "writeBatch: count exceeds the batch arrays");
+  }
+  uint8_t* base = slab.Data();
+  size_t slabLen = slab.ByteLength();
+  uint32_t written = 0;
+  g_lastErrno = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) THROW_TYPE(env, "writeBatch: frame outside the slab");
+    iovec iov[2];
+    int n = 0;
+    if (hasMeta) iov[n++] = {meta + i * metaLen, metaLen};
+    iov[n++] = {base + offsets[i], lengths[i]};
+    ssize_t rc;
+    do {
+      rc = writev(fd, iov, n);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      if (g_lastErrno == 0) g_lastErrno = errno;
+      continue;  // one bad frame must not stop the rest
+    }
+    written++;
+  }
+  if (written == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
+  return Napi::Number::New(env, written);
+}
+
+// closeFd(fd)
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (close(fd) < 0) THROW_SYS(env, "close", errno, "fd " + std::to_string(fd));
+  return env.Undefined();
+}
+
+// errnoName(errno) -> "EAGAIN"
+Napi::Value ErrnoNameJs(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ErrnoName(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Poller: on readiness of a TAP or UDP fd, drain up to `slots` frames/datagrams into the slab
+// (slot i at i * slotSize + headroom), store lengths (and source addresses, and vnet headers),
+// then call back once with the count. No allocation per frame.
+
+class Poller : public Napi::ObjectWrap<Poller> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Poller",
+                       {InstanceMethod("start", &Poller::Start), InstanceMethod("stop", &Poller::Stop),
+                        InstanceMethod("close", &Poller::Close)});
+  }
+
+  // new Poller(kind, fd, slab, slotSize, headroom, slots, lengths, addrs|null, meta|null, metaLen, callback)
+  // kind 0: TAP (readv), kind 1: UDP (recvmmsg).
+  explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
+    Napi::Env env = info.Env();
+    kind_ = info[0].As<Napi::Number>().Int32Value();
+    fd_ = info[1].As<Napi::Number>().Int32Value();
+    auto slab = info[2].As<Napi::Uint8Array>();
+    slotSize_ = info[3].As<Napi::Number>().Uint32Value();
+    headroom_ = info[4].As<Napi::Number>().Uint32Value();
+    slots_ = info[5].As<Napi::Number>().Uint32Value();
+    auto lengths = info[6].As<Napi::Uint32Array>();
+    if (slotSize_ <= headroom_ || static_cast<size_t>(slots_) * slotSize_ > slab.ByteLength() ||
+        lengths.ElementLength() < slots_) {
+      Napi::TypeError::New(env, "Poller: slab, slot size, headroom and slots do not fit").ThrowAsJavaScriptException();
+      return;
+    }
+    slabRef_ = Napi::Persistent(slab.As<Napi::Object>());
+    lengthsRef_ = Napi::Persistent(lengths.As<Napi::Object>());
+    slab_ = slab.Data();
+    lengths_ = lengths.Data();
+    if (info[7].IsTypedArray()) {
+      auto a = info[7].As<Napi::Uint8Array>();
+      if (a.ByteLength() < static_cast<size_t>(slots_) * kAddrLen) {
+        Napi::TypeError::New(env, "Poller: address array too small").ThrowAsJavaScriptException();
+        return;
+      }
+      addrsRef_ = Napi::Persistent(a.As<Napi::Object>());
+      addrs_ = a.Data();
+    }
+    metaLen_ = info[9].As<Napi::Number>().Uint32Value();
+    if (info[8].IsTypedArray()) {
+      auto a = info[8].As<Napi::Uint8Array>();
+      if (a.ByteLength() < static_cast<size_t>(slots_) * metaLen_) {
+        Napi::TypeError::New(env, "Poller: meta array too small").ThrowAsJavaScriptException();
+        return;
+      }
+      metaRef_ = Napi::Persistent(a.As<Napi::Object>());
+      meta_ = a.Data();
+    }
+    callback_ = Napi::Persistent(info[10].As<Napi::Function>());
+    context_ = new Napi::AsyncContext(env, "vtep:poll");
+    msgs_.resize(slots_);
+    iovs_.resize(slots_ * 2);
+    names_.resize(slots_);
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    handle_ = new uv_poll_t;
+    if (uv_poll_init(loop, handle_, fd_) != 0) {
+      delete handle_;
+      handle_ = nullptr;
+      Napi::Error::New(env, "Poller: uv_poll_init failed").ThrowAsJavaScriptException();
+      return;
+    }
+    handle_->data = this;
+  }
+
+  ~Poller() override { delete context_; }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr && !active_) {
+      uv_poll_start(handle_, UV_READABLE, OnReadable);
+      active_ = true;
+      Ref();  // stay alive while the loop may call us
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr && active_) {
+      uv_poll_stop(handle_);
+      active_ = false;
+      Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  // Stops polling and releases the uv handle. The fd itself belongs to the caller.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Stop(info);
+    if (handle_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      handle_ = nullptr;
+    }
+    return info.Env().Undefined();
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<Poller*>(handle->data);
+    self->Drain(status);
+  }
+
+  void Drain(int status) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    int count = 0;
+    int err = 0;
+    if (status < 0) {
+      err = -status;
+    } else if (kind_ == 0) {
+      count = DrainTap(&err);
+    } else {
+      count = DrainUdp(&err);
+    }
+    // A count of frames, or -errno when the fd failed before any frame was read.
+    int result = count > 0 ? count : (err != 0 && err != EAGAIN ? -err : 0);
+    if (result == 0) return;
+    callback_.MakeCallback(env.Global(), {Napi::Number::New(env, result)}, *context_);
+  }
+
+  int DrainTap(int* err) {
+    uint32_t i = 0;
+    for (; i < slots_; i++) {
+      iovec iov[2];
+      int n = 0;
+      if (meta_ != nullptr) iov[n++] = {meta_ + i * metaLen_, metaLen_};
+      iov[n++] = {slab_ + static_cast<size_t>(i) * slotSize_ + headroom_, slotSize_ - headroom_};
+      ssize_t rc = readv(fd_, iov, n);
+      if (rc < 0) {
+        if (errno == EINTR) {
+          i--;
+          continue;
+        }
+        *err = errno;
+        break;
+      }
+      lengths_[i] = static_cast<uint32_t>(rc) - (meta_ != nullptr ? metaLen_ : 0);
+    }
+    return static_cast<int>(i);
+  }
+
+  int DrainUdp(int* err) {
+    for (uint32_t i = 0; i < slots_; i++) {
+      iovec& iov = iovs_[i];
+      iov.iov_base = slab_ + static_cast<size_t>(i) * slotSize_ + headroom_;
+      iov.iov_len = slotSize_ - headroom_;
+      mmsghdr& m = msgs_[i];
+      memset(&m, 0, sizeof(m));
+      m.msg_hdr.msg_iov = &iov;
+      m.msg_hdr.msg_iovlen = 1;
+      m.msg_hdr.msg_name = &names_[i];
+      m.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    }
+    int n;
+    do {
+      n = recvmmsg(fd_, msgs_.data(), slots_, MSG_DONTWAIT, nullptr);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      *err = errno;
+      return 0;
+    }
+    for (int i = 0; i < n; i++) {
+      const mmsghdr& m = msgs_[i];
+      lengths_[i] = m.msg_len;
+      if (addrs_ != nullptr) {
+        uint8_t* slot = addrs_ + i * kAddrLen;
+        SockaddrToSlot(&names_[i], slot);
+        slot[1] = (m.msg_hdr.msg_flags & MSG_TRUNC) ? kAddrTruncated : 0;
+      }
+    }
+    return n;
+  }
+
+  int kind_ = 0;
+  int fd_ = -1;
+  uint32_t slotSize_ = 0, headroom_ = 0, slots_ = 0, metaLen_ = 0;
+  uint8_t* slab_ = nullptr;
+  uint32_t* lengths_ = nullptr;
+  uint8_t* addrs_ = nullptr;
+  uint8_t* meta_ = nullptr;
+  Napi::ObjectReference slabRef_, lengthsRef_, addrsRef_, metaRef_;
+  Napi::FunctionReference callback_;
+  Napi::AsyncContext* context_ = nullptr;
+  uv_poll_t* handle_ = nullptr;
+  bool active_ = false;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iovs_;
+  std::vector<sockaddr_storage> names_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  struct Entry {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  };
+  static const Entry table[] = {
+      {"tapOpen", TapOpen},       {"tapSetPersist", TapSetPersist}, {"tapSetOffload", TapSetOffload},
+      {"ifSetMtu", IfSetMtu},     {"ifSetMac", IfSetMac},           {"ifGetMac", IfGetMac},
+      {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen},
+      {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
+      {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},
+  };
+  for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+  exports.Set("Poller", Poller::Init(env));
+  exports.Set("ADDR_LEN", Napi::Number::New(env, kAddrLen));
+  exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(vtep_io, Init)

@@ -1,0 +1,182 @@
+import { ADDR_LEN, addrPort, addrToString, writeAddr } from './addr.js';
+import {
+  IoError,
+  RxRing,
+  type DatagramSocket,
+  type FrameDevice,
+  type OnBatch,
+  type OnIoError,
+  type RingOptions,
+  type TxBatch,
+} from './types.js';
+
+/**
+ * In-memory fakes with the same interfaces as the Linux devices, for engine tests without
+ * privileges (wireguard-go's tuntest/bindtest). They copy bytes where the kernel would, and
+ * deliver received batches asynchronously, up to `batchSize` at a time, like a readiness event.
+ */
+
+interface Queued {
+  bytes: Buffer;
+  /** Source address slot (datagrams only). */
+  from?: Uint8Array;
+}
+
+abstract class FakeReceiver {
+  readonly rx: RxRing;
+  protected queue: Queued[] = [];
+  private onBatch: OnBatch | undefined;
+  private scheduled = false;
+  closed = false;
+
+  constructor(opts: RingOptions & { withAddrs?: boolean }) {
+    this.rx = new RxRing(opts);
+  }
+
+  start(onBatch: OnBatch, _onError: OnIoError): void {
+    if (this.closed) throw new IoError('ERR_CLOSED', 'fake device is closed');
+    this.onBatch = onBatch;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.onBatch = undefined;
+  }
+
+  protected enqueue(item: Queued): void {
+    if (this.closed) return;
+    this.queue.push(item);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.onBatch || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    const cb = this.onBatch;
+    if (!cb || this.closed) return;
+    const { rx } = this;
+    let n = 0;
+    while (n < rx.batchSize && this.queue.length > 0) {
+      const item = this.queue.shift()!;
+      // Like recvmmsg/read: a datagram larger than the slot is cut (and flagged).
+      const len = Math.min(item.bytes.length, rx.capacity);
+      item.bytes.copy(rx.slab, rx.offset(n), 0, len);
+      rx.lengths[n] = len;
+      if (rx.addrs && item.from) {
+        rx.addrs.set(item.from, n * ADDR_LEN);
+        rx.addrs[n * ADDR_LEN + 1] = item.bytes.length > len ? 1 : 0;
+      }
+      n++;
+    }
+    if (n > 0) cb(n);
+    this.schedule();
+  }
+}
+
+/** A fake TAP: `inject` plays the kernel sending a frame out of the TAP; `written` keeps what we wrote. */
+export class FakeTap extends FakeReceiver implements FrameDevice {
+  readonly written: Buffer[] = [];
+  lastError: string | undefined;
+
+  constructor(
+    readonly name = 'fake0',
+    opts: RingOptions = {},
+  ) {
+    super(opts);
+  }
+
+  inject(frame: Uint8Array): void {
+    this.enqueue({ bytes: Buffer.from(frame) });
+  }
+
+  write(slab: Uint8Array, batch: TxBatch): number {
+    if (this.closed) {
+      this.lastError = 'EBADF';
+      return 0;
+    }
+    for (let i = 0; i < batch.count; i++) {
+      this.written.push(
+        Buffer.from(slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i])),
+      );
+    }
+    this.lastError = undefined;
+    return batch.count;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** Connects fake UDP sockets by address:port. Datagrams to an unbound address vanish, as UDP does. */
+export class FakeNetwork {
+  readonly sockets = new Map<string, FakeUdpSocket>();
+  /** Every datagram sent, in order, for assertions on the underlay. */
+  readonly log: { from: string; to: string; bytes: Buffer }[] = [];
+
+  bind(address: string, port: number, opts: RingOptions = {}): FakeUdpSocket {
+    const key = `${address}|${port}`;
+    if (this.sockets.has(key))
+      throw new IoError('EADDRINUSE', `fake udp ${address}:${port}: address in use`);
+    const s = new FakeUdpSocket(this, address, port, opts);
+    this.sockets.set(key, s);
+    return s;
+  }
+
+  deliver(from: FakeUdpSocket, to: string, port: number, bytes: Buffer): void {
+    this.log.push({ from: `${from.address}:${from.port}`, to: `${to}:${port}`, bytes });
+    this.sockets.get(`${to}|${port}`)?.receive(bytes, from);
+  }
+}
+
+export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
+  lastError: string | undefined;
+  readonly family: 4 | 6;
+  private readonly self = new Uint8Array(ADDR_LEN);
+
+  constructor(
+    private readonly net: FakeNetwork,
+    readonly address: string,
+    readonly port: number,
+    opts: RingOptions,
+  ) {
+    super({ ...opts, withAddrs: true });
+    writeAddr(this.self, 0, address, port);
+    this.family = this.self[0] === 6 ? 6 : 4;
+  }
+
+  /** Play a datagram arriving from `from` (an address slot, or text). */
+  receive(bytes: Buffer, from: FakeUdpSocket | { address: string; port: number }): void {
+    const slot = new Uint8Array(ADDR_LEN);
+    if (from instanceof FakeUdpSocket) slot.set(from.self);
+    else writeAddr(slot, 0, from.address, from.port);
+    this.enqueue({ bytes: Buffer.from(bytes), from: slot });
+  }
+
+  send(slab: Uint8Array, batch: TxBatch): number {
+    if (this.closed) {
+      this.lastError = 'EBADF';
+      return 0;
+    }
+    for (let i = 0; i < batch.count; i++) {
+      const bytes = Buffer.from(
+        slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i]),
+      );
+      this.net.deliver(this, addrToString(batch.addrs, i), addrPort(batch.addrs, i), bytes);
+    }
+    this.lastError = undefined;
+    return batch.count;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.net.sockets.delete(`${this.address}|${this.port}`);
+  }
+}

@@ -1,0 +1,95 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's surface (native/vtep_io.cc). Syscalls only; see the comments there. */
+export interface NativeIo {
+  tapOpen(name: string, flags: number): [fd: number, name: string];
+  tapSetPersist(fd: number, on: boolean): void;
+  tapSetOffload(fd: number, flags: number): void;
+  ifSetMtu(name: string, mtu: number): void;
+  ifSetMac(name: string, mac: Uint8Array): void;
+  ifGetMac(name: string): Buffer;
+  ifSetUp(name: string, up: boolean): void;
+  udpOpen(
+    family: 4 | 6,
+    address: string,
+    port: number,
+    rcvbuf: number,
+    sndbuf: number,
+  ): [fd: number, port: number];
+  rawUdpOpen(family: 4 | 6, address: string): number;
+  sendBatch(
+    fd: number,
+    slab: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint8Array,
+    count: number,
+    raw: boolean,
+  ): number;
+  /** First errno of the last sendBatch/writeBatch (0 when all went). */
+  lastErrno(): number;
+  writeBatch(
+    fd: number,
+    slab: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    meta: Uint8Array | null,
+    metaLen: number,
+  ): number;
+  closeFd(fd: number): void;
+  errnoName(errno: number): string;
+  Poller: new (
+    kind: 0 | 1,
+    fd: number,
+    slab: Uint8Array,
+    slotSize: number,
+    headroom: number,
+    slots: number,
+    lengths: Uint32Array,
+    addrs: Uint8Array | null,
+    meta: Uint8Array | null,
+    metaLen: number,
+    callback: (count: number) => void,
+  ) => NativePoller;
+  ADDR_LEN: number;
+  VNET_HDR_LEN: number;
+}
+
+export interface NativePoller {
+  start(): void;
+  stop(): void;
+  close(): void;
+}
+
+/** The package root: where build/Release lives, from src/io (tsx, tap) or dist/src/io. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return dir;
+}
+
+let cached: NativeIo | undefined;
+
+/** Load the addon once. Throws ERR_NATIVE_MISSING with the fix when it was not built. */
+export function native(): NativeIo {
+  if (cached) return cached;
+  const path = join(packageRoot(), 'build', 'Release', 'vtep_io.node');
+  if (!existsSync(path)) {
+    throw Object.assign(
+      new Error(
+        `native addon not built: ${path} is missing; run "npm ci" (or "npx node-gyp rebuild")`,
+      ),
+      { code: 'ERR_NATIVE_MISSING' },
+    );
+  }
+  cached = createRequire(import.meta.url)(path) as NativeIo;
+  return cached;
+}

@@ -1,0 +1,208 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { native, type NativePoller } from './native.js';
+import {
+  IoError,
+  RxRing,
+  type FrameDevice,
+  type OnBatch,
+  type OnIoError,
+  type RingOptions,
+  type TxBatch,
+} from './types.js';
+
+export interface TapOptions extends RingOptions {
+  /** Interface name; empty or omitted lets the kernel choose (tap0, tap1, …). */
+  name?: string;
+  mtu?: number;
+  /** MAC address as 6 bytes; omitted keeps the kernel's random one. */
+  mac?: Uint8Array;
+  /** Bring the link up (default true). */
+  up?: boolean;
+  /** Keep the device when the fd closes (TUNSETPERSIST). */
+  persist?: boolean;
+  /**
+   * IFF_VNET_HDR: each frame carries a 12-byte virtio-net header in `rx.meta`, the slot for
+   * offloads (TUNSETOFFLOAD, TSO/checksum). Off by default: no offload is negotiated yet.
+   */
+  vnetHdr?: boolean;
+}
+
+const IFNAMSIZ = 16;
+
+function wrap(err: unknown): IoError {
+  const e = err as { code?: string; message?: string };
+  return new IoError(e.code ?? 'EIO', e.message ?? String(err));
+}
+
+/** Says why `name` cannot be our TAP, before asking the kernel (which only says EINVAL). */
+function checkName(name: string): void {
+  if (Buffer.byteLength(name) >= IFNAMSIZ || /[/\s]/.test(name)) {
+    throw new IoError(
+      'ERR_TAP_NAME',
+      `tap name ${JSON.stringify(name)} is not a valid interface name (max 15 bytes, no '/' or spaces)`,
+    );
+  }
+  const sys = `/sys/class/net/${name}`;
+  if (name && existsSync(sys) && !existsSync(`${sys}/tun_flags`)) {
+    let kind = 'another kind of device';
+    try {
+      const type = /DEVTYPE=(\S+)/.exec(readFileSync(`${sys}/uevent`, 'utf8'));
+      if (type) kind = `a ${type[1]} device`;
+    } catch {
+      /* uevent is informative only */
+    }
+    throw new IoError(
+      'ERR_TAP_NAME_IN_USE',
+      `interface ${name} already exists and is ${kind}, not a TAP: choose another --tap name`,
+    );
+  }
+}
+
+/** A Linux TAP device (IFF_TAP | IFF_NO_PI), read with a uv_poll watcher in batches. */
+export class TapDevice implements FrameDevice {
+  readonly rx: RxRing;
+  lastError: string | undefined;
+  private poller: NativePoller | undefined;
+  private fd: number;
+  private readonly metaLen: number;
+
+  private constructor(
+    fd: number,
+    readonly name: string,
+    rx: RxRing,
+    metaLen: number,
+  ) {
+    this.fd = fd;
+    this.rx = rx;
+    this.metaLen = metaLen;
+  }
+
+  static open(opts: TapOptions = {}): TapDevice {
+    const io = native();
+    const name = opts.name ?? '';
+    checkName(name);
+    const metaLen = opts.vnetHdr ? io.VNET_HDR_LEN : 0;
+    const rx = new RxRing({ ...opts, metaLen });
+    let fd: number;
+    let actual: string;
+    try {
+      [fd, actual] = io.tapOpen(name, opts.vnetHdr ? 1 : 0);
+    } catch (err) {
+      throw wrap(err);
+    }
+    const tap = new TapDevice(fd, actual, rx, metaLen);
+    try {
+      if (opts.persist) io.tapSetPersist(fd, true);
+      if (opts.mtu !== undefined) io.ifSetMtu(actual, opts.mtu);
+      if (opts.mac !== undefined) io.ifSetMac(actual, opts.mac);
+      if (opts.up ?? true) io.ifSetUp(actual, true);
+    } catch (err) {
+      tap.close();
+      throw wrap(err);
+    }
+    return tap;
+  }
+
+  /** Set MTU, MAC or link state later. Works while the netdev is in our namespace. */
+  setMtu(mtu: number): void {
+    this.call(() => native().ifSetMtu(this.name, mtu));
+  }
+  setMac(mac: Uint8Array): void {
+    this.call(() => native().ifSetMac(this.name, mac));
+  }
+  getMac(): Buffer {
+    return this.call(() => native().ifGetMac(this.name));
+  }
+  setUp(up: boolean): void {
+    this.call(() => native().ifSetUp(this.name, up));
+  }
+  setPersist(on: boolean): void {
+    this.call(() => native().tapSetPersist(this.fd, on));
+  }
+
+  start(onFrames: OnBatch, onError: OnIoError): void {
+    if (this.fd < 0) throw new IoError('ERR_CLOSED', `tap ${this.name} is closed`);
+    if (!this.poller) {
+      const io = native();
+      this.poller = new io.Poller(
+        0,
+        this.fd,
+        this.rx.slab,
+        this.rx.slotSize,
+        this.rx.headroom,
+        this.rx.batchSize,
+        this.rx.lengths,
+        null,
+        this.rx.meta,
+        this.metaLen,
+        (n) => {
+          if (n > 0) onFrames(n);
+          else
+            onError(
+              new IoError(io.errnoName(-n), `tap ${this.name}: read failed: ${io.errnoName(-n)}`),
+            );
+        },
+      );
+    }
+    this.poller.start();
+  }
+
+  stop(): void {
+    this.poller?.stop();
+  }
+
+  /**
+   * Write frames; returns how many the kernel took. With a vnet header, a zeroed header (no
+   * offload) is sent in front of each frame from a scratch area.
+   */
+  write(slab: Uint8Array, batch: TxBatch): number {
+    if (this.fd < 0) {
+      this.lastError = 'EBADF';
+      return 0;
+    }
+    const io = native();
+    const meta = this.metaLen ? this.zeroMeta(batch.count) : null;
+    const n = io.writeBatch(
+      this.fd,
+      slab,
+      batch.offsets,
+      batch.lengths,
+      batch.count,
+      meta,
+      this.metaLen,
+    );
+    if (n < 0) {
+      this.lastError = io.errnoName(-n);
+      return 0;
+    }
+    this.lastError = n < batch.count ? io.errnoName(io.lastErrno()) : undefined;
+    return n;
+  }
+
+  private zeroScratch: Uint8Array | undefined;
+  private zeroMeta(count: number): Uint8Array {
+    if (!this.zeroScratch || this.zeroScratch.length < count * this.metaLen) {
+      this.zeroScratch = new Uint8Array(Math.max(count, 64) * this.metaLen);
+    }
+    return this.zeroScratch;
+  }
+
+  close(): void {
+    if (this.poller) {
+      this.poller.close();
+      this.poller = undefined;
+    }
+    if (this.fd >= 0) {
+      native().closeFd(this.fd);
+      this.fd = -1;
+    }
+  }
+
+  private call<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
+}

@@ -1,0 +1,148 @@
+import { ADDR_LEN } from './addr.js';
+
+/**
+ * Batch-first I/O, after wireguard-go's tun/conn: a device receives into a ring of fixed slots
+ * in one JS-owned slab, each slot with headroom in front of the frame so the tunnel header can
+ * be written in place; it sends from offsets/lengths in any slab. Nothing here allocates per
+ * frame.
+ */
+
+/** An I/O failure: `code` is the errno name (`EPERM`, `EADDRINUSE`, …) or an ERR_ code. */
+export class IoError extends Error {
+  override readonly name = 'IoError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RingOptions {
+  /** Frames or datagrams drained per readiness event (default 64). */
+  batchSize?: number;
+  /** Bytes kept free in front of each received frame (default 64). */
+  headroom?: number;
+  /** Bytes per slot, headroom included (default 2048). */
+  slotSize?: number;
+}
+
+/** The receive ring: slot i holds `lengths[i]` bytes at `offset(i)` in `slab`. */
+export class RxRing {
+  readonly slab: Buffer;
+  readonly lengths: Uint32Array;
+  /** Source address per slot (datagram sockets only); see addr.ts for the layout. */
+  readonly addrs: Uint8Array | null;
+  /** Per-slot metadata (TAP vnet header), `metaLen` bytes each; null when not used. */
+  readonly meta: Uint8Array | null;
+  readonly batchSize: number;
+  readonly headroom: number;
+  readonly slotSize: number;
+
+  constructor(opts: RingOptions & { withAddrs?: boolean; metaLen?: number } = {}) {
+    this.batchSize = opts.batchSize ?? 64;
+    this.headroom = opts.headroom ?? 64;
+    this.slotSize = opts.slotSize ?? 2048;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1 || this.batchSize > 1024) {
+      throw new IoError(
+        'ERR_IO_CONFIG',
+        `batch size ${this.batchSize} must be an integer in 1..1024`,
+      );
+    }
+    if (
+      !Number.isInteger(this.headroom) ||
+      this.headroom < 0 ||
+      this.headroom + 64 > this.slotSize
+    ) {
+      throw new IoError(
+        'ERR_IO_CONFIG',
+        `headroom ${this.headroom} does not fit a ${this.slotSize}-byte slot`,
+      );
+    }
+    this.slab = Buffer.alloc(this.batchSize * this.slotSize);
+    this.lengths = new Uint32Array(this.batchSize);
+    this.addrs = opts.withAddrs ? new Uint8Array(this.batchSize * ADDR_LEN) : null;
+    this.meta = opts.metaLen ? new Uint8Array(this.batchSize * opts.metaLen) : null;
+  }
+
+  /** Offset of slot i's frame in `slab`. */
+  offset(i: number): number {
+    return i * this.slotSize + this.headroom;
+  }
+
+  /** Room for a frame in a slot. */
+  get capacity(): number {
+    return this.slotSize - this.headroom;
+  }
+
+  /** A view of slot i's frame (edges and tests; the engine uses offsets). */
+  frame(i: number): Buffer {
+    const o = this.offset(i);
+    return this.slab.subarray(o, o + this.lengths[i]);
+  }
+}
+
+/** What to send: item i is `lengths[i]` bytes at `offsets[i]` of a slab, to address slot i. */
+export class TxBatch {
+  readonly offsets: Uint32Array;
+  readonly lengths: Uint32Array;
+  readonly addrs: Uint8Array;
+  count = 0;
+
+  constructor(readonly capacity: number) {
+    this.offsets = new Uint32Array(capacity);
+    this.lengths = new Uint32Array(capacity);
+    this.addrs = new Uint8Array(capacity * ADDR_LEN);
+  }
+
+  get full(): boolean {
+    return this.count === this.capacity;
+  }
+
+  /** Append an item; returns its index (address slot), or -1 when full. */
+  push(offset: number, length: number): number {
+    if (this.count === this.capacity) return -1;
+    const i = this.count++;
+    this.offsets[i] = offset;
+    this.lengths[i] = length;
+    return i;
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
+}
+
+export type OnBatch = (count: number) => void;
+export type OnIoError = (err: IoError) => void;
+
+/** Something that carries Ethernet frames: a TAP device, or a fake. */
+export interface FrameDevice {
+  readonly name: string;
+  readonly rx: RxRing;
+  /** Deliver received frames: `onFrames(n)` with slots 0..n-1 filled, valid during the call. */
+  start(onFrames: OnBatch, onError: OnIoError): void;
+  stop(): void;
+  /** Write `batch.count` frames from `slab`; returns how many the device took. */
+  write(slab: Uint8Array, batch: TxBatch): number;
+  /** errno name of the last failed write in the last call, if any. */
+  readonly lastError: string | undefined;
+  close(): void;
+}
+
+/** Sends datagrams (addresses from the batch's address slots). */
+export interface DatagramSender {
+  send(slab: Uint8Array, batch: TxBatch): number;
+  readonly lastError: string | undefined;
+  close(): void;
+}
+
+/** A bound UDP socket, or a fake: receives into `rx` with the source address per slot. */
+export interface DatagramSocket extends DatagramSender {
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly port: number;
+  readonly rx: RxRing;
+  start(onDatagrams: OnBatch, onError: OnIoError): void;
+  stop(): void;
+}

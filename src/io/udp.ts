@@ -1,0 +1,188 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { native, type NativePoller } from './native.js';
+import {
+  IoError,
+  RxRing,
+  type DatagramSender,
+  type DatagramSocket,
+  type OnBatch,
+  type OnIoError,
+  type RingOptions,
+  type TxBatch,
+} from './types.js';
+
+export interface UdpOptions extends RingOptions {
+  /** Local address to bind (`0.0.0.0`, `::`, or a specific one). */
+  address: string;
+  /** Local port (default 4789; 0 lets the kernel choose). */
+  port?: number;
+  /** SO_RCVBUF / SO_SNDBUF in bytes (default 4 MiB each; forced when we have CAP_NET_ADMIN). */
+  rcvbuf?: number;
+  sndbuf?: number;
+}
+
+function familyOf(address: string): 4 | 6 {
+  if (isIPv4(address)) return 4;
+  if (isIPv6(address)) return 6;
+  throw new IoError('ERR_ADDRESS', `local address ${JSON.stringify(address)} is not IPv4 or IPv6`);
+}
+
+function wrap(err: unknown): IoError {
+  const e = err as { code?: string; message?: string };
+  return new IoError(e.code ?? 'EIO', e.message ?? String(err));
+}
+
+/** Shared send path: sendmmsg over a socket fd, with the errno of a partial batch kept. */
+function sendVia(
+  fd: number,
+  raw: boolean,
+  slab: Uint8Array,
+  batch: TxBatch,
+  self: { lastError: string | undefined },
+): number {
+  if (fd < 0) {
+    self.lastError = 'EBADF';
+    return 0;
+  }
+  const io = native();
+  const n = io.sendBatch(fd, slab, batch.offsets, batch.lengths, batch.addrs, batch.count, raw);
+  if (n < 0) {
+    self.lastError = io.errnoName(-n);
+    return 0;
+  }
+  self.lastError = n < batch.count ? io.errnoName(io.lastErrno()) : undefined;
+  return n;
+}
+
+/**
+ * A UDP socket bound to address:port: recvmmsg into the ring (source address per slot),
+ * sendmmsg from any slab to per-datagram destinations. Sends block when the socket buffer is
+ * full, which is the back-pressure the data path wants (wireguard-go does the same).
+ */
+export class UdpSocket implements DatagramSocket {
+  readonly rx: RxRing;
+  lastError: string | undefined;
+  private poller: NativePoller | undefined;
+  private fd: number;
+
+  private constructor(
+    fd: number,
+    readonly family: 4 | 6,
+    readonly address: string,
+    readonly port: number,
+    rx: RxRing,
+  ) {
+    this.fd = fd;
+    this.rx = rx;
+  }
+
+  static open(opts: UdpOptions): UdpSocket {
+    const family = familyOf(opts.address);
+    const rx = new RxRing({ ...opts, withAddrs: true });
+    const port = opts.port ?? 4789;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new IoError('ERR_IO_CONFIG', `udp port ${port} is not in 0..65535`);
+    }
+    try {
+      const [fd, bound] = native().udpOpen(
+        family,
+        opts.address,
+        port,
+        opts.rcvbuf ?? 4 << 20,
+        opts.sndbuf ?? 4 << 20,
+      );
+      return new UdpSocket(fd, family, opts.address, bound, rx);
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
+
+  start(onDatagrams: OnBatch, onError: OnIoError): void {
+    if (this.fd < 0) throw new IoError('ERR_CLOSED', `udp ${this.address}:${this.port} is closed`);
+    if (!this.poller) {
+      const io = native();
+      const { rx } = this;
+      this.poller = new io.Poller(
+        1,
+        this.fd,
+        rx.slab,
+        rx.slotSize,
+        rx.headroom,
+        rx.batchSize,
+        rx.lengths,
+        rx.addrs,
+        null,
+        0,
+        (n) => {
+          if (n > 0) onDatagrams(n);
+          else
+            onError(
+              new IoError(
+                io.errnoName(-n),
+                `udp ${this.address}:${this.port}: receive failed: ${io.errnoName(-n)}`,
+              ),
+            );
+        },
+      );
+    }
+    this.poller.start();
+  }
+
+  stop(): void {
+    this.poller?.stop();
+  }
+
+  send(slab: Uint8Array, batch: TxBatch): number {
+    return sendVia(this.fd, false, slab, batch, this);
+  }
+
+  close(): void {
+    if (this.poller) {
+      this.poller.close();
+      this.poller = undefined;
+    }
+    if (this.fd >= 0) {
+      native().closeFd(this.fd);
+      this.fd = -1;
+    }
+  }
+}
+
+/**
+ * Send-only raw IPPROTO_UDP socket: each datagram handed to `send` starts with a UDP header
+ * that the caller wrote, so the source port can differ per flow (RFC 7348 §5 entropy). The
+ * kernel adds the IP header from the bound local address. IPv4 datagrams may carry a zero
+ * checksum; for IPv6 the kernel computes it. Needs CAP_NET_RAW.
+ */
+export class RawUdpSender implements DatagramSender {
+  lastError: string | undefined;
+  private fd: number;
+
+  private constructor(
+    fd: number,
+    readonly family: 4 | 6,
+    readonly address: string,
+  ) {
+    this.fd = fd;
+  }
+
+  static open(address: string): RawUdpSender {
+    const family = familyOf(address);
+    try {
+      return new RawUdpSender(native().rawUdpOpen(family, address), family, address);
+    } catch (err) {
+      throw wrap(err);
+    }
+  }
+
+  send(slab: Uint8Array, batch: TxBatch): number {
+    return sendVia(this.fd, true, slab, batch, this);
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      native().closeFd(this.fd);
+      this.fd = -1;
+    }
+  }
+}

@@ -1,0 +1,213 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { TapDevice } from '../../src/io/tap.js';
+import { TxBatch } from '../../src/io/types.js';
+import { emitEthernet, EtherType } from '../../src/wire/ethernet.js';
+import { formatMac, parseMac, readMac } from '../../src/wire/mac.js';
+import { namespaces, uniqueName } from '../helpers/netns.js';
+import { readPcap } from '../helpers/pcapread.js';
+import { needs } from '../helpers/prereq.js';
+import { bg, sh, sleep, until } from '../helpers/sh.js';
+
+const OUR_MAC = parseMac('02:77:00:00:00:02')!;
+const NS_IP = '10.77.0.1';
+const OUR_IP = '10.77.0.2';
+
+function ipBytes(ip: string): number[] {
+  return ip.split('.').map(Number);
+}
+
+/** An ARP reply "OUR_IP is at OUR_MAC" to `dst`, built into `slab` at `offset`; returns its length. */
+function arpReply(slab: Buffer, offset: number, dstMac: number): number {
+  let o =
+    offset + emitEthernet({ dst: dstMac, src: OUR_MAC, ethertype: EtherType.ARP }, slab, offset);
+  slab.writeUInt16BE(1, o); // Ethernet
+  slab.writeUInt16BE(0x0800, o + 2);
+  slab[o + 4] = 6;
+  slab[o + 5] = 4;
+  slab.writeUInt16BE(2, o + 6); // reply
+  slab.writeUIntBE(OUR_MAC, o + 8, 6);
+  slab.set(ipBytes(OUR_IP), o + 14);
+  slab.writeUIntBE(dstMac, o + 18, 6);
+  slab.set(ipBytes(NS_IP), o + 24);
+  o += 28;
+  slab.fill(0, o, offset + 60); // pad to the Ethernet minimum
+  return 60;
+}
+
+t.test('TAP: frames both ways with a namespace behind it', async (t) => {
+  if (!needs(t, { root: true, commands: ['ip', 'tcpdump', 'ping'] })) return;
+  const [ns] = namespaces(t, 'tap');
+  const name = uniqueName('tp');
+  const tap = TapDevice.open({
+    name,
+    mtu: 1400,
+    mac: Uint8Array.from([2, 0x77, 0, 0, 0, 1]),
+    batchSize: 16,
+  });
+  t.teardown(() => tap.close());
+  t.equal(tap.name, name);
+  t.equal(formatMac(readMac(tap.getMac(), 0)), '02:77:00:00:00:01');
+  const link = JSON.parse(sh(`ip -j link show ${name}`))[0];
+  t.equal(link.mtu, 1400, 'MTU set');
+  t.equal(link.address, '02:77:00:00:00:01', 'MAC set');
+  t.ok(link.flags.includes('UP'), 'link up');
+
+  // Move the netdev into the namespace; our fd keeps working.
+  sh(`ip link set ${name} netns ${ns.name}`);
+  ns.exec(`ip addr add ${NS_IP}/24 dev ${name} && ip link set ${name} up`);
+  const nsMac = parseMac(JSON.parse(ns.exec(`ip -j link show ${name}`))[0].address)!;
+
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-tap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const capture = join(dir, 'in.pcap');
+  const dump = bg(
+    `${ns.prefix} tcpdump -i ${name} -U -n -w ${capture} ether src ${formatMac(OUR_MAC)}`,
+  );
+  t.teardown(() => dump.kill('SIGKILL'));
+  await until(() => dump.stderr?.read()?.toString().includes('listening'), 5000);
+
+  const seen: { type: number; dst: number; src: number; targetIp?: string; icmpType?: number }[] =
+    [];
+  const batch = new TxBatch(1);
+  const out = Buffer.alloc(128);
+  const written: Buffer[] = [];
+  tap.start(
+    (n) => {
+      for (let i = 0; i < n; i++) {
+        const f = tap.rx.frame(i);
+        const type = f.readUInt16BE(12);
+        const row: (typeof seen)[number] = { type, dst: readMac(f, 0), src: readMac(f, 6) };
+        if (type === EtherType.ARP && f.readUInt16BE(20) === 1) {
+          row.targetIp = [...f.subarray(38, 42)].join('.');
+          if (row.targetIp === OUR_IP && written.length === 0) {
+            // Answer the kernel's ARP request: the reply goes in through the TAP.
+            batch.clear();
+            batch.push(0, arpReply(out, 0, row.src));
+            t.equal(tap.write(out, batch), 1, 'ARP reply written');
+            written.push(Buffer.from(out.subarray(0, 60)));
+          }
+        }
+        if (type === EtherType.IPV4 && f[23] === 1) row.icmpType = f[34];
+        seen.push(row);
+      }
+    },
+    (err) => t.fail(`tap error ${err.code}`),
+  );
+
+  // The namespace pings our address: an ARP request must come out of the TAP; after our
+  // reply, the ICMP echo request addressed to our MAC proves the reply reached its stack.
+  const ping = bg(`${ns.prefix} ping -c 3 -i 0.2 -W 1 ${OUR_IP}`);
+  t.teardown(() => ping.kill('SIGKILL'));
+  const arp = await until(() =>
+    seen.find((r) => r.type === EtherType.ARP && r.targetIp === OUR_IP),
+  );
+  t.ok(arp, 'the kernel ARP request came out of the TAP');
+  t.equal(arp?.src, nsMac, 'from the namespace side MAC');
+  t.equal(arp?.dst, 0xffffffffffff, 'broadcast');
+  const echo = await until(() => seen.find((r) => r.icmpType === 8));
+  t.ok(echo, 'an ICMP echo request followed our ARP reply');
+  t.equal(echo?.dst, OUR_MAC, 'sent to the MAC we announced');
+  const neigh = ns.exec(`ip neigh show ${OUR_IP} dev ${name}`);
+  t.match(neigh, formatMac(OUR_MAC), 'the namespace learned our MAC from the written frame');
+
+  await until(() => readPcap(capture).length > 0, 3000);
+  dump.kill('SIGINT');
+  await sleep(200);
+  const captured = readPcap(capture);
+  t.ok(captured.length >= 1, 'tcpdump in the namespace saw the frame we wrote');
+  t.same(captured[0], written[0], 'byte for byte');
+  tap.stop();
+});
+
+t.test('TAP: kernel-chosen name, vnet header metadata slot, persist', async (t) => {
+  if (!needs(t, { root: true, commands: ['ip'] })) return;
+  const tap = TapDevice.open({ up: false });
+  t.teardown(() => tap.close());
+  t.match(tap.name, /^tap\d+$/, 'the kernel picked a name');
+  tap.setMtu(1300);
+  tap.setMac(Uint8Array.from([2, 0, 0, 0, 0, 9]));
+  tap.setUp(true);
+  t.equal(JSON.parse(sh(`ip -j link show ${tap.name}`))[0].mtu, 1300);
+  tap.setUp(false);
+  t.notOk(JSON.parse(sh(`ip -j link show ${tap.name}`))[0].flags.includes('UP'));
+
+  const name = uniqueName('pv');
+  const p = TapDevice.open({ name, persist: true, vnetHdr: true });
+  t.teardown(() => sh(`ip link del ${name}`, { allowFail: true }));
+  t.ok(p.rx.meta, 'a metadata slot per frame');
+  t.equal(p.rx.meta!.length, p.rx.batchSize * 12, '12-byte virtio-net header per slot');
+  const flags = Number(sh(`cat /sys/class/net/${name}/tun_flags`).trim());
+  t.ok(flags & 0x4000, 'IFF_VNET_HDR set');
+  t.ok(flags & 0x0800, 'IFF_PERSIST set');
+  p.close();
+  t.ok(sh(`ip -o link show ${name}`).includes(name), 'persistent device outlives the fd');
+  const again = TapDevice.open({ name, vnetHdr: true });
+  t.equal(again.name, name, 're-attached by name');
+  again.setPersist(false);
+  again.close();
+  await until(() => !sh(`ip -o link show`).includes(`${name}:`), 2000);
+  t.notOk(sh(`ip -o link show`).includes(`${name}:`), 'gone once no longer persistent');
+  t.throws(
+    () =>
+      again.start(
+        () => {},
+        () => {},
+      ),
+    { code: 'ERR_CLOSED' },
+  );
+  const b = new TxBatch(1);
+  b.push(0, 1);
+  t.equal(again.write(Buffer.alloc(1), b), 0);
+  t.equal(again.lastError, 'EBADF');
+});
+
+t.test('TAP: clear errors for a taken name, a bad name and missing privileges', async (t) => {
+  if (!needs(t, { root: true, commands: ['setpriv'] })) return;
+  t.throws(() => TapDevice.open({ name: 'lo' }), {
+    code: 'ERR_TAP_NAME_IN_USE',
+    message: /interface lo already exists and is .*not a TAP/,
+  });
+  t.throws(() => TapDevice.open({ name: 'a-name-that-is-too-long' }), { code: 'ERR_TAP_NAME' });
+  t.throws(() => TapDevice.open({ name: 'bad/name' }), { code: 'ERR_TAP_NAME' });
+
+  // The same call without privileges: as nobody (the device node refuses), and as root with
+  // every capability dropped (the kernel refuses TUNSETIFF).
+  const script = `import('${new URL('../../src/io/tap.ts', import.meta.url).pathname}')
+    .then((m) => m.TapDevice.open({ name: 'vtnopriv0' }))
+    .then(() => console.log('opened'), (e) => console.log(e.code + ' ' + e.message));`;
+  // Only the TypeScript loader from our own arguments.
+  const loader = process.execArgv.filter((a) => a.includes('typescript'));
+  // (tap's process-info hook is injected into every child and fails to write its records as
+  // nobody; that stderr noise is not ours, so only stdout is checked.)
+  const run = (who: string[]) =>
+    spawnSync(
+      'setpriv',
+      [
+        ...who,
+        '--inh-caps=-all',
+        '--bounding-set=-all',
+        process.execPath,
+        ...loader,
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { encoding: 'utf8' },
+    );
+  const nobody = run(['--reuid=65534', '--regid=65534', '--clear-groups']);
+  t.match(
+    nobody.stdout,
+    /^EACCES .*CAP_NET_ADMIN.*run as root/m,
+    `as nobody: ${nobody.stdout.trim()}`,
+  );
+  const capless = run([]);
+  t.match(
+    capless.stdout,
+    /^EPERM .*TUNSETIFF.*CAP_NET_ADMIN/m,
+    `root without caps: ${capless.stdout.trim()}`,
+  );
+});

@@ -1,0 +1,117 @@
+import t from 'tap';
+import { writeAddr } from '../../src/io/addr.js';
+import { TxBatch } from '../../src/io/types.js';
+import { RawUdpSender, UdpSocket } from '../../src/io/udp.js';
+import { emitUdp } from '../../src/wire/udp.js';
+import { needs } from '../helpers/prereq.js';
+import { exchange } from './udp-shared.js';
+
+for (const [family, address] of [
+  ['IPv4', '127.0.0.1'],
+  ['IPv6', '::1'],
+] as const) {
+  t.test(
+    `${family} loopback: 10 000 datagrams of mixed sizes arrive intact and in order`,
+    async (t) => {
+      const a = UdpSocket.open({ address, port: 0 });
+      const b = UdpSocket.open({ address, port: 0, batchSize: 64 });
+      t.teardown(() => (a.close(), b.close()));
+      t.not(b.port, 0, 'the kernel chose a port');
+      const r = await exchange(a, b, address, 10_000);
+      t.same(r, { received: 10_000, inOrder: true, intact: true, sourcesRight: true });
+    },
+  );
+}
+
+t.test('binding errors carry the errno name', async (t) => {
+  const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+  t.teardown(() => a.close());
+  t.throws(() => UdpSocket.open({ address: '127.0.0.1', port: a.port }), {
+    code: 'EADDRINUSE',
+    message: /bind failed: EADDRINUSE/,
+  });
+  t.throws(() => UdpSocket.open({ address: '192.0.2.200', port: 0 }), { code: 'EADDRNOTAVAIL' });
+  t.throws(() => UdpSocket.open({ address: 'localhost' }), { code: 'ERR_ADDRESS' });
+  t.throws(() => UdpSocket.open({ address: '127.0.0.1', port: 70000 }), { code: 'ERR_IO_CONFIG' });
+  t.throws(() => UdpSocket.open({ address: '127.0.0.1', batchSize: 0 }), { code: 'ERR_IO_CONFIG' });
+});
+
+t.test('a refused datagram does not stop the rest of the batch', async (t) => {
+  const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+  const b = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+  t.teardown(() => (a.close(), b.close()));
+  const slab = Buffer.alloc(70_000);
+  const batch = new TxBatch(3);
+  writeAddr(batch.addrs, batch.push(0, 10), '127.0.0.1', b.port);
+  writeAddr(batch.addrs, batch.push(0, 66_000), '127.0.0.1', b.port); // too big for UDP
+  writeAddr(batch.addrs, batch.push(0, 20), '127.0.0.1', b.port);
+  t.equal(a.send(slab, batch), 2);
+  t.equal(a.lastError, 'EMSGSIZE');
+  const single = new TxBatch(1);
+  writeAddr(single.addrs, single.push(0, 66_000), '127.0.0.1', b.port);
+  t.equal(a.send(slab, single), 0);
+  t.equal(a.lastError, 'EMSGSIZE');
+  const lengths: number[] = [];
+  await new Promise<void>((resolve) =>
+    b.start(
+      (n) => {
+        for (let i = 0; i < n; i++) lengths.push(b.rx.lengths[i]);
+        if (lengths.length === 2) resolve();
+      },
+      () => {},
+    ),
+  );
+  t.same(lengths, [10, 20]);
+  a.close();
+  t.equal(a.send(slab, batch), 0);
+  t.equal(a.lastError, 'EBADF');
+  t.throws(
+    () =>
+      a.start(
+        () => {},
+        () => {},
+      ),
+    { code: 'ERR_CLOSED' },
+  );
+});
+
+for (const [family, address] of [
+  ['IPv4', '127.0.0.1'],
+  ['IPv6', '::1'],
+] as const) {
+  t.test(`${family} raw sender: our UDP header, our source port per datagram`, async (t) => {
+    if (!needs(t, { root: true })) return;
+    const raw = RawUdpSender.open(address);
+    const b = UdpSocket.open({ address, port: 0 });
+    t.teardown(() => (raw.close(), b.close()));
+    const slab = Buffer.alloc(64 * 128);
+    const batch = new TxBatch(64);
+    for (let i = 0; i < 64; i++) {
+      const off = i * 128;
+      const payloadLen = 10 + i;
+      slab.fill(i, off + 8, off + 8 + payloadLen);
+      // For IPv4 the checksum stays 0 (allowed); for IPv6 the kernel fills it (IPV6_CHECKSUM).
+      emitUdp({ srcPort: 49152 + i * 7, dstPort: b.port, payloadLen }, slab, off);
+      writeAddr(batch.addrs, batch.push(off, 8 + payloadLen), address, b.port);
+    }
+    t.equal(raw.send(slab, batch), 64, `sent (${raw.lastError ?? 'no error'})`);
+    const seen: string[] = [];
+    await new Promise<void>((resolve) =>
+      b.start(
+        (n) => {
+          for (let i = 0; i < n; i++) {
+            const f = b.rx.frame(i);
+            const port = (b.rx.addrs![i * 20 + 2] << 8) | b.rx.addrs![i * 20 + 3];
+            seen.push(`${f.length}:${f[0]}:${port}`);
+          }
+          if (seen.length === 64) resolve();
+        },
+        () => {},
+      ),
+    );
+    t.same(
+      seen,
+      Array.from({ length: 64 }, (_, i) => `${10 + i}:${i}:${49152 + i * 7}`),
+    );
+  });
+}

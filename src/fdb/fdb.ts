@@ -48,6 +48,11 @@ export class FdbError extends Error {
   }
 }
 
+/** Identity first (the common case, interned remotes), then the address:port key. */
+function sameRemote(a: Remote, b: Remote): boolean {
+  return a === b || a.key === b.key;
+}
+
 export class FdbEntry {
   /** Neighbours on the VNI's learned list (null for static entries and at the ends). */
   prev: FdbEntry | null = null;
@@ -226,12 +231,12 @@ export class Fdb {
 
   addFlood(vni: number, remote: Remote): void {
     const t = this.table(vni);
-    if (!t.flood.includes(remote)) t.flood.push(remote);
+    if (!t.flood.some((r) => sameRemote(r, remote))) t.flood.push(remote);
   }
 
   removeFlood(vni: number, remote: Remote): boolean {
     const t = this.table(vni);
-    const i = t.flood.indexOf(remote);
+    const i = t.flood.findIndex((r) => sameRemote(r, remote));
     if (i < 0) return false;
     t.flood.splice(i, 1);
     return true;
@@ -248,13 +253,13 @@ export class Fdb {
     const e = t.entries.get(mac);
     if (e !== undefined) {
       if (e.isStatic) {
-        if (e.remote !== remote) this.counters.staticConflict++;
+        if (!sameRemote(e.remote, remote)) this.counters.staticConflict++;
         return Learn.STATIC;
       }
       if (!t.learning) return Learn.DISABLED;
       e.updated = now;
       t.touch(e);
-      if (e.remote === remote) return Learn.REFRESHED;
+      if (sameRemote(e.remote, remote)) return Learn.REFRESHED;
       const from = e.remote;
       e.remote = remote;
       this.counters.moved++;
@@ -339,7 +344,7 @@ export class Fdb {
     for (const t of this.tables.values()) {
       if (filter.vni !== undefined && t.vni !== filter.vni) continue;
       for (const e of t.entries.values()) {
-        if (filter.remote !== undefined && e.remote !== filter.remote) continue;
+        if (filter.remote !== undefined && !sameRemote(e.remote, filter.remote)) continue;
         if (filter.learnedOnly && e.isStatic) continue;
         this.remove(t, e);
         n++;

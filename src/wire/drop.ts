@@ -34,14 +34,18 @@ export const Drop = {
   NO_REMOTE: 13,
   /** The inner frame is larger than the TAP/underlay MTU allows. */
   FRAME_TOO_BIG: 14,
-  /** The transmit queue was full and the kernel refused the batch (EAGAIN/ENOBUFS). */
-  TX_QUEUE_FULL: 15,
+  /** The underlay refused the datagram (socket queue full, no route, too big, …). */
+  UNDERLAY_SEND_FAILED: 15,
+  /** The TAP refused the frame. */
+  TAP_WRITE_FAILED: 16,
+  /** The datagram was larger than a receive slot and arrived cut. */
+  DATAGRAM_TRUNCATED: 17,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 16;
+export const DROP_REASON_COUNT = 18;
 
 const names: string[] = [];
 for (const [name, value] of Object.entries(Drop)) names[value] = name.toLowerCase();

@@ -7,10 +7,10 @@ import { TapDevice } from '../../src/io/tap.js';
 import { TxBatch } from '../../src/io/types.js';
 import { emitEthernet, EtherType } from '../../src/wire/ethernet.js';
 import { formatMac, parseMac, readMac } from '../../src/wire/mac.js';
-import { namespaces, uniqueName } from '../helpers/netns.js';
+import { namespaces, uniqueName } from '../../src/lab/netns.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { needs } from '../helpers/prereq.js';
-import { bg, sh, sleep, until } from '../helpers/sh.js';
+import { bg, sh, sleep, until } from '../../src/lab/sh.js';
 
 const OUR_MAC = parseMac('02:77:00:00:00:02')!;
 const NS_IP = '10.77.0.1';

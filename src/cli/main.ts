@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+// `vtep`: composition root only. Parses the command line, hands the work to the modules.
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfigFile, validate, type Config } from '../config/config.js';
+import { formatFdb, formatStats } from '../control/format.js';
+import { request } from '../control/server.js';
+import type { FdbRow } from '../fdb/fdb.js';
+import type { EngineStats } from '../vtep/engine.js';
+import { startVtep } from './run.js';
+
+export const DEFAULT_CONTROL = '/run/vtep.sock';
+/** Exit status for bad command-line input or configuration (like commander's usage errors). */
+export const EXIT_USAGE = 2;
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+/** Map config paths to the flags they came from, so errors name what the user typed. */
+const FLAG_OF: [RegExp, string][] = [
+  [/^flags\.vnis\[0\]\.remotes\[\d+\]$/, '--remote'],
+  [/^flags\.vnis\[0\]\.vni$/, '--vni'],
+  [/^flags\.vnis\[0\]\.tap$/, '--tap'],
+  [/^flags\.vnis\[0\]\.mtu$/, '--mtu'],
+  [/^flags\.vnis\[0\]\.mac$/, '--mac'],
+  [/^flags\.maxEntries$/, '--max-entries'],
+  [/^flags\.reservedBits$/, '--reserved-bits'],
+  [/^flags\.sourcePorts$/, '--source-ports'],
+  [/^flags\.sourcePortMode$/, '--source-port-mode'],
+  [/^flags\.(\w+)$/, '--$1'],
+];
+
+function fromFlags(o: Record<string, unknown>): Config {
+  if (o.vni === undefined)
+    throw new ConfigError('--vni', undefined, 'is required (or give --config FILE)');
+  const raw: Record<string, unknown> = {
+    local: o.local,
+    port: o.port,
+    control: o.control,
+    ageing: o.ageing,
+    maxEntries: o.maxEntries,
+    reservedBits: o.reservedBits,
+    sourcePorts: o.sourcePorts,
+    sourcePortMode: o.sourcePortMode,
+    vnis: [
+      {
+        vni: o.vni,
+        tap: o.tap,
+        mtu: o.mtu,
+        mac: o.mac,
+        remotes: o.remote,
+        learnRemotes: o.learnRemotes === true,
+      },
+    ],
+  };
+  for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
+  const vni = (raw.vnis as Record<string, unknown>[])[0];
+  for (const k of Object.keys(vni)) if (vni[k] === undefined) delete vni[k];
+  try {
+    return validate(raw, 'flags');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const flag = FLAG_OF.reduce<string | undefined>(
+      (found, [re, name]) =>
+        found ?? (re.test(err.field) ? err.field.replace(re, name) : undefined),
+      undefined,
+    );
+    throw new ConfigError(
+      flag ?? err.field,
+      err.value,
+      err.message.replace(/^invalid \S+ .*?: /, ''),
+    );
+  }
+}
+
+async function run(opts: Record<string, unknown>): Promise<void> {
+  const cfg = opts.config ? loadConfigFile(String(opts.config)) : fromFlags(opts);
+  cfg.control ??= DEFAULT_CONTROL;
+  const vtep = await startVtep(cfg, log);
+  const shutdown = (signal: string) => {
+    log(`vtep: ${signal}, stopping`);
+    vtep.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log(`vtep: stop failed: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+const collect = (v: string, acc: string[] = []) => [...acc, v];
+
+export function program(): Command {
+  const p = new Command('vtep')
+    .description(
+      'userspace VXLAN tunnel endpoint (RFC 7348): TAP <-> UDP 4789 with a MAC-learning FDB per VNI',
+    )
+    .exitOverride()
+    .showHelpAfterError();
+
+  p.command('run')
+    .description('run the VTEP (needs root: TAP devices and a raw socket)')
+    .option('--config <file>', 'YAML configuration (several VNIs); replaces the flags below')
+    .option('--local <addr>', 'local underlay address to bind', '0.0.0.0')
+    .option('--port <port>', 'UDP port (RFC 7348: 4789)')
+    .option('--vni <n>', 'VXLAN network identifier')
+    .option('--tap <name>', 'TAP device name (default vtep<VNI>)')
+    .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect)
+    .option(
+      '--mtu <bytes>',
+      'TAP MTU (default 1450: 1500 underlay minus 50 bytes of VXLAN over IPv4)',
+    )
+    .option('--mac <mac>', 'TAP MAC address (default: random)')
+    .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
+    .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')
+    .option(
+      '--learn-remotes',
+      'accept and learn VXLAN from any sender (Linux behaviour; default: configured remotes only, as OVS)',
+    )
+    .addOption(
+      new Option(
+        '--reserved-bits <policy>',
+        'reserved bits set on receive: drop (Linux, OVS) or ignore (RFC 7348 wording)',
+      ),
+    )
+    .option(
+      '--source-ports <min-max>',
+      'UDP source port range for per-flow entropy (default 49152-65535)',
+    )
+    .addOption(
+      new Option(
+        '--source-port-mode <mode>',
+        'hash: per-flow source port (raw socket); fixed: the bound port',
+      ),
+    )
+    .option('--control <path>', `control socket (default ${DEFAULT_CONTROL})`)
+    .action(run);
+
+  const control = (cmd: Command) =>
+    cmd.option('--control <path>', 'control socket of the running vtep', DEFAULT_CONTROL);
+
+  const fdb = p
+    .command('fdb')
+    .description('show and change the forwarding table of a running vtep');
+  control(fdb.command('show').description('list entries (like bridge fdb show)'))
+    .option('--vni <n>', 'only this VNI')
+    .option('--json', 'JSON output')
+    .action(async (o) => {
+      const rows = (await request(o.control, { cmd: 'fdb.show', vni: o.vni })) as (FdbRow & {
+        dev: string;
+      })[];
+      const devs = new Map(rows.map((r) => [r.vni, r.dev]));
+      process.stdout.write(
+        o.json
+          ? JSON.stringify(rows, null, 2) + '\n'
+          : rows.length
+            ? formatFdb(rows, (v) => devs.get(v) ?? '-') + '\n'
+            : '',
+      );
+    });
+  control(fdb.command('add').description('add or replace a static entry').argument('<mac>'))
+    .requiredOption('--vni <n>', 'VNI')
+    .requiredOption('--remote <addr>', 'remote VTEP address')
+    .option('--port <port>', 'remote UDP port (default: ours)')
+    .action(async (mac, o) => {
+      await request(o.control, { cmd: 'fdb.add', mac, vni: o.vni, remote: o.remote, port: o.port });
+    });
+  control(fdb.command('del').description('delete an entry').argument('<mac>'))
+    .requiredOption('--vni <n>', 'VNI')
+    .action(async (mac, o) => {
+      await request(o.control, { cmd: 'fdb.del', mac, vni: o.vni });
+    });
+  control(fdb.command('flush').description('remove entries (all, or those matching every option)'))
+    .option('--vni <n>', 'only this VNI')
+    .option('--remote <addr>', 'only entries behind this remote')
+    .option('--learned-only', 'keep static entries')
+    .action(async (o) => {
+      const r = (await request(o.control, {
+        cmd: 'fdb.flush',
+        vni: o.vni,
+        remote: o.remote,
+        learnedOnly: o.learnedOnly === true,
+      })) as { removed: number };
+      process.stdout.write(`removed ${r.removed}\n`);
+    });
+  control(p.command('stats').description('packet, byte and drop counters'))
+    .option('--json', 'JSON output')
+    .action(async (o) => {
+      const s = (await request(o.control, { cmd: 'stats' })) as EngineStats & {
+        underlay: string;
+        sourcePorts: string;
+      };
+      process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n');
+    });
+  return p;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version are not errors; usage errors were already printed by commander
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vtep: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`vtep: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}\n`);
+    return 1;
+  }
+}
+
+// Run when executed (not when imported by tests).
+if (process.argv[1] && import.meta.url === new URL(process.argv[1], 'file://').href) {
+  main(process.argv).then((code) => {
+    // `run` keeps the event loop alive until a signal; the other commands exit with their status.
+    if (code !== 0 || process.argv[2] !== 'run') process.exitCode = code;
+  });
+}

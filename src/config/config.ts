@@ -1,0 +1,252 @@
+import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
+import { parseMac } from '../wire/mac.js';
+import { VXLAN_PORT } from '../wire/udp.js';
+import { MAX_VNI, type ReservedBitsPolicy } from '../wire/vxlan.js';
+
+/**
+ * The VTEP's configuration, from `vtep run` flags or a YAML file, validated in one place.
+ * Every error names the field and the value it got (`ConfigError`), and the CLI exits 2.
+ */
+
+export interface RemoteSpec {
+  address: string;
+  port: number;
+}
+
+export interface VniSpec {
+  vni: number;
+  tap: string;
+  mtu: number;
+  mac?: string;
+  remotes: RemoteSpec[];
+  learnRemotes: boolean;
+  learning: boolean;
+  maxEntries?: number;
+}
+
+export interface Config {
+  local: string;
+  port: number;
+  control?: string;
+  ageingMs: number;
+  maxEntries: number;
+  reservedBits: ReservedBitsPolicy;
+  /** `hash`: per-flow source port through a raw socket (RFC 7348 §5); `fixed`: the bound port. */
+  sourcePortMode: 'hash' | 'fixed';
+  sourcePortMin: number;
+  sourcePortMax: number;
+  vnis: VniSpec[];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'ERR_CONFIG';
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    reason: string,
+  ) {
+    super(`invalid ${field} ${JSON.stringify(value)}: ${reason}`);
+  }
+}
+
+function integer(field: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(field, value, `must be an integer in ${min}..${max}`);
+  }
+  return n;
+}
+
+function bool(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  throw new ConfigError(field, value, 'must be true or false');
+}
+
+function address(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !(isIPv4(value) || isIPv6(value))) {
+    throw new ConfigError(field, value, 'must be an IPv4 or IPv6 address');
+  }
+  return value;
+}
+
+/** `192.0.2.1`, `192.0.2.1:8472`, `2001:db8::1` or `[2001:db8::1]:8472`. */
+export function parseRemote(field: string, value: unknown, defaultPort = VXLAN_PORT): RemoteSpec {
+  if (typeof value !== 'string')
+    throw new ConfigError(field, value, 'must be an address, optionally with :port');
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(value);
+  const v4port = /^([\d.]+):(\d+)$/.exec(value);
+  const [addr, port] = bracket
+    ? [bracket[1], bracket[2]]
+    : v4port
+      ? [v4port[1], v4port[2]]
+      : [value, undefined];
+  if (!(isIPv4(addr) || isIPv6(addr)))
+    throw new ConfigError(field, value, 'must be an IPv4 or IPv6 address, optionally with :port');
+  return { address: addr, port: port === undefined ? defaultPort : integer(field, port, 1, 65535) };
+}
+
+const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function vniSpec(field: string, raw: Record<string, unknown>, defaults: { mtu: number }): VniSpec {
+  if (typeof raw !== 'object' || raw === null)
+    throw new ConfigError(field, raw, 'must be a mapping');
+  known(field, raw, [
+    'vni',
+    'tap',
+    'mtu',
+    'mac',
+    'remotes',
+    'learnRemotes',
+    'learning',
+    'maxEntries',
+  ]);
+  const vni = integer(`${field}.vni`, raw.vni, 0, MAX_VNI);
+  const tap = raw.tap ?? `vtep${vni}`;
+  if (typeof tap !== 'string' || !TAP_NAME.test(tap)) {
+    throw new ConfigError(
+      `${field}.tap`,
+      tap,
+      'must be an interface name of 1..15 letters, digits, "_", "." or "-"',
+    );
+  }
+  const remotesRaw = raw.remotes ?? [];
+  if (!Array.isArray(remotesRaw))
+    throw new ConfigError(`${field}.remotes`, remotesRaw, 'must be a list of addresses');
+  const remotes = remotesRaw.map((r, i) => parseRemote(`${field}.remotes[${i}]`, r));
+  if (raw.mac !== undefined && (typeof raw.mac !== 'string' || parseMac(raw.mac) === undefined)) {
+    throw new ConfigError(`${field}.mac`, raw.mac, 'must be a MAC address like 02:00:00:00:00:01');
+  }
+  return {
+    vni,
+    tap,
+    mtu: raw.mtu === undefined ? defaults.mtu : integer(`${field}.mtu`, raw.mtu, 68, 65535),
+    mac: raw.mac as string | undefined,
+    remotes,
+    learnRemotes: bool(`${field}.learnRemotes`, raw.learnRemotes, false),
+    learning: bool(`${field}.learning`, raw.learning, true),
+    maxEntries:
+      raw.maxEntries === undefined
+        ? undefined
+        : integer(`${field}.maxEntries`, raw.maxEntries, 1, 16_777_216),
+  };
+}
+
+function known(field: string, raw: Record<string, unknown>, keys: string[]): void {
+  for (const k of Object.keys(raw)) {
+    if (!keys.includes(k))
+      throw new ConfigError(`${field}.${k}`, raw[k], `unknown setting (known: ${keys.join(', ')})`);
+  }
+}
+
+/** Validate a configuration object (from YAML, or assembled from flags). */
+export function validate(raw: Record<string, unknown>, where = 'config'): Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ConfigError(where, raw, 'must be a mapping');
+  known(where, raw, [
+    'local',
+    'port',
+    'control',
+    'ageing',
+    'maxEntries',
+    'reservedBits',
+    'sourcePorts',
+    'sourcePortMode',
+    'mtu',
+    'vnis',
+  ]);
+  const local = address(`${where}.local`, raw.local ?? '0.0.0.0');
+  const reservedBits = raw.reservedBits ?? 'drop';
+  if (reservedBits !== 'drop' && reservedBits !== 'ignore') {
+    throw new ConfigError(`${where}.reservedBits`, reservedBits, 'must be "drop" or "ignore"');
+  }
+  const mode = raw.sourcePortMode ?? 'hash';
+  if (mode !== 'hash' && mode !== 'fixed')
+    throw new ConfigError(`${where}.sourcePortMode`, mode, 'must be "hash" or "fixed"');
+  const range = String(raw.sourcePorts ?? '49152-65535');
+  const m = /^(\d+)-(\d+)$/.exec(range);
+  if (!m)
+    throw new ConfigError(
+      `${where}.sourcePorts`,
+      raw.sourcePorts,
+      'must be a range like 49152-65535',
+    );
+  const sourcePortMin = integer(`${where}.sourcePorts`, m[1], 1, 65535);
+  const sourcePortMax = integer(`${where}.sourcePorts`, m[2], sourcePortMin, 65535);
+  const control = raw.control;
+  if (control !== undefined && (typeof control !== 'string' || control === '')) {
+    throw new ConfigError(`${where}.control`, control, 'must be a path');
+  }
+  const vnisRaw = raw.vnis;
+  if (!Array.isArray(vnisRaw) || vnisRaw.length === 0)
+    throw new ConfigError(`${where}.vnis`, vnisRaw, 'must list at least one VNI');
+  const mtu = raw.mtu === undefined ? 1450 : integer(`${where}.mtu`, raw.mtu, 68, 65535);
+  const vnis = vnisRaw.map((v, i) =>
+    vniSpec(`${where}.vnis[${i}]`, v as Record<string, unknown>, { mtu }),
+  );
+  const seen = new Set<number>();
+  const taps = new Set<string>();
+  vnis.forEach((v, i) => {
+    if (seen.has(v.vni)) throw new ConfigError(`${where}.vnis[${i}].vni`, v.vni, 'appears twice');
+    if (taps.has(v.tap))
+      throw new ConfigError(`${where}.vnis[${i}].tap`, v.tap, 'is used by two VNIs');
+    seen.add(v.vni);
+    taps.add(v.tap);
+    for (const [k, r] of v.remotes.entries()) {
+      if (isIPv4(r.address) !== isIPv4(local)) {
+        throw new ConfigError(
+          `${where}.vnis[${i}].remotes[${k}]`,
+          r.address,
+          `is not of the same IP family as local ${local}`,
+        );
+      }
+    }
+  });
+  const ageing = raw.ageing === undefined ? DEFAULT_AGEING_MS / 1000 : raw.ageing;
+  if (typeof ageing !== 'number' && typeof ageing !== 'string')
+    throw new ConfigError(`${where}.ageing`, ageing, 'must be seconds');
+  const ageingS = Number(ageing);
+  if (!Number.isFinite(ageingS) || ageingS <= 0 || ageingS > 1_000_000) {
+    throw new ConfigError(`${where}.ageing`, ageing, 'must be a number of seconds in (0, 1000000]');
+  }
+  return {
+    local,
+    port: raw.port === undefined ? VXLAN_PORT : integer(`${where}.port`, raw.port, 1, 65535),
+    control: control as string | undefined,
+    ageingMs: Math.round(ageingS * 1000),
+    maxEntries:
+      raw.maxEntries === undefined
+        ? DEFAULT_MAX_ENTRIES
+        : integer(`${where}.maxEntries`, raw.maxEntries, 1, 16_777_216),
+    reservedBits,
+    sourcePortMode: mode,
+    sourcePortMin,
+    sourcePortMax,
+    vnis,
+  };
+}
+
+/** Read and validate a YAML configuration file. */
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('--config', path, `cannot be read: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      '--config',
+      path,
+      `is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+  return validate(raw as Record<string, unknown>, path);
+}

@@ -1,0 +1,471 @@
+import { Fdb, type FdbCounters } from '../fdb/fdb.js';
+import { makeRemote, type Remote } from '../fdb/remote.js';
+import {
+  ADDR_LEN,
+  addrFamily,
+  addrIpv4,
+  addrToString,
+  addrTruncated,
+  writeAddr,
+} from '../io/addr.js';
+import {
+  TxBatch,
+  type DatagramSender,
+  type DatagramSocket,
+  type FrameDevice,
+} from '../io/types.js';
+import { Drop, DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
+import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
+import { formatMac, isMulticast, readMac } from '../wire/mac.js';
+import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
+import { RateLimiter } from '../util/ratelimit.js';
+import {
+  HEADER_LEN as VXLAN_HEADER_LEN,
+  decapsulateInto,
+  emitVxlan,
+  type DecapResult,
+  type ReservedBitsPolicy,
+} from '../wire/vxlan.js';
+import { flowHash, sourcePort } from './flowhash.js';
+
+/**
+ * The data plane. Frames from a VNI's TAP are looked up in the FDB and encapsulated in place
+ * (the VXLAN header, and in raw mode the UDP header, go into the headroom in front of the frame)
+ * and sent in batches to one remote or to the VNI's flood list. Datagrams from the underlay are
+ * validated, learned from and written to the VNI's TAP as views into the receive slab. Nothing
+ * is copied except for a flood to remotes that need different UDP headers.
+ *
+ * No syscalls and no clocks: devices come in as interfaces and `now` (ms) as an argument, so
+ * the same engine runs over the Linux devices and over the in-memory fakes.
+ */
+
+export interface VniConfig {
+  vni: number;
+  tap: FrameDevice;
+  /** Configured remote VTEPs: the flood list, and (unless learnRemotes) the only accepted senders. */
+  remotes: Remote[];
+  /** Accept and learn VXLAN from any sender (Linux behaviour) instead of configured remotes only (OVS). */
+  learnRemotes?: boolean;
+  /** MAC learning (default on). */
+  learning?: boolean;
+  maxEntries?: number;
+  /** MACs of our own side (the TAP's): a frame from the underlay with one as its source is a loop. */
+  ownMacs?: number[];
+  /** The TAP MTU: larger frames from the TAP are dropped rather than sent (default 1500). */
+  mtu?: number;
+}
+
+export interface EngineOptions {
+  underlay: DatagramSocket;
+  /** When set, datagrams leave through this raw sender with a UDP header we write, so the source port follows the flow. */
+  raw?: DatagramSender;
+  fdb: Fdb;
+  reservedBits?: ReservedBitsPolicy;
+  /** Source port range for raw mode (default 49152..65535, RFC 7348 §5). */
+  sourcePortMin?: number;
+  sourcePortMax?: number;
+  /** Destination port for remotes learned from traffic (default 4789). */
+  dstPort?: number;
+  /** Datagrams per underlay send call (default 256). */
+  txBatch?: number;
+  /** Rate-limited log lines (drops, moves). */
+  log?: (line: string) => void;
+  /** Learned senders cached per VNI before the cache starts over (default 65536). */
+  senderCacheMax?: number;
+}
+
+export interface DirectionCounters {
+  packets: number;
+  bytes: number;
+}
+
+export interface VniStats {
+  vni: number;
+  tap: string;
+  remotes: string[];
+  learnRemotes: boolean;
+  fdbEntries: number;
+  /** Underlay → TAP (decapsulated). */
+  rx: DirectionCounters;
+  /** TAP → underlay (encapsulated; one per datagram sent, so a flood counts each copy). */
+  tx: DirectionCounters;
+}
+
+export interface EngineStats {
+  vnis: VniStats[];
+  drops: Record<string, number>;
+  fdb: FdbCounters & { entries: number };
+}
+
+/** How many learned-sender remotes to cache before starting over (bounds memory under spoofing). */
+const SENDER_CACHE_MAX = 65536;
+
+class VniState {
+  readonly remotes: Remote[];
+  readonly senders4 = new Map<number, Remote>();
+  readonly senders6 = new Map<string, Remote>();
+  readonly ownMacs: Set<number>;
+  readonly maxFrame: number;
+  readonly tapTx: TxBatch;
+  readonly rx: DirectionCounters = { packets: 0, bytes: 0 };
+  readonly tx: DirectionCounters = { packets: 0, bytes: 0 };
+  learnedSenders = 0;
+
+  constructor(
+    readonly cfg: VniConfig,
+    batch: number,
+  ) {
+    this.remotes = [...cfg.remotes];
+    for (const r of this.remotes) this.remember(r);
+    this.ownMacs = new Set(cfg.ownMacs ?? []);
+    this.maxFrame = (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
+    this.tapTx = new TxBatch(batch);
+  }
+
+  remember(r: Remote): void {
+    if (r.family === 4) {
+      const p = r.address.split('.').map(Number);
+      this.senders4.set(((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0, r);
+    } else {
+      this.senders6.set(r.address, r);
+    }
+  }
+}
+
+export class Engine {
+  readonly drops = new Float64Array(DROP_REASON_COUNT);
+  readonly fdb: Fdb;
+  private readonly vnis = new Map<number, VniState>();
+  private readonly underlay: DatagramSocket;
+  private readonly sender: DatagramSender;
+  private readonly raw: boolean;
+  private readonly policy: ReservedBitsPolicy;
+  private readonly portMin: number;
+  private readonly portMax: number;
+  private readonly dstPort: number;
+  private readonly senderCacheMax: number;
+  private readonly udpTx: TxBatch;
+  private readonly slots = new Map<Remote, Uint8Array>();
+  private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
+  private readonly log: (line: string) => void;
+  private readonly dropLog = new RateLimiter(10, 5000);
+  /** Where a flood copy goes when remotes need different UDP headers. */
+  private readonly copySlab: Buffer;
+  private copyUsed = 0;
+
+  constructor(opts: EngineOptions) {
+    this.underlay = opts.underlay;
+    this.sender = opts.raw ?? opts.underlay;
+    this.raw = opts.raw !== undefined;
+    this.fdb = opts.fdb;
+    this.policy = opts.reservedBits ?? 'drop';
+    this.portMin = opts.sourcePortMin ?? 49152;
+    this.portMax = opts.sourcePortMax ?? 65535;
+    this.dstPort = opts.dstPort ?? VXLAN_PORT;
+    this.senderCacheMax = opts.senderCacheMax ?? SENDER_CACHE_MAX;
+    this.udpTx = new TxBatch(opts.txBatch ?? 256);
+    this.log = opts.log ?? (() => {});
+    this.copySlab = Buffer.alloc(this.udpTx.capacity * (opts.underlay.rx.slotSize + 64));
+  }
+
+  addVni(cfg: VniConfig): void {
+    const need = VXLAN_HEADER_LEN + (this.raw ? UDP_HEADER_LEN : 0);
+    if (cfg.tap.rx.headroom < need) {
+      throw Object.assign(
+        new Error(
+          `vni ${cfg.vni}: tap ${cfg.tap.name} has ${cfg.tap.rx.headroom} bytes of headroom, ${need} needed`,
+        ),
+        {
+          code: 'ERR_ENGINE_CONFIG',
+        },
+      );
+    }
+    for (const r of cfg.remotes) {
+      if (r.family !== this.underlay.family) {
+        throw Object.assign(
+          new Error(
+            `vni ${cfg.vni}: remote ${r.key} is IPv${r.family}, the underlay is IPv${this.underlay.family}`,
+          ),
+          {
+            code: 'ERR_ENGINE_CONFIG',
+          },
+        );
+      }
+    }
+    this.fdb.addVni(cfg.vni, {
+      flood: cfg.remotes,
+      learning: cfg.learning,
+      maxEntries: cfg.maxEntries,
+    });
+    this.vnis.set(cfg.vni, new VniState(cfg, cfg.tap.rx.batchSize));
+  }
+
+  /** Datagrams 0..count-1 of the underlay's receive ring arrived. */
+  underlayReceived(count: number, now: number): void {
+    const rx = this.underlay.rx;
+    const { slab, lengths } = rx;
+    const addrs = rx.addrs!;
+    const dec = this.dec;
+    for (let i = 0; i < count; i++) {
+      if (addrTruncated(addrs, i)) {
+        this.drop(Drop.DATAGRAM_TRUNCATED, now, -1, i);
+        continue;
+      }
+      const reason = decapsulateInto(slab, rx.offset(i), lengths[i], this.policy, dec);
+      if (reason !== Drop.NONE) {
+        this.drop(reason, now, -1, i);
+        continue;
+      }
+      const vs = this.vnis.get(dec.vni);
+      if (vs === undefined) {
+        this.drop(Drop.VNI_UNKNOWN, now, dec.vni, i);
+        continue;
+      }
+      const remote = this.sender4or6(vs, addrs, i);
+      if (remote === undefined) {
+        this.drop(Drop.SENDER_NOT_REMOTE, now, dec.vni, i);
+        continue;
+      }
+      const src = readMac(slab, dec.offset + 6);
+      if (vs.ownMacs.has(src)) {
+        this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i);
+        continue;
+      }
+      this.fdb.learn(dec.vni, src, remote, now);
+      vs.tapTx.push(dec.offset, dec.length);
+      vs.rx.packets++;
+      vs.rx.bytes += dec.length;
+    }
+    for (const vs of this.vnis.values()) {
+      if (vs.tapTx.count === 0) continue;
+      const written = vs.cfg.tap.write(slab, vs.tapTx);
+      if (written < vs.tapTx.count) {
+        this.dropN(
+          Drop.TAP_WRITE_FAILED,
+          vs.tapTx.count - written,
+          now,
+          vs.cfg.vni,
+          vs.cfg.tap.lastError,
+        );
+        vs.rx.packets -= vs.tapTx.count - written;
+      }
+      vs.tapTx.clear();
+    }
+  }
+
+  /** Frames 0..count-1 of the VNI's TAP receive ring arrived. */
+  tapReceived(vni: number, count: number, now: number): void {
+    const vs = this.vnis.get(vni);
+    if (vs === undefined) return;
+    const rx = vs.cfg.tap.rx;
+    const { slab, lengths } = rx;
+    for (let i = 0; i < count; i++) {
+      const off = rx.offset(i);
+      const len = lengths[i];
+      if (len < ETHERNET_HEADER_LEN) {
+        this.drop(Drop.ETHERNET_TRUNCATED, now, vni, -1);
+        continue;
+      }
+      if (len > vs.maxFrame) {
+        this.drop(Drop.FRAME_TOO_BIG, now, vni, -1);
+        continue;
+      }
+      emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
+      const dst = readMac(slab, off);
+      const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
+      const port = this.raw ? sourcePort(flowHash(slab, off, len), this.portMin, this.portMax) : 0;
+      if (remote !== null) {
+        this.enqueue(vs, slab, off, len, remote, port, -1, now);
+        continue;
+      }
+      const flood = this.fdb.floodList(vni);
+      if (flood.length === 0) {
+        this.drop(Drop.NO_REMOTE, now, vni, -1);
+        continue;
+      }
+      const firstPort = flood[0].port;
+      for (let k = 0; k < flood.length; k++)
+        this.enqueue(vs, slab, off, len, flood[k], port, firstPort, now);
+    }
+    this.flushUnderlay(now);
+  }
+
+  /** Age the FDB; returns when the next entry is due (ms, same clock as `now`). */
+  sweep(now: number): number | undefined {
+    return this.fdb.sweep(now).nextDue;
+  }
+
+  stats(): EngineStats {
+    const drops: Record<string, number> = {};
+    this.drops.forEach((n, reason) => {
+      if (reason !== Drop.NONE) drops[dropReasonName(reason)] = n;
+    });
+    return {
+      vnis: [...this.vnis.values()].map((vs) => ({
+        vni: vs.cfg.vni,
+        tap: vs.cfg.tap.name,
+        remotes: vs.remotes.map((r) => r.key),
+        learnRemotes: vs.cfg.learnRemotes ?? false,
+        fdbEntries: this.fdb.sizeOf(vs.cfg.vni),
+        rx: { ...vs.rx },
+        tx: { ...vs.tx },
+      })),
+      drops,
+      fdb: { ...this.fdb.counters, entries: this.fdb.size },
+    };
+  }
+
+  /** The remote a datagram came from, if it may send to this VNI. */
+  private sender4or6(vs: VniState, addrs: Uint8Array, i: number): Remote | undefined {
+    let r: Remote | undefined;
+    const v4 = addrFamily(addrs, i) === 4;
+    const key4 = v4 ? addrIpv4(addrs, i) : 0;
+    const key6 = v4 ? '' : addrToString(addrs, i);
+    r = v4 ? vs.senders4.get(key4) : vs.senders6.get(key6);
+    if (r !== undefined || !vs.cfg.learnRemotes) return r;
+    // Linux behaviour: any sender is a remote, reached at our destination port.
+    if (vs.learnedSenders >= this.senderCacheMax) {
+      vs.senders4.clear();
+      vs.senders6.clear();
+      vs.learnedSenders = 0;
+      for (const c of vs.remotes) vs.remember(c);
+    }
+    // Not interned: the cache above is the only reference besides FDB entries, so spoofed
+    // senders cannot grow memory without bound (the FDB compares remotes by key).
+    r = makeRemote(v4 ? addrToString(addrs, i) : key6, this.dstPort);
+    if (v4) vs.senders4.set(key4, r);
+    else vs.senders6.set(key6, r);
+    vs.learnedSenders++;
+    return r;
+  }
+
+  private slotOf(r: Remote): Uint8Array {
+    let s = this.slots.get(r);
+    if (s === undefined) {
+      s = new Uint8Array(ADDR_LEN);
+      writeAddr(s, 0, r.address, r.port);
+      this.slots.set(r, s);
+    }
+    return s;
+  }
+
+  /**
+   * Queue the frame at `off` (VXLAN header already in front) to `remote`. In raw mode the UDP
+   * header goes in front too; when a flood reaches a remote whose port differs from the first
+   * one's (whose header is in place), that copy is made in the copy slab.
+   */
+  private enqueue(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    remote: Remote,
+    srcPort: number,
+    firstPort: number,
+    now: number,
+  ): void {
+    if (this.udpTx.full) this.flushUnderlay(now);
+    let base: Buffer = slab;
+    let start = off - VXLAN_HEADER_LEN;
+    let size = len + VXLAN_HEADER_LEN;
+    if (this.raw) {
+      start -= UDP_HEADER_LEN;
+      size += UDP_HEADER_LEN;
+      if (firstPort >= 0 && remote.port !== firstPort) {
+        // This copy needs its own UDP header: copy header room + frame.
+        if (this.copyUsed + size > this.copySlab.length) this.flushUnderlay(now);
+        slab.copy(this.copySlab, this.copyUsed, start, start + size);
+        base = this.copySlab;
+        start = this.copyUsed;
+        this.copyUsed += size;
+      }
+      writeUdpHeader(base, start, srcPort, remote.port, size);
+    }
+    if (base !== this.batchSlab) {
+      if (this.udpTx.count > 0) this.flushUnderlay(now);
+      this.batchSlab = base;
+    }
+    const idx = this.udpTx.push(start, size);
+    this.udpTx.addrs.set(this.slotOf(remote), idx * ADDR_LEN);
+    this.batchVni[idx] = vs;
+    this.batchLen[idx] = len;
+  }
+
+  private batchSlab: Buffer | undefined;
+  private readonly batchVni: VniState[] = [];
+  private readonly batchLen: number[] = [];
+
+  private flushUnderlay(now: number): void {
+    const b = this.udpTx;
+    if (b.count === 0 || this.batchSlab === undefined) return;
+    const sent = this.sender.send(this.batchSlab, b);
+    for (let i = 0; i < sent; i++) {
+      const vs = this.batchVni[i];
+      vs.tx.packets++;
+      vs.tx.bytes += this.batchLen[i];
+    }
+    if (sent < b.count) {
+      this.dropN(
+        Drop.UNDERLAY_SEND_FAILED,
+        b.count - sent,
+        now,
+        this.batchVni[sent].cfg.vni,
+        this.sender.lastError,
+      );
+    }
+    b.clear();
+    if (this.batchSlab === this.copySlab) this.copyUsed = 0;
+    this.batchSlab = undefined;
+  }
+
+  private drop(reason: number, now: number, vni: number, slot: number): void {
+    this.drops[reason]++;
+    if (!this.dropLog.allow(now)) return;
+    const from = slot >= 0 ? ` from ${addrToString(this.underlay.rx.addrs!, slot)}` : '';
+    const suppressed = this.dropLog.takeSuppressed();
+    this.log(
+      `drop ${dropReasonName(reason)}${vni >= 0 ? ` vni ${vni}` : ''}${from}${suppressed ? ` (${suppressed} similar messages suppressed)` : ''}`,
+    );
+  }
+
+  private dropN(
+    reason: number,
+    n: number,
+    now: number,
+    vni: number,
+    error: string | undefined,
+  ): void {
+    this.drops[reason] += n;
+    if (!this.dropLog.allow(now)) return;
+    this.log(`drop ${dropReasonName(reason)} x${n} vni ${vni}: ${error ?? 'unknown error'}`);
+  }
+
+  /** For logs: a MAC move, reported by the FDB with its own rate limit. */
+  static formatMove(m: {
+    vni: number;
+    mac: number;
+    from: Remote;
+    to: Remote;
+    suppressed: number;
+  }): string {
+    return `fdb: vni ${m.vni} ${formatMac(m.mac)} moved from ${m.from.key} to ${m.to.key}${m.suppressed ? ` (${m.suppressed} moves not reported)` : ''}`;
+  }
+}
+
+/** UDP header for raw mode: checksum 0 (IPv4 allows it; for IPv6 the kernel computes it). */
+function writeUdpHeader(
+  buf: Buffer,
+  off: number,
+  srcPort: number,
+  dstPort: number,
+  len: number,
+): void {
+  buf[off] = srcPort >>> 8;
+  buf[off + 1] = srcPort & 0xff;
+  buf[off + 2] = dstPort >>> 8;
+  buf[off + 3] = dstPort & 0xff;
+  buf[off + 4] = len >>> 8;
+  buf[off + 5] = len & 0xff;
+  buf[off + 6] = 0;
+  buf[off + 7] = 0;
+}

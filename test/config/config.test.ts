@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ConfigError, loadConfigFile, parseRemote, validate } from '../../src/config/config.js';
+
+const base = {
+  local: '192.0.2.2',
+  vnis: [{ vni: 5000, remotes: ['192.0.2.1', '192.0.2.3:8472'] }],
+};
+
+t.test('defaults and parsed values', async (t) => {
+  const c = validate(base);
+  t.same(c, {
+    local: '192.0.2.2',
+    port: 4789,
+    control: undefined,
+    ageingMs: 300_000,
+    maxEntries: 8192,
+    reservedBits: 'drop',
+    sourcePortMode: 'hash',
+    sourcePortMin: 49152,
+    sourcePortMax: 65535,
+    vnis: [
+      {
+        vni: 5000,
+        tap: 'vtep5000',
+        mtu: 1450,
+        mac: undefined,
+        remotes: [
+          { address: '192.0.2.1', port: 4789 },
+          { address: '192.0.2.3', port: 8472 },
+        ],
+        learnRemotes: false,
+        learning: true,
+        maxEntries: undefined,
+      },
+    ],
+  });
+  t.same(parseRemote('r', '[2001:db8::1]:8472'), { address: '2001:db8::1', port: 8472 });
+  t.same(parseRemote('r', '2001:db8::1'), { address: '2001:db8::1', port: 4789 });
+  const c2 = validate({
+    ...base,
+    ageing: '1.5',
+    sourcePorts: '50000-50010',
+    sourcePortMode: 'fixed',
+    reservedBits: 'ignore',
+    mtu: 9000,
+  });
+  t.equal(c2.ageingMs, 1500);
+  t.equal(c2.vnis[0].mtu, 9000);
+  t.same(
+    [c2.sourcePortMin, c2.sourcePortMax, c2.sourcePortMode, c2.reservedBits],
+    [50000, 50010, 'fixed', 'ignore'],
+  );
+});
+
+t.test('every bad value names its field and the value', async (t) => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...base, local: 'here' }, /^invalid config\.local "here": must be an IPv4 or IPv6 address$/],
+    [{ ...base, port: 0 }, /config\.port 0: must be an integer in 1\.\.65535/],
+    [{ ...base, port: '47x' }, /config\.port "47x"/],
+    [{ ...base, ageing: 0 }, /config\.ageing 0: must be a number of seconds/],
+    [{ ...base, ageing: [] }, /config\.ageing \[\]: must be seconds/],
+    [{ ...base, maxEntries: -1 }, /config\.maxEntries -1/],
+    [{ ...base, reservedBits: 'keep' }, /config\.reservedBits "keep": must be "drop" or "ignore"/],
+    [{ ...base, sourcePortMode: 'random' }, /config\.sourcePortMode "random"/],
+    [{ ...base, sourcePorts: '10' }, /config\.sourcePorts "10": must be a range/],
+    [
+      { ...base, sourcePorts: '600-500' },
+      /config\.sourcePorts "500": must be an integer in 600\.\.65535/,
+    ],
+    [{ ...base, control: '' }, /config\.control "": must be a path/],
+    [{ ...base, vnis: [] }, /config\.vnis \[\]: must list at least one VNI/],
+    [{ ...base, colour: 'red' }, /config\.colour "red": unknown setting/],
+    [
+      { ...base, vnis: [{ vni: 16777216 }] },
+      /config\.vnis\[0\]\.vni 16777216: must be an integer in 0\.\.16777215/,
+    ],
+    [{ ...base, vnis: [{ vni: 1, tap: 'a/b' }] }, /config\.vnis\[0\]\.tap "a\/b"/],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: '192.0.2.1' }] },
+      /config\.vnis\[0\]\.remotes "192\.0\.2\.1": must be a list/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1:99999'] }] },
+      /config\.vnis\[0\]\.remotes\[0\] "99999"/,
+    ],
+    [{ ...base, vnis: [{ vni: 1, remotes: [42] }] }, /config\.vnis\[0\]\.remotes\[0\] 42/],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['2001:db8::1'] }] },
+      /remotes\[0\] "2001:db8::1": is not of the same IP family as local 192\.0\.2\.2/,
+    ],
+    [{ ...base, vnis: [{ vni: 1, mac: 'nope' }] }, /config\.vnis\[0\]\.mac "nope"/],
+    [{ ...base, vnis: [{ vni: 1, mtu: 20 }] }, /config\.vnis\[0\]\.mtu 20/],
+    [
+      { ...base, vnis: [{ vni: 1, learnRemotes: 'yes' }] },
+      /config\.vnis\[0\]\.learnRemotes "yes": must be true or false/,
+    ],
+    [{ ...base, vnis: [{ vni: 1, maxEntries: 0 }] }, /config\.vnis\[0\]\.maxEntries 0/],
+    [{ ...base, vnis: [{ vni: 1, bogus: 1 }] }, /config\.vnis\[0\]\.bogus 1: unknown setting/],
+    [{ ...base, vnis: [5] }, /config\.vnis\[0\] 5: must be a mapping/],
+    [
+      { ...base, vnis: [{ vni: 1 }, { vni: 1, tap: 'x' }] },
+      /config\.vnis\[1\]\.vni 1: appears twice/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1 }, { vni: 2, tap: 'vtep1' }] },
+      /config\.vnis\[1\]\.tap "vtep1": is used by two VNIs/,
+    ],
+  ];
+  for (const [raw, re] of cases) {
+    t.throws(
+      () => validate(raw),
+      { name: 'ConfigError', code: 'ERR_CONFIG', message: re },
+      String(re),
+    );
+  }
+  t.throws(() => validate([] as unknown as Record<string, unknown>), ConfigError);
+});
+
+t.test('YAML files: several VNIs; unreadable and invalid files are named', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(
+    good,
+    [
+      'local: 192.0.2.2',
+      'ageing: 60',
+      'vnis:',
+      '  - vni: 100',
+      '    tap: red0',
+      '    remotes: [192.0.2.1]',
+      '  - vni: 200',
+      '    learnRemotes: true',
+      '',
+    ].join('\n'),
+  );
+  const c = loadConfigFile(good);
+  t.same(
+    c.vnis.map((v) => [v.vni, v.tap, v.learnRemotes]),
+    [
+      [100, 'red0', false],
+      [200, 'vtep200', true],
+    ],
+  );
+  t.equal(c.ageingMs, 60_000);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'vnis: [1\n');
+  t.throws(() => loadConfigFile(bad), {
+    message: /invalid --config ".*bad\.yaml": is not valid YAML/,
+  });
+  t.throws(() => loadConfigFile(join(dir, 'missing.yaml')), { message: /cannot be read/ });
+  const wrong = join(dir, 'wrong.yaml');
+  writeFileSync(wrong, 'vnis:\n  - vni: x\n');
+  t.throws(() => loadConfigFile(wrong), {
+    message: new RegExp(`invalid ${wrong.replace(/[.]/g, '\\.')}\\.vnis\\[0\\]\\.vni "x"`),
+  });
+});

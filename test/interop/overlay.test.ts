@@ -1,0 +1,387 @@
+// Interop with real peers: Open vSwitch (userspace datapath) and Linux kernel VXLAN on either
+// side of our vtep, in namespaces this test builds and tears down (see src/lab/topology.ts).
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t, { type Test } from 'tap';
+import { UNDERLAY, VM, Topology, vtepBin } from '../../src/lab/topology.js';
+import { bg, sleep, until } from '../../src/lab/sh.js';
+import { emitEthernet } from '../../src/wire/ethernet.js';
+import { emitVxlan } from '../../src/wire/vxlan.js';
+import { inject, udpPacket } from '../helpers/inject.js';
+import { readPcap } from '../helpers/pcapread.js';
+import { needs } from '../helpers/prereq.js';
+
+const VNI = 5000;
+const MARKER = 0x88b5; // local experimental EtherType: frames the tests craft
+
+const ready = needs(t, {
+  root: true,
+  commands: [
+    'ip',
+    'ovs-vsctl',
+    'ovs-vswitchd',
+    'ovsdb-server',
+    'tshark',
+    'tcpdump',
+    'ping',
+    'bridge',
+    'ethtool',
+  ],
+});
+// Everything below needs the topology; without the prerequisites `needs` has failed (CI) or
+// skipped the file, and nothing is built.
+const topo = ready
+  ? await Topology.build({
+      prefix: `o${process.pid % 10000}`,
+      injector: true,
+      vtepArgs: ['--max-entries', '1024'],
+    })
+  : (undefined as unknown as Topology);
+if (ready) {
+  t.teardown(() => topo.teardown());
+  await topo.startVtep();
+}
+
+type Stats = {
+  vnis: { rx: { packets: number }; tx: { packets: number }; fdbEntries: number }[];
+  drops: Record<string, number>;
+  fdb: Record<string, number>;
+};
+const stats = async () => (await topo.ask('stats')) as Stats;
+const vtepCli = (...args: string[]) =>
+  spawnSync(process.execPath, [vtepBin(), ...args, '--control', topo.control], {
+    encoding: 'utf8',
+  });
+
+function ping(from: string, to: string): boolean {
+  return topo
+    .get(from)
+    .exec(`ping -c 3 -i 0.2 -W 2 ${to}`, { allowFail: true })
+    .includes(' 0% packet loss');
+}
+
+/** A VXLAN payload: header (flags, reserved bytes, VNI) + a marker frame. */
+function vxlanPayload(
+  o: {
+    vni?: number;
+    flags?: number;
+    r1?: number[];
+    r2?: number;
+    src?: number;
+    type?: number;
+    frameLen?: number;
+  } = {},
+): Buffer {
+  const frameLen = o.frameLen ?? 60;
+  const b = Buffer.alloc(8 + frameLen, 0x5a);
+  emitVxlan(o.vni ?? VNI, b, 0);
+  if (o.flags !== undefined) b[0] = o.flags;
+  if (o.r1) b.set(o.r1, 1);
+  if (o.r2 !== undefined) b[7] = o.r2;
+  if (frameLen >= 14)
+    emitEthernet(
+      { dst: 0xffffffffffff, src: o.src ?? 0x02bad0000001, ethertype: o.type ?? MARKER },
+      b,
+      8,
+    );
+  return b;
+}
+
+/** Wait until tcpdump says it is capturing. */
+async function listening(dump: ReturnType<typeof bg>): Promise<void> {
+  let err = '';
+  dump.stderr!.on('data', (d) => (err += d));
+  await until(() => err.includes('listening on'), 5000);
+}
+
+/** Register a subtest only when the topology exists. */
+const test = (name: string, fn: (t: Test) => Promise<void>) =>
+  ready ? t.test(name, fn) : undefined;
+
+const fromRemote = (payload: Buffer, src: string = UNDERLAY.ovs) =>
+  udpPacket(src, UNDERLAY.vtep, 51234, 4789, payload);
+
+test('ping in every direction across the overlay', async (t) => {
+  t.ok(ping('vmB', VM.ovs.ip), 'vtep VM → OVS VM');
+  t.ok(ping('vmA', VM.vtep.ip), 'OVS VM → vtep VM');
+  t.ok(ping('vmB', VM.kernel.ip), 'vtep VM → kernel VM');
+  t.ok(ping('vmC', VM.vtep.ip), 'kernel VM → vtep VM');
+});
+
+test('ARP resolves across the overlay', async (t) => {
+  const neigh = (ns: string, ip: string) => topo.get(ns).exec(`ip neigh show ${ip}`);
+  t.match(neigh('vmB', VM.ovs.ip), VM.ovs.mac);
+  t.match(neigh('vmB', VM.kernel.ip), VM.kernel.mac);
+  t.match(neigh('vmA', VM.vtep.ip), VM.vtep.mac);
+  t.match(neigh('vmC', VM.vtep.ip), VM.vtep.mac);
+});
+
+test('1 MB over TCP through the tunnel arrives byte for byte, both peers', async (t) => {
+  for (const [server, ip] of [
+    ['vmA', VM.ovs.ip],
+    ['vmC', VM.kernel.ip],
+  ] as const) {
+    const srv = bg(
+      `${topo.get(server).prefix} ${process.execPath} -e "const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;` +
+        `const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{console.log(JSON.stringify({n,sha:h.digest('hex')}));s.close()})}).listen(5001,'${ip}',()=>console.log('ready'))"`,
+    );
+    let out = '';
+    srv.stdout!.on('data', (d) => (out += d));
+    await until(() => out.includes('ready'), 5000);
+    const client = topo
+      .get('vmB')
+      .exec(
+        `${process.execPath} -e "const net=require('net'),c=require('crypto');const d=c.randomBytes(1<<20);` +
+          `const k=net.connect(5001,'${ip}',()=>k.end(d));k.on('close',()=>console.log(c.createHash('sha256').update(d).digest('hex')))"`,
+      );
+    await until(() => out.includes('sha'), 20_000);
+    srv.kill();
+    const got = JSON.parse(out.split('\n').find((l) => l.includes('sha'))!);
+    t.equal(got.n, 1 << 20, `${server}: 1 MiB received`);
+    t.equal(got.sha, client.trim(), `${server}: same SHA-256 as sent`);
+  }
+});
+
+test('vtep fdb show --json lists both remote VMs behind the right remotes', async (t) => {
+  ping('vmB', VM.ovs.ip);
+  ping('vmB', VM.kernel.ip);
+  const r = vtepCli('fdb', 'show', '--json');
+  t.equal(r.status, 0, r.stderr);
+  const rows = JSON.parse(r.stdout) as {
+    vni: number;
+    mac: string;
+    remote: string;
+    static: boolean;
+  }[];
+  t.ok(Array.isArray(rows), 'a list');
+  t.same(
+    rows.find((x) => x.mac === VM.ovs.mac),
+    {
+      ...rows.find((x) => x.mac === VM.ovs.mac),
+      vni: VNI,
+      remote: `${UNDERLAY.ovs}:4789`,
+      static: false,
+    },
+  );
+  t.same(
+    rows.find((x) => x.mac === VM.kernel.mac),
+    {
+      ...rows.find((x) => x.mac === VM.kernel.mac),
+      vni: VNI,
+      remote: `${UNDERLAY.kernel}:4789`,
+      static: false,
+    },
+  );
+  const text = vtepCli('fdb', 'show');
+  t.match(
+    text.stdout,
+    new RegExp(`${VM.ovs.mac} dev ${topo.tap} dst ${UNDERLAY.ovs} port 4789 vni ${VNI} self age`),
+  );
+  // and the peers learned ours behind us
+  t.ok(
+    topo.ovs!.fdb('br0').some((e) => e.mac === VM.vtep.mac),
+    'OVS learned the vtep VM',
+  );
+  const kfdb = JSON.parse(topo.get('hostC').exec('bridge -j fdb show dev vx0')) as {
+    mac: string;
+    dst?: string;
+  }[];
+  t.ok(
+    kfdb.some((e) => e.mac === VM.vtep.mac && e.dst === UNDERLAY.vtep),
+    'the kernel learned the vtep VM behind 192.0.2.2',
+  );
+  const st = vtepCli('stats');
+  t.match(st.stdout, /vni 5000 dev \S+ remotes 192\.0\.2\.1:4789,192\.0\.2\.3:4789/);
+});
+
+test('static entries through the CLI; bad input gives a clear error', async (t) => {
+  t.equal(
+    vtepCli('fdb', 'add', '02:00:00:00:99:01', '--vni', '5000', '--remote', UNDERLAY.kernel).status,
+    0,
+  );
+  const rows = JSON.parse(vtepCli('fdb', 'show', '--vni', '5000', '--json').stdout) as {
+    mac: string;
+    static: boolean;
+  }[];
+  t.ok(rows.find((r) => r.mac === '02:00:00:00:99:01')?.static);
+  t.equal(vtepCli('fdb', 'del', '02:00:00:00:99:01', '--vni', '5000').status, 0);
+  const bad = vtepCli('fdb', 'add', 'zz:00', '--vni', '5000', '--remote', UNDERLAY.kernel);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /mac "zz:00" is not a MAC address \[ERR_MAC\]/);
+  const badVni = vtepCli('fdb', 'show', '--vni', '77');
+  t.match(badVni.stderr, /vni "77" is not configured/);
+});
+
+test('tshark decodes our tunnel packets: I flag, VNI 5000, zero reserved, per-flow source ports', async (t) => {
+  const file = join(topo.dir, 'underlay.pcap');
+  const dump = bg(
+    `${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -w ${file} src ${UNDERLAY.vtep} and udp port 4789`,
+  );
+  await listening(dump);
+  ping('vmB', VM.ovs.ip);
+  ping('vmB', VM.kernel.ip);
+  await until(() => readPcap(file).length >= 6, 5000);
+  dump.kill('SIGINT');
+  await sleep(300);
+  const r = spawnSync(
+    'tshark',
+    [
+      '-r',
+      file,
+      '-d',
+      'udp.port==4789,vxlan',
+      '-Y',
+      `ip.src==${UNDERLAY.vtep}`,
+      '-T',
+      'fields',
+      '-E',
+      'separator=,',
+      '-E',
+      'occurrence=f',
+      '-e',
+      'vxlan.flags',
+      '-e',
+      'vxlan.flag_i',
+      '-e',
+      'vxlan.vni',
+      '-e',
+      'vxlan.flags_reserved',
+      '-e',
+      'vxlan.gbp',
+      '-e',
+      'vxlan.reserved8',
+      '-e',
+      'udp.srcport',
+      '-e',
+      'ip.dst',
+    ],
+    { encoding: 'utf8' },
+  );
+  const rows = r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(','));
+  t.ok(rows.length >= 6, `${rows.length} packets of ours decoded`);
+  for (const [flags, i, vni, res, gbp, res8, sport] of rows) {
+    if (
+      Number(flags) !== 0x0800 ||
+      i !== '1' ||
+      Number(vni) !== VNI ||
+      Number(res) ||
+      Number(gbp) ||
+      Number(res8) ||
+      Number(sport) < 49152
+    ) {
+      t.fail(`bad packet: ${[flags, i, vni, res, gbp, res8, sport]}`);
+    }
+  }
+  t.pass('every packet: flags 0x08, VNI 5000, reserved zero, source port in 49152..65535');
+  t.ok(new Set(rows.map((r) => r[7])).size === 2, 'sent to both peers');
+});
+
+test('hostile input is dropped and counted under its reason; valid traffic keeps flowing', async (t) => {
+  const file = join(topo.dir, 'tap.pcap');
+  const dump = bg(
+    `${topo.get('vmB').prefix} tcpdump -i ${topo.tap} -U -n -w ${file} ether proto ${MARKER}`,
+  );
+  await listening(dump);
+  const before = await stats();
+  // positive control: a valid packet from a configured remote does arrive
+  inject(topo.get('inj'), [fromRemote(vxlanPayload())]);
+  t.ok(
+    await until(() => readPcap(file).length === 1, 3000),
+    'the valid crafted frame reached the TAP',
+  );
+
+  const cases: Record<string, Buffer[]> = {
+    vxlan_no_i_flag: [
+      fromRemote(vxlanPayload({ flags: 0x00 })),
+      fromRemote(vxlanPayload({ flags: 0xf7 })),
+    ],
+    vxlan_reserved_flags: [0, 1, 2, 4, 5, 6, 7].map((bit) =>
+      fromRemote(vxlanPayload({ flags: 0x08 | (1 << bit) })),
+    ),
+    vxlan_reserved_field: [
+      ...[0, 1, 2].flatMap((byte) =>
+        [0, 1, 2, 3, 4, 5, 6, 7].map((bit) =>
+          fromRemote(vxlanPayload({ r1: [0, 1, 2].map((b) => (b === byte ? 1 << bit : 0)) })),
+        ),
+      ),
+      ...[0, 1, 2, 3, 4, 5, 6, 7].map((bit) => fromRemote(vxlanPayload({ r2: 1 << bit }))),
+    ],
+    vxlan_truncated: [0, 1, 2, 3, 4, 5, 6, 7].map((n) => fromRemote(vxlanPayload().subarray(0, n))),
+    inner_truncated: Array.from({ length: 14 }, (_, n) =>
+      fromRemote(vxlanPayload().subarray(0, 8 + n)),
+    ),
+    vni_unknown: [fromRemote(vxlanPayload({ vni: 4242 }))],
+    sender_not_remote: [fromRemote(vxlanPayload(), UNDERLAY.injector)],
+  };
+  const random = fc.sample(fc.uint8Array({ minLength: 0, maxLength: 1400, size: 'max' }), {
+    numRuns: 200,
+    seed: 7348,
+  });
+  const randomPackets = random.map((b) => fromRemote(Buffer.from(b), UNDERLAY.injector));
+  const all = [...Object.values(cases).flat(), ...randomPackets];
+  const sent = inject(topo.get('inj'), all);
+  t.same(sent, { sent: all.length, failed: 0 }, `${all.length} hostile packets sent`);
+  const sum = (s: Stats) => Object.values(s.drops).reduce((a, b) => a + b, 0);
+  await until(async () => sum(await stats()) - sum(before) >= all.length, 5000);
+  const after = await stats();
+  for (const [reason, pkts] of Object.entries(cases)) {
+    const delta = after.drops[reason] - before.drops[reason];
+    if (
+      reason === 'sender_not_remote' ||
+      reason === 'vxlan_no_i_flag' ||
+      reason === 'vxlan_truncated' ||
+      reason === 'vxlan_reserved_flags' ||
+      reason === 'vxlan_reserved_field' ||
+      reason === 'inner_truncated'
+    ) {
+      t.ok(
+        delta >= pkts.length,
+        `${reason}: +${delta} (≥ ${pkts.length}; random bytes land here too)`,
+      );
+    } else {
+      t.equal(delta, pkts.length, `${reason}: +${pkts.length}`);
+    }
+  }
+  t.equal(sum(after) - sum(before), all.length, 'every hostile packet counted exactly once');
+  await sleep(300);
+  dump.kill('SIGINT');
+  await sleep(200);
+  t.equal(readPcap(file).length, 1, 'none of them reached the TAP');
+  t.equal(topo.vtep!.exitCode, null, 'vtep still running');
+  t.ok(ping('vmB', VM.ovs.ip) && ping('vmC', VM.vtep.ip), 'valid traffic keeps flowing');
+});
+
+test('a MAC flood keeps the FDB at its cap, memory bounded, pings working', async (t) => {
+  const rss = () =>
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${topo.vtep!.pid}/status`, 'utf8'))![1]);
+  const rssBefore = rss();
+  const flood: Buffer[] = [];
+  for (let i = 0; i < 30_000; i++)
+    flood.push(fromRemote(vxlanPayload({ src: 0x02f100000000 + i, type: MARKER + 1 })));
+  const sent = inject(topo.get('inj'), flood);
+  t.equal(sent.sent, 30_000);
+  await until(async () => (await stats()).fdb.learned >= 20_000, 10_000);
+  const s = await stats();
+  t.ok(s.fdb.entries <= 1024, `FDB at ${s.fdb.entries} entries (cap 1024)`);
+  t.ok(s.fdb.evicted > 10_000, `${s.fdb.evicted} evicted`);
+  const grown = rss() - rssBefore;
+  t.ok(grown < 64 * 1024, `RSS grew ${grown} KiB (< 64 MiB)`);
+  t.ok(ping('vmB', VM.ovs.ip), 'vtep VM → OVS VM still works');
+  t.ok(ping('vmC', VM.vtep.ip), 'kernel VM → vtep VM still works');
+});
+
+test('SIGTERM: clean exit 0, TAP gone', async (t) => {
+  const code = await topo.stopVtep();
+  t.equal(code, 0, 'exit status 0');
+  t.notOk(
+    topo.get('vmB').exec('ip -o link', { allowFail: true }).includes(topo.tap),
+    'TAP removed with the process',
+  );
+  t.notOk(spawnSync('test', ['-e', topo.control]).status === 0, 'control socket removed');
+});

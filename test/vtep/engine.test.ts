@@ -1,0 +1,368 @@
+import fc from 'fast-check';
+import t from 'tap';
+import { addrPort, addrToString } from '../../src/io/addr.js';
+import { Engine } from '../../src/vtep/engine.js';
+import { flowHash } from '../../src/vtep/flowhash.js';
+import { Drop } from '../../src/wire/drop.js';
+import { formatMac } from '../../src/wire/mac.js';
+import { decapsulate } from '../../src/wire/vxlan.js';
+import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
+import { Fdb } from '../../src/fdb/fdb.js';
+import { Remotes } from '../../src/fdb/remote.js';
+import {
+  LOCAL,
+  PEER_A,
+  PEER_C,
+  RecordingSender,
+  frame,
+  harness,
+  settle,
+  vxlan,
+} from './harness.js';
+
+const VM_B = 0x525400000002; // behind our TAP
+const VM_A = 0x525400000001; // behind PEER_A
+const VM_C = 0x525400000003; // behind PEER_C
+const BCAST = 0xffffffffffff;
+
+t.test('broadcast from the TAP is flooded to every remote, encapsulated', async (t) => {
+  const h = harness([{ vni: 5000 }]);
+  const f = frame(BCAST, VM_B, 64);
+  h.taps.get(5000)!.inject(f);
+  await settle();
+  for (const peer of [PEER_A, PEER_C]) {
+    const got = h.inbox.get(peer)!;
+    t.equal(got.length, 1, `one copy to ${peer}`);
+    const d = decapsulate(got[0]);
+    t.same(typeof d === 'number' ? d : { vni: d.vni, frame: d.frame.toString('hex') }, {
+      vni: 5000,
+      frame: f.toString('hex'),
+    });
+  }
+  t.equal(h.inbox.get('192.0.2.99')!.length, 0, 'nothing to a stranger');
+  t.same(h.engine.stats().vnis[0].tx, { packets: 2, bytes: 128 }, 'each copy counted');
+});
+
+t.test('learn from the underlay, deliver to the TAP, then unicast back', async (t) => {
+  const h = harness([{ vni: 5000 }]);
+  const fromA = frame(VM_B, VM_A, 98);
+  h.underlay.receive(vxlan(5000, fromA), h.peerA);
+  await settle();
+  const tap = h.taps.get(5000)!;
+  t.same(
+    tap.written.map((b) => b.toString('hex')),
+    [fromA.toString('hex')],
+    'inner frame delivered',
+  );
+  t.equal(h.fdb.lookup(5000, VM_A, 0)?.key, '192.0.2.1:4789', 'VM_A learned behind PEER_A');
+  tap.inject(frame(VM_A, VM_B, 70));
+  await settle();
+  t.equal(h.inbox.get(PEER_A)!.length, 1, 'unicast to PEER_A');
+  t.equal(h.inbox.get(PEER_C)!.length, 0, 'not flooded');
+  const s = h.engine.stats();
+  t.same(s.vnis[0].rx, { packets: 1, bytes: 98 });
+  t.same(s.vnis[0].tx, { packets: 1, bytes: 70 });
+  t.equal(s.fdb.entries, 1);
+  // unknown unicast floods
+  tap.inject(frame(0x0200000000ee, VM_B));
+  await settle();
+  t.equal(h.inbox.get(PEER_A)!.length + h.inbox.get(PEER_C)!.length, 3);
+});
+
+t.test('the TAP write gets views into the underlay slab: no copy on the way through', async (t) => {
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789);
+  const peer = net.bind(PEER_A, 4789);
+  const slabs: Uint8Array[] = [];
+  const tap = new FakeTap('spy');
+  const write = tap.write.bind(tap);
+  tap.write = (slab, batch) => (slabs.push(slab), write(slab, batch));
+  const remotes = new Remotes();
+  const engine = new Engine({ underlay, fdb: new Fdb() });
+  engine.addVni({ vni: 1, tap, remotes: [remotes.get(PEER_A)] });
+  underlay.start(
+    (n) => engine.underlayReceived(n, 0),
+    () => {},
+  );
+  const sent: Uint8Array[] = [];
+  const send = underlay.send.bind(underlay);
+  underlay.send = (slab, batch) => (sent.push(slab), send(slab, batch));
+  tap.start(
+    (n) => engine.tapReceived(1, n, 0),
+    () => {},
+  );
+  underlay.receive(vxlan(1, frame(VM_B, VM_A)), peer);
+  tap.inject(frame(VM_A, VM_B));
+  await settle();
+  t.equal(slabs[0], underlay.rx.slab, 'decap: TAP writes from the underlay receive slab');
+  t.equal(sent[0], tap.rx.slab, 'encap: the underlay sends from the TAP receive slab');
+});
+
+t.test('drops are counted per reason and nothing reaches the TAP', async (t) => {
+  const logs: string[] = [];
+  const h = harness([{ vni: 5000, ownMacs: [VM_B], mtu: 100 }], { log: (l) => logs.push(l) });
+  const good = frame(VM_B, VM_A);
+  const noI = vxlan(5000, good);
+  noI[0] = 0;
+  const reserved = vxlan(5000, good);
+  reserved[7] = 1;
+  const reservedFlag = vxlan(5000, good);
+  reservedFlag[0] |= 0x80;
+  const cases: [Buffer, number, unknown][] = [
+    [Buffer.alloc(5), Drop.VXLAN_TRUNCATED, h.peerA],
+    [noI, Drop.VXLAN_NO_I_FLAG, h.peerA],
+    [reserved, Drop.VXLAN_RESERVED_FIELD, h.peerA],
+    [reservedFlag, Drop.VXLAN_RESERVED_FLAGS, h.peerA],
+    [vxlan(5000, good).subarray(0, 20), Drop.INNER_TRUNCATED, h.peerA],
+    [vxlan(4242, good), Drop.VNI_UNKNOWN, h.peerA],
+    [vxlan(5000, good), Drop.SENDER_NOT_REMOTE, h.stranger],
+    [vxlan(5000, frame(VM_A, VM_B)), Drop.OWN_SOURCE_MAC, h.peerA],
+  ];
+  for (const [bytes, , from] of cases) h.underlay.receive(bytes, from as typeof h.peerA);
+  await settle();
+  t.equal(h.taps.get(5000)!.written.length, 0, 'nothing delivered');
+  for (const [, reason] of cases) t.equal(h.engine.drops[reason], 1, `reason ${reason}`);
+  const s = h.engine.stats();
+  t.equal(s.drops.vni_unknown, 1);
+  t.equal(s.drops.sender_not_remote, 1);
+  t.ok(
+    logs.some((l) => /drop sender_not_remote vni 5000 from 192\.0\.2\.99/.test(l)),
+    'logged with the sender',
+  );
+  t.equal(h.fdb.size, 0, 'nothing learned from dropped packets');
+
+  const tap = h.taps.get(5000)!;
+  tap.inject(Buffer.alloc(10));
+  tap.inject(frame(BCAST, VM_B, 200));
+  await settle();
+  t.equal(h.engine.drops[Drop.ETHERNET_TRUNCATED], 1);
+  t.equal(h.engine.drops[Drop.FRAME_TOO_BIG], 1);
+});
+
+t.test('logs are rate limited and say how many were suppressed', async (t) => {
+  const logs: string[] = [];
+  const h = harness([{ vni: 1 }], { log: (l) => logs.push(l) });
+  for (let i = 0; i < 100; i++) h.underlay.receive(vxlan(99, frame(VM_B, VM_A)), h.peerA);
+  await settle();
+  t.equal(h.engine.drops[Drop.VNI_UNKNOWN], 100);
+  t.equal(logs.length, 10);
+  h.clock.now += 60_000;
+  h.underlay.receive(vxlan(99, frame(VM_B, VM_A)), h.peerA);
+  await settle();
+  t.match(logs[10], /90 similar messages suppressed/);
+});
+
+t.test('--learn-remotes accepts any sender and learns it as a remote at port 4789', async (t) => {
+  const h = harness([{ vni: 7, learnRemotes: true, remotes: [PEER_A] }]);
+  h.underlay.receive(vxlan(7, frame(VM_B, 0x020000000077)), h.stranger);
+  await settle();
+  t.equal(h.taps.get(7)!.written.length, 1);
+  t.equal(h.fdb.lookup(7, 0x020000000077, 0)?.key, '192.0.2.99:4789');
+  h.taps.get(7)!.inject(frame(0x020000000077, VM_B));
+  await settle();
+  t.equal(h.inbox.get('192.0.2.99')!.length, 1, 'unicast to the learned remote');
+  t.same(h.engine.stats().vnis[0].learnRemotes, true);
+});
+
+t.test('several VNIs share the socket, each with its own TAP and table', async (t) => {
+  const h = harness([{ vni: 100 }, { vni: 200, remotes: [PEER_C] }]);
+  h.underlay.receive(vxlan(100, frame(BCAST, VM_A)), h.peerA);
+  h.underlay.receive(vxlan(200, frame(BCAST, VM_C)), h.peerC);
+  h.underlay.receive(vxlan(200, frame(BCAST, VM_A)), h.peerA); // PEER_A is not a remote of VNI 200
+  await settle();
+  t.equal(h.taps.get(100)!.written.length, 1);
+  t.equal(h.taps.get(200)!.written.length, 1);
+  t.equal(h.fdb.lookup(100, VM_C, 0), null);
+  t.equal(h.fdb.lookup(200, VM_C, 0)?.key, '192.0.2.3:4789');
+  h.taps.get(200)!.inject(frame(BCAST, VM_B));
+  await settle();
+  t.equal(h.inbox.get(PEER_A)!.length, 0, 'VNI 200 floods only to its own remotes');
+  t.equal(h.inbox.get(PEER_C)!.length, 1);
+  t.equal(
+    decapsulate(h.inbox.get(PEER_C)![0]) instanceof Object &&
+      (decapsulate(h.inbox.get(PEER_C)![0]) as { vni: number }).vni,
+    200,
+  );
+});
+
+t.test(
+  'raw mode: our UDP header, source port from the flow, copies only for other ports',
+  async (t) => {
+    const raw = new RecordingSender();
+    const h = harness([{ vni: 5000 }], { raw, sourcePortMin: 50000, sourcePortMax: 50099 });
+    // PEER_C listens on another port in this VNI's flood list
+    const remotes = h.remotes;
+    h.fdb.addFlood(5000, remotes.get('192.0.2.4', 8472));
+    const tap = h.taps.get(5000)!;
+    const f = frame(BCAST, VM_B, 80);
+    tap.inject(f);
+    await settle();
+    t.equal(raw.sent.length, 3, 'three copies');
+    const ports = raw.sent.map(
+      (s) => `${addrToString(s.to, 0)}:${s.bytes.readUInt16BE(2)}:${addrPort(s.to, 0)}`,
+    );
+    t.same(ports, ['192.0.2.1:4789:4789', '192.0.2.3:4789:4789', '192.0.2.4:8472:8472']);
+    const src = raw.sent[0].bytes.readUInt16BE(0);
+    t.ok(src >= 50000 && src <= 50099, `source port ${src} in range`);
+    t.ok(
+      raw.sent.every((s) => s.bytes.readUInt16BE(0) === src),
+      'same flow, same port',
+    );
+    t.ok(
+      raw.sent.every((s) => s.bytes.readUInt16BE(4) === 8 + 8 + 80),
+      'UDP length',
+    );
+    t.equal(raw.sent[0].slab, tap.rx.slab, 'same-port copies go from the TAP slab');
+    t.not(raw.sent[2].slab, tap.rx.slab, 'the other-port copy was made');
+    t.same(
+      raw.sent[2].bytes.subarray(8),
+      raw.sent[0].bytes.subarray(8),
+      'with the same VXLAN payload',
+    );
+    t.equal(h.engine.stats().vnis[0].tx.packets, 3);
+  },
+);
+
+t.test('flow hash: stable per flow, spread across flows, never reads past the frame', async (t) => {
+  const tcp = (sport: number) => {
+    const f = frame(VM_A, VM_B, 60);
+    f.writeUInt16BE(0x0800, 12);
+    f[14] = 0x45;
+    f[23] = 6;
+    f.writeUInt16BE(0x4000, 20); // DF, not a fragment
+    f.writeUInt32BE(0x0a000001, 26);
+    f.writeUInt32BE(0x0a000002, 30);
+    f.writeUInt16BE(sport, 34);
+    f.writeUInt16BE(80, 36);
+    return f;
+  };
+  t.equal(flowHash(tcp(1000), 0, 60), flowHash(tcp(1000), 0, 60));
+  const buckets = new Set<number>();
+  for (let p = 1000; p < 1256; p++) buckets.add(flowHash(tcp(p), 0, 60) % 16);
+  t.equal(buckets.size, 16, '256 flows spread over all 16 buckets');
+  const frag = tcp(1000);
+  frag.writeUInt16BE(0x2000, 20); // more fragments: ports are not looked at
+  const frag2 = tcp(2000);
+  frag2.writeUInt16BE(0x2000, 20);
+  t.equal(flowHash(frag, 0, 60), flowHash(frag2, 0, 60));
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 14, maxLength: 200 }),
+      fc.integer({ min: 14, max: 200 }),
+      (bytes, cut) => {
+        const len = Math.min(cut, bytes.length);
+        const padded = Buffer.alloc(bytes.length + 64, 0xff);
+        padded.set(bytes);
+        const a = flowHash(padded, 0, len);
+        padded.fill(0, bytes.length);
+        return a === flowHash(padded, 0, len); // bytes past len do not matter
+      },
+    ),
+  );
+});
+
+t.test('ageing through the engine, and configuration errors', async (t) => {
+  const h = harness([{ vni: 1 }], { ageingMs: 10_000 });
+  h.underlay.receive(vxlan(1, frame(VM_B, VM_A)), h.peerA);
+  await settle();
+  t.equal(h.engine.sweep(h.clock.now), h.clock.now + 10_000);
+  t.equal(h.engine.sweep(h.clock.now + 10_000), undefined);
+  t.equal(h.fdb.size, 0);
+  const remotes = new Remotes();
+  t.throws(
+    () => h.engine.addVni({ vni: 2, tap: new FakeTap('x'), remotes: [remotes.get('2001:db8::1')] }),
+    { code: 'ERR_ENGINE_CONFIG', message: /IPv6, the underlay is IPv4/ },
+  );
+  const tight = new FakeTap('tight', { headroom: 4 });
+  t.throws(() => h.engine.addVni({ vni: 3, tap: tight, remotes: [] }), {
+    code: 'ERR_ENGINE_CONFIG',
+  });
+  h.engine.tapReceived(999, 1, 0); // unknown VNI: ignored
+  t.match(
+    Engine.formatMove({
+      vni: 1,
+      mac: VM_A,
+      from: remotes.get(PEER_A),
+      to: remotes.get(PEER_C),
+      suppressed: 2,
+    }),
+    `${formatMac(VM_A)} moved from 192.0.2.1:4789 to 192.0.2.3:4789 (2 moves not reported)`,
+  );
+});
+
+t.test('empty flood list and refused sends are counted', async (t) => {
+  const h = harness([{ vni: 1, remotes: [] }]);
+  h.taps.get(1)!.inject(frame(BCAST, VM_B));
+  await settle();
+  t.equal(h.engine.drops[Drop.NO_REMOTE], 1);
+  const g = harness([{ vni: 1 }]);
+  g.underlay.send = () => ((g.underlay.lastError = 'ENOBUFS'), 0);
+  g.taps.get(1)!.inject(frame(BCAST, VM_B));
+  const tap = g.taps.get(1)!;
+  tap.write = () => ((tap.lastError = 'EIO'), 0);
+  g.underlay.receive(vxlan(1, frame(VM_B, VM_A)), g.peerA);
+  await settle();
+  t.equal(g.engine.drops[Drop.UNDERLAY_SEND_FAILED], 2);
+  t.equal(g.engine.drops[Drop.TAP_WRITE_FAILED], 1);
+  t.same(
+    g.engine.stats().vnis[0].rx,
+    { packets: 0, bytes: 98 - 98 + 60 },
+    'bytes stay, packets corrected',
+  );
+});
+
+t.test('IPv6 underlay, truncated datagrams, and the learned-sender cache bound', async (t) => {
+  const net = new FakeNetwork();
+  const underlay = net.bind('2001:db8::2', 4789, { slotSize: 256, headroom: 64 });
+  const peer = net.bind('2001:db8::1', 4789);
+  const remotes = new Remotes();
+  const fdb = new Fdb();
+  const engine = new Engine({ underlay, fdb, senderCacheMax: 2 });
+  const tap = new FakeTap('v6');
+  engine.addVni({ vni: 6, tap, remotes: [remotes.get('2001:db8::1')], learnRemotes: true });
+  underlay.start(
+    (n) => engine.underlayReceived(n, 0),
+    () => {},
+  );
+  underlay.receive(vxlan(6, frame(VM_B, VM_A)), peer);
+  underlay.receive(vxlan(6, frame(VM_B, VM_A, 300)), peer); // larger than the 192-byte slot room
+  for (let i = 3; i < 8; i++)
+    underlay.receive(vxlan(6, frame(VM_B, 0x020000000100 + i)), {
+      address: `2001:db8::${i}`,
+      port: 40000,
+    });
+  await settle();
+  t.equal(tap.written.length, 6, 'configured and learned IPv6 senders delivered');
+  t.equal(
+    engine.drops[Drop.DATAGRAM_TRUNCATED],
+    1,
+    'the cut datagram is dropped, not delivered cut',
+  );
+  t.equal(fdb.lookup(6, VM_A, 0)?.key, '[2001:db8::1]:4789');
+  t.equal(
+    fdb.lookup(6, 0x020000000107, 0)?.key,
+    '[2001:db8::7]:4789',
+    'learned at our port, not the source port',
+  );
+  t.equal(fdb.counters.moved, 0, 'restarting the sender cache does not look like moves');
+});
+
+t.test('flow hash covers VLAN-tagged and IPv6 inner frames', async (t) => {
+  const v6 = (sport: number, vlan?: number) => {
+    const f = Buffer.alloc(100);
+    let o = 12;
+    if (vlan !== undefined) {
+      f.writeUInt16BE(0x8100, 12);
+      f.writeUInt16BE(vlan, 14);
+      o = 16;
+    }
+    f.writeUInt16BE(0x86dd, o);
+    f[o + 2] = 0x60;
+    f[o + 2 + 6] = 17;
+    f.writeUInt16BE(sport, o + 2 + 40);
+    return f;
+  };
+  t.not(flowHash(v6(1), 0, 100), flowHash(v6(2), 0, 100), 'IPv6 UDP ports count');
+  t.not(flowHash(v6(1, 10), 0, 100), flowHash(v6(1, 20), 0, 100), 'the VLAN ID counts');
+  t.equal(flowHash(v6(1, 10), 0, 100), flowHash(v6(1, 10), 0, 100));
+});

@@ -1,0 +1,109 @@
+// A VTEP engine wired to in-memory fakes: one underlay socket, remotes as fake sockets, one
+// fake TAP per VNI. Time is a number the test moves.
+import { Fdb } from '../../src/fdb/fdb.js';
+import { Remotes } from '../../src/fdb/remote.js';
+import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/fake.js';
+import type { DatagramSender, TxBatch } from '../../src/io/types.js';
+import { Engine, type EngineOptions, type VniConfig } from '../../src/vtep/engine.js';
+import { emitEthernet } from '../../src/wire/ethernet.js';
+import { encapsulate } from '../../src/wire/vxlan.js';
+
+export const LOCAL = '192.0.2.2';
+export const PEER_A = '192.0.2.1';
+export const PEER_C = '192.0.2.3';
+export const STRANGER = '192.0.2.99';
+
+export function settle(): Promise<void> {
+  return new Promise((r) => setImmediate(() => setImmediate(r)));
+}
+
+/** An Ethernet frame of `size` bytes (≥ 14) with a recognisable payload. */
+export function frame(dst: number, src: number, size = 60, fillByte = 0x42): Buffer {
+  const f = Buffer.alloc(size, fillByte);
+  emitEthernet({ dst, src, ethertype: 0x0800 }, f, 0);
+  return f;
+}
+
+/** A VXLAN datagram (header + frame) for `vni`. */
+export function vxlan(vni: number, inner: Buffer): Buffer {
+  const buf = Buffer.alloc(8 + inner.length);
+  inner.copy(buf, 8);
+  return Buffer.from(encapsulate(buf, 8, inner.length, vni));
+}
+
+/** Records what a raw sender would put on the wire. */
+export class RecordingSender implements DatagramSender {
+  lastError: string | undefined;
+  readonly sent: { bytes: Buffer; to: Uint8Array; slab: Uint8Array }[] = [];
+  send(slab: Uint8Array, batch: TxBatch): number {
+    for (let i = 0; i < batch.count; i++) {
+      this.sent.push({
+        bytes: Buffer.from(slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i])),
+        to: batch.addrs.slice(i * 20, i * 20 + 20),
+        slab,
+      });
+    }
+    return batch.count;
+  }
+  close(): void {}
+}
+
+export interface Harness {
+  net: FakeNetwork;
+  underlay: FakeUdpSocket;
+  peerA: FakeUdpSocket;
+  peerC: FakeUdpSocket;
+  stranger: FakeUdpSocket;
+  taps: Map<number, FakeTap>;
+  engine: Engine;
+  fdb: Fdb;
+  remotes: Remotes;
+  clock: { now: number };
+  /** Datagrams each peer received, decoded as raw bytes. */
+  inbox: Map<string, Buffer[]>;
+}
+
+export function harness(
+  vnis: (Omit<VniConfig, 'tap' | 'remotes'> & { remotes?: string[] })[],
+  opts: Partial<EngineOptions> & { ageingMs?: number; maxEntries?: number } = {},
+): Harness {
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789);
+  const peerA = net.bind(PEER_A, 4789);
+  const peerC = net.bind(PEER_C, 4789);
+  const stranger = net.bind(STRANGER, 4789);
+  const remotes = new Remotes();
+  const fdb = new Fdb({ ageingMs: opts.ageingMs, maxEntries: opts.maxEntries });
+  const clock = { now: 1000 };
+  const engine = new Engine({ underlay, fdb, ...opts });
+  const taps = new Map<number, FakeTap>();
+  for (const v of vnis) {
+    const tap = new FakeTap(`vx${v.vni}`);
+    taps.set(v.vni, tap);
+    engine.addVni({
+      ...v,
+      tap,
+      remotes: (v.remotes ?? [PEER_A, PEER_C]).map((a) => remotes.get(a)),
+    });
+    tap.start(
+      (n) => engine.tapReceived(v.vni, n, clock.now),
+      () => {},
+    );
+  }
+  underlay.start(
+    (n) => engine.underlayReceived(n, clock.now),
+    () => {},
+  );
+  const inbox = new Map<string, Buffer[]>();
+  for (const peer of [peerA, peerC, stranger]) {
+    const got: Buffer[] = [];
+    inbox.set(peer.address, got);
+    peer.start(
+      (n) => {
+        for (let i = 0; i < n; i++) got.push(Buffer.from(peer.rx.frame(i)));
+      },
+      () => {},
+    );
+  }
+  return { net, underlay, peerA, peerC, stranger, taps, engine, fdb, remotes, clock, inbox };
+}

@@ -6,6 +6,7 @@ import { formatFdb, formatStats } from '../control/format.js';
 import { request } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
 import type { EngineStats } from '../vtep/engine.js';
+import { LAB_DIR, LAB_PREFIX, labDown, labUp } from '../lab/lab.js';
 import { startVtep } from './run.js';
 
 export const DEFAULT_CONTROL = '/run/vtep.sock';
@@ -193,6 +194,32 @@ export function program(): Command {
       };
       process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n');
     });
+  const lab = p
+    .command('lab')
+    .description("the OVS VXLAN guide's two hosts in network namespaces: OVS + vtep, one VM each");
+  const labOpts = (cmd: Command) =>
+    cmd
+      .option('--prefix <name>', 'namespace name prefix', LAB_PREFIX)
+      .option('--dir <path>', 'working directory', LAB_DIR);
+  labOpts(
+    lab
+      .command('up')
+      .description(
+        'build it, ping across, print both FDBs and decoded tunnel packets; leave it running',
+      ),
+  )
+    .option('--vni <n>', 'VNI (OVS options:key)', '5000')
+    .action(async (o) => {
+      const vni = Number(o.vni);
+      if (!Number.isInteger(vni) || vni < 0 || vni > 0xffffff)
+        throw new ConfigError('--vni', o.vni, 'must be an integer in 0..16777215');
+      await labUp({ prefix: o.prefix, dir: o.dir, vni }, (l) => process.stdout.write(l + '\n'));
+    });
+  labOpts(
+    lab.command('down').description('stop the vtep and Open vSwitch, delete the namespaces'),
+  ).action((o) => {
+    labDown({ prefix: o.prefix, dir: o.dir }, (l) => process.stdout.write(l + '\n'));
+  });
   return p;
 }
 
@@ -218,7 +245,8 @@ export async function main(argv: string[]): Promise<number> {
 // Run when executed (not when imported by tests).
 if (process.argv[1] && import.meta.url === new URL(process.argv[1], 'file://').href) {
   main(process.argv).then((code) => {
-    // `run` keeps the event loop alive until a signal; the other commands exit with their status.
-    if (code !== 0 || process.argv[2] !== 'run') process.exitCode = code;
+    // `run` keeps the event loop alive until a signal; the other commands exit with their status
+    // (`lab up` leaves its vtep running detached, so it exits explicitly).
+    if (code !== 0 || process.argv[2] !== 'run') process.exit(code);
   });
 }

@@ -171,7 +171,7 @@ export class Topology {
   }
 
   /** Start `vtep run` in hostB and move its TAP into vmB. */
-  async startVtep(extra: string[] = []): Promise<void> {
+  async startVtep(extra: string[] = [], opts: { detached?: boolean } = {}): Promise<void> {
     const remotes: string[] = [];
     if (this.peers.includes('ovs')) remotes.push('--remote', UNDERLAY.ovs);
     if (this.peers.includes('kernel')) remotes.push('--remote', UNDERLAY.kernel);
@@ -195,6 +195,7 @@ export class Topology {
     const log = openSync(this.vtepLog, 'a');
     this.vtep = spawn('ip', ['netns', 'exec', this.get('hostB').name, process.execPath, ...args], {
       stdio: ['ignore', log, log],
+      detached: opts.detached ?? false,
     });
     const ready = await until(
       () =>

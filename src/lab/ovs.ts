@@ -25,7 +25,8 @@ export class PrivateOvs {
     return `unix:${join(this.dir, 'run', 'db.sock')}`;
   }
 
-  static start(ns: Netns, dir: string): PrivateOvs {
+  /** The database server alone: `ovs-vsctl` then needs `--no-wait`. */
+  static startDb(ns: Netns, dir: string): PrivateOvs {
     const ovs = new PrivateOvs(ns, dir);
     for (const d of ['run', 'db', 'log']) mkdirSync(join(dir, d), { recursive: true });
     const run = join(dir, 'run');
@@ -39,10 +40,17 @@ export class PrivateOvs {
       { env },
     );
     ovs.vsctl('--no-wait init');
+    return ovs;
+  }
+
+  /** The database and ovs-vswitchd (bridges then want datapath_type=netdev: no kernel module). */
+  static start(ns: Netns, dir: string): PrivateOvs {
+    const ovs = PrivateOvs.startDb(ns, dir);
+    const run = join(dir, 'run');
     ns.exec(
       `ovs-vswitchd ${ovs.db} --pidfile=${run}/ovs-vswitchd.pid --unixctl=${run}/ovs-vswitchd.ctl --detach ` +
         `--log-file=${dir}/log/vswitchd.log`,
-      { env },
+      { env: ovs.env },
     );
     return ovs;
   }

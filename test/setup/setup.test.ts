@@ -1,0 +1,392 @@
+// `vtep setup …` as a user runs it (the compiled CLI), against a real private ovsdb-server
+// (with and without ovs-vswitchd), libvirt's test:///default driver, a namespace for the host
+// bridge, and systemd-analyze for the unit.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { namespaces } from '../../src/lab/netns.js';
+import { PrivateOvs } from '../../src/lab/ovs.js';
+import { vtepBin } from '../../src/lab/topology.js';
+import { quote, render } from '../../src/setup/runner.js';
+import { hostCommands } from '../../src/setup/host.js';
+import { needs } from '../helpers/prereq.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vtep-setup-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+function vtep(args: string[], env?: Record<string, string>) {
+  return spawnSync(process.execPath, [vtepBin(), ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: env ?? process.env,
+  });
+}
+
+t.test('--dry-run for the guide two hosts prints the guide commands', async (t) => {
+  // The OVS VXLAN guide: host 1 (192.168.1.10) and host 2 (192.168.1.11), bridge br0, port vx_node1.
+  const guide = {
+    '192.168.1.11': [
+      'ovs-vsctl add-br br0',
+      'ovs-vsctl add-port br0 vx_node1 -- set interface vx_node1 type=vxlan options:remote_ip=192.168.1.11',
+    ],
+    '192.168.1.10': [
+      'ovs-vsctl add-br br0',
+      'ovs-vsctl add-port br0 vx_node1 -- set interface vx_node1 type=vxlan options:remote_ip=192.168.1.10',
+    ],
+  };
+  for (const [remote, lines] of Object.entries(guide)) {
+    const r = vtep(['setup', 'ovs', '--bridge', 'br0', '--remote', remote, '--dry-run']);
+    t.equal(r.status, 0, r.stderr);
+    const printed = r.stdout.trim().split('\n');
+    t.same(
+      printed.map((l) => l.replace(' --may-exist', '')),
+      lines,
+      `remote ${remote}: the guide's commands`,
+    );
+    t.ok(
+      printed.every((l) => l.includes('--may-exist')),
+      'made idempotent with --may-exist',
+    );
+  }
+  const keyed = vtep([
+    'setup',
+    'ovs',
+    '--remote',
+    '192.0.2.1',
+    '--key',
+    '5000',
+    '--dst-port',
+    '4789',
+    '--port-name',
+    'vx_b',
+    '--db',
+    'unix:/x.sock',
+    '--no-wait',
+    '--datapath-type',
+    'netdev',
+    '--dry-run',
+  ]);
+  t.same(keyed.stdout.trim().split('\n'), [
+    'ovs-vsctl --db=unix:/x.sock --no-wait --may-exist add-br br0 -- set bridge br0 datapath_type=netdev',
+    'ovs-vsctl --db=unix:/x.sock --no-wait --may-exist add-port br0 vx_b -- set interface vx_b type=vxlan options:remote_ip=192.0.2.1 options:key=5000 options:dst_port=4789',
+  ]);
+  for (const [args, re] of [
+    [['--remote', 'nope'], /invalid --remote "nope"/],
+    [['--remote', '192.0.2.1', '--key', '16777216'], /invalid --key 16777216/],
+    [['--remote', '192.0.2.1', '--key', 'x'], /invalid --key "x": must be an integer/],
+    [['--remote', '192.0.2.1', '--db', '/no/scheme'], /invalid --db "\/no\/scheme"/],
+    [['--remote', '192.0.2.1', '--bridge', 'a b'], /invalid --bridge "a b"/],
+    [['--remote', '192.0.2.1', '--datapath-type', 'dpdk'], /invalid --datapath-type "dpdk"/],
+    [['--remote', '192.0.2.1', '--port-name', 'x'.repeat(16)], /invalid --port-name/],
+    [['--remote', '192.0.2.1', '--dst-port', '0'], /invalid --dst-port 0/],
+    [[], /invalid --remote undefined: is required/],
+  ] as [string[], RegExp][]) {
+    const r = vtep(['setup', 'ovs', ...args, '--dry-run']);
+    t.equal(r.status, 2, `exit 2 for ${args.join(' ')}`);
+    t.match(r.stderr, re);
+  }
+});
+
+t.test(
+  'against a bare ovsdb-server (--no-wait): options set, second run changes nothing',
+  async (t) => {
+    if (!needs(t, { root: true, commands: ['ovsdb-server', 'ovs-vsctl', 'ip'] })) return;
+    const [ns] = namespaces(t, 'db');
+    const ovs = PrivateOvs.startDb(ns, join(dir, 'db'));
+    t.teardown(() => ovs.stop());
+    const args = [
+      'setup',
+      'ovs',
+      '--bridge',
+      'br0',
+      '--remote',
+      '192.0.2.1',
+      '--key',
+      '5000',
+      '--db',
+      ovs.db,
+      '--no-wait',
+    ];
+    const first = vtep(args);
+    t.equal(first.status, 0, first.stderr);
+    t.match(first.stdout, /applied: ovs-vsctl .*add-port br0 vx_node1/);
+    t.equal(
+      ovs.vsctl('get interface vx_node1 options').trim(),
+      '{key="5000", remote_ip="192.0.2.1"}',
+    );
+    t.equal(ovs.vsctl('get interface vx_node1 type').trim(), 'vxlan');
+    const dump = () =>
+      ['bridge', 'port', 'interface'].map((tb) => ovs.vsctl(`--format=json list ${tb}`)).join('\n');
+    const before = dump();
+    t.equal(vtep(args).status, 0);
+    t.equal(dump(), before, 'the second run changed nothing (same rows, same UUIDs, same values)');
+    t.equal(
+      vtep([...args.filter((a) => a !== '5000' && a !== '--key'), '--key', '5001']).status,
+      0,
+    );
+    t.equal(
+      ovs.vsctl('get interface vx_node1 options:key').trim(),
+      '"5001"',
+      'a changed option updates the port in place',
+    );
+    const show = vtep(['setup', 'ovs', '--show', '--db', ovs.db]);
+    t.equal(show.status, 0, show.stderr);
+    t.match(show.stdout, /Bridge br0[\s\S]*Port vx_node1[\s\S]*type: vxlan/);
+    t.match(show.stdout, /vx_node1 options: \{key="5001", remote_ip="192\.0\.2\.1"\}/);
+  },
+);
+
+t.test(
+  'with ovs-vswitchd running (userspace datapath) it waits for it and the port comes up',
+  async (t) => {
+    if (!needs(t, { root: true, commands: ['ovs-vswitchd', 'ovs-vsctl', 'ip'] })) return;
+    const [ns] = namespaces(t, 'sw');
+    const ovs = PrivateOvs.start(ns, join(dir, 'sw'));
+    t.teardown(() => ovs.stop());
+    const r = vtep([
+      'setup',
+      'ovs',
+      '--bridge',
+      'br0',
+      '--datapath-type',
+      'netdev',
+      '--remote',
+      '192.0.2.7',
+      '--key',
+      '42',
+      '--db',
+      ovs.db,
+    ]);
+    t.equal(r.status, 0, `no --no-wait, and it returns: ${r.stderr}`);
+    t.ok(
+      Number(ovs.vsctl('get interface vx_node1 ofport').trim()) > 0,
+      'ovs-vswitchd gave the port an OpenFlow number',
+    );
+    t.match(
+      ovs.appctl('dpif/show'),
+      /vx_node1 \d+\/\d+: \(vxlan: .*key=42.*remote_ip=192\.0\.2\.7/,
+    );
+  },
+);
+
+t.test(
+  'errors: missing tools name their Debian package; a failing command says what was applied',
+  async (t) => {
+    const noPath = { PATH: '/nonexistent' };
+    const r = vtep(
+      ['setup', 'ovs', '--remote', '192.0.2.1', '--db', 'unix:/x.sock', '--no-wait'],
+      noPath,
+    );
+    t.equal(r.status, 1);
+    t.match(
+      r.stderr,
+      /ovs-vsctl not found: install the Debian package openvswitch-switch \(apt-get install openvswitch-switch\) \[ERR_MISSING_COMMAND\]/,
+    );
+    const v = vtep(['setup', 'libvirt', '--domain', 'vm1', '--apply'], noPath);
+    t.match(v.stderr, /virsh not found: install the Debian package libvirt-clients/);
+    const h = vtep(['setup', 'host', '--tap', 'vtepx', '--bridge', 'brx'], noPath);
+    t.match(h.stderr, /ip not found: install the Debian package iproute2/);
+    if (!needs(t, { commands: ['ovs-vsctl'] })) return;
+    const f = vtep([
+      'setup',
+      'ovs',
+      '--remote',
+      '192.0.2.1',
+      '--db',
+      `unix:${join(dir, 'absent.sock')}`,
+      '--no-wait',
+    ]);
+    t.equal(f.status, 1);
+    t.match(f.stderr, /ovs-vsctl .*add-br br0 failed with status 1: .*database connection failed/);
+    t.match(f.stderr, /applied before it: nothing/);
+    t.match(f.stderr, /not applied: ovs-vsctl .*add-port br0 vx_node1/);
+  },
+);
+
+t.test('libvirt test:///default: the domain ends up with the interface asked for', async (t) => {
+  if (!needs(t, { commands: ['virsh', 'virt-install'] })) return;
+  const install = vtep([
+    'setup',
+    'libvirt',
+    '--domain',
+    'vm1',
+    '--bridge',
+    'br0',
+    '--openvswitch',
+    '--mac',
+    '52:54:00:aa:00:01',
+    '--print-install',
+  ]);
+  t.equal(
+    install.stdout.trim(),
+    'virt-install --name vm1 --memory 1024 --vcpus 1 --disk none --import --network network=default ' +
+      '--network bridge=br0,virtualport.type=openvswitch,mac=52:54:00:aa:00:01 --osinfo generic --noautoconsole',
+  );
+  // The printed line, pointed at the test driver, with --print-xml: then define + dumpxml in one
+  // virsh invocation (the test driver forgets everything between connections).
+  const argv = install.stdout.trim().split(' ');
+  const xml = spawnSync(
+    argv[0],
+    [
+      ...argv.slice(1).filter((a) => a !== '--noautoconsole'),
+      '--connect',
+      'test:///default',
+      '--print-xml',
+    ],
+    { encoding: 'utf8' },
+  );
+  t.equal(xml.status, 0, xml.stderr);
+  const file = join(dir, 'vm1.xml');
+  writeFileSync(file, xml.stdout);
+  const dumped = spawnSync('virsh', ['-c', 'test:///default', `define ${file}; dumpxml vm1`], {
+    encoding: 'utf8',
+  });
+  t.equal(dumped.status, 0, dumped.stderr);
+  t.match(
+    dumped.stdout,
+    /<interface type=['"]network['"]>[\s\S]*<source network=['"]default['"]/,
+    'management NIC on the default network',
+  );
+  t.match(
+    dumped.stdout,
+    /<interface type=['"]bridge['"]>\s*<mac address=['"]52:54:00:aa:00:01['"]\/>\s*<source bridge=['"]br0['"]\/>\s*<virtualport type=['"]openvswitch['"]/,
+    'overlay NIC on the OVS bridge',
+  );
+
+  // The <interface> element on its own, merged into an existing domain definition.
+  const iface = vtep(['setup', 'libvirt', '--domain', 'vm2', '--bridge', 'br1', '--openvswitch']);
+  t.equal(
+    iface.stdout.trim(),
+    "<interface type='bridge'>\n  <source bridge='br1'/>\n  <virtualport type='openvswitch'/>\n  <model type='virtio'/>\n</interface>",
+  );
+  const bare = join(dir, 'vm2-bare.xml');
+  writeFileSync(
+    bare,
+    "<domain type='test'>\n  <name>vm2</name>\n  <memory>131072</memory>\n  <os><type>hvm</type></os>\n  <devices>\n  </devices>\n</domain>\n",
+  );
+  const merged = vtep([
+    'setup',
+    'libvirt',
+    '--domain',
+    'vm2',
+    '--bridge',
+    'br1',
+    '--openvswitch',
+    '--domain-xml',
+    bare,
+  ]);
+  const mergedFile = join(dir, 'vm2.xml');
+  writeFileSync(mergedFile, merged.stdout);
+  const d2 = spawnSync('virsh', ['-c', 'test:///default', `define ${mergedFile}; dumpxml vm2`], {
+    encoding: 'utf8',
+  });
+  t.equal(d2.status, 0, d2.stderr);
+  t.match(
+    d2.stdout,
+    /<interface type=['"]bridge['"]>[\s\S]*<source bridge=['"]br1['"]\/>\s*<virtualport type=['"]openvswitch['"]/,
+  );
+  t.match(d2.stdout, /<model type=['"]virtio['"]\/>/);
+  const plain = vtep(['setup', 'libvirt', '--domain', 'vm3', '--bridge', 'br0']);
+  t.notMatch(plain.stdout, /virtualport/, 'a Linux bridge needs no virtualport');
+  const apply = vtep([
+    'setup',
+    'libvirt',
+    '--domain',
+    'vm3',
+    '--connect',
+    'qemu:///system',
+    '--apply',
+    '--dry-run',
+  ]);
+  t.match(
+    apply.stdout,
+    /^virsh -c qemu:\/\/\/system attach-device vm3 \S+interface\.xml --config$/m,
+  );
+  const bad = vtep(['setup', 'libvirt', '--domain', 'vm 1']);
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /invalid --domain "vm 1"/);
+  const noDevices = join(dir, 'nodev.xml');
+  writeFileSync(noDevices, '<domain/>');
+  t.match(
+    vtep(['setup', 'libvirt', '--domain', 'x', '--domain-xml', noDevices]).stderr,
+    /has no <devices> element/,
+  );
+});
+
+t.test('host: a Linux bridge holding the TAP, idempotent', async (t) => {
+  t.same(hostCommands({ bridge: 'br0', tap: 'vtep0' }, () => true).map(render), [
+    'ip link set vtep0 master br0',
+    'ip link set br0 up',
+    'ip link set vtep0 up',
+  ]);
+  t.throws(() => hostCommands({ bridge: 'br0', tap: 'bad name' }), { name: 'ConfigError' });
+  if (!needs(t, { root: true, commands: ['ip'] })) return;
+  const [ns] = namespaces(t, 'hb');
+  for (let i = 0; i < 2; i++) {
+    const r = spawnSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns.name,
+        process.execPath,
+        vtepBin(),
+        'setup',
+        'host',
+        '--bridge',
+        'brv',
+        '--tap',
+        'vtp0',
+      ],
+      { encoding: 'utf8' },
+    );
+    t.equal(r.status, 0, `run ${i + 1}: ${r.stderr}`);
+  }
+  const link = JSON.parse(ns.exec('ip -j -d link show vtp0'))[0];
+  t.equal(link.master, 'brv', 'the TAP is a port of the bridge');
+  t.equal(link.linkinfo.info_kind, 'tun');
+  t.ok(JSON.parse(ns.exec('ip -j link show brv'))[0].flags.includes('UP'));
+});
+
+t.test('systemd: a unit for vtep run --config, validated first', async (t) => {
+  const cfg = join(dir, 'vtep.yaml');
+  writeFileSync(cfg, 'local: 192.0.2.2\nvnis:\n  - vni: 5000\n    remotes: [192.0.2.1]\n');
+  const dry = vtep(['setup', 'systemd', '--config', cfg, '--dry-run']);
+  t.equal(dry.status, 0, dry.stderr);
+  t.match(
+    dry.stdout,
+    new RegExp(
+      `^ExecStart=${process.execPath} \\S+/dist/src/cli/main\\.js run --config ${cfg}$`,
+      'm',
+    ),
+  );
+  t.match(dry.stdout, /^After=network-online\.target openvswitch-switch\.service$/m);
+  t.match(dry.stdout, /^WantedBy=multi-user\.target$/m);
+  const unitDir = mkdtempSync(join(dir, 'units-'));
+  const w = vtep([
+    'setup',
+    'systemd',
+    '--config',
+    cfg,
+    '--unit-dir',
+    unitDir,
+    '--name',
+    'vtep-test',
+  ]);
+  t.equal(w.status, 0, w.stderr);
+  t.match(w.stdout, /systemctl daemon-reload && systemctl enable --now vtep-test\.service/);
+  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), dry.stdout);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'vnis:\n  - vni: -1\n');
+  const b = vtep(['setup', 'systemd', '--config', bad, '--dry-run']);
+  t.equal(b.status, 2, 'an invalid configuration gets no unit');
+  t.match(b.stderr, /vnis\[0\]\.vni -1/);
+  if (!needs(t, { commands: ['systemd-analyze'] })) return;
+  const v = spawnSync('systemd-analyze', ['verify', join(unitDir, 'vtep-test.service')], {
+    encoding: 'utf8',
+  });
+  t.equal(v.status, 0, `systemd-analyze verify accepts it ${v.stderr}`);
+  t.equal(quote("it's"), `'it'\\''s'`);
+});

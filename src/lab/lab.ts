@@ -8,7 +8,7 @@ import { Topology, UNDERLAY, VM } from './topology.js';
 
 /**
  * `vtep lab up|down`: the two hosts of the OVS VXLAN guide, in namespaces. Host A runs Open
- * vSwitch (br0 with vx_node2 → 192.0.2.2, key 5000) and VM A; host B runs our vtep with VM B
+ * vSwitch (br0 with vx_node1 → 192.0.2.2, key 5000) and VM A; host B runs our vtep with VM B
  * on its TAP. `up` builds it, pings across, prints both forwarding tables and a few tunnel
  * packets as tshark decodes them, and leaves it running to explore; `down` removes it all.
  */

@@ -1,13 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from '../control/server.js';
 import { Netns, veth } from './netns.js';
-import { PrivateOvs } from './ovs.js';
-import { sh, until } from './sh.js';
+import type { PrivateOvs } from './ovs.js';
+import { kernelSide, ovsSide, vtepBin, vtepSide, type Side } from './peers.js';
 
 /**
  * The overlay of the OVS VXLAN guide, in network namespaces on one machine:
@@ -40,6 +38,8 @@ export interface TopologyOptions {
   injector?: boolean;
 }
 
+export { vtepBin };
+
 export const UNDERLAY = {
   ovs: '192.0.2.1',
   vtep: '192.0.2.2',
@@ -51,18 +51,6 @@ export const VM = {
   vtep: { ip: '10.0.0.2', mac: '52:54:00:00:00:0b' },
   kernel: { ip: '10.0.0.3', mac: '52:54:00:00:00:0c' },
 } as const;
-
-/** Where the compiled CLI lives; tests and the lab run the real binary. */
-export function vtepBin(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  const bin = join(dir, 'dist', 'src', 'cli', 'main.js');
-  if (!existsSync(bin))
-    throw Object.assign(new Error(`${bin} is missing: run "npm run build" first`), {
-      code: 'ERR_NOT_BUILT',
-    });
-  return bin;
-}
 
 export class Topology {
   readonly ns = new Map<string, Netns>();
@@ -113,105 +101,54 @@ export class Topology {
   }
 
   private async buildAll(): Promise<void> {
-    const mtu = this.opts.mtu ?? 1450;
     const ul = this.make('ul');
     ul.exec('ip link add ulbr type bridge && ip link set ulbr up');
-    const hosts: [string, string][] = [['hostB', UNDERLAY.vtep]];
-    if (this.peers.includes('ovs')) hosts.push(['hostA', UNDERLAY.ovs]);
-    if (this.peers.includes('kernel')) hosts.push(['hostC', UNDERLAY.kernel]);
-    if (this.opts.injector) hosts.push(['inj', UNDERLAY.injector]);
-    for (const [role] of hosts) {
+    const roles = ['hostB'];
+    if (this.peers.includes('ovs')) roles.push('hostA');
+    if (this.peers.includes('kernel')) roles.push('hostC');
+    if (this.opts.injector) roles.push('inj');
+    for (const role of roles) {
       const host = this.make(role);
-      const port = `p${role}`;
-      veth(host, 'eth0', ul, port);
-      ul.exec(`ip link set ${port} master ulbr`);
+      veth(host, 'eth0', ul, `p${role}`);
+      ul.exec(`ip link set p${role} master ulbr`);
     }
-    for (const role of ['vmA', 'vmB', 'vmC']) {
-      if (role === 'vmA' && !this.peers.includes('ovs')) continue;
-      if (role === 'vmC' && !this.peers.includes('kernel')) continue;
-      this.make(role);
-    }
-    this.get('hostB').exec(`ip addr add ${UNDERLAY.vtep}/24 dev eth0`);
+    this.make('vmB');
     if (this.opts.injector) this.get('inj').exec(`ip addr add ${UNDERLAY.injector}/24 dev eth0`);
-    if (this.peers.includes('kernel')) this.buildKernel(mtu);
-    if (this.peers.includes('ovs')) await this.buildOvs(mtu);
+    if (this.peers.includes('kernel'))
+      kernelSide(this.side('hostC', 'vmC', 'kernel', [UNDERLAY.vtep]));
+    if (this.peers.includes('ovs'))
+      this.ovs = await ovsSide(
+        this.side('hostA', 'vmA', 'ovs', [UNDERLAY.vtep]),
+        join(this.dir, 'ovs'),
+      );
   }
 
-  private buildKernel(mtu: number): void {
-    const h = this.get('hostC');
-    const vm = this.get('vmC');
-    h.exec(`ip addr add ${UNDERLAY.kernel}/24 dev eth0`);
-    h.exec(`ip link add vx0 type vxlan id ${this.vni} local ${UNDERLAY.kernel} dstport 4789`);
-    h.exec('ip link add br0 type bridge && ip link set br0 up');
-    h.exec(`ip link set vx0 master br0 mtu ${mtu} up`);
-    veth(h, 'vmC', vm, 'eth0', { mtu, mac: VM.kernel.mac });
-    h.exec('ip link set vmC master br0');
-    vm.exec(`ip addr add ${VM.kernel.ip}/24 dev eth0`);
-    h.exec(`bridge fdb append 00:00:00:00:00:00 dev vx0 dst ${UNDERLAY.vtep}`);
-  }
-
-  private async buildOvs(mtu: number): Promise<void> {
-    const h = this.get('hostA');
-    const vm = this.get('vmA');
-    const ovs = PrivateOvs.start(h, join(this.dir, 'ovs'));
-    this.ovs = ovs;
-    ovs.vsctl('add-br br-phy -- set bridge br-phy datapath_type=netdev -- add-port br-phy eth0');
-    await until(
-      () => h.exec('ip -o link show br-phy', { allowFail: true }).includes('br-phy'),
-      10_000,
-    );
-    h.exec(`ip addr add ${UNDERLAY.ovs}/24 dev br-phy && ip link set br-phy up`);
-    ovs.vsctl('add-br br0 -- set bridge br0 datapath_type=netdev');
-    ovs.vsctl(
-      `add-port br0 vx_node2 -- set interface vx_node2 type=vxlan options:remote_ip=${UNDERLAY.vtep} options:key=${this.vni}`,
-    );
-    veth(h, 'vmA', vm, 'eth0', { mtu, mac: VM.ovs.mac });
-    ovs.vsctl('add-port br0 vmA');
-    vm.exec(`ip addr add ${VM.ovs.ip}/24 dev eth0`);
+  private side(host: string, vm: string, who: keyof typeof VM, remotes: string[]): Side {
+    if (!this.ns.has(vm)) this.make(vm);
+    return {
+      host: this.get(host),
+      vm: this.get(vm),
+      local: UNDERLAY[who],
+      remotes,
+      vni: this.vni,
+      mtu: this.opts.mtu ?? 1450,
+      vmIp: VM[who].ip,
+      vmMac: VM[who].mac,
+    };
   }
 
   /** Start `vtep run` in hostB and move its TAP into vmB. */
   async startVtep(extra: string[] = [], opts: { detached?: boolean } = {}): Promise<void> {
     const remotes: string[] = [];
-    if (this.peers.includes('ovs')) remotes.push('--remote', UNDERLAY.ovs);
-    if (this.peers.includes('kernel')) remotes.push('--remote', UNDERLAY.kernel);
-    const args = [
-      vtepBin(),
-      'run',
-      '--local',
-      UNDERLAY.vtep,
-      '--vni',
-      String(this.vni),
-      '--tap',
-      this.tap,
-      '--mtu',
-      String(this.opts.mtu ?? 1450),
-      '--control',
-      this.control,
-      ...remotes,
-      ...(this.opts.vtepArgs ?? []),
-      ...extra,
-    ];
-    const log = openSync(this.vtepLog, 'a');
-    this.vtep = spawn('ip', ['netns', 'exec', this.get('hostB').name, process.execPath, ...args], {
-      stdio: ['ignore', log, log],
-      detached: opts.detached ?? false,
+    if (this.peers.includes('ovs')) remotes.push(UNDERLAY.ovs);
+    if (this.peers.includes('kernel')) remotes.push(UNDERLAY.kernel);
+    this.vtep = await vtepSide(this.side('hostB', 'vmB', 'vtep', remotes), {
+      tap: this.tap,
+      control: this.control,
+      log: this.vtepLog,
+      extra: [...(this.opts.vtepArgs ?? []), ...extra],
+      detached: opts.detached,
     });
-    const ready = await until(
-      () =>
-        existsSync(this.control) &&
-        this.get('hostB')
-          .exec(`ip -o link show ${this.tap}`, { allowFail: true })
-          .includes(this.tap),
-      10_000,
-    );
-    if (!ready)
-      throw new Error(`vtep did not start: ${sh(`cat ${this.vtepLog}`, { allowFail: true })}`);
-    const vm = this.get('vmB');
-    this.get('hostB').exec(`ip link set ${this.tap} netns ${vm.name}`);
-    vm.exec(
-      `ip link set ${this.tap} address ${VM.vtep.mac} && ip addr add ${VM.vtep.ip}/24 dev ${this.tap} && ip link set ${this.tap} up`,
-    );
   }
 
   /** Ask the running vtep (same as `vtep <cmd> --control …`). */

@@ -1,0 +1,125 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { veth, type Netns } from './netns.js';
+import { PrivateOvs } from './ovs.js';
+import { sh, until } from './sh.js';
+
+/**
+ * One side of an overlay, three ways: a host namespace with an underlay address on eth0 and a
+ * "VM" namespace behind a VXLAN endpoint that is either the Linux kernel's, a private Open
+ * vSwitch's (userspace datapath), or our vtep. Shared by the lab, the tests and the benchmark.
+ */
+export interface Side {
+  host: Netns;
+  vm: Netns;
+  /** Underlay address of this host (on eth0, or on br-phy for OVS). */
+  local: string;
+  remotes: string[];
+  vni: number;
+  /** Inner MTU (1450 on a 1500-byte underlay; OVS userspace does not fragment). */
+  mtu: number;
+  vmIp: string;
+  vmMac: string;
+}
+
+/** Where the compiled CLI lives; tests, the lab and the benchmark run the real binary. */
+export function vtepBin(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  const bin = join(dir, 'dist', 'src', 'cli', 'main.js');
+  if (!existsSync(bin))
+    throw Object.assign(new Error(`${bin} is missing: run "npm run build" first`), {
+      code: 'ERR_NOT_BUILT',
+    });
+  return bin;
+}
+
+/** Linux kernel VXLAN (`dstport 4789`) in a bridge with the VM's veth; flood entries per remote. */
+export function kernelSide(s: Side): void {
+  const h = s.host;
+  h.exec(`ip addr add ${s.local}/24 dev eth0`);
+  h.exec(`ip link add vx0 type vxlan id ${s.vni} local ${s.local} dstport 4789`);
+  h.exec('ip link add br0 type bridge && ip link set br0 up');
+  h.exec(`ip link set vx0 master br0 mtu ${s.mtu} up`);
+  veth(h, 'vm', s.vm, 'eth0', { mtu: s.mtu, mac: s.vmMac });
+  h.exec('ip link set vm master br0');
+  s.vm.exec(`ip addr add ${s.vmIp}/24 dev eth0`);
+  for (const r of s.remotes) h.exec(`bridge fdb append 00:00:00:00:00:00 dev vx0 dst ${r}`);
+}
+
+/**
+ * A private Open vSwitch as in the guide: br-phy (netdev) holds the uplink and the underlay
+ * address; br0 (netdev) holds the VM port and one VXLAN port per remote (vx_node1, …).
+ */
+export async function ovsSide(s: Side, dir: string): Promise<PrivateOvs> {
+  const h = s.host;
+  const ovs = PrivateOvs.start(h, dir);
+  ovs.vsctl('add-br br-phy -- set bridge br-phy datapath_type=netdev -- add-port br-phy eth0');
+  await until(
+    () => h.exec('ip -o link show br-phy', { allowFail: true }).includes('br-phy'),
+    10_000,
+  );
+  h.exec(`ip addr add ${s.local}/24 dev br-phy && ip link set br-phy up`);
+  ovs.vsctl('add-br br0 -- set bridge br0 datapath_type=netdev');
+  s.remotes.forEach((r, i) =>
+    ovs.vsctl(
+      `add-port br0 vx_node${i + 1} -- set interface vx_node${i + 1} type=vxlan options:remote_ip=${r} options:key=${s.vni}`,
+    ),
+  );
+  veth(h, 'vm', s.vm, 'eth0', { mtu: s.mtu, mac: s.vmMac });
+  ovs.vsctl('add-port br0 vm');
+  s.vm.exec(`ip addr add ${s.vmIp}/24 dev eth0`);
+  return ovs;
+}
+
+export interface VtepSideOptions {
+  tap: string;
+  control: string;
+  log: string;
+  extra?: string[];
+  detached?: boolean;
+}
+
+/** `vtep run` in the host namespace, its TAP then moved into the VM namespace. */
+export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProcess> {
+  s.host.exec(`ip addr add ${s.local}/24 dev eth0`);
+  const args = [
+    vtepBin(),
+    'run',
+    '--local',
+    s.local,
+    '--vni',
+    String(s.vni),
+    '--tap',
+    o.tap,
+    '--mtu',
+    String(s.mtu),
+    '--control',
+    o.control,
+    ...s.remotes.flatMap((r) => ['--remote', r]),
+    ...(o.extra ?? []),
+  ];
+  const log = openSync(o.log, 'a');
+  const p = spawn('ip', ['netns', 'exec', s.host.name, process.execPath, ...args], {
+    stdio: ['ignore', log, log],
+    detached: o.detached ?? false,
+  });
+  const ready = await until(
+    () =>
+      p.exitCode === null &&
+      existsSync(o.control) &&
+      s.host.exec(`ip -o link show ${o.tap}`, { allowFail: true }).includes(o.tap),
+    10_000,
+  );
+  if (!ready) {
+    p.kill('SIGKILL');
+    throw new Error(`vtep did not start: ${sh(`cat ${o.log}`, { allowFail: true })}`);
+  }
+  s.host.exec(`ip link set ${o.tap} netns ${s.vm.name}`);
+  s.vm.exec(
+    `ip link set ${o.tap} address ${s.vmMac} && ip addr add ${s.vmIp}/24 dev ${o.tap} && ip link set ${o.tap} up`,
+  );
+  return p;
+}

@@ -9,6 +9,7 @@ import { formatFdb, formatStats } from '../control/format.js';
 import { request } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
 import type { EngineStats } from '../vtep/engine.js';
+import { formatE2e, runE2e, writeE2e } from '../lab/e2e.js';
 import { LAB_DIR, LAB_PREFIX, labDown, labUp } from '../lab/lab.js';
 import { applyHost } from '../setup/host.js';
 import { applyLibvirt, interfaceXml, printInstall, withInterface } from '../setup/libvirt.js';
@@ -228,6 +229,32 @@ export function program(): Command {
   ).action((o) => {
     labDown({ prefix: o.prefix, dir: o.dir }, (l) => process.stdout.write(l + '\n'));
   });
+  p.command('bench')
+    .description(
+      'end-to-end benchmark: vtep vs Open vSwitch (userspace) vs kernel VXLAN, side by side (root)',
+    )
+    .option('--rounds <n>', 'alternating rounds (medians are reported)', '3')
+    .option('--seconds <n>', 'seconds per TCP run (UDP runs take two thirds)', '3')
+    .option('--out <dir>', 'where e2e.json and e2e.svg go', 'bench/results')
+    .action(async (o) => {
+      const rounds = int('--rounds', o.rounds)!;
+      const seconds = int('--seconds', o.seconds)!;
+      if (rounds < 1 || rounds > 20)
+        throw new ConfigError('--rounds', o.rounds, 'must be in 1..20');
+      if (seconds < 1 || seconds > 60)
+        throw new ConfigError('--seconds', o.seconds, 'must be in 1..60');
+      const r = await runE2e({
+        rounds,
+        seconds,
+        progress: (done, total, what) =>
+          process.stderr.write(
+            `\r[${done}/${total}] ${what.padEnd(20)}${done === total ? '\n' : ''}`,
+          ),
+      });
+      process.stdout.write(formatE2e(r) + '\n');
+      const files = writeE2e(r, o.out);
+      process.stdout.write(`written: ${files.json}, ${files.svg}\n`);
+    });
   setupCommands(p);
   return p;
 }

@@ -24,16 +24,22 @@ export interface Side {
   vmMac: string;
 }
 
-/** Where the compiled CLI lives; tests, the lab and the benchmark run the real binary. */
-export function vtepBin(): string {
+/** A compiled file of this package (`dist/…`); tests, the lab and the benchmark run those. */
+export function distFile(...parts: string[]): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  const bin = join(dir, 'dist', 'src', 'cli', 'main.js');
-  if (!existsSync(bin))
-    throw Object.assign(new Error(`${bin} is missing: run "npm run build" first`), {
+  const file = join(dir, 'dist', ...parts);
+  if (!existsSync(file)) {
+    throw Object.assign(new Error(`${file} is missing: run "npm run build" first`), {
       code: 'ERR_NOT_BUILT',
     });
-  return bin;
+  }
+  return file;
+}
+
+/** The compiled CLI. */
+export function vtepBin(): string {
+  return distFile('src', 'cli', 'main.js');
 }
 
 /** Linux kernel VXLAN (`dstport 4789`) in a bridge with the VM's veth; flood entries per remote. */
@@ -80,6 +86,8 @@ export interface VtepSideOptions {
   log: string;
   extra?: string[];
   detached?: boolean;
+  /** Node options for the vtep process, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 /** `vtep run` in the host namespace, its TAP then moved into the VM namespace. */
@@ -102,10 +110,14 @@ export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProces
     ...(o.extra ?? []),
   ];
   const log = openSync(o.log, 'a');
-  const p = spawn('ip', ['netns', 'exec', s.host.name, process.execPath, ...args], {
-    stdio: ['ignore', log, log],
-    detached: o.detached ?? false,
-  });
+  const p = spawn(
+    'ip',
+    ['netns', 'exec', s.host.name, process.execPath, ...(o.nodeArgs ?? []), ...args],
+    {
+      stdio: ['ignore', log, log],
+      detached: o.detached ?? false,
+    },
+  );
   const ready = await until(
     () =>
       p.exitCode === null &&

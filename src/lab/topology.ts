@@ -138,7 +138,10 @@ export class Topology {
   }
 
   /** Start `vtep run` in hostB and move its TAP into vmB. */
-  async startVtep(extra: string[] = [], opts: { detached?: boolean } = {}): Promise<void> {
+  async startVtep(
+    extra: string[] = [],
+    opts: { detached?: boolean; nodeArgs?: string[] } = {},
+  ): Promise<void> {
     const remotes: string[] = [];
     if (this.peers.includes('ovs')) remotes.push(UNDERLAY.ovs);
     if (this.peers.includes('kernel')) remotes.push(UNDERLAY.kernel);
@@ -148,6 +151,7 @@ export class Topology {
       log: this.vtepLog,
       extra: [...(this.opts.vtepArgs ?? []), ...extra],
       detached: opts.detached,
+      nodeArgs: opts.nodeArgs,
     });
   }
 

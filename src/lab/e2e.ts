@@ -1,0 +1,417 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Netns, veth } from './netns.js';
+import type { PrivateOvs } from './ovs.js';
+import { distFile, kernelSide, ovsSide, vtepSide, type Side } from './peers.js';
+import { bg, sh, sleep, until } from './sh.js';
+
+/**
+ * End-to-end benchmark: the same two-host overlay three ways. The system under test (our vtep,
+ * Open vSwitch with the userspace datapath, or Linux kernel VXLAN) is on side S; side P is
+ * always a kernel VXLAN peer, the fastest of the three, so that it is not what limits. Traffic
+ * goes from the VM behind S to the VM behind P. Runs alternate between the systems (vtep, ovs,
+ * kernel, vtep, …) so machine drift hits all of them alike; medians are reported.
+ */
+
+export type System = 'vtep' | 'ovs' | 'kernel';
+export const SYSTEMS: System[] = ['vtep', 'ovs', 'kernel'];
+
+export interface Sample {
+  tcpMbps: number;
+  pps64: number;
+  pps1400: number;
+  rttP50Us: number;
+  rttP99Us: number;
+  /** CPU seconds of the tunnel process per million packets (64-byte run); null for the kernel. */
+  cpuSecPerMpps: number | null;
+  /** CPU seconds of the whole machine per million packets (64-byte run, generator included). */
+  machineCpuSecPerMpps: number;
+}
+
+export interface E2eOptions {
+  rounds?: number;
+  /** Seconds per TCP run; UDP runs take two thirds of it. */
+  seconds?: number;
+  prefix?: string;
+  progress?: (done: number, total: number, what: string) => void;
+  log?: (line: string) => void;
+  /** Write a V8 CPU profile of the vtep process here (node --cpu-prof), to see where time goes. */
+  profileDir?: string;
+}
+
+const S_UL = '192.0.2.1';
+const P_UL = '192.0.2.2';
+const S_VM = { ip: '10.0.0.1', mac: '52:54:00:00:01:01' };
+const P_VM = { ip: '10.0.0.2', mac: '52:54:00:00:01:02' };
+const VNI = 5000;
+const MTU = 1450;
+
+class Pair {
+  readonly ns: Netns[] = [];
+  ovs?: PrivateOvs;
+  vtep?: ChildProcess;
+  constructor(
+    readonly system: System,
+    readonly prefix: string,
+    readonly dir: string,
+    readonly profileDir?: string,
+  ) {}
+
+  make(role: string): Netns {
+    const n = Netns.create(`${this.prefix}${role}`);
+    this.ns.push(n);
+    return n;
+  }
+
+  get(role: string): Netns {
+    return this.ns.find((n) => n.name === `${this.prefix}${role}`)!;
+  }
+
+  async build(): Promise<void> {
+    const ul = this.make('ul');
+    ul.exec('ip link add ulbr type bridge && ip link set ulbr up');
+    for (const role of ['hs', 'hp']) {
+      const h = this.make(role);
+      veth(h, 'eth0', ul, `p${role}`);
+      ul.exec(`ip link set p${role} master ulbr`);
+    }
+    const side = (
+      host: string,
+      vm: string,
+      local: string,
+      remote: string,
+      v: { ip: string; mac: string },
+    ): Side => ({
+      host: this.get(host),
+      vm: this.make(vm),
+      local,
+      remotes: [remote],
+      vni: VNI,
+      mtu: MTU,
+      vmIp: v.ip,
+      vmMac: v.mac,
+    });
+    kernelSide(side('hp', 'vp', P_UL, S_UL, P_VM));
+    const s = side('hs', 'vs', S_UL, P_UL, S_VM);
+    if (this.system === 'kernel') kernelSide(s);
+    else if (this.system === 'ovs') this.ovs = await ovsSide(s, join(this.dir, 'ovs'));
+    else {
+      this.vtep = await vtepSide(s, {
+        tap: `${this.prefix}tap`.slice(0, 15),
+        control: join(this.dir, 'vtep.sock'),
+        log: join(this.dir, 'vtep.log'),
+        nodeArgs: this.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`] : [],
+      });
+    }
+    // warm up: ARP and FDB learning on every hop
+    await until(
+      () =>
+        this.get('vs')
+          .exec(`ping -c 1 -W 1 ${P_VM.ip}`, { allowFail: true })
+          .includes(' 0% packet loss'),
+      10_000,
+    );
+  }
+
+  /** The process doing the tunnelling, for its CPU time. */
+  pid(): number | undefined {
+    if (this.vtep) return this.vtep.pid;
+    if (this.ovs)
+      return Number(readFileSync(join(this.dir, 'ovs', 'run', 'ovs-vswitchd.pid'), 'utf8').trim());
+    return undefined;
+  }
+
+  async teardown(): Promise<void> {
+    // SIGTERM first: the vtep exits cleanly, and writes its CPU profile when asked to
+    if (this.vtep && this.vtep.exitCode === null) {
+      const exited = new Promise((r) => this.vtep!.once('exit', r));
+      this.vtep.kill('SIGTERM');
+      await Promise.race([exited, sleep(3000)]);
+      if (this.vtep.exitCode === null) this.vtep.kill('SIGKILL');
+    }
+    this.ovs?.stop();
+    for (const n of this.ns.reverse()) n.delete();
+  }
+}
+
+const TICK = 100; // USER_HZ: /proc times are in 1/100 s
+
+function procCpu(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICK; // utime + stime
+}
+
+function machineCpu(): number {
+  const [, ...v] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  return (v[0] + v[1] + v[2] + v[5] + v[6]) / TICK; // user nice system irq softirq
+}
+
+async function tcp(pair: Pair, seconds: number): Promise<number> {
+  const srv = bg(`${pair.get('vp').prefix} iperf3 -s -1 -B ${P_VM.ip}`);
+  await sleep(300);
+  try {
+    const out = pair.get('vs').exec(`iperf3 -c ${P_VM.ip} -t ${seconds} -J`, { allowFail: true });
+    const j = JSON.parse(out);
+    return (j.end?.sum_received?.bits_per_second ?? 0) / 1e6;
+  } catch {
+    return 0;
+  } finally {
+    srv.kill('SIGKILL');
+  }
+}
+
+async function udp(
+  pair: Pair,
+  size: number,
+  seconds: number,
+): Promise<{ pps: number; cpu: number; machine: number }> {
+  const flood = distFile('bench', 'udpflood.js');
+  const rx = bg(
+    `${pair.get('vp').prefix} ${process.execPath} ${flood} recv ${P_VM.ip} 9000 ${seconds + 1.5}`,
+  );
+  let out = '';
+  rx.stdout!.on('data', (d) => (out += d));
+  await until(() => out.includes('ready'), 5000);
+  const pid = pair.pid();
+  const cpu0 = procCpu(pid);
+  const m0 = machineCpu();
+  pair.get('vs').exec(`${process.execPath} ${flood} send ${P_VM.ip} 9000 ${size} ${seconds}`);
+  const cpu1 = procCpu(pid);
+  const m1 = machineCpu();
+  await until(() => out.includes('received'), (seconds + 5) * 1000);
+  rx.kill('SIGKILL');
+  const r = JSON.parse(
+    out.split('\n').find((l) => l.includes('received')) ?? '{"received":0,"pps":0}',
+  );
+  const mpkts = Math.max(r.received, 1) / 1e6;
+  return { pps: r.pps, cpu: (cpu1 - cpu0) / mpkts, machine: (m1 - m0) / mpkts };
+}
+
+function latency(pair: Pair): { p50: number; p99: number } {
+  const out = pair.get('vs').exec(`ping -c 200 -i 0.005 -W 1 ${P_VM.ip}`, { allowFail: true });
+  const rtts = [...out.matchAll(/time=([\d.]+) ms/g)]
+    .map((m) => Number(m[1]) * 1000)
+    .sort((a, b) => a - b);
+  const q = (p: number) =>
+    rtts.length ? rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))] : 0;
+  return { p50: q(0.5), p99: q(0.99) };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export interface E2eResult {
+  machine: {
+    cpu: string | undefined;
+    cores: number;
+    node: string;
+    kernel: string;
+    ovs: string;
+    date: string;
+  };
+  rounds: number;
+  seconds: number;
+  generator: string;
+  samples: Record<System, Sample[]>;
+  medians: Record<System, Sample>;
+  ratios: { vtepOverOvs: Record<string, number>; vtepOverKernel: Record<string, number> };
+  targets: { name: string; value: number; target: number; met: boolean }[];
+}
+
+export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
+  const rounds = o.rounds ?? 3;
+  const seconds = o.seconds ?? 3;
+  const udpSeconds = Math.max(1, Math.round((seconds * 2) / 3));
+  const prefix = o.prefix ?? `e${process.pid % 10000}`;
+  const log = o.log ?? (() => {});
+  const base = mkdtempSync(join(tmpdir(), 'vtep-e2e-'));
+  const pairs = SYSTEMS.map((s) => {
+    mkdirSync(join(base, s));
+    return new Pair(s, `${prefix}${s[0]}`, join(base, s), o.profileDir);
+  });
+  const samples: Record<System, Sample[]> = { vtep: [], ovs: [], kernel: [] };
+  const steps = ['tcp', 'udp 64B', 'udp 1400B', 'latency'];
+  const total = rounds * SYSTEMS.length * steps.length;
+  let done = 0;
+  const step = (what: string) => o.progress?.(++done, total, what);
+  try {
+    for (const p of pairs) {
+      log(`building ${p.system} pair`);
+      await p.build();
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const p of pairs) {
+        const tcpMbps = await tcp(p, seconds);
+        step(`${p.system} tcp`);
+        const u64 = await udp(p, 64, udpSeconds);
+        step(`${p.system} udp 64B`);
+        const u1400 = await udp(p, 1400, udpSeconds);
+        step(`${p.system} udp 1400B`);
+        const lat = latency(p);
+        step(`${p.system} latency`);
+        samples[p.system].push({
+          tcpMbps,
+          pps64: u64.pps,
+          pps1400: u1400.pps,
+          rttP50Us: lat.p50,
+          rttP99Us: lat.p99,
+          cpuSecPerMpps: p.system === 'kernel' ? null : u64.cpu,
+          machineCpuSecPerMpps: u64.machine,
+        });
+      }
+    }
+  } finally {
+    for (const p of pairs) await p.teardown();
+    rmSync(base, { recursive: true, force: true });
+  }
+  const medians = Object.fromEntries(
+    SYSTEMS.map((s) => {
+      const xs = samples[s];
+      const m = (f: (x: Sample) => number) => median(xs.map(f));
+      return [
+        s,
+        {
+          tcpMbps: m((x) => x.tcpMbps),
+          pps64: m((x) => x.pps64),
+          pps1400: m((x) => x.pps1400),
+          rttP50Us: m((x) => x.rttP50Us),
+          rttP99Us: m((x) => x.rttP99Us),
+          cpuSecPerMpps: s === 'kernel' ? null : m((x) => x.cpuSecPerMpps ?? 0),
+          machineCpuSecPerMpps: m((x) => x.machineCpuSecPerMpps),
+        },
+      ];
+    }),
+  ) as Record<System, Sample>;
+  const ratio = (a: Sample, b: Sample) => ({
+    tcp: a.tcpMbps / b.tcpMbps,
+    pps64: a.pps64 / b.pps64,
+    pps1400: a.pps1400 / b.pps1400,
+    // latency: higher is better for us, so the ratio is theirs over ours
+    latencyP50: b.rttP50Us / a.rttP50Us,
+  });
+  const vo = ratio(medians.vtep, medians.ovs);
+  const vk = ratio(medians.vtep, medians.kernel);
+  const round = (r: Record<string, number>) =>
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v.toFixed(3))]));
+  const targets = [
+    { name: 'TCP throughput vs OVS userspace', value: vo.tcp, target: 1.0 },
+    { name: 'UDP 64 B packet rate vs OVS userspace', value: vo.pps64, target: 1.0 },
+    { name: 'round-trip latency (p50) vs OVS userspace', value: vo.latencyP50, target: 1.0 },
+    { name: 'TCP throughput vs kernel VXLAN', value: vk.tcp, target: 0.5 },
+  ].map((x) => ({ ...x, value: Number(x.value.toFixed(3)), met: x.value >= x.target }));
+  return {
+    machine: {
+      cpu: cpus()[0]?.model,
+      cores: cpus().length,
+      node: process.version,
+      kernel: sh('uname -r').trim(),
+      ovs: sh('ovs-vswitchd --version | head -1', { allowFail: true }).trim(),
+      date: new Date().toISOString(),
+    },
+    rounds,
+    seconds,
+    generator:
+      'bench/udpflood: sendmmsg batches of 64 from the VM behind the system under test, recvmmsg counter behind the kernel peer',
+    samples,
+    medians,
+    ratios: { vtepOverOvs: round(vo), vtepOverKernel: round(vk) },
+    targets,
+  };
+}
+
+/** The terminal table. */
+export function formatE2e(r: E2eResult): string {
+  const rows: [string, (s: Sample) => string][] = [
+    ['TCP throughput (Mbit/s)', (s) => s.tcpMbps.toFixed(0)],
+    ['UDP 64 B (kpps received)', (s) => (s.pps64 / 1e3).toFixed(0)],
+    ['UDP 1400 B (kpps received)', (s) => (s.pps1400 / 1e3).toFixed(0)],
+    ['RTT p50 (µs)', (s) => s.rttP50Us.toFixed(0)],
+    ['RTT p99 (µs)', (s) => s.rttP99Us.toFixed(0)],
+    [
+      'tunnel CPU s / Mpkt (64 B)',
+      (s) => (s.cpuSecPerMpps === null ? 'n/a' : s.cpuSecPerMpps.toFixed(2)),
+    ],
+    ['machine CPU s / Mpkt (64 B)', (s) => s.machineCpuSecPerMpps.toFixed(2)],
+  ];
+  const w = [30, 10, 10, 10];
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' ');
+  const out = [line(['median of ' + r.rounds + ' rounds', 'vtep', 'ovs', 'kernel'])];
+  for (const [name, f] of rows)
+    out.push(line([name, f(r.medians.vtep), f(r.medians.ovs), f(r.medians.kernel)]));
+  out.push(
+    '',
+    'ratios vtep/OVS: ' + JSON.stringify(r.ratios.vtepOverOvs),
+    'ratios vtep/kernel: ' + JSON.stringify(r.ratios.vtepOverKernel),
+    '',
+  );
+  for (const t of r.targets)
+    out.push(
+      `${t.met ? 'MET   ' : 'MISSED'} ${t.name}: ${t.value.toFixed(2)}× (target ≥ ${t.target.toFixed(1)}×)`,
+    );
+  return out.join('\n');
+}
+
+/** An SVG chart: one panel per metric, one bar per system. */
+export function chartSvg(r: E2eResult): string {
+  const panels: [string, (s: Sample) => number, string][] = [
+    ['TCP throughput', (s) => s.tcpMbps, 'Mbit/s'],
+    ['UDP 64 B', (s) => s.pps64 / 1e3, 'kpps'],
+    ['UDP 1400 B', (s) => s.pps1400 / 1e3, 'kpps'],
+    ['RTT p50 (lower is better)', (s) => s.rttP50Us, 'µs'],
+  ];
+  const colors: Record<System, string> = { vtep: '#2b7bb9', ovs: '#e08a1e', kernel: '#5a9e4b' };
+  const pw = 220;
+  const ph = 220;
+  const W = pw * panels.length + 20;
+  const H = ph + 90;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="10" y="18" font-size="14" font-weight="bold">vtep vs Open vSwitch (userspace) vs Linux kernel VXLAN — medians of ${r.rounds} rounds</text>`,
+    `<text x="10" y="34" fill="#555">${esc(`${r.machine.cores} cores ${r.machine.cpu ?? ''}, Linux ${r.machine.kernel}, Node ${r.machine.node}, ${r.machine.ovs}, ${r.machine.date.slice(0, 10)}`)}</text>`,
+  ];
+  panels.forEach(([title, f, unit], i) => {
+    const x0 = 10 + i * pw;
+    const y0 = 60;
+    const max = Math.max(...SYSTEMS.map((s) => f(r.medians[s])), 1e-9);
+    parts.push(`<text x="${x0 + 10}" y="${y0}" font-weight="bold">${esc(title)}</text>`);
+    SYSTEMS.forEach((s, k) => {
+      const v = f(r.medians[s]);
+      const h = Math.round((v / max) * (ph - 60));
+      const x = x0 + 15 + k * 65;
+      const y = y0 + 20 + (ph - 60 - h);
+      parts.push(`<rect x="${x}" y="${y}" width="50" height="${h}" fill="${colors[s]}"/>`);
+      parts.push(
+        `<text x="${x + 25}" y="${y - 4}" text-anchor="middle">${v >= 100 ? v.toFixed(0) : v.toFixed(1)}</text>`,
+      );
+      parts.push(`<text x="${x + 25}" y="${y0 + ph - 25}" text-anchor="middle">${s}</text>`);
+    });
+    parts.push(`<text x="${x0 + 10}" y="${y0 + ph - 8}" fill="#555">${unit}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+export function writeE2e(r: E2eResult, dir: string): { json: string; svg: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, 'e2e.json');
+  const svg = join(dir, 'e2e.svg');
+  writeFileSync(json, JSON.stringify(r, null, 2) + '\n');
+  writeFileSync(svg, chartSvg(r));
+  return { json, svg };
+}

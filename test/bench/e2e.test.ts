@@ -1,0 +1,100 @@
+// The end-to-end benchmark's machinery, not its speed (speed is measured in `npm run bench:e2e`):
+// one short round builds the three systems, gets a number for every metric from each, and
+// leaves nothing behind; the report and the chart are checked on a fixed result.
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import {
+  SYSTEMS,
+  chartSvg,
+  formatE2e,
+  runE2e,
+  writeE2e,
+  type E2eResult,
+  type Sample,
+} from '../../src/lab/e2e.js';
+import { sh } from '../../src/lab/sh.js';
+import { needs } from '../helpers/prereq.js';
+
+const sample = (k: number): Sample => ({
+  tcpMbps: 700 * k,
+  pps64: 90_000 * k,
+  pps1400: 80_000 * k,
+  rttP50Us: 80 / k,
+  rttP99Us: 200 / k,
+  cpuSecPerMpps: 9,
+  machineCpuSecPerMpps: 20,
+});
+
+function fixed(): E2eResult {
+  return {
+    machine: {
+      cpu: 'AMD EPYC',
+      cores: 2,
+      node: 'v20',
+      kernel: '6.x',
+      ovs: 'ovs-vswitchd (Open vSwitch) 3.1.0',
+      date: '2026-11-24T00:00:00Z',
+    },
+    rounds: 1,
+    seconds: 1,
+    generator: 'g',
+    samples: {
+      vtep: [sample(1)],
+      ovs: [sample(1)],
+      kernel: [{ ...sample(2), cpuSecPerMpps: null }],
+    },
+    medians: { vtep: sample(1), ovs: sample(1), kernel: { ...sample(2), cpuSecPerMpps: null } },
+    ratios: { vtepOverOvs: { tcp: 1 }, vtepOverKernel: { tcp: 0.5 } },
+    targets: [
+      { name: 'TCP throughput vs OVS userspace', value: 1, target: 1, met: true },
+      { name: 'TCP throughput vs kernel VXLAN', value: 0.4, target: 0.5, met: false },
+    ],
+  };
+}
+
+t.test('report and chart from a fixed result', async (t) => {
+  const text = formatE2e(fixed());
+  t.match(text, /TCP throughput \(Mbit\/s\)\s+700\s+700\s+1400/);
+  t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+n\/a/);
+  t.match(text, /^MET {4}TCP throughput vs OVS userspace: 1\.00× \(target ≥ 1\.0×\)$/m);
+  t.match(text, /^MISSED TCP throughput vs kernel VXLAN: 0\.40× \(target ≥ 0\.5×\)$/m);
+  const svg = chartSvg(fixed());
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 12, 'four panels of three bars');
+  t.match(svg, />1400<\/text>/);
+  t.match(svg, /2 cores AMD EPYC, Linux 6\.x/);
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-e2e-out-'));
+  const files = writeE2e(fixed(), dir);
+  t.same(JSON.parse(readFileSync(files.json, 'utf8')).medians.kernel.tcpMbps, 1400);
+  t.equal(readFileSync(files.svg, 'utf8'), svg);
+});
+
+t.test('one short round: every system measured, everything torn down', async (t) => {
+  if (!needs(t, { root: true, commands: ['ip', 'ovs-vswitchd', 'iperf3', 'ping', 'bridge'] }))
+    return;
+  const prefix = `b${process.pid % 10000}`;
+  const steps: string[] = [];
+  const r = await runE2e({
+    rounds: 1,
+    seconds: 1,
+    prefix,
+    progress: (_d, _t, what) => steps.push(what),
+  });
+  t.equal(steps.length, 12, 'four measurements for each of three systems');
+  for (const s of SYSTEMS) {
+    const m = r.medians[s];
+    t.ok(
+      m.tcpMbps > 0 && m.pps64 > 0 && m.pps1400 > 0 && m.rttP50Us > 0 && m.rttP99Us >= m.rttP50Us,
+      `${s}: a number for every metric`,
+    );
+    t.equal(
+      m.cpuSecPerMpps === null,
+      s === 'kernel',
+      `${s}: process CPU only where there is a process`,
+    );
+  }
+  t.equal(r.targets.length, 4);
+  t.notOk(sh('ip netns list').includes(prefix), 'no namespace left');
+});

@@ -33,6 +33,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.vnis\[0\]\.mac$/, '--mac'],
   [/^flags\.maxEntries$/, '--max-entries'],
   [/^flags\.reservedBits$/, '--reserved-bits'],
+  [/^flags\.invalidSourceMac$/, '--invalid-source-mac'],
   [/^flags\.sourcePorts$/, '--source-ports'],
   [/^flags\.sourcePortMode$/, '--source-port-mode'],
   [/^flags\.(\w+)$/, '--$1'],
@@ -48,6 +49,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     ageing: o.ageing,
     maxEntries: o.maxEntries,
     reservedBits: o.reservedBits,
+    invalidSourceMac: o.invalidSourceMac,
     sourcePorts: o.sourcePorts,
     sourcePortMode: o.sourcePortMode,
     vnis: [
@@ -82,7 +84,23 @@ function fromFlags(o: Record<string, unknown>): Config {
 }
 
 async function run(opts: Record<string, unknown>): Promise<void> {
-  const cfg = opts.config ? loadConfigFile(String(opts.config)) : fromFlags(opts);
+  let cfg: Config;
+  if (opts.config) {
+    // The file is the whole configuration; a flag beside it would be silently ignored, so refuse.
+    const beside = Object.keys(opts).filter(
+      (k) => k !== 'config' && k !== 'control' && opts[k] !== undefined,
+    );
+    if (beside.length) {
+      const flag = '--' + beside[0].replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+      throw new ConfigError(
+        flag,
+        opts[beside[0]],
+        'cannot be combined with --config (put it in the file)',
+      );
+    }
+    cfg = loadConfigFile(String(opts.config));
+    if (opts.control) cfg.control = String(opts.control);
+  } else cfg = fromFlags(opts);
   cfg.control ??= DEFAULT_CONTROL;
   const vtep = await startVtep(cfg, log);
   const shutdown = (signal: string) => {
@@ -112,7 +130,7 @@ export function program(): Command {
   p.command('run')
     .description('run the VTEP (needs root: TAP devices and a raw socket)')
     .option('--config <file>', 'YAML configuration (several VNIs); replaces the flags below')
-    .option('--local <addr>', 'local underlay address to bind', '0.0.0.0')
+    .option('--local <addr>', 'local underlay address to bind (default 0.0.0.0)')
     .option('--port <port>', 'UDP port (RFC 7348: 4789)')
     .option('--vni <n>', 'VXLAN network identifier')
     .option('--tap <name>', 'TAP device name (default vtep<VNI>)')
@@ -133,6 +151,10 @@ export function program(): Command {
         '--reserved-bits <policy>',
         'reserved bits set on receive: drop (Linux, OVS) or ignore (RFC 7348 wording)',
       ),
+    )
+    .option(
+      '--invalid-source-mac <policy>',
+      'inner source MAC zero or multicast: deliver (OVS; default) or drop (Linux)',
     )
     .option(
       '--source-ports <min-max>',

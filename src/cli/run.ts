@@ -58,6 +58,7 @@ export async function startVtep(cfg: Config, log: Log): Promise<Running> {
       raw,
       fdb,
       reservedBits: cfg.reservedBits,
+      invalidSourceMac: cfg.invalidSourceMac,
       sourcePortMin: cfg.sourcePortMin,
       sourcePortMax: cfg.sourcePortMax,
       dstPort: cfg.port,

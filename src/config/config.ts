@@ -34,6 +34,8 @@ export interface Config {
   ageingMs: number;
   maxEntries: number;
   reservedBits: ReservedBitsPolicy;
+  /** Decapsulated frames with a zero or multicast source MAC: deliver (OVS) or drop (Linux). */
+  invalidSourceMac: 'deliver' | 'drop';
   /** `hash`: per-flow source port through a raw socket (RFC 7348 §5); `fixed`: the bound port. */
   sourcePortMode: 'hash' | 'fixed';
   sourcePortMin: number;
@@ -154,6 +156,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     'ageing',
     'maxEntries',
     'reservedBits',
+    'invalidSourceMac',
     'sourcePorts',
     'sourcePortMode',
     'mtu',
@@ -163,6 +166,14 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   const reservedBits = raw.reservedBits ?? 'drop';
   if (reservedBits !== 'drop' && reservedBits !== 'ignore') {
     throw new ConfigError(`${where}.reservedBits`, reservedBits, 'must be "drop" or "ignore"');
+  }
+  const invalidSourceMac = raw.invalidSourceMac ?? 'deliver';
+  if (invalidSourceMac !== 'deliver' && invalidSourceMac !== 'drop') {
+    throw new ConfigError(
+      `${where}.invalidSourceMac`,
+      invalidSourceMac,
+      'must be "deliver" or "drop"',
+    );
   }
   const mode = raw.sourcePortMode ?? 'hash';
   if (mode !== 'hash' && mode !== 'fixed')
@@ -223,6 +234,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
         ? DEFAULT_MAX_ENTRIES
         : integer(`${where}.maxEntries`, raw.maxEntries, 1, 16_777_216),
     reservedBits,
+    invalidSourceMac,
     sourcePortMode: mode,
     sourcePortMin,
     sourcePortMax,

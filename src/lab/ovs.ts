@@ -60,6 +60,11 @@ export class PrivateOvs {
     return this.ns.exec(`ovs-vsctl --timeout=20 --db=${this.db} ${args}`, { env: this.env });
   }
 
+  /** ovs-ofctl against a bridge of this instance (its management socket is in the run dir). */
+  ofctl(args: string): string {
+    return this.ns.exec(`ovs-ofctl ${args}`, { env: this.env });
+  }
+
   /** ovs-appctl to ovs-vswitchd. */
   appctl(args: string): string {
     return this.ns.exec(`ovs-appctl -t ${join(this.dir, 'run', 'ovs-vswitchd.ctl')} ${args}`, {

@@ -16,7 +16,7 @@ import {
 } from '../io/types.js';
 import { Drop, DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
-import { formatMac, isMulticast, readMac } from '../wire/mac.js';
+import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import {
@@ -72,6 +72,11 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** Learned senders cached per VNI before the cache starts over (default 65536). */
   senderCacheMax?: number;
+  /**
+   * A decapsulated frame whose source MAC is zero or multicast: `deliver` it (never learned;
+   * what Open vSwitch does) or `drop` it (what Linux vxlan does). Default `deliver`.
+   */
+  invalidSourceMac?: 'deliver' | 'drop';
 }
 
 export interface DirectionCounters {
@@ -144,6 +149,7 @@ export class Engine {
   private readonly portMax: number;
   private readonly dstPort: number;
   private readonly senderCacheMax: number;
+  private readonly dropInvalidSource: boolean;
   private readonly udpTx: TxBatch;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
@@ -163,6 +169,7 @@ export class Engine {
     this.portMax = opts.sourcePortMax ?? 65535;
     this.dstPort = opts.dstPort ?? VXLAN_PORT;
     this.senderCacheMax = opts.senderCacheMax ?? SENDER_CACHE_MAX;
+    this.dropInvalidSource = opts.invalidSourceMac === 'drop';
     this.udpTx = new TxBatch(opts.txBatch ?? 256);
     this.log = opts.log ?? (() => {});
     this.copySlab = Buffer.alloc(this.udpTx.capacity * (opts.underlay.rx.slotSize + 64));
@@ -229,6 +236,10 @@ export class Engine {
       const src = readMac(slab, dec.offset + 6);
       if (vs.ownMacs.has(src)) {
         this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i);
+        continue;
+      }
+      if (this.dropInvalidSource && !isValidUnicast(src)) {
+        this.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i);
         continue;
       }
       this.fdb.learn(dec.vni, src, remote, now);

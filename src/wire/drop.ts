@@ -40,12 +40,14 @@ export const Drop = {
   TAP_WRITE_FAILED: 16,
   /** The datagram was larger than a receive slot and arrived cut. */
   DATAGRAM_TRUNCATED: 17,
+  /** The inner source MAC is zero or a group address (policy `drop`, as Linux vxlan does). */
+  INVALID_SOURCE_MAC: 18,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 18;
+export const DROP_REASON_COUNT = 19;
 
 const names: string[] = [];
 for (const [name, value] of Object.entries(Drop)) names[value] = name.toLowerCase();

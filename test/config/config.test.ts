@@ -18,6 +18,7 @@ t.test('defaults and parsed values', async (t) => {
     ageingMs: 300_000,
     maxEntries: 8192,
     reservedBits: 'drop',
+    invalidSourceMac: 'deliver',
     sourcePortMode: 'hash',
     sourcePortMin: 49152,
     sourcePortMax: 65535,
@@ -65,6 +66,10 @@ t.test('every bad value names its field and the value', async (t) => {
     [{ ...base, maxEntries: -1 }, /config\.maxEntries -1/],
     [{ ...base, reservedBits: 'keep' }, /config\.reservedBits "keep": must be "drop" or "ignore"/],
     [{ ...base, sourcePortMode: 'random' }, /config\.sourcePortMode "random"/],
+    [
+      { ...base, invalidSourceMac: 'keep' },
+      /config\.invalidSourceMac "keep": must be "deliver" or "drop"/,
+    ],
     [{ ...base, sourcePorts: '10' }, /config\.sourcePorts "10": must be a range/],
     [
       { ...base, sourcePorts: '600-500' },

@@ -145,6 +145,8 @@ t.test('CLI: bad input exits 2 naming the flag; help exits 0', async (t) => {
   t.match(errors.pop(), /invalid --tap/);
   t.equal(await run('run', '--config', join(dir, 'none.yaml')), 2);
   t.match(errors.pop(), /invalid --config ".*none\.yaml": cannot be read/);
+  t.equal(await run('run', '--config', join(dir, 'x.yaml'), '--vni', '5'), 2);
+  t.match(errors.pop(), /invalid --vni "5": cannot be combined with --config/);
   t.equal(await run('run', '--no-such-flag'), 2);
   t.equal(await run('--help'), 0);
   t.equal(await run('stats', '--control', join(dir, 'absent.sock')), 1);

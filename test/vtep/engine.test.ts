@@ -366,3 +366,18 @@ t.test('flow hash covers VLAN-tagged and IPv6 inner frames', async (t) => {
   t.not(flowHash(v6(1, 10), 0, 100), flowHash(v6(1, 20), 0, 100), 'the VLAN ID counts');
   t.equal(flowHash(v6(1, 10), 0, 100), flowHash(v6(1, 10), 0, 100));
 });
+
+t.test(
+  'invalid source MACs: delivered unlearned (OVS), or dropped with --invalid-source-mac drop (Linux)',
+  async (t) => {
+    for (const policy of ['deliver', 'drop'] as const) {
+      const h = harness([{ vni: 1 }], { invalidSourceMac: policy });
+      for (const src of [0, 0x01005e000001, BCAST])
+        h.underlay.receive(vxlan(1, frame(VM_B, src)), h.peerA);
+      await settle();
+      t.equal(h.taps.get(1)!.written.length, policy === 'deliver' ? 3 : 0, policy);
+      t.equal(h.engine.drops[Drop.INVALID_SOURCE_MAC], policy === 'deliver' ? 0 : 3);
+      t.equal(h.fdb.size, 0, 'never learned');
+    }
+  },
+);

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Long differential runs: `npm run fuzz:diff -- --runs N [--seed S]` feeds N generated batches
+// (up to 16 packets each) to Open vSwitch, kernel VXLAN and vtep side by side. A disagreement
+// is printed, shrunk by fast-check, as a JSON entry to paste into test/diff/regressions.json,
+// where every later `npm test` replays it.
+import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const value = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const runs = Number(value('--runs', '100'));
+const seed = value('--seed', undefined);
+if (!Number.isInteger(runs) || runs < 1) {
+  console.error(
+    `fuzz:diff: invalid --runs ${JSON.stringify(value('--runs'))}: must be a positive integer`,
+  );
+  process.exit(2);
+}
+const env = {
+  ...process.env,
+  VTEP_DIFF_RUNS: String(runs),
+  ...(seed === undefined ? {} : { VTEP_DIFF_SEED: seed }),
+};
+const r = spawnSync(
+  'npx',
+  [
+    'tap',
+    '--disable-coverage',
+    '--allow-empty-coverage',
+    `--timeout=${60 + runs * 10}`,
+    'test/diff/decap.test.ts',
+  ],
+  { stdio: 'inherit', env },
+);
+process.exit(r.status ?? 1);

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { MAX_VNI, encapsulate } from '../../src/wire/vxlan.js';
 import { goldenPacket } from '../helpers/golden.js';
 import { writePcap } from '../helpers/pcap.js';
 import { needs } from '../helpers/prereq.js';
+import { VXLAN_FIELDS, tsharkFields } from '../helpers/tshark.js';
 
 /** Build a full outer packet around `inner` with our own encoders, checksum on. */
 function build(inner: Uint8Array, vni: number): Buffer {
@@ -50,50 +50,12 @@ t.test(
     const pcap = join(dir, 'vxlan.pcap');
     writePcap(pcap, frames);
 
-    // Wireshark shows bytes 2..3 as "Group Policy ID" (the GBP extension's field) and the
-    // reserved bits of the flags word as flags_reserved: together with reserved8 they are the
-    // 32 reserved bits of RFC 7348.
-    const r = spawnSync(
-      'tshark',
-      [
-        '-r',
-        pcap,
-        '-d',
-        'udp.port==4789,vxlan',
-        '-T',
-        'fields',
-        '-E',
-        'separator=,',
-        '-E',
-        'occurrence=f',
-        '-e',
-        'vxlan.flags',
-        '-e',
-        'vxlan.flag_i',
-        '-e',
-        'vxlan.vni',
-        '-e',
-        'vxlan.flags_reserved',
-        '-e',
-        'vxlan.gbp',
-        '-e',
-        'vxlan.reserved8',
-        '-e',
-        'ip.checksum.status',
-        '-e',
-        'udp.checksum.status',
-        '-o',
-        'ip.check_checksum:TRUE',
-        '-o',
-        'udp.check_checksum:TRUE',
-      ],
-      { encoding: 'utf8' },
+    const r = tsharkFields(
+      pcap,
+      [...VXLAN_FIELDS, 'ip.checksum.status', 'udp.checksum.status'],
+      ['-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'],
     );
-    t.equal(r.status, 0, `tshark exits 0 ${r.status === 0 ? '' : r.stderr}`);
-    const rows = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => l.split(','));
+    const rows = r.rows;
     t.equal(rows.length, frames.length, 'one decoded row per packet');
     rows.forEach(([flags, iFlag, vni, flagsReserved, bytes2to3, reserved8, ipOk, udpOk], i) => {
       t.equal(Number(flags), 0x0800, `packet ${i}: flags word 0x0800`);

@@ -31,6 +31,7 @@ const r = spawnSync(
     '--allow-empty-coverage',
     `--timeout=${60 + runs * 10}`,
     'test/diff/decap.test.ts',
+    'test/diff/encap.test.ts',
   ],
   { stdio: 'inherit', env },
 );

@@ -32,6 +32,7 @@ const r = spawnSync(
     `--timeout=${60 + runs * 10}`,
     'test/diff/decap.test.ts',
     'test/diff/encap.test.ts',
+    'test/diff/fdb.test.ts',
   ],
   { stdio: 'inherit', env },
 );

@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { native, type NativePoller } from './native.js';
+import { FdHandle } from './handle.js';
+import { native } from './native.js';
 import {
   IoError,
+  toIoError,
   RxRing,
   type FrameDevice,
   type OnBatch,
@@ -28,11 +30,6 @@ export interface TapOptions extends RingOptions {
 }
 
 const IFNAMSIZ = 16;
-
-function wrap(err: unknown): IoError {
-  const e = err as { code?: string; message?: string };
-  return new IoError(e.code ?? 'EIO', e.message ?? String(err));
-}
 
 /** Says why `name` cannot be our TAP, before asking the kernel (which only says EINVAL). */
 function checkName(name: string): void {
@@ -62,8 +59,7 @@ function checkName(name: string): void {
 export class TapDevice implements FrameDevice {
   readonly rx: RxRing;
   lastError: string | undefined;
-  private poller: NativePoller | undefined;
-  private fd: number;
+  private readonly h: FdHandle;
   private readonly metaLen: number;
 
   private constructor(
@@ -72,7 +68,7 @@ export class TapDevice implements FrameDevice {
     rx: RxRing,
     metaLen: number,
   ) {
-    this.fd = fd;
+    this.h = new FdHandle(fd);
     this.rx = rx;
     this.metaLen = metaLen;
   }
@@ -88,7 +84,7 @@ export class TapDevice implements FrameDevice {
     try {
       [fd, actual] = io.tapOpen(name, opts.vnetHdr ? 1 : 0);
     } catch (err) {
-      throw wrap(err);
+      throw toIoError(err);
     }
     const tap = new TapDevice(fd, actual, rx, metaLen);
     try {
@@ -98,7 +94,7 @@ export class TapDevice implements FrameDevice {
       if (opts.up ?? true) io.ifSetUp(actual, true);
     } catch (err) {
       tap.close();
-      throw wrap(err);
+      throw toIoError(err);
     }
     return tap;
   }
@@ -117,16 +113,16 @@ export class TapDevice implements FrameDevice {
     this.call(() => native().ifSetUp(this.name, up));
   }
   setPersist(on: boolean): void {
-    this.call(() => native().tapSetPersist(this.fd, on));
+    this.call(() => native().tapSetPersist(this.h.fd, on));
   }
 
   start(onFrames: OnBatch, onError: OnIoError): void {
-    if (this.fd < 0) throw new IoError('ERR_CLOSED', `tap ${this.name} is closed`);
-    if (!this.poller) {
+    if (this.h.fd < 0) throw new IoError('ERR_CLOSED', `tap ${this.name} is closed`);
+    if (!this.h.poller) {
       const io = native();
-      this.poller = new io.Poller(
+      this.h.poller = new io.Poller(
         0,
-        this.fd,
+        this.h.fd,
         this.rx.slab,
         this.rx.slotSize,
         this.rx.headroom,
@@ -144,11 +140,11 @@ export class TapDevice implements FrameDevice {
         },
       );
     }
-    this.poller.start();
+    this.h.poller.start();
   }
 
   stop(): void {
-    this.poller?.stop();
+    this.h.poller?.stop();
   }
 
   /**
@@ -156,14 +152,14 @@ export class TapDevice implements FrameDevice {
    * offload) is sent in front of each frame from a scratch area.
    */
   write(slab: Uint8Array, batch: TxBatch): number {
-    if (this.fd < 0) {
+    if (this.h.fd < 0) {
       this.lastError = 'EBADF';
       return 0;
     }
     const io = native();
     const meta = this.metaLen ? this.zeroMeta(batch.count) : null;
     const n = io.writeBatch(
-      this.fd,
+      this.h.fd,
       slab,
       batch.offsets,
       batch.lengths,
@@ -188,21 +184,14 @@ export class TapDevice implements FrameDevice {
   }
 
   close(): void {
-    if (this.poller) {
-      this.poller.close();
-      this.poller = undefined;
-    }
-    if (this.fd >= 0) {
-      native().closeFd(this.fd);
-      this.fd = -1;
-    }
+    this.h.close();
   }
 
   private call<T>(fn: () => T): T {
     try {
       return fn();
     } catch (err) {
-      throw wrap(err);
+      throw toIoError(err);
     }
   }
 }

@@ -146,3 +146,9 @@ export interface DatagramSocket extends DatagramSender {
   start(onDatagrams: OnBatch, onError: OnIoError): void;
   stop(): void;
 }
+
+/** An addon error (`code` = errno name) or anything else thrown during setup, as an IoError. */
+export function toIoError(err: unknown): IoError {
+  const e = err as { code?: string; message?: string };
+  return new IoError(e.code ?? 'EIO', e.message ?? String(err));
+}

@@ -1,7 +1,9 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { native, type NativePoller } from './native.js';
+import { FdHandle } from './handle.js';
+import { native } from './native.js';
 import {
   IoError,
+  toIoError,
   RxRing,
   type DatagramSender,
   type DatagramSocket,
@@ -25,11 +27,6 @@ function familyOf(address: string): 4 | 6 {
   if (isIPv4(address)) return 4;
   if (isIPv6(address)) return 6;
   throw new IoError('ERR_ADDRESS', `local address ${JSON.stringify(address)} is not IPv4 or IPv6`);
-}
-
-function wrap(err: unknown): IoError {
-  const e = err as { code?: string; message?: string };
-  return new IoError(e.code ?? 'EIO', e.message ?? String(err));
 }
 
 /** Shared send path: sendmmsg over a socket fd, with the errno of a partial batch kept. */
@@ -62,8 +59,7 @@ function sendVia(
 export class UdpSocket implements DatagramSocket {
   readonly rx: RxRing;
   lastError: string | undefined;
-  private poller: NativePoller | undefined;
-  private fd: number;
+  private readonly h: FdHandle;
 
   private constructor(
     fd: number,
@@ -72,7 +68,7 @@ export class UdpSocket implements DatagramSocket {
     readonly port: number,
     rx: RxRing,
   ) {
-    this.fd = fd;
+    this.h = new FdHandle(fd);
     this.rx = rx;
   }
 
@@ -93,18 +89,19 @@ export class UdpSocket implements DatagramSocket {
       );
       return new UdpSocket(fd, family, opts.address, bound, rx);
     } catch (err) {
-      throw wrap(err);
+      throw toIoError(err);
     }
   }
 
   start(onDatagrams: OnBatch, onError: OnIoError): void {
-    if (this.fd < 0) throw new IoError('ERR_CLOSED', `udp ${this.address}:${this.port} is closed`);
-    if (!this.poller) {
+    if (this.h.fd < 0)
+      throw new IoError('ERR_CLOSED', `udp ${this.address}:${this.port} is closed`);
+    if (!this.h.poller) {
       const io = native();
       const { rx } = this;
-      this.poller = new io.Poller(
+      this.h.poller = new io.Poller(
         1,
-        this.fd,
+        this.h.fd,
         rx.slab,
         rx.slotSize,
         rx.headroom,
@@ -125,26 +122,19 @@ export class UdpSocket implements DatagramSocket {
         },
       );
     }
-    this.poller.start();
+    this.h.poller.start();
   }
 
   stop(): void {
-    this.poller?.stop();
+    this.h.poller?.stop();
   }
 
   send(slab: Uint8Array, batch: TxBatch): number {
-    return sendVia(this.fd, false, slab, batch, this);
+    return sendVia(this.h.fd, false, slab, batch, this);
   }
 
   close(): void {
-    if (this.poller) {
-      this.poller.close();
-      this.poller = undefined;
-    }
-    if (this.fd >= 0) {
-      native().closeFd(this.fd);
-      this.fd = -1;
-    }
+    this.h.close();
   }
 }
 
@@ -156,14 +146,14 @@ export class UdpSocket implements DatagramSocket {
  */
 export class RawUdpSender implements DatagramSender {
   lastError: string | undefined;
-  private fd: number;
+  private readonly h: FdHandle;
 
   private constructor(
     fd: number,
     readonly family: 4 | 6,
     readonly address: string,
   ) {
-    this.fd = fd;
+    this.h = new FdHandle(fd);
   }
 
   static open(address: string): RawUdpSender {
@@ -171,18 +161,15 @@ export class RawUdpSender implements DatagramSender {
     try {
       return new RawUdpSender(native().rawUdpOpen(family, address), family, address);
     } catch (err) {
-      throw wrap(err);
+      throw toIoError(err);
     }
   }
 
   send(slab: Uint8Array, batch: TxBatch): number {
-    return sendVia(this.fd, true, slab, batch, this);
+    return sendVia(this.h.fd, true, slab, batch, this);
   }
 
   close(): void {
-    if (this.fd >= 0) {
-      native().closeFd(this.fd);
-      this.fd = -1;
-    }
+    this.h.close();
   }
 }

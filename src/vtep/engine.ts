@@ -16,6 +16,7 @@ import {
 } from '../io/types.js';
 import { Drop, DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
+import { parseIpv4Address } from '../wire/ipv4.js';
 import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
 import { RateLimiter } from '../util/ratelimit.js';
@@ -129,8 +130,7 @@ class VniState {
 
   remember(r: Remote): void {
     if (r.family === 4) {
-      const p = r.address.split('.').map(Number);
-      this.senders4.set(((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0, r);
+      this.senders4.set(parseIpv4Address(r.address)!, r);
     } else {
       this.senders6.set(r.address, r);
     }

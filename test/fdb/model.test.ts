@@ -69,15 +69,20 @@ function modelLearn(m: Model, vni: number, mac: number, remote: Remote): LearnRe
     return Learn.MOVED;
   }
   if (!tb.learning) return Learn.DISABLED;
-  let result: LearnResult = Learn.NEW;
-  if (tb.entries.size >= VNI_CAPS[vni] || total(m) >= TOTAL_CAP) {
-    const victim = oldestLearned(tb);
-    if (victim === undefined) return Learn.CAP_HIT;
-    tb.entries.delete(victim);
-    result = Learn.EVICTED;
-  }
+  const room = makeRoom(m, vni);
+  if (room === 'full') return Learn.CAP_HIT;
   tb.entries.set(mac, { remote, static: false, updated: m.now, seq: ++m.seq });
-  return result;
+  return room === 'evicted' ? Learn.EVICTED : Learn.NEW;
+}
+
+/** Room for one more entry in a VNI: free, made by evicting its oldest learned entry, or none. */
+function makeRoom(m: Model, vni: number): 'free' | 'evicted' | 'full' {
+  const tb = m.tables.get(vni)!;
+  if (tb.entries.size < VNI_CAPS[vni] && total(m) < TOTAL_CAP) return 'free';
+  const victim = oldestLearned(tb);
+  if (victim === undefined) return 'full';
+  tb.entries.delete(victim);
+  return 'evicted';
 }
 
 type Real = { fdb: Fdb };
@@ -142,13 +147,7 @@ class AddStaticCmd implements Cmd {
   run(m: Model, r: Real): void {
     const tb = m.tables.get(this.vni)!;
     let expectError = !validUnicast(this.mac);
-    if (!expectError && !tb.entries.has(this.mac)) {
-      if (tb.entries.size >= VNI_CAPS[this.vni] || total(m) >= TOTAL_CAP) {
-        const victim = oldestLearned(tb);
-        if (victim === undefined) expectError = true;
-        else tb.entries.delete(victim);
-      }
-    }
+    if (!expectError && !tb.entries.has(this.mac)) expectError = makeRoom(m, this.vni) === 'full';
     if (!expectError)
       tb.entries.set(this.mac, { remote: this.remote, static: true, updated: m.now, seq: 0 });
     let threw = false;

@@ -1,13 +1,12 @@
 // Differential encapsulation: generated Ethernet frames written into our TAP arrive at the Open
 // vSwitch VM and the kernel VXLAN VM byte for byte, and frames from their VMs arrive at our TAP
 // byte for byte (the interop topology: vtep in the middle, OVS and kernel VXLAN as peers).
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
-import type { Netns } from '../../src/lab/netns.js';
 import { bg, until } from '../../src/lab/sh.js';
 import { Topology } from '../../src/lab/topology.js';
+import { sendFrames } from '../helpers/afpacket.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { needs } from '../helpers/prereq.js';
 
@@ -31,16 +30,6 @@ const frame = fc
       type.toString(16).padStart(4, '0') +
       Buffer.from(payload).toString('hex'),
   );
-
-/** Write raw frames out of `dev` in `ns` through an AF_PACKET socket. */
-function send(ns: Netns, dev: string, frames: string[]): void {
-  const py = `import socket,sys,json\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\nfor h in json.load(sys.stdin): s.send(bytes.fromhex(h))`;
-  const r = spawnSync('ip', ['netns', 'exec', ns.name, 'python3', '-c', py, dev], {
-    input: JSON.stringify(frames),
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`AF_PACKET sender failed: ${r.stderr}`);
-}
 
 const ready = needs(t, { root: true, commands: ['ip', 'ovs-vswitchd', 'tcpdump', 'python3'] });
 if (ready) {
@@ -95,7 +84,7 @@ if (ready) {
       await fc.assert(
         fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 12 }), async (batch) => {
           const f = fence();
-          send(topo.get('vmB'), topo.tap, [...batch, f]);
+          sendFrames(topo.get('vmB'), topo.tap, [...batch, f]);
           frames += batch.length;
           const [a, c] = [await received('vmA', f), await received('vmC', f)];
           return (
@@ -117,7 +106,7 @@ if (ready) {
         fc.constantFrom('vmA', 'vmC'),
         async (batch, from) => {
           const f = fence();
-          send(topo.get(from), 'eth0', [...batch, f]);
+          sendFrames(topo.get(from), 'eth0', [...batch, f]);
           n += batch.length;
           const b = await received('vmB', f);
           return JSON.stringify(b) === JSON.stringify(batch);

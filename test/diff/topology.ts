@@ -9,7 +9,8 @@
 // on our TAP, on the kernel's vxlan device, and for Open vSwitch on the VM port of a bridge
 // whose flows send tunnel traffic straight to it (no NORMAL action: MAC learning and bridge
 // rules would otherwise differ from the Linux bridge's, and that is not what is compared).
-// The Linux bridges and NORMAL-mode learning stay for the FDB comparison.
+// The Linux bridges and NORMAL-mode learning stay for the FDB comparison, which also watches
+// the underlay: a capture on the injector sees which remote each receiver sends a frame to.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ import { PrivateOvs } from '../../src/lab/ovs.js';
 import { vtepBin } from '../../src/lab/peers.js';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { request } from '../../src/control/server.js';
+import { formatIpv4Address } from '../../src/wire/ipv4.js';
+import { decapsulate } from '../../src/wire/vxlan.js';
 import { readPcap } from '../helpers/pcapread.js';
 
 export const RECEIVERS = ['ovs', 'vtep', 'kernel'] as const;
@@ -38,6 +41,7 @@ export class DiffTopology {
   ovs?: PrivateOvs;
   vtep?: ChildProcess;
   readonly captures = new Map<string, { file: string; proc: ChildProcess; seen: number }>();
+  underlay?: { file: string; proc: ChildProcess };
   readonly control: string;
 
   private constructor(
@@ -277,12 +281,60 @@ export class DiffTopology {
     return rows;
   }
 
+  /** The "VM" namespace behind receiver `r` at `vni`. */
+  vm(r: Receiver, vni: number): Netns {
+    return this.get(`v${r[0]}${vni}`);
+  }
+
+  /**
+   * Wait until Open vSwitch's MAC learning has caught up with every packet it received before
+   * this call. OVS learns a source MAC when a packet misses the datapath flow cache (upcall) and
+   * again when its revalidators push the statistics of cached flows that packets did hit; one
+   * revalidation cycle may already be under way, so wait for two to end.
+   */
+  ovsSettle(): void {
+    this.ovs!.appctl('revalidator/wait');
+    this.ovs!.appctl('revalidator/wait');
+  }
+
+  /** Start capturing the VXLAN packets the receivers send to the injector's remote addresses. */
+  async captureUnderlay(): Promise<void> {
+    const file = join(this.dir, 'underlay.pcap');
+    const proc = bg(
+      `${this.get('inj').prefix} tcpdump -i eth0 -Q in -U -n -s 0 -w ${file} udp dst port 4789`,
+    );
+    let err = '';
+    proc.stderr!.on('data', (d) => (err += d));
+    await until(() => err.includes('listening'), 5000);
+    this.underlay = { file, proc };
+  }
+
+  /** The VXLAN packets captured on the underlay so far: outer source and destination, VNI, inner frame. */
+  underlayPackets(): { from: string; to: string; vni: number; inner: Buffer }[] {
+    const out: { from: string; to: string; vni: number; inner: Buffer }[] = [];
+    for (const f of readPcap(this.underlay!.file)) {
+      if (f.length < 14 + 20 || f.readUInt16BE(12) !== 0x0800) continue;
+      const ip = f.subarray(14);
+      const udp = ip.subarray((ip[0] & 0x0f) * 4);
+      const d = decapsulate(udp.subarray(8), 'ignore');
+      if (typeof d === 'number') continue;
+      out.push({
+        from: formatIpv4Address(ip.readUInt32BE(12)),
+        to: formatIpv4Address(ip.readUInt32BE(16)),
+        vni: d.vni,
+        inner: d.frame,
+      });
+    }
+    return out;
+  }
+
   async stats(): Promise<{ drops: Record<string, number> }> {
     return (await request(this.control, { cmd: 'stats' })) as { drops: Record<string, number> };
   }
 
   teardown(): void {
     for (const c of this.captures.values()) c.proc.kill('SIGKILL');
+    this.underlay?.proc.kill('SIGKILL');
     if (this.vtep && this.vtep.exitCode === null) this.vtep.kill('SIGKILL');
     this.ovs?.stop();
     for (const n of [...this.ns.values()].reverse()) n.delete();

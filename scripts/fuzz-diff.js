@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // Long differential runs: `npm run fuzz:diff -- --runs N [--seed S]` feeds N generated batches
 // (up to 16 packets each) to Open vSwitch, kernel VXLAN and vtep side by side. A disagreement
-// is printed, shrunk by fast-check, as a JSON entry to paste into test/diff/regressions.json
-// (decapsulation) or test/diff/fdb-regressions.json (learning and forwarding), where every later
-// `npm test` replays it.
+// is printed, shrunk by fast-check, as a JSON entry (decap, encap, learning or forwarding) to
+// paste into test/diff/regressions.json, where every later `npm test` replays it.
 import { spawnSync } from 'node:child_process';
 
 const args = process.argv.slice(2);

@@ -1,20 +1,13 @@
 // Differential decapsulation: identical generated VXLAN packets go to Open vSwitch (userspace),
 // Linux kernel VXLAN and our vtep; what each delivers behind its endpoint is compared.
 // VTEP_DIFF_RUNS sets the number of generated batches (npm run fuzz:diff -- --runs N).
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import t from 'tap';
 import { inject } from '../helpers/inject.js';
 import { needs } from '../helpers/prereq.js';
+import { checkDiff, runs } from './check.js';
 import { input, innerOf, packet, type Input } from './inputs.js';
 import { ADDR, DiffTopology, RECEIVERS, VNIS, type Receiver } from './topology.js';
-
-const RUNS = Number(process.env.VTEP_DIFF_RUNS ?? 6);
-const SEED =
-  process.env.VTEP_DIFF_SEED === undefined ? undefined : Number(process.env.VTEP_DIFF_SEED);
-const regressions = JSON.parse(
-  readFileSync(new URL('./regressions.json', import.meta.url), 'utf8'),
-) as { note: string; inputs: Input[] }[];
 
 const ready = needs(t, {
   root: true,
@@ -99,33 +92,20 @@ async function agrees(inputs: Input[]): Promise<boolean> {
 }
 
 if (ready) {
-  t.test('regressions found earlier still agree', async (t) => {
-    for (const r of regressions) t.ok(await agrees(r.inputs), r.note);
-  });
-
   t.test(
     'decap: vtep delivers exactly what Open vSwitch delivers (kernel compared and recorded)',
     async (t) => {
-      const out = await fc.check(
-        fc.asyncProperty(fc.array(input, { minLength: 1, maxLength: 16 }), agrees),
-        {
-          numRuns: RUNS,
-          seed: SEED,
-          // shrinking re-runs batches on the live topology: worth it in fuzz:diff, not in npm test
-          endOnFailure: process.env.VTEP_DIFF_RUNS === undefined,
-        },
+      const ok = await checkDiff(
+        t,
+        'decap',
+        fc.array(input, { minLength: 1, maxLength: 16 }),
+        agrees,
+        runs(6),
       );
-      if (out.failed) {
-        const replay = JSON.stringify({ note: '…', inputs: out.counterexample?.[0] });
-        t.fail(
-          `disagreement after ${out.numRuns} batches (seed ${out.seed}, shrunk ${out.numShrinks} times); ` +
-            `add to test/diff/regressions.json to replay:\n${replay}\n${String(out.errorInstance ?? '')}`,
-        );
-      } else {
+      if (ok)
         t.pass(
           `${counts.compared} inputs in ${counts.batches} batches agree with OVS (${counts.udpLength} with a wrong UDP length agree with the kernel)`,
         );
-      }
       t.comment(
         `kernel VXLAN delivered something else than OVS in ${counts.kernelDiffers} of ${counts.batches} batches (recorded, see README); ${counts.retried} batches sent twice`,
       );

@@ -15,24 +15,18 @@
 //   - paced (a pause of two revalidation cycles before each move): all three equal the model, a
 //     unicast frame to a learned MAC leaves each of them for the same remote, and a frame to an
 //     unknown MAC is flooded to the same set of remotes.
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { sendFrames } from '../helpers/afpacket.js';
 import { inject } from '../helpers/inject.js';
 import { needs } from '../helpers/prereq.js';
 import { sleep, until } from '../../src/lab/sh.js';
+import { checkDiff, runs } from './check.js';
 import { packet, type Input } from './inputs.js';
 import { ADDR, DiffTopology, RECEIVERS, REMOTES, VM_MAC, VNIS, type Receiver } from './topology.js';
 
-const RUNS = Number(process.env.VTEP_DIFF_RUNS ?? 4);
-const SEED =
-  process.env.VTEP_DIFF_SEED === undefined ? undefined : Number(process.env.VTEP_DIFF_SEED);
+const RUNS = runs(4);
 type Step = { vni: number; from: number; src: string };
-/** Sequences that once disagreed (or explain a difference), replayed first by their property. */
-const regressions = JSON.parse(
-  readFileSync(new URL('./fdb-regressions.json', import.meta.url), 'utf8'),
-) as { note: string; property: 'bursts' | 'paced'; steps: Step[] }[];
 
 /** Three locally administered MACs; each property has its own pool, so their tables do not mix. */
 const pool = (tag: number) =>
@@ -109,35 +103,6 @@ if (ready) {
     return tables;
   };
 
-  /**
-   * Check `predicate` (it throws what differed) over generated sequences, the property's
-   * regressions first. A failure prints the shrunk sequence as an entry for
-   * test/diff/fdb-regressions.json. Tables carry over between runs, as they do on a switch.
-   */
-  const check = async (
-    t: Test,
-    property: 'bursts' | 'paced',
-    steps: fc.Arbitrary<Step[]>,
-    predicate: (steps: Step[]) => Promise<void>,
-  ): Promise<boolean> => {
-    const examples = regressions.filter((r) => r.property === property).map((r) => [r.steps]);
-    const out = await fc.check(fc.asyncProperty(steps, predicate), {
-      numRuns: RUNS + examples.length,
-      seed: SEED,
-      examples: examples as [Step[]][],
-      // shrinking re-runs sequences on the live topology: worth it in fuzz:diff, not in npm test
-      endOnFailure: process.env.VTEP_DIFF_RUNS === undefined,
-    });
-    if (!out.failed) return true;
-    const replay = JSON.stringify({ note: '…', property, steps: out.counterexample?.[0] });
-    t.fail(
-      `${property}: disagreement after ${out.numRuns} sequences (seed ${out.seed}, shrunk ` +
-        `${out.numShrinks} times); add to test/diff/fdb-regressions.json to replay:\n${replay}\n` +
-        String(out.errorInstance ?? ''),
-    );
-    return false;
-  };
-
   t.test('why OVS differs: it learns again from cached-flow statistics', async (t) => {
     const mac = pool(0x30)[0];
     const moved = () =>
@@ -177,50 +142,56 @@ if (ready) {
     let compared = 0;
     let moved = 0;
     let ovsEarlier = 0;
-    const ok = await check(t, 'bursts', stepsOf(macs, 20), async (steps) => {
-      const seen = new Map<string, Set<string>>();
-      for (const s of steps) {
-        const k = key(s.vni, s.src);
-        model.set(k, REMOTES[s.from]);
-        seen.set(k, (seen.get(k) ?? new Set()).add(REMOTES[s.from]));
-      }
-      play(steps);
-      frames += steps.length;
-      const tables = await settle(macs, (x) => same(x.vtep, model) && same(x.kernel, model));
-      // OVS: unchanged where the burst did not touch a MAC, the model's remote where the MAC
-      // came from one remote only, one of the burst's remotes where it moved within the burst.
-      const ovsWrong = [...model.keys()].filter((k) => {
-        const got = tables.ovs.get(k);
-        const from = seen.get(k);
-        if (!from) return got !== ovsBefore.get(k);
-        if (from.size === 1) return got !== model.get(k);
-        return got === undefined || !from.has(got);
-      });
-      for (const [k, from] of seen)
-        if (from.size > 1) {
-          moved++;
-          if (tables.ovs.get(k) !== model.get(k)) ovsEarlier++;
+    const ok = await checkDiff(
+      t,
+      'bursts',
+      stepsOf(macs, 20),
+      async (steps) => {
+        const seen = new Map<string, Set<string>>();
+        for (const s of steps) {
+          const k = key(s.vni, s.src);
+          model.set(k, REMOTES[s.from]);
+          seen.set(k, (seen.get(k) ?? new Set()).add(REMOTES[s.from]));
         }
-      compared++;
-      const before = ovsBefore;
-      ovsBefore = tables.ovs;
-      if (
-        !same(tables.vtep, model) ||
-        !same(tables.kernel, model) ||
-        tables.ovs.size !== model.size ||
-        ovsWrong.length
-      )
-        throw new Error(
-          JSON.stringify({
-            model: show(model),
-            vtep: show(tables.vtep),
-            kernel: show(tables.kernel),
-            ovs: show(tables.ovs),
-            ovsBefore: show(before),
-            ovsWrong,
-          }),
-        );
-    });
+        play(steps);
+        frames += steps.length;
+        const tables = await settle(macs, (x) => same(x.vtep, model) && same(x.kernel, model));
+        // OVS: unchanged where the burst did not touch a MAC, the model's remote where the MAC
+        // came from one remote only, one of the burst's remotes where it moved within the burst.
+        const ovsWrong = [...model.keys()].filter((k) => {
+          const got = tables.ovs.get(k);
+          const from = seen.get(k);
+          if (!from) return got !== ovsBefore.get(k);
+          if (from.size === 1) return got !== model.get(k);
+          return got === undefined || !from.has(got);
+        });
+        for (const [k, from] of seen)
+          if (from.size > 1) {
+            moved++;
+            if (tables.ovs.get(k) !== model.get(k)) ovsEarlier++;
+          }
+        compared++;
+        const before = ovsBefore;
+        ovsBefore = tables.ovs;
+        if (
+          !same(tables.vtep, model) ||
+          !same(tables.kernel, model) ||
+          tables.ovs.size !== model.size ||
+          ovsWrong.length
+        )
+          throw new Error(
+            JSON.stringify({
+              model: show(model),
+              vtep: show(tables.vtep),
+              kernel: show(tables.kernel),
+              ovs: show(tables.ovs),
+              ovsBefore: show(before),
+              ovsWrong,
+            }),
+          );
+      },
+      RUNS,
+    );
     if (ok)
       t.pass(
         `${frames} frames in ${compared} bursts: vtep and the kernel learned the model's table, ` +
@@ -238,93 +209,99 @@ if (ready) {
     let frames = 0;
     let queries = 0;
     let query = 0;
-    const ok = await check(t, 'paced', stepsOf(macs, 10), async (steps) => {
-      // a new round, after OVS has settled, whenever a MAC comes from another remote than the
-      // one it last came from in this round
-      const rounds: Step[][] = [[]];
-      const lastIn = new Map<string, number>();
-      for (const s of steps) {
-        const k = key(s.vni, s.src);
-        if (lastIn.has(k) && lastIn.get(k) !== s.from) {
-          rounds.push([]);
-          lastIn.clear();
-        }
-        lastIn.set(k, s.from);
-        rounds.at(-1)!.push(s);
-        model.set(k, REMOTES[s.from]);
-      }
-      for (const r of rounds) play(r);
-      frames += steps.length;
-      const tables = await settle(macs, (x) => RECEIVERS.every((r) => same(x[r], model)));
-      const differ = RECEIVERS.filter((r) => !same(tables[r], model));
-      if (differ.length)
-        throw new Error(
-          JSON.stringify({
-            rounds,
-            differ,
-            model: show(model),
-            ...Object.fromEntries(RECEIVERS.map((r) => [r, show(tables[r])])),
-          }),
-        );
-
-      // From each receiver's VM: one unicast frame to every MAC this sequence taught it, and
-      // one to a MAC nobody has seen. Each must leave for the model's remote, or for all.
-      const targets = [
-        ...new Set(steps.map((s) => key(s.vni, s.src))),
-        ...VNIS.map((v) => key(v, unknown)),
-      ];
-      const want = new Map<number, { r: Receiver; to: string[] }>();
-      for (const r of RECEIVERS)
-        for (const vni of VNIS) {
-          const out: string[] = [];
-          for (const target of targets.filter((k) => k.startsWith(`${vni} `))) {
-            const id = ++query;
-            const mac = target.split(' ')[1];
-            out.push(
-              mac +
-                VM_MAC.replace(/:/g, '') +
-                '88b5' +
-                id.toString(16).padStart(8, '0') +
-                '00'.repeat(42),
-            );
-            const to = model.get(target);
-            want.set(id, { r, to: to ? [to] : [...REMOTES].sort() });
+    const ok = await checkDiff(
+      t,
+      'paced',
+      stepsOf(macs, 10),
+      async (steps) => {
+        // a new round, after OVS has settled, whenever a MAC comes from another remote than the
+        // one it last came from in this round
+        const rounds: Step[][] = [[]];
+        const lastIn = new Map<string, number>();
+        for (const s of steps) {
+          const k = key(s.vni, s.src);
+          if (lastIn.has(k) && lastIn.get(k) !== s.from) {
+            rounds.push([]);
+            lastIn.clear();
           }
-          sendFrames(topo.vm(r, vni), 'eth0', out);
+          lastIn.set(k, s.from);
+          rounds.at(-1)!.push(s);
+          model.set(k, REMOTES[s.from]);
         }
-      queries += want.size;
-      const got = () => {
-        const m = new Map<number, { r: Receiver; to: string[] }>();
-        for (const p of topo.underlayPackets()) {
-          if (p.inner.length < 18 || p.inner.readUInt16BE(12) !== 0x88b5) continue;
-          const id = p.inner.readUInt32BE(14);
-          if (!want.has(id)) continue;
-          const r = RECEIVERS.find((x) => ADDR[x] === p.from)!;
-          const e = m.get(id) ?? { r, to: [] };
-          e.to.push(p.to);
-          m.set(id, e);
-        }
-        for (const e of m.values()) e.to.sort();
-        return m;
-      };
-      await until(
-        () => [...want].every(([id, w]) => (got().get(id)?.to.length ?? 0) >= w.to.length),
-        5000,
-      );
-      await sleep(200); // and nothing more (no duplicates, no extra flood copies)
-      const seen = got();
-      const wrong = [...want].filter(
-        ([id, w]) =>
-          JSON.stringify({ r: w.r, to: w.to }) !== JSON.stringify(seen.get(id) ?? { r: w.r }),
-      );
-      if (wrong.length)
-        throw new Error(
-          JSON.stringify({
-            model: show(model),
-            wrong: wrong.map(([id, w]) => ({ id, want: w, got: seen.get(id) })),
-          }),
+        for (const r of rounds) play(r);
+        frames += steps.length;
+        const tables = await settle(macs, (x) => RECEIVERS.every((r) => same(x[r], model)));
+        const differ = RECEIVERS.filter((r) => !same(tables[r], model));
+        if (differ.length)
+          throw new Error(
+            JSON.stringify({
+              rounds,
+              differ,
+              model: show(model),
+              ...Object.fromEntries(RECEIVERS.map((r) => [r, show(tables[r])])),
+            }),
+          );
+
+        // From each receiver's VM: one unicast frame to every MAC this sequence taught it, and
+        // one to a MAC nobody has seen. Each must leave for the model's remote, or for all.
+        const targets = [
+          ...new Set(steps.map((s) => key(s.vni, s.src))),
+          ...VNIS.map((v) => key(v, unknown)),
+        ];
+        const want = new Map<number, { r: Receiver; to: string[] }>();
+        for (const r of RECEIVERS)
+          for (const vni of VNIS) {
+            const out: string[] = [];
+            for (const target of targets.filter((k) => k.startsWith(`${vni} `))) {
+              const id = ++query;
+              const mac = target.split(' ')[1];
+              out.push(
+                mac +
+                  VM_MAC.replace(/:/g, '') +
+                  '88b5' +
+                  id.toString(16).padStart(8, '0') +
+                  '00'.repeat(42),
+              );
+              const to = model.get(target);
+              want.set(id, { r, to: to ? [to] : [...REMOTES].sort() });
+            }
+            sendFrames(topo.vm(r, vni), 'eth0', out);
+          }
+        queries += want.size;
+        const got = () => {
+          const m = new Map<number, { r: Receiver; to: string[] }>();
+          for (const p of topo.underlayPackets()) {
+            if (p.inner.length < 18 || p.inner.readUInt16BE(12) !== 0x88b5) continue;
+            const id = p.inner.readUInt32BE(14);
+            if (!want.has(id)) continue;
+            const r = RECEIVERS.find((x) => ADDR[x] === p.from)!;
+            const e = m.get(id) ?? { r, to: [] };
+            e.to.push(p.to);
+            m.set(id, e);
+          }
+          for (const e of m.values()) e.to.sort();
+          return m;
+        };
+        await until(
+          () => [...want].every(([id, w]) => (got().get(id)?.to.length ?? 0) >= w.to.length),
+          5000,
         );
-    });
+        await sleep(200); // and nothing more (no duplicates, no extra flood copies)
+        const seen = got();
+        const wrong = [...want].filter(
+          ([id, w]) =>
+            JSON.stringify({ r: w.r, to: w.to }) !== JSON.stringify(seen.get(id) ?? { r: w.r }),
+        );
+        if (wrong.length)
+          throw new Error(
+            JSON.stringify({
+              model: show(model),
+              wrong: wrong.map(([id, w]) => ({ id, want: w, got: seen.get(id) })),
+            }),
+          );
+      },
+      RUNS,
+    );
     if (ok)
       t.pass(
         `${frames} frames paced: OVS, vtep and the kernel learned the model's table; ` +

@@ -1,0 +1,66 @@
+// How the differential properties run: a bounded number of generated cases in `npm test`, as many
+// as asked in `npm run fuzz:diff -- --runs N [--seed S]`, and every counterexample printed as an
+// entry for test/diff/regressions.json, which each property replays before generating.
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import type { Test } from 'tap';
+
+/** Generated cases per property: VTEP_DIFF_RUNS, else the property's own default. */
+export const runs = (fallback: number): number => Number(process.env.VTEP_DIFF_RUNS ?? fallback);
+const SEED =
+  process.env.VTEP_DIFF_SEED === undefined ? undefined : Number(process.env.VTEP_DIFF_SEED);
+
+interface Regression {
+  property: string;
+  note: string;
+  value: unknown;
+}
+const REGRESSIONS = JSON.parse(
+  readFileSync(new URL('./regressions.json', import.meta.url), 'utf8'),
+) as Regression[];
+
+/** The recorded cases of `property`, each with the note that says what it showed. */
+export function regressions<T>(property: string): { note: string; value: T }[] {
+  return REGRESSIONS.filter((r) => r.property === property).map((r) => ({
+    note: r.note,
+    value: r.value as T,
+  }));
+}
+
+/**
+ * Replay the recorded cases of `property` (one assertion each, named by its note), then check
+ * `predicate` over generated values. `predicate` returns false or throws (saying what differed)
+ * on a disagreement. Shrinking re-runs cases on the live topology, so it happens in fuzz:diff
+ * only. Returns whether everything agreed.
+ */
+export async function checkDiff<T>(
+  t: Test,
+  property: string,
+  arb: fc.Arbitrary<T>,
+  predicate: (value: T) => Promise<boolean | void>,
+  numRuns: number,
+): Promise<boolean> {
+  let ok = true;
+  for (const r of regressions<T>(property)) {
+    let why = '';
+    const agreed = await predicate(r.value).then(
+      (v) => v !== false,
+      (err: unknown) => ((why = String(err)), false),
+    );
+    t.ok(agreed, `regression: ${r.note}`, why ? { diagnostic: true, why } : {});
+    ok &&= agreed;
+  }
+  const out = await fc.check(fc.asyncProperty(arb, predicate), {
+    numRuns,
+    seed: SEED,
+    endOnFailure: process.env.VTEP_DIFF_RUNS === undefined,
+  });
+  if (!out.failed) return ok;
+  const replay = JSON.stringify({ property, note: '…', value: out.counterexample?.[0] });
+  t.fail(
+    `${property}: disagreement after ${out.numRuns} cases (seed ${out.seed}, shrunk ` +
+      `${out.numShrinks} times); add to test/diff/regressions.json to replay:\n${replay}\n` +
+      String(out.errorInstance ?? ''),
+  );
+  return false;
+}

@@ -40,21 +40,40 @@ export async function checkDiff<T>(
   predicate: (value: T) => Promise<boolean | void>,
   numRuns: number,
 ): Promise<boolean> {
+  const verdict = (value: T) =>
+    predicate(value).then(
+      (v) => ({ agreed: v !== false, why: '' }),
+      (err: unknown) => ({ agreed: false, why: String(err) }),
+    );
   let ok = true;
   for (const r of regressions<T>(property)) {
-    let why = '';
-    const agreed = await predicate(r.value).then(
-      (v) => v !== false,
-      (err: unknown) => ((why = String(err)), false),
-    );
+    const { agreed, why } = await verdict(r.value);
     t.ok(agreed, `regression: ${r.note}`, why ? { diagnostic: true, why } : {});
     ok &&= agreed;
   }
-  const out = await fc.check(fc.asyncProperty(arb, predicate), {
+  // The first disagreement is printed as soon as it is seen: shrinking re-runs cases on the
+  // live topology and may be cut short by the time budget (fuzz:diff sets VTEP_DIFF_BUDGET_MS).
+  let first = true;
+  const reported = async (value: T) => {
+    const { agreed, why } = await verdict(value);
+    if (!agreed && first) {
+      first = false;
+      t.comment(
+        `${property}: first disagreement, before shrinking: ${JSON.stringify(value)} ${why}`,
+      );
+    }
+    if (why) throw new Error(why); // kept as errorInstance for the report below
+    return agreed;
+  };
+  const budget = Number(process.env.VTEP_DIFF_BUDGET_MS ?? 0);
+  const out = await fc.check<[T]>(fc.asyncProperty(arb, reported), {
     numRuns,
     seed: SEED,
     endOnFailure: process.env.VTEP_DIFF_RUNS === undefined,
+    plugins: budget > 0 ? [fc.interruptAfterTimeLimit(budget) as fc.Plugin<[T]>] : [],
   });
+  if (out.interrupted)
+    t.comment(`${property}: stopped by the time budget after ${out.numRuns} cases`);
   if (!out.failed) return ok;
   const replay = JSON.stringify({ property, note: '…', value: out.counterexample?.[0] });
   t.fail(

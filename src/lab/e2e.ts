@@ -60,7 +60,8 @@ class Pair {
   ) {}
 
   make(role: string): Netns {
-    const n = Netns.create(`${this.prefix}${role}`);
+    // reaped: a benchmark stopped with ^C must not leave its hosts behind
+    const n = Netns.create(`${this.prefix}${role}`, { reap: true });
     this.ns.push(n);
     return n;
   }

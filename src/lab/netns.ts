@@ -1,3 +1,4 @@
+import { reapOnExit, release } from './reaper.js';
 import { sh } from './sh.js';
 
 /**
@@ -15,9 +16,14 @@ export function uniqueName(tag: string): string {
 export class Netns {
   constructor(readonly name: string) {}
 
-  static create(name: string): Netns {
+  /**
+   * Add a namespace. With `reap`, it is deleted even if this process is killed before it can
+   * delete it (tests: tap kills a file on its timeout before teardown runs).
+   */
+  static create(name: string, opts: { reap?: boolean } = {}): Netns {
     const ns = new Netns(name);
     sh(`ip netns add ${ns.name}`);
+    if (opts.reap) reapOnExit(ns.name);
     sh(`ip -n ${ns.name} link set lo up`);
     return ns;
   }
@@ -36,12 +42,16 @@ export class Netns {
     // Kill anything still running inside, then remove the namespace (and its veths with it).
     sh(`ip netns pids ${this.name} 2>/dev/null | xargs -r kill -9`, { allowFail: true });
     sh(`ip netns del ${this.name}`, { allowFail: true });
+    release(this.name);
   }
 }
 
-/** Create namespaces with unique names that `t.teardown` removes, whatever happens in the test. */
+/**
+ * Create namespaces with unique names that `t.teardown` removes, whatever happens in the test,
+ * and that are removed even if the test process is killed.
+ */
 export function namespaces(t: { teardown(fn: () => void): void }, ...tags: string[]): Netns[] {
-  const all = tags.map((tag) => Netns.create(uniqueName(tag)));
+  const all = tags.map((tag) => Netns.create(uniqueName(tag), { reap: true }));
   t.teardown(() => all.forEach((ns) => ns.delete()));
   return all;
 }

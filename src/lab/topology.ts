@@ -36,6 +36,8 @@ export interface TopologyOptions {
   mtu?: number;
   /** Add a host `inj` (192.0.2.9) on the underlay for tests that craft packets. */
   injector?: boolean;
+  /** Delete the namespaces even if this process is killed (tests; the lab outlives `lab up`). */
+  reap?: boolean;
 }
 
 export { vtepBin };
@@ -95,7 +97,7 @@ export class Topology {
   }
 
   private make(role: string): Netns {
-    const ns = Netns.create(`${this.prefix}${role}`);
+    const ns = Netns.create(`${this.prefix}${role}`, { reap: this.opts.reap });
     this.ns.set(role, ns);
     return ns;
   }

@@ -34,7 +34,7 @@ const frame = fc
 
 const ready = needs(t, { root: true, commands: ['ip', 'ovs-vswitchd', 'tcpdump', 'python3'] });
 if (ready) {
-  const topo = await Topology.build({ prefix: `n${process.pid % 10000}` });
+  const topo = await Topology.build({ prefix: `n${process.pid % 10000}`, reap: true });
   t.teardown(() => topo.teardown());
   await topo.startVtep();
   for (const vm of ['vmA', 'vmB', 'vmC'])

@@ -56,7 +56,7 @@ export class DiffTopology {
   }
 
   private make(role: string): Netns {
-    const n = Netns.create(`${this.prefix}${role}`);
+    const n = Netns.create(`${this.prefix}${role}`, { reap: true });
     // No IPv6: link-local chatter (RS, MLD, DAD) from bridges and VMs would be noise in the captures.
     n.exec('sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1');
     this.ns.set(role, n);

@@ -38,6 +38,7 @@ const topo = ready
       prefix: `o${process.pid % 10000}`,
       injector: true,
       vtepArgs: ['--max-entries', '1024'],
+      reap: true,
     })
   : (undefined as unknown as Topology);
 if (ready) {

@@ -6,6 +6,16 @@
 import { spawnSync } from 'node:child_process';
 
 const args = process.argv.slice(2);
+for (let i = 0; i < args.length; i += 2) {
+  if (!['--runs', '--seed'].includes(args[i]) || args[i + 1] === undefined) {
+    console.error(
+      `fuzz:diff: unexpected argument ${JSON.stringify(args[i])}` +
+        (args[i + 1] === undefined && args[i].startsWith('--') ? ' (no value)' : '') +
+        '; usage: npm run fuzz:diff -- [--runs N] [--seed S]',
+    );
+    process.exit(2);
+  }
+}
 const value = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
@@ -16,6 +26,10 @@ if (!Number.isInteger(runs) || runs < 1) {
   console.error(
     `fuzz:diff: invalid --runs ${JSON.stringify(value('--runs'))}: must be a positive integer`,
   );
+  process.exit(2);
+}
+if (seed !== undefined && !/^-?\d+$/.test(seed)) {
+  console.error(`fuzz:diff: invalid --seed ${JSON.stringify(seed)}: must be an integer`);
   process.exit(2);
 }
 // A case takes up to about 4 s (a paced learning sequence). Each property gets twice that per

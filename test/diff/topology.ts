@@ -14,7 +14,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Netns, veth } from '../../src/lab/netns.js';
 import { PrivateOvs } from '../../src/lab/ovs.js';
 import { vtepBin } from '../../src/lab/peers.js';
@@ -242,12 +242,15 @@ export class DiffTopology {
     return out;
   }
 
+  /** What `vtep fdb show --json` prints, the command a user runs. */
   async vtepFdb(): Promise<{ vni: number; mac: string; remote: string }[]> {
-    return (await request(this.control, { cmd: 'fdb.show' })) as {
-      vni: number;
-      mac: string;
-      remote: string;
-    }[];
+    const r = spawnSync(
+      process.execPath,
+      [vtepBin(), 'fdb', 'show', '--json', '--control', this.control],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`vtep fdb show: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { vni: number; mac: string; remote: string }[];
   }
 
   /** OVS learned MACs per VNI, mapped from OpenFlow port numbers to the tunnel's remote_ip. */

@@ -1,5 +1,6 @@
 // Differential learning and forwarding. Generated sequences of frames come from two remote VTEPs
-// at two VNIs, with source MACs from a small pool, so MACs move between the remotes. What each
+// at two VNIs, with source MACs from a small pool, so MACs move between the remotes, and
+// broadcast, multicast and unicast destinations. What each
 // receiver learned, (VNI, MAC) → remote, is compared with the model "the last remote the MAC was
 // seen behind", and what it then does with frames from its VM is observed on the underlay.
 //
@@ -26,7 +27,8 @@ import { packet, type Input } from './inputs.js';
 import { ADDR, DiffTopology, RECEIVERS, REMOTES, VM_MAC, VNIS, type Receiver } from './topology.js';
 
 const RUNS = runs(4);
-type Step = { vni: number; from: number; src: string };
+/** A frame from remote `from` at `vni`: source `src`, destination `dst` (MACs in plain hex). */
+type Step = { vni: number; from: number; src: string; dst: string };
 
 /** Three locally administered MACs; each property has its own pool, so their tables do not mix. */
 const pool = (tag: number) =>
@@ -42,6 +44,15 @@ const stepsOf = (macs: string[], maxLength: number) =>
       vni: fc.constantFrom(...VNIS),
       from: fc.constantFrom(...REMOTES.keys()),
       src: fc.constantFrom(...macs),
+      // broadcast, multicast, the VM behind the receiver, another MAC of the pool (behind a
+      // remote: not forwarded back to the underlay by vtep or the kernel), an unknown unicast
+      dst: fc.constantFrom(
+        'ffffffffffff',
+        '01005e0000fb',
+        VM_MAC.replace(/:/g, ''),
+        ...macs,
+        '02ab00ffee01',
+      ),
     }),
     { minLength: 1, maxLength },
   );
@@ -53,7 +64,7 @@ const key = (vni: number, mac: string) => `${vni} ${mac.replace(/:/g, '')}`;
 const frameOf = (s: Step): Input => ({
   vni: s.vni,
   from: s.from,
-  inner: 'ffffffffffff' + s.src + '88b5' + '00'.repeat(46),
+  inner: s.dst + s.src + '88b5' + '00'.repeat(46),
   mutation: { kind: 'none' },
 });
 
@@ -110,7 +121,8 @@ if (ready) {
         /mac_learning_moved\s.*total: (\d+)/.exec(topo.ovs!.appctl('coverage/show'))?.[1] ?? 0,
       );
     const before = moved();
-    const from = (...remotes: number[]) => remotes.map((r) => ({ vni: 5000, from: r, src: mac }));
+    const from = (...remotes: number[]) =>
+      remotes.map((r) => ({ vni: 5000, from: r, src: mac, dst: 'ffffffffffff' }));
     const k = key(5000, mac);
 
     play(from(1, 1, 0)); // .10, .10, .9 in one burst

@@ -1,4 +1,4 @@
-// Differential learning and forwarding. Generated sequences of frames come from two remote VTEPs
+// Differential learning and forwarding. Generated sequences of frames come from three remote VTEPs
 // at two VNIs, with source MACs from a small pool, so MACs move between the remotes, and
 // broadcast, multicast and unicast destinations. What each
 // receiver learned, (VNI, MAC) → remote, is compared with the model "the last remote the MAC was

@@ -1,9 +1,10 @@
 // The differential topology: one injector and three VXLAN receivers side by side, each with
 // "VM" namespaces whose inbound captures show what the receiver delivered.
 //
-//   inj (192.0.2.9 and .10: two remote VTEPs) ─┬─ hostA: Open vSwitch, br<VNI> per VNI, tunnel ports to .9 and .10
-//                                              ├─ hostB: vtep, TAP per VNI in a Linux bridge with the VM's veth
-//                                              └─ hostC: kernel vxlan per VNI in a Linux bridge with the VM's veth
+//   inj (192.0.2.9, .10, .11: three remote VTEPs)
+//     ─┬─ hostA: Open vSwitch, br<VNI> per VNI, a tunnel port per remote
+//      ├─ hostB: vtep, TAP per VNI in a Linux bridge with the VM's veth
+//      └─ hostC: kernel vxlan per VNI in a Linux bridge with the VM's veth
 //
 // What a receiver delivered is captured right behind its VXLAN endpoint, before any bridge:
 // on our TAP, on the kernel's vxlan device, and for Open vSwitch on the VM port of a bridge
@@ -31,7 +32,7 @@ export const ADDR: Record<Receiver, string> = {
   vtep: '192.0.2.2',
   kernel: '192.0.2.3',
 };
-export const REMOTES = ['192.0.2.9', '192.0.2.10'];
+export const REMOTES = ['192.0.2.9', '192.0.2.10', '192.0.2.11'];
 export const VNIS = [5000, 5001];
 export const VM_MAC = '52:54:00:d1:ff:01';
 const HOST: Record<Receiver, string> = { ovs: 'hA', vtep: 'hB', kernel: 'hC' };

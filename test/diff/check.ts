@@ -54,6 +54,7 @@ export async function checkDiff<T>(
     const v = await once(value);
     if (v.agreed) return v;
     retried++;
+    t.comment(`${property}: sent again after: ${v.why.slice(0, 600) || 'a disagreement'}`);
     return once(value);
   };
   let ok = true;

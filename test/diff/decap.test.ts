@@ -63,7 +63,7 @@ const counts = { compared: 0, udpLength: 0, kernelDiffers: 0, batches: 0 };
  * length, which the kernel's UDP layer under vtep (and under kernel VXLAN) drops and OVS's
  * userspace parser ignores: there vtep equals the kernel.
  */
-async function agrees(inputs: Input[]): Promise<boolean> {
+async function agrees(inputs: Input[]): Promise<void> {
   counts.batches++;
   const main = inputs.filter((i) => !isUdpLength(i));
   // Where vtep is compared with the kernel (both behind the kernel's UDP layer), leave out what
@@ -74,10 +74,23 @@ async function agrees(inputs: Input[]): Promise<boolean> {
   counts.compared += inputs.length;
   counts.udpLength += udp.length;
   if (JSON.stringify(a.vtep) !== JSON.stringify(a.kernel)) counts.kernelDiffers++;
-  return (
-    JSON.stringify(a.vtep) === JSON.stringify(a.ovs) &&
-    JSON.stringify(b.vtep) === JSON.stringify(b.kernel)
-  );
+  const differ = [
+    difference('ovs', a.vtep, a.ovs),
+    difference('kernel (wrong UDP lengths)', b.vtep, b.kernel),
+  ].filter((d) => d !== undefined);
+  if (differ.length) throw new Error(JSON.stringify(differ));
+}
+
+/** What `vtep` delivered and `other` did not, and the reverse ("vni:" + first bytes of each). */
+function difference(other: string, vtep: string[], theirs: string[]) {
+  if (JSON.stringify(vtep) === JSON.stringify(theirs)) return undefined;
+  const brief = (f: string) => `${f.slice(0, 40)}… (${(f.length - f.indexOf(':') - 1) / 2} B)`;
+  return {
+    other,
+    onlyVtep: vtep.filter((f) => !theirs.includes(f)).map(brief),
+    onlyOther: theirs.filter((f) => !vtep.includes(f)).map(brief),
+    sameFramesOtherOrder: vtep.length === theirs.length && vtep.every((f) => theirs.includes(f)),
+  };
 }
 
 if (ready) {

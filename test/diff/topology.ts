@@ -21,7 +21,10 @@ import { PrivateOvs } from '../../src/lab/ovs.js';
 import { vtepBin } from '../../src/lab/peers.js';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { request } from '../../src/control/server.js';
-import { formatIpv4Address } from '../../src/wire/ipv4.js';
+import { Drop } from '../../src/wire/drop.js';
+import { EtherType, EthernetFrame } from '../../src/wire/ethernet.js';
+import { Ipv4Packet, formatIpv4Address } from '../../src/wire/ipv4.js';
+import { HEADER_LEN as UDP_HEADER_LEN } from '../../src/wire/udp.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { readPcap } from '../helpers/pcapread.js';
 
@@ -316,15 +319,17 @@ export class DiffTopology {
   /** The VXLAN packets captured on the underlay so far: outer source and destination, VNI, inner frame. */
   underlayPackets(): { from: string; to: string; vni: number; inner: Buffer }[] {
     const out: { from: string; to: string; vni: number; inner: Buffer }[] = [];
+    const eth = new EthernetFrame();
+    const ip = new Ipv4Packet();
     for (const f of readPcap(this.underlay!.file)) {
-      if (f.length < 14 + 20 || f.readUInt16BE(12) !== 0x0800) continue;
-      const ip = f.subarray(14);
-      const udp = ip.subarray((ip[0] & 0x0f) * 4);
-      const d = decapsulate(udp.subarray(8), 'ignore');
+      if (eth.bind(f).checkLen() !== Drop.NONE || eth.ethertype !== EtherType.IPV4) continue;
+      if (ip.bind(f, eth.headerLen).checkLen() !== Drop.NONE) continue;
+      const udpPayload = ip.payloadOffset + UDP_HEADER_LEN;
+      const d = decapsulate(f.subarray(udpPayload, ip.payloadOffset + ip.payloadLen), 'ignore');
       if (typeof d === 'number') continue;
       out.push({
-        from: formatIpv4Address(ip.readUInt32BE(12)),
-        to: formatIpv4Address(ip.readUInt32BE(16)),
+        from: formatIpv4Address(ip.src),
+        to: formatIpv4Address(ip.dst),
         vni: d.vni,
         inner: d.frame,
       });

@@ -20,7 +20,7 @@ const REGRESSIONS = JSON.parse(
 ) as Regression[];
 
 /** The recorded cases of `property`, each with the note that says what it showed. */
-export function regressions<T>(property: string): { note: string; value: T }[] {
+function regressions<T>(property: string): { note: string; value: T }[] {
   return REGRESSIONS.filter((r) => r.property === property).map((r) => ({
     note: r.note,
     value: r.value as T,

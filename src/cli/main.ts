@@ -39,9 +39,15 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.(\w+)$/, '--$1'],
 ];
 
+/** The flag a `flags.…` config path came from (`flags.vnis[0].remotes[2]` → `--remote`). */
+function flagOf(field: string): string {
+  for (const [re, name] of FLAG_OF) if (re.test(field)) return field.replace(re, name);
+  return field;
+}
+
 function fromFlags(o: Record<string, unknown>): Config {
   if (o.vni === undefined)
-    throw new ConfigError('--vni', undefined, 'is required (or give --config FILE)');
+    throw new ConfigError('--vni', undefined, 'required (or give --config FILE)');
   const raw: Record<string, unknown> = {
     local: o.local,
     port: o.port,
@@ -70,16 +76,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     return validate(raw, 'flags');
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    const flag = FLAG_OF.reduce<string | undefined>(
-      (found, [re, name]) =>
-        found ?? (re.test(err.field) ? err.field.replace(re, name) : undefined),
-      undefined,
-    );
-    throw new ConfigError(
-      flag ?? err.field,
-      err.value,
-      err.message.replace(/^invalid \S+ .*?: /, ''),
-    );
+    throw new ConfigError(flagOf(err.field), err.value, err.reason.replace(/flags\.\S+/g, flagOf));
   }
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { parse as parseYaml } from 'yaml';
+import { canonicalAddress } from '../io/addr.js';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
 import { parseMac } from '../wire/mac.js';
 import { VXLAN_PORT } from '../wire/udp.js';
@@ -49,16 +50,31 @@ export class ConfigError extends Error {
   constructor(
     readonly field: string,
     readonly value: unknown,
-    reason: string,
+    readonly reason: string,
   ) {
-    super(`invalid ${field} ${JSON.stringify(value)}: ${reason}`);
+    super(
+      value === undefined
+        ? `missing ${field}: ${reason}`
+        : `invalid ${field} ${JSON.stringify(value)}: ${reason}`,
+    );
   }
 }
 
-function integer(field: string, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+/**
+ * A decimal integer in min..max. Strings (flags, `"port": "4789"` in YAML) must be plain digits:
+ * `1e3`, `' 5'`, `0x10` and `5.0` are refused rather than read as something the user did not
+ * write. `quoted` is the value the error names (a whole `A:PORT` rather than just its port).
+ */
+export function integer(
+  field: string,
+  value: unknown,
+  min: number,
+  max: number,
+  quoted: unknown = value,
+): number {
+  const n = typeof value === 'string' && /^-?[0-9]{1,16}$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(field, value, `must be an integer in ${min}..${max}`);
+    throw new ConfigError(field, quoted, `must be an integer in ${min}..${max}`);
   }
   return n;
 }
@@ -70,31 +86,74 @@ function bool(field: string, value: unknown, fallback: boolean): boolean {
 }
 
 function address(field: string, value: unknown): string {
-  if (typeof value !== 'string' || !(isIPv4(value) || isIPv6(value))) {
+  const canonical = typeof value === 'string' ? canonicalAddress(value) : undefined;
+  if (canonical === undefined)
     throw new ConfigError(field, value, 'must be an IPv4 or IPv6 address');
-  }
-  return value;
+  return canonical;
 }
 
-/** `192.0.2.1`, `192.0.2.1:8472`, `2001:db8::1` or `[2001:db8::1]:8472`. */
+/**
+ * `192.0.2.1`, `192.0.2.1:8472`, `2001:db8::1` or `[2001:db8::1]:8472`, in canonical form
+ * (`::ffff:192.0.2.1` is the IPv4 remote, `2001:DB8:0::1` is `2001:db8::1`), so that equal
+ * remotes compare equal as text wherever they came from.
+ */
 export function parseRemote(field: string, value: unknown, defaultPort = VXLAN_PORT): RemoteSpec {
   if (typeof value !== 'string')
     throw new ConfigError(field, value, 'must be an address, optionally with :port');
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(value);
-  const v4port = /^([\d.]+):(\d+)$/.exec(value);
+  const bracket = /^\[([^\]]+)\](?::([^:]*))?$/.exec(value);
+  const v4port = /^([\d.]+):([^:]*)$/.exec(value);
   const [addr, port] = bracket
     ? [bracket[1], bracket[2]]
     : v4port
       ? [v4port[1], v4port[2]]
       : [value, undefined];
-  if (!(isIPv4(addr) || isIPv6(addr)))
+  const canonical = canonicalAddress(addr);
+  if (canonical === undefined)
     throw new ConfigError(field, value, 'must be an IPv4 or IPv6 address, optionally with :port');
-  return { address: addr, port: port === undefined ? defaultPort : integer(field, port, 1, 65535) };
+  return {
+    address: canonical,
+    port: port === undefined ? defaultPort : integer(field, port, 1, 65535, value),
+  };
+}
+
+const IPV4_MULTICAST = /^(22[4-9]|23\d)\./;
+
+/**
+ * Why `r` cannot be a remote VTEP of an endpoint bound to `local`, or undefined. One check for
+ * `vtep run` and for `vtep fdb add|flush` on the control socket, so neither accepts what the
+ * other refuses. `local` is canonical; `0.0.0.0` / `::` means "any address of this family".
+ */
+export function remoteProblem(r: RemoteSpec, local: string): string | undefined {
+  const v4 = isIPv4(r.address);
+  if (v4 !== isIPv4(local)) return `is not of the same IP family as local ${local}`;
+  if (r.address === '0.0.0.0' || r.address === '::') return 'is the unspecified address';
+  if (r.address === '255.255.255.255') return 'is the broadcast address';
+  if (v4 ? IPV4_MULTICAST.test(r.address) : /^ff/i.test(r.address))
+    return 'is a multicast group (vtep replicates to unicast remotes; list them instead)';
+  if (r.address === local) return 'is our own local address (a loop)';
+  return undefined;
+}
+
+/** `parseRemote` then `remoteProblem`, as a ConfigError naming `field`. */
+export function checkRemote(
+  field: string,
+  value: unknown,
+  local: string,
+  defaultPort = VXLAN_PORT,
+): RemoteSpec {
+  const r = parseRemote(field, value, defaultPort);
+  const problem = remoteProblem(r, local);
+  if (problem) throw new ConfigError(field, value, problem);
+  return r;
 }
 
 const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-function vniSpec(field: string, raw: Record<string, unknown>, defaults: { mtu: number }): VniSpec {
+function vniSpec(
+  field: string,
+  raw: Record<string, unknown>,
+  defaults: { mtu: number; local: string; port: number },
+): VniSpec {
   if (typeof raw !== 'object' || raw === null)
     throw new ConfigError(field, raw, 'must be a mapping');
   known(field, raw, [
@@ -119,7 +178,19 @@ function vniSpec(field: string, raw: Record<string, unknown>, defaults: { mtu: n
   const remotesRaw = raw.remotes ?? [];
   if (!Array.isArray(remotesRaw))
     throw new ConfigError(`${field}.remotes`, remotesRaw, 'must be a list of addresses');
-  const remotes = remotesRaw.map((r, i) => parseRemote(`${field}.remotes[${i}]`, r));
+  const remotes: RemoteSpec[] = [];
+  remotesRaw.forEach((r, i) => {
+    const spec = checkRemote(`${field}.remotes[${i}]`, r, defaults.local, defaults.port);
+    const twin = remotes.findIndex((o) => o.address === spec.address && o.port === spec.port);
+    // `bridge fdb append` refuses a duplicate too: it would send every flooded frame twice.
+    if (twin >= 0)
+      throw new ConfigError(
+        `${field}.remotes[${i}]`,
+        r,
+        `is the same remote as ${field}.remotes[${twin}] ${JSON.stringify(remotesRaw[twin])}`,
+      );
+    remotes.push(spec);
+  });
   if (raw.mac !== undefined && (typeof raw.mac !== 'string' || parseMac(raw.mac) === undefined)) {
     throw new ConfigError(`${field}.mac`, raw.mac, 'must be a MAC address like 02:00:00:00:00:01');
   }
@@ -178,16 +249,18 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   const mode = raw.sourcePortMode ?? 'hash';
   if (mode !== 'hash' && mode !== 'fixed')
     throw new ConfigError(`${where}.sourcePortMode`, mode, 'must be "hash" or "fixed"');
-  const range = String(raw.sourcePorts ?? '49152-65535');
-  const m = /^(\d+)-(\d+)$/.exec(range);
+  const range = raw.sourcePorts ?? '49152-65535';
+  const m = typeof range === 'string' ? /^(\d+)-(\d+)$/.exec(range) : null;
   if (!m)
     throw new ConfigError(
       `${where}.sourcePorts`,
       raw.sourcePorts,
       'must be a range like 49152-65535',
     );
-  const sourcePortMin = integer(`${where}.sourcePorts`, m[1], 1, 65535);
-  const sourcePortMax = integer(`${where}.sourcePorts`, m[2], sourcePortMin, 65535);
+  const sourcePortMin = integer(`${where}.sourcePorts`, m[1], 1, 65535, range);
+  if (Number(m[2]) < sourcePortMin)
+    throw new ConfigError(`${where}.sourcePorts`, range, 'must be MIN-MAX with MIN ≤ MAX');
+  const sourcePortMax = integer(`${where}.sourcePorts`, m[2], sourcePortMin, 65535, range);
   const control = raw.control;
   if (control !== undefined && (typeof control !== 'string' || control === '')) {
     throw new ConfigError(`${where}.control`, control, 'must be a path');
@@ -196,8 +269,9 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   if (!Array.isArray(vnisRaw) || vnisRaw.length === 0)
     throw new ConfigError(`${where}.vnis`, vnisRaw, 'must list at least one VNI');
   const mtu = raw.mtu === undefined ? 1450 : integer(`${where}.mtu`, raw.mtu, 68, 65535);
+  const port = raw.port === undefined ? VXLAN_PORT : integer(`${where}.port`, raw.port, 1, 65535);
   const vnis = vnisRaw.map((v, i) =>
-    vniSpec(`${where}.vnis[${i}]`, v as Record<string, unknown>, { mtu }),
+    vniSpec(`${where}.vnis[${i}]`, v as Record<string, unknown>, { mtu, local, port }),
   );
   const seen = new Set<number>();
   const taps = new Set<string>();
@@ -207,26 +281,18 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
       throw new ConfigError(`${where}.vnis[${i}].tap`, v.tap, 'is used by two VNIs');
     seen.add(v.vni);
     taps.add(v.tap);
-    for (const [k, r] of v.remotes.entries()) {
-      if (isIPv4(r.address) !== isIPv4(local)) {
-        throw new ConfigError(
-          `${where}.vnis[${i}].remotes[${k}]`,
-          r.address,
-          `is not of the same IP family as local ${local}`,
-        );
-      }
-    }
   });
   const ageing = raw.ageing === undefined ? DEFAULT_AGEING_MS / 1000 : raw.ageing;
   if (typeof ageing !== 'number' && typeof ageing !== 'string')
     throw new ConfigError(`${where}.ageing`, ageing, 'must be seconds');
-  const ageingS = Number(ageing);
+  const ageingS =
+    typeof ageing === 'number' || /^[0-9]{1,9}(\.[0-9]{1,3})?$/.test(ageing) ? Number(ageing) : NaN;
   if (!Number.isFinite(ageingS) || ageingS <= 0 || ageingS > 1_000_000) {
     throw new ConfigError(`${where}.ageing`, ageing, 'must be a number of seconds in (0, 1000000]');
   }
   return {
     local,
-    port: raw.port === undefined ? VXLAN_PORT : integer(`${where}.port`, raw.port, 1, 65535),
+    port,
     control: control as string | undefined,
     ageingMs: Math.round(ageingS * 1000),
     maxEntries:

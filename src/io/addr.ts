@@ -117,6 +117,24 @@ export function ipv6Bytes(address: string): Uint8Array {
   return out;
 }
 
+/**
+ * The one spelling of an address used everywhere (config, control requests, FDB keys, the
+ * sender table): IPv4 as dotted quad, IPv6 in RFC 5952 form (`2001:DB8:0:0::1` → `2001:db8::1`),
+ * and an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) as the IPv4 address it is. `undefined`
+ * for anything else, including a scoped address (`fe80::1%eth0`): a VTEP's remotes are global.
+ */
+export function canonicalAddress(text: string): string | undefined {
+  if (isIPv4(text)) return text;
+  if (!isIPv6(text) || text.includes('%')) return undefined;
+  const b = ipv6Bytes(text);
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff)
+    return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const slot = new Uint8Array(ADDR_LEN);
+  slot[0] = 6;
+  slot.set(b, 4);
+  return addrToString(slot, 0);
+}
+
 /** Copy slot `from` of `src` to slot `to` of `dst`. */
 export function copyAddr(src: Uint8Array, from: number, dst: Uint8Array, to: number): void {
   dst.set(src.subarray(from * ADDR_LEN, from * ADDR_LEN + ADDR_LEN), to * ADDR_LEN);

@@ -40,6 +40,16 @@ t.test('defaults and parsed values', async (t) => {
   });
   t.same(parseRemote('r', '[2001:db8::1]:8472'), { address: '2001:db8::1', port: 8472 });
   t.same(parseRemote('r', '2001:db8::1'), { address: '2001:db8::1', port: 4789 });
+  // One spelling everywhere: upper case and spelled-out zeros, and IPv4-mapped addresses.
+  t.same(parseRemote('r', '[2001:DB8:0:0::1]:8472'), { address: '2001:db8::1', port: 8472 });
+  t.same(parseRemote('r', '::ffff:192.0.2.7'), { address: '192.0.2.7', port: 4789 });
+  t.same(parseRemote('r', '[::FFFF:c000:0207]:5'), { address: '192.0.2.7', port: 5 });
+  t.equal(validate({ ...base, local: '2001:DB8::0002', vnis: [{ vni: 1 }] }).local, '2001:db8::2');
+  // `port` is the destination port of configured remotes too, not only of learned ones.
+  t.same(validate({ ...base, port: 8472 }).vnis[0].remotes, [
+    { address: '192.0.2.1', port: 8472 },
+    { address: '192.0.2.3', port: 8472 },
+  ]);
   const c2 = validate({
     ...base,
     ageing: '1.5',
@@ -73,8 +83,14 @@ t.test('every bad value names its field and the value', async (t) => {
     [{ ...base, sourcePorts: '10' }, /config\.sourcePorts "10": must be a range/],
     [
       { ...base, sourcePorts: '600-500' },
-      /config\.sourcePorts "500": must be an integer in 600\.\.65535/,
+      /config\.sourcePorts "600-500": must be MIN-MAX with MIN ≤ MAX/,
     ],
+    [{ ...base, sourcePorts: '0-10' }, /config\.sourcePorts "0-10": must be an integer in 1/],
+    [{ ...base, sourcePorts: 5 }, /config\.sourcePorts 5: must be a range/],
+    [{ ...base, port: '1e3' }, /config\.port "1e3": must be an integer/],
+    [{ ...base, port: ' 5' }, /config\.port " 5": must be an integer/],
+    [{ ...base, port: '0x10' }, /config\.port "0x10": must be an integer/],
+    [{ ...base, ageing: '1e3' }, /config\.ageing "1e3": must be a number of seconds/],
     [{ ...base, control: '' }, /config\.control "": must be a path/],
     [{ ...base, vnis: [] }, /config\.vnis \[\]: must list at least one VNI/],
     [{ ...base, colour: 'red' }, /config\.colour "red": unknown setting/],
@@ -89,7 +105,59 @@ t.test('every bad value names its field and the value', async (t) => {
     ],
     [
       { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1:99999'] }] },
-      /config\.vnis\[0\]\.remotes\[0\] "99999"/,
+      /config\.vnis\[0\]\.remotes\[0\] "192\.0\.2\.1:99999": must be an integer in 1\.\.65535/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1:0'] }] },
+      /remotes\[0\] "192\.0\.2\.1:0": must be an integer in 1\.\.65535/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1:'] }] },
+      /remotes\[0\] "192\.0\.2\.1:": must be an integer/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['0.0.0.0'] }] },
+      /remotes\[0\] "0\.0\.0\.0": is the unspecified address/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['239.1.1.1'] }] },
+      /remotes\[0\] "239\.1\.1\.1": is a multicast group/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['255.255.255.255'] }] },
+      /remotes\[0\] "255\.255\.255\.255": is the broadcast address/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.2'] }] },
+      /remotes\[0\] "192\.0\.2\.2": is our own local address/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['fe80::1%eth0'] }] },
+      /remotes\[0\] "fe80::1%eth0": must be an IPv4 or IPv6 address/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1', '192.0.2.3', '192.0.2.1:4789'] }] },
+      /remotes\[2\] "192\.0\.2\.1:4789": is the same remote as config\.vnis\[0\]\.remotes\[0\] "192\.0\.2\.1"/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1', '::ffff:192.0.2.1'] }] },
+      /remotes\[1\] "::ffff:192\.0\.2\.1": is the same remote as/,
+    ],
+    [
+      {
+        ...base,
+        local: '2001:db8::2',
+        vnis: [{ vni: 1, remotes: ['2001:DB8::1', '[2001:db8:0::1]:4789'] }],
+      },
+      /remotes\[1\] "\[2001:db8:0::1\]:4789": is the same remote as/,
+    ],
+    [
+      { ...base, local: '2001:db8::2', vnis: [{ vni: 1, remotes: ['ff02::1'] }] },
+      /remotes\[0\] "ff02::1": is a multicast group/,
+    ],
+    [
+      { ...base, local: '2001:db8::2', vnis: [{ vni: 1, remotes: ['::'] }] },
+      /remotes\[0\] "::": is the unspecified address/,
     ],
     [{ ...base, vnis: [{ vni: 1, remotes: [42] }] }, /config\.vnis\[0\]\.remotes\[0\] 42/],
     [

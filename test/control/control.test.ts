@@ -132,7 +132,7 @@ t.test('CLI: bad input exits 2 naming the flag; help exits 0', async (t) => {
   t.equal(await run('run', '--vni', 'x'), 2);
   t.match(errors.pop(), /invalid --vni "x": must be an integer in 0\.\.16777215/);
   t.equal(await run('run'), 2);
-  t.match(errors.pop(), /invalid --vni undefined: is required \(or give --config FILE\)/);
+  t.match(errors.pop(), /missing --vni: required \(or give --config FILE\)/);
   t.equal(await run('run', '--vni', '1', '--local', 'nowhere'), 2);
   t.match(errors.pop(), /invalid --local "nowhere"/);
   t.equal(await run('run', '--vni', '1', '--remote', '192.0.2.1', '--remote', 'x'), 2);

@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <string>
@@ -459,6 +460,28 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// sdNotify(socketPath, state) -> 0, or -errno. systemd's readiness protocol (sd_notify(3)): one
+// datagram on the AF_UNIX socket named by $NOTIFY_SOCKET ("@..." is an abstract address).
+// Node's dgram has no unix datagram sockets, hence this.
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string state = info[1].As<Napi::String>().Utf8Value();
+  sockaddr_un sun;
+  memset(&sun, 0, sizeof(sun));
+  sun.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(sun.sun_path)) return Napi::Number::New(env, -EINVAL);
+  memcpy(sun.sun_path, path.data(), path.size());
+  if (sun.sun_path[0] == '@') sun.sun_path[0] = '\0';
+  socklen_t len = offsetof(sockaddr_un, sun_path) + path.size();
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  ssize_t rc = sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sun), len);
+  int err = errno;
+  close(fd);
+  return Napi::Number::New(env, rc < 0 ? -err : 0);
+}
+
 // errnoName(errno) -> "EAGAIN"
 Napi::Value ErrnoNameJs(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), ErrnoName(info[0].As<Napi::Number>().Int32Value()));
@@ -667,7 +690,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"ifSetMtu", IfSetMtu},     {"ifSetMac", IfSetMac},           {"ifGetMac", IfGetMac},
       {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen},
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
-      {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},
+      {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

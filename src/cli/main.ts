@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // `vtep`: composition root only. Parses the command line, hands the work to the modules.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, loadConfigFile, validate, type Config } from '../config/config.js';
-import { formatFdb, formatStats } from '../control/format.js';
-import { request } from '../control/server.js';
+import { ConfigError, integer, loadConfigFile, validate, type Config } from '../config/config.js';
+import { formatFdb, formatStats, formatStatus } from '../control/format.js';
+import { ControlError, request } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
-import type { EngineStats } from '../vtep/engine.js';
+import { parseMac } from '../wire/mac.js';
+import { MAX_VNI } from '../wire/vxlan.js';
 import { formatE2e, runE2e, writeE2e } from '../lab/e2e.js';
 import { LAB_DIR, LAB_PREFIX, labDown, labUp } from '../lab/lab.js';
 import { applyHost } from '../setup/host.js';
@@ -16,9 +18,10 @@ import { applyLibvirt, interfaceXml, printInstall, withInterface } from '../setu
 import { applyOvs, showOvs } from '../setup/ovs.js';
 import { executor, printer, render, type Runner } from '../setup/runner.js';
 import { unitText, writeUnit } from '../setup/systemd.js';
-import { startVtep } from './run.js';
+import { notify, startVtep, type RunningStats, type Status } from './run.js';
 
-export const DEFAULT_CONTROL = '/run/vtep.sock';
+/** In a directory of its own, so a service running as its own user can create it (systemd RuntimeDirectory=vtep). */
+export const DEFAULT_CONTROL = '/run/vtep/vtep.sock';
 /** Exit status for bad command-line input or configuration (like commander's usage errors). */
 export const EXIT_USAGE = 2;
 
@@ -80,7 +83,8 @@ function fromFlags(o: Record<string, unknown>): Config {
   }
 }
 
-async function run(opts: Record<string, unknown>): Promise<void> {
+/** The configuration `vtep run` was given: the file, or the flags (read again on reload). */
+function configFrom(opts: Record<string, unknown>): Config {
   let cfg: Config;
   if (opts.config) {
     // The file is the whole configuration; a flag beside it would be silently ignored, so refuse.
@@ -99,9 +103,25 @@ async function run(opts: Record<string, unknown>): Promise<void> {
     if (opts.control) cfg.control = String(opts.control);
   } else cfg = fromFlags(opts);
   cfg.control ??= DEFAULT_CONTROL;
-  const vtep = await startVtep(cfg, log);
+  return cfg;
+}
+
+/** How long a stop may take before the process exits anyway. */
+const STOP_DEADLINE_MS = 900;
+
+async function run(opts: Record<string, unknown>): Promise<void> {
+  const cfg = configFrom(opts);
+  // The default directory is ours to make; any other must exist (the server says so if not).
+  if (cfg.control === DEFAULT_CONTROL) mkdirSync(dirname(DEFAULT_CONTROL), { recursive: true });
+  const vtep = await startVtep(cfg, log, { source: () => configFrom(opts) });
   const shutdown = (signal: string) => {
     log(`vtep: ${signal}, stopping`);
+    notify('STOPPING=1');
+    // Whatever a control client or a device does, exit promptly: a replacement is waiting.
+    setTimeout(() => {
+      log(`vtep: stop took more than ${STOP_DEADLINE_MS} ms; exiting anyway`);
+      process.exit(0);
+    }, STOP_DEADLINE_MS).unref();
     vtep.stop().then(
       () => process.exit(0),
       (err) => {
@@ -112,6 +132,64 @@ async function run(opts: Record<string, unknown>): Promise<void> {
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGHUP', () => {
+    log(`vtep: SIGHUP, reloading ${opts.config ? String(opts.config) : 'the command-line flags'}`);
+    try {
+      vtep.reloadFromSource();
+    } catch (err) {
+      log(
+        `vtep: reload refused, still running the previous configuration: ${(err as Error).message}`,
+      );
+    }
+  });
+  notify('READY=1');
+}
+
+/** Write to stdout and wait until it has been handed on (a pipe may be slower than us). */
+function print(text: string): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+}
+
+/** Request fields, and the flag or argument each one came from on the command line. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  vni: '--vni',
+  remote: '--remote',
+  port: '--port',
+  mac: 'MAC',
+  learnedOnly: '--learned-only',
+};
+
+/**
+ * Ask the running vtep. An answer that blames one of the request's fields is the user's input:
+ * it becomes a ConfigError naming the flag, so it exits 2 like every other bad input.
+ */
+async function ask(control: string, req: Record<string, unknown>): Promise<unknown> {
+  try {
+    return await request(control, req);
+  } catch (err) {
+    if (err instanceof ControlError && err.field && FLAG_OF_FIELD[err.field]) {
+      const m = /^invalid \S+ (.*?): (.*)$/s.exec(err.message);
+      throw new ConfigError(
+        FLAG_OF_FIELD[err.field],
+        m ? JSON.parse(m[1]) : req[err.field],
+        m ? m[2] : err.message,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Strict flag parsers for the client commands (the server checks again). */
+function vniFlag(v: unknown): number | undefined {
+  return v === undefined ? undefined : integer('--vni', v, 0, MAX_VNI);
+}
+function portFlag(v: unknown): number | undefined {
+  return v === undefined ? undefined : integer('--port', v, 1, 65535);
+}
+function macArg(v: string): string {
+  if (parseMac(v) === undefined)
+    throw new ConfigError('MAC', v, 'must be a MAC address like 02:00:00:00:00:01');
+  return v;
 }
 
 const collect = (v: string, acc: string[] = []) => [...acc, v];
@@ -121,6 +199,7 @@ export function program(): Command {
     .description(
       'userspace VXLAN tunnel endpoint (RFC 7348): TAP <-> UDP 4789 with a MAC-learning FDB per VNI',
     )
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError();
 
@@ -136,7 +215,7 @@ export function program(): Command {
       '--mtu <bytes>',
       'TAP MTU (default 1450: 1500 underlay minus 50 bytes of VXLAN over IPv4)',
     )
-    .option('--mac <mac>', 'TAP MAC address (default: random)')
+    .option('--mac <mac>', 'TAP MAC address (default: derived from the TAP name and VNI, stable)')
     .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
     .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')
     .option(
@@ -176,11 +255,11 @@ export function program(): Command {
     .option('--vni <n>', 'only this VNI')
     .option('--json', 'JSON output')
     .action(async (o) => {
-      const rows = (await request(o.control, { cmd: 'fdb.show', vni: o.vni })) as (FdbRow & {
+      const rows = (await ask(o.control, { cmd: 'fdb.show', vni: vniFlag(o.vni) })) as (FdbRow & {
         dev: string;
       })[];
       const devs = new Map(rows.map((r) => [r.vni, r.dev]));
-      process.stdout.write(
+      await print(
         o.json
           ? JSON.stringify(rows, null, 2) + '\n'
           : rows.length
@@ -193,35 +272,59 @@ export function program(): Command {
     .requiredOption('--remote <addr>', 'remote VTEP address')
     .option('--port <port>', 'remote UDP port (default: ours)')
     .action(async (mac, o) => {
-      await request(o.control, { cmd: 'fdb.add', mac, vni: o.vni, remote: o.remote, port: o.port });
+      await ask(o.control, {
+        cmd: 'fdb.add',
+        mac: macArg(mac),
+        vni: vniFlag(o.vni),
+        remote: o.remote,
+        port: portFlag(o.port),
+      });
     });
   control(fdb.command('del').description('delete an entry').argument('<mac>'))
     .requiredOption('--vni <n>', 'VNI')
     .action(async (mac, o) => {
-      await request(o.control, { cmd: 'fdb.del', mac, vni: o.vni });
+      await ask(o.control, { cmd: 'fdb.del', mac: macArg(mac), vni: vniFlag(o.vni) });
     });
   control(fdb.command('flush').description('remove entries (all, or those matching every option)'))
     .option('--vni <n>', 'only this VNI')
     .option('--remote <addr>', 'only entries behind this remote')
+    .option('--port <port>', 'with --remote: its UDP port (default: ours)')
     .option('--learned-only', 'keep static entries')
     .action(async (o) => {
-      const r = (await request(o.control, {
+      const r = (await ask(o.control, {
         cmd: 'fdb.flush',
-        vni: o.vni,
+        vni: vniFlag(o.vni),
         remote: o.remote,
+        port: portFlag(o.port),
         learnedOnly: o.learnedOnly === true,
       })) as { removed: number };
-      process.stdout.write(`removed ${r.removed}\n`);
+      await print(`removed ${r.removed}\n`);
     });
-  control(p.command('stats').description('packet, byte and drop counters'))
+  control(p.command('stats').description('packet, byte and drop counters; TAP state'))
     .option('--json', 'JSON output')
     .action(async (o) => {
-      const s = (await request(o.control, { cmd: 'stats' })) as EngineStats & {
-        underlay: string;
-        sourcePorts: string;
-      };
-      process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n');
+      const s = (await ask(o.control, { cmd: 'stats' })) as RunningStats;
+      await print((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n');
     });
+  control(
+    p
+      .command('status')
+      .description('health check: exit 0 when every TAP is up, 1 when degraded or not running'),
+  )
+    .option('--json', 'JSON output')
+    .action(async (o) => {
+      const s = (await ask(o.control, { cmd: 'status' })) as Status;
+      await print((o.json ? JSON.stringify(s, null, 2) : formatStatus(s)) + '\n');
+      if (!s.healthy) process.exitCode = 1;
+    });
+  control(
+    p
+      .command('reload')
+      .description('re-read the configuration (as SIGHUP does); a bad file keeps the running one'),
+  ).action(async (o) => {
+    const r = (await ask(o.control, { cmd: 'reload' })) as { changes: string[] };
+    await print(r.changes.join('\n') + '\n');
+  });
   const lab = p
     .command('lab')
     .description("the OVS VXLAN guide's two hosts in network namespaces: OVS + vtep, one VM each");
@@ -413,17 +516,51 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`vtep: ${err.message}\n`);
       return EXIT_USAGE;
     }
+    if (err instanceof ControlError && (err.code === 'ERR_ARG' || err.code === 'ERR_CONFIG')) {
+      // The running vtep refused what we sent (a reload of a bad file, …): still bad input.
+      process.stderr.write(`vtep: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
     const e = err as { code?: string; message?: string };
     process.stderr.write(`vtep: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}\n`);
     return 1;
   }
 }
 
-// Run when executed (not when imported by tests).
-if (process.argv[1] && import.meta.url === new URL(process.argv[1], 'file://').href) {
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string })
+        .version;
+    } catch {
+      const up = dirname(dir);
+      if (up === dir) return 'unknown';
+      dir = up;
+    }
+  }
+}
+
+/**
+ * Whether this file is the program being run rather than a module imported by tests. npm's bin
+ * is a symlink (node_modules/.bin/vtep, or a global one), so compare real paths, not URLs.
+ */
+function isEntryPoint(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   main(process.argv).then((code) => {
-    // `run` keeps the event loop alive until a signal; the other commands exit with their status
-    // (`lab up` leaves its vtep running detached, so it exits explicitly).
-    if (code !== 0 || process.argv[2] !== 'run') process.exit(code);
+    // `run` keeps the event loop alive until a signal. The other commands end here: with their
+    // output drained first (a pipe takes 64 KiB at a time), then explicitly, since `lab up`
+    // leaves its vtep running detached.
+    if (code === 0 && process.argv[2] === 'run') return;
+    const status = code || Number(process.exitCode ?? 0);
+    process.stdout.write('', () => process.exit(status));
   });
 }

@@ -1,42 +1,86 @@
 import { performance } from 'node:perf_hooks';
-import type { Config } from '../config/config.js';
-import { ControlServer, ControlError } from '../control/server.js';
-import { Fdb } from '../fdb/fdb.js';
-import { Remotes } from '../fdb/remote.js';
-import { TapDevice } from '../io/tap.js';
+import { ConfigError, checkRemote, integer, type Config, type VniSpec } from '../config/config.js';
+import { ControlServer, Rows, argError, type Command } from '../control/server.js';
+import { Fdb, FdbError, type FdbRow } from '../fdb/fdb.js';
+import { Remotes, type Remote } from '../fdb/remote.js';
+import { native } from '../io/native.js';
 import type { DatagramSender } from '../io/types.js';
 import { RawUdpSender, UdpSocket } from '../io/udp.js';
-import { Engine } from '../vtep/engine.js';
-import { formatMac, parseMac, readMac, writeMac } from '../wire/mac.js';
+import { Engine, type EngineStats } from '../vtep/engine.js';
+import { formatMac, parseMac, stableMac } from '../wire/mac.js';
+import { MAX_VNI } from '../wire/vxlan.js';
+import { TapPort, type TapStatus } from './tapport.js';
 
 /**
  * Composition root of `vtep run`: opens the devices, builds the engine, owns the clock and the
- * timers, serves the control socket. Everything below it is testable without these.
+ * timers, serves the control socket, reloads the configuration and stops. Everything below it
+ * is testable without these.
  */
+
+export type Log = (line: string) => void;
+
+export interface Status {
+  healthy: boolean;
+  /** One line per problem (a TAP that is down, …); empty when healthy. */
+  problems: string[];
+  uptimeSeconds: number;
+  taps: TapStatus[];
+}
+
+export interface RunningStats extends EngineStats {
+  underlay: string;
+  sourcePorts: string;
+  taps: TapStatus[];
+}
 
 export interface Running {
   engine: Engine;
   fdb: Fdb;
   underlay: UdpSocket;
-  taps: Map<number, TapDevice>;
+  ports: Map<number, TapPort>;
   control?: ControlServer;
   sourcePorts: string;
+  /** Apply a new configuration live; returns what changed. Throws ConfigError, keeping the old. */
+  reload(next: Config): string[];
+  /** Reload from where the configuration came from (the file, or the same flags). */
+  reloadFromSource(): string[];
+  status(): Status;
+  stats(): RunningStats;
   stop(): Promise<void>;
 }
 
-export type Log = (line: string) => void;
+export interface StartOptions {
+  /** Reads the configuration again for SIGHUP and `vtep reload`. */
+  source?: () => Config;
+}
 
 const clock = () => performance.now();
 
-export async function startVtep(cfg: Config, log: Log): Promise<Running> {
+/** sd_notify(3) when started by systemd with Type=notify; a no-op otherwise. */
+export function notify(state: string): void {
+  const socket = process.env.NOTIFY_SOCKET;
+  if (socket) native().sdNotify(socket, state);
+}
+
+/** The TAP's MAC: as configured, or derived from its name and VNI so it survives restarts. */
+export function tapMac(v: VniSpec): number {
+  return v.mac !== undefined ? parseMac(v.mac)! : stableMac(`vtep:${v.tap}:${v.vni}`);
+}
+
+export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}): Promise<Running> {
+  const started = clock();
   const remotes = new Remotes();
   const fdb = new Fdb({
     ageingMs: cfg.ageingMs,
     maxEntries: cfg.maxEntries,
     onMove: (m) => log(Engine.formatMove(m)),
   });
+  const ports = new Map<number, TapPort>();
   const opened: { close(): void }[] = [];
-  const closeAll = () => opened.reverse().forEach((d) => d.close());
+  const closeAll = () => {
+    for (const p of ports.values()) p.close();
+    opened.reverse().forEach((d) => d.close());
+  };
   try {
     const underlay = UdpSocket.open({ address: cfg.local, port: cfg.port, batchSize: 64 });
     opened.push(underlay);
@@ -64,64 +108,121 @@ export async function startVtep(cfg: Config, log: Log): Promise<Running> {
       dstPort: cfg.port,
       log,
     });
-    const taps = new Map<number, TapDevice>();
-    for (const v of cfg.vnis) {
-      const mac = v.mac === undefined ? undefined : macBytes(parseMac(v.mac)!);
-      const tap = TapDevice.open({ name: v.tap, mtu: v.mtu, mac, batchSize: 64 });
-      opened.push(tap);
-      taps.set(v.vni, tap);
+    const remotesOf = (v: VniSpec): Remote[] =>
+      v.remotes.map((r) => remotes.get(r.address, r.port));
+    const openPort = (v: VniSpec) =>
+      TapPort.open({ vni: v.vni, name: v.tap, mtu: v.mtu, mac: tapMac(v) }, engine, log, clock);
+    const addVni = (v: VniSpec, port: TapPort) => {
       engine.addVni({
         vni: v.vni,
-        tap,
-        remotes: v.remotes.map((r) => remotes.get(r.address, r.port)),
+        tap: port.tap!,
+        remotes: remotesOf(v),
         learnRemotes: v.learnRemotes,
         learning: v.learning,
         maxEntries: v.maxEntries,
-        ownMacs: [readMac(tap.getMac(), 0)],
+        ownMacs: [port.spec.mac],
         mtu: v.mtu,
       });
-    }
-    const onError = (what: string) => (err: Error) => log(`${what}: ${err.message}`);
-    underlay.start((n) => engine.underlayReceived(n, clock()), onError('underlay'));
-    for (const [vni, tap] of taps)
-      tap.start((n) => engine.tapReceived(vni, n, clock()), onError(`tap ${tap.name}`));
+      ports.set(v.vni, port);
+      port.start();
+    };
+    for (const v of cfg.vnis) addVni(v, openPort(v));
+    underlay.start(
+      (n) => engine.underlayReceived(n, clock()),
+      (err) => log(`underlay: ${err.message}`),
+    );
     // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
-    const ageing = setInterval(() => engine.sweep(clock()), Math.min(1000, cfg.ageingMs));
+    const ageing = setInterval(() => engine.sweep(clock()), 1000);
 
-    const tapOf = (vni: number) => taps.get(vni)?.name ?? '-';
+    let current = cfg;
+    const reload = (next: Config): string[] => {
+      const changes = applyReload(current, next, {
+        engine,
+        fdb,
+        ports,
+        openPort,
+        addVni,
+        remotesOf,
+        log,
+      });
+      current = next;
+      return changes;
+    };
+    const status = (): Status => {
+      const now = clock();
+      const taps = [...ports.values()].map((p) => p.status(now));
+      const problems = taps
+        .filter((t) => t.state !== 'up')
+        .map(
+          (t) =>
+            `tap ${t.name} (vni ${t.vni}) is down for ${(t.downForMs / 1000).toFixed(1)} s${t.lastError ? `: ${t.lastError}` : ''}`,
+        );
+      return {
+        healthy: problems.length === 0,
+        problems,
+        uptimeSeconds: Math.floor((now - started) / 1000),
+        taps,
+      };
+    };
+    const stats = (): RunningStats => ({
+      ...engine.stats(),
+      underlay: `${underlay.address}:${underlay.port}`,
+      sourcePorts,
+      taps: status().taps,
+    });
+    const reloadFromSource = () => {
+      if (!opts.source) return reload(current);
+      notify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(clock() * 1000)}`);
+      try {
+        return reload(opts.source());
+      } finally {
+        notify('READY=1');
+      }
+    };
     const control = cfg.control
       ? await ControlServer.listen(
           cfg.control,
-          controlHandlers(engine, fdb, remotes, tapOf, () => sourcePorts, underlay),
+          controlCommands({
+            engine,
+            fdb,
+            remotes,
+            config: () => current,
+            tapOf: (vni) => ports.get(vni)?.spec.name ?? '-',
+            stats,
+            status,
+            reload: reloadFromSource,
+          }),
         )
       : undefined;
     log(
       `vtep: listening on ${underlay.address}:${underlay.port}, source ports ${sourcePorts}, ` +
         cfg.vnis
-          .map(
-            (v) =>
-              `vni ${v.vni} on ${taps.get(v.vni)!.name} (${formatMac(readMac(taps.get(v.vni)!.getMac(), 0))})`,
-          )
+          .map((v) => `vni ${v.vni} on ${v.tap} (${formatMac(ports.get(v.vni)!.spec.mac)})`)
           .join(', ') +
         (control ? `, control ${control.path}` : ''),
     );
-    let stopped = false;
+    let stopping: Promise<void> | undefined;
     return {
       engine,
       fdb,
       underlay,
-      taps,
+      ports,
       control,
       sourcePorts,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        clearInterval(ageing);
-        // Stop reading first; sends are flushed at the end of every batch, so none is pending.
-        underlay.stop();
-        for (const tap of taps.values()) tap.stop();
-        await control?.close();
-        closeAll();
+      reload,
+      reloadFromSource,
+      status,
+      stats,
+      stop() {
+        // Forwarding, TAPs and sockets are released synchronously; only the listener's close
+        // callback is awaited, and it no longer waits for clients (they are ended).
+        stopping ??= (async () => {
+          clearInterval(ageing);
+          underlay.stop();
+          closeAll();
+          await control?.close();
+        })();
+        return stopping;
       },
     };
   } catch (err) {
@@ -130,72 +231,224 @@ export async function startVtep(cfg: Config, log: Log): Promise<Running> {
   }
 }
 
-function macBytes(mac: number): Uint8Array {
-  const b = new Uint8Array(6);
-  writeMac(b, 0, mac);
-  return b;
+interface ReloadContext {
+  engine: Engine;
+  fdb: Fdb;
+  ports: Map<number, TapPort>;
+  openPort(v: VniSpec): TapPort;
+  addVni(v: VniSpec, port: TapPort): void;
+  remotesOf(v: VniSpec): Remote[];
+  log: Log;
 }
 
-function controlHandlers(
-  engine: Engine,
-  fdb: Fdb,
-  remotes: Remotes,
-  tapOf: (vni: number) => string,
-  sourcePorts: () => string,
-  underlay: UdpSocket,
-) {
-  const vniArg = (args: Record<string, unknown>, required: boolean): number | undefined => {
-    if (args.vni === undefined && !required) return undefined;
-    const v = Number(args.vni);
-    if (!fdb.hasVni(v))
-      throw new ControlError(
-        'ERR_VNI',
-        `vni ${JSON.stringify(args.vni)} is not configured (configured: ${fdb.vnis().join(', ')})`,
+/** Settings bound to sockets opened at start: a reload that changes them is refused. */
+const RESTART_ONLY = ['local', 'port', 'sourcePortMode', 'control'] as const;
+
+/**
+ * Move the running endpoint from `cur` to `next`: VNIs added and removed, remotes and per-VNI
+ * settings changed in place, learned entries of unchanged VNIs kept. Everything that can fail
+ * (validation, opening new TAPs) happens before anything changes, so a refused reload leaves the
+ * running configuration exactly as it was.
+ */
+function applyReload(cur: Config, next: Config, ctx: ReloadContext): string[] {
+  for (const k of RESTART_ONLY) {
+    if (cur[k] !== next[k])
+      throw new ConfigError(
+        k,
+        next[k],
+        `cannot change while vtep runs (running with ${JSON.stringify(cur[k])}); restart to change it`,
       );
-    return v;
+  }
+  const before = new Map(cur.vnis.map((v) => [v.vni, v]));
+  const after = new Map(next.vnis.map((v) => [v.vni, v]));
+  // A VNI whose TAP name changes is removed and added again.
+  const removed = cur.vnis.filter((v) => after.get(v.vni)?.tap !== v.tap);
+  const added = next.vnis.filter((v) => before.get(v.vni)?.tap !== v.tap);
+  const kept = next.vnis.filter((v) => before.get(v.vni)?.tap === v.tap);
+  const freed = new Set(removed.map((v) => v.tap));
+
+  // Phase 1: open the new TAPs whose names are free now; any failure refuses the reload.
+  const fresh = new Map<number, TapPort>();
+  try {
+    for (const v of added) if (!freed.has(v.tap)) fresh.set(v.vni, ctx.openPort(v));
+  } catch (err) {
+    for (const p of fresh.values()) p.close();
+    const v = added.find((a) => !fresh.has(a.vni))!;
+    throw new ConfigError(`vni ${v.vni} tap`, v.tap, (err as Error).message);
+  }
+
+  const changes: string[] = [];
+  const say = (line: string) => {
+    changes.push(line);
+    ctx.log(`reload: ${line}`);
   };
-  const macArg = (args: Record<string, unknown>): number => {
-    const m = typeof args.mac === 'string' ? parseMac(args.mac) : undefined;
-    if (m === undefined)
-      throw new ControlError('ERR_MAC', `mac ${JSON.stringify(args.mac)} is not a MAC address`);
+  ctx.engine.configure({
+    reservedBits: next.reservedBits,
+    invalidSourceMac: next.invalidSourceMac,
+    sourcePortMin: next.sourcePortMin,
+    sourcePortMax: next.sourcePortMax,
+  });
+  ctx.fdb.setLimits({ ageingMs: next.ageingMs, maxEntries: next.maxEntries });
+  for (const k of [
+    'reservedBits',
+    'invalidSourceMac',
+    'sourcePortMin',
+    'sourcePortMax',
+    'ageingMs',
+    'maxEntries',
+  ] as const)
+    if (cur[k] !== next[k]) say(`${k} ${cur[k]} -> ${next[k]}`);
+
+  for (const v of removed) {
+    ctx.ports.get(v.vni)?.close();
+    ctx.ports.delete(v.vni);
+    ctx.engine.removeVni(v.vni);
+    say(`vni ${v.vni} removed (tap ${v.tap} closed)`);
+  }
+  for (const v of added) {
+    // Phase 3: a TAP name the removed VNIs just freed; should it fail now, the port's own
+    // retry loop keeps trying, as after a lost device.
+    const port = fresh.get(v.vni) ?? ctx.openPort(v);
+    ctx.addVni(v, port);
+    say(`vni ${v.vni} added on tap ${v.tap}`);
+  }
+  for (const v of kept) {
+    const old = before.get(v.vni)!;
+    const port = ctx.ports.get(v.vni)!;
+    const keys = (list: VniSpec['remotes']) => list.map((r) => `${r.address}:${r.port}`).join(',');
+    if (keys(old.remotes) !== keys(v.remotes)) {
+      ctx.engine.updateVni(v.vni, { remotes: ctx.remotesOf(v) });
+      say(`vni ${v.vni} remotes ${keys(old.remotes) || '-'} -> ${keys(v.remotes) || '-'}`);
+    }
+    if (old.learnRemotes !== v.learnRemotes) {
+      ctx.engine.updateVni(v.vni, { learnRemotes: v.learnRemotes });
+      say(`vni ${v.vni} learnRemotes ${v.learnRemotes}`);
+    }
+    if (old.learning !== v.learning || old.maxEntries !== v.maxEntries) {
+      ctx.engine.updateVni(v.vni, {
+        learning: v.learning,
+        maxEntries: v.maxEntries ?? next.maxEntries,
+      });
+      say(`vni ${v.vni} learning ${v.learning} maxEntries ${v.maxEntries ?? 'default'}`);
+    }
+    if (old.mtu !== v.mtu) {
+      ctx.engine.updateVni(v.vni, { mtu: v.mtu });
+      port.spec.mtu = v.mtu;
+      trySet(`vni ${v.vni} mtu ${old.mtu} -> ${v.mtu}`, () => port.tap?.setMtu(v.mtu), say);
+    }
+    const mac = tapMac(v);
+    if (mac !== port.spec.mac) {
+      port.spec.mac = mac;
+      ctx.engine.updateVni(v.vni, { ownMacs: [mac] });
+      const b = Buffer.alloc(6);
+      b.writeUIntBE(mac, 0, 6);
+      trySet(`vni ${v.vni} mac ${formatMac(mac)}`, () => port.tap?.setMac(b), say);
+    }
+  }
+  if (changes.length === 0) say('no changes');
+  return changes;
+}
+
+/** Apply a device setting; a failure (the TAP was moved to another namespace) is reported, not fatal. */
+function trySet(what: string, fn: () => void, say: (l: string) => void): void {
+  try {
+    fn();
+    say(what);
+  } catch (err) {
+    say(`${what} (recorded, but the device refused it: ${(err as Error).message})`);
+  }
+}
+
+interface CommandContext {
+  engine: Engine;
+  fdb: Fdb;
+  remotes: Remotes;
+  config: () => Config;
+  tapOf: (vni: number) => string;
+  stats: () => RunningStats;
+  status: () => Status;
+  reload: () => string[];
+}
+
+/** The control socket's commands: each with its request fields, checked strictly by the server. */
+export function controlCommands(c: CommandContext): Record<string, Command> {
+  const vniArg = (v: unknown): number => {
+    const vni = integer('vni', v, 0, MAX_VNI);
+    if (!c.fdb.hasVni(vni))
+      throw argError('vni', v, `is not configured (configured: ${c.fdb.vnis().join(', ')})`);
+    return vni;
+  };
+  const macArg = (v: unknown): number => {
+    const m = parseMac(String(v));
+    if (m === undefined) throw argError('mac', v, 'is not a MAC address like 02:00:00:00:00:01');
     return m;
   };
-  const remoteArg = (args: Record<string, unknown>) => {
+  const remoteArg = (a: Record<string, unknown>): Remote => {
+    const cfg = c.config();
+    const port = a.port === undefined ? cfg.port : integer('port', a.port, 1, 65535);
     try {
-      return remotes.get(
-        String(args.remote),
-        args.port === undefined ? underlay.port : Number(args.port),
-      );
+      const r = checkRemote('remote', a.remote, cfg.local, port);
+      return c.remotes.get(r.address, r.port);
     } catch (err) {
-      throw new ControlError('ERR_REMOTE', (err as Error).message);
+      const e = err as ConfigError;
+      throw argError('remote', a.remote, e.reason);
     }
   };
+  const withDev = (r: FdbRow) => ({ ...r, dev: c.tapOf(r.vni) });
   return {
-    'fdb.show': (args: Record<string, unknown>) =>
-      fdb.list(clock(), vniArg(args, false)).map((r) => ({ ...r, dev: tapOf(r.vni) })),
-    'fdb.add': (args: Record<string, unknown>) => {
-      fdb.addStatic(vniArg(args, true)!, macArg(args), remoteArg(args), clock());
-      return null;
-    },
-    'fdb.del': (args: Record<string, unknown>) => {
-      if (!fdb.delete(vniArg(args, true)!, macArg(args)))
-        throw new ControlError(
-          'ENOENT',
-          `no entry for ${String(args.mac)} in vni ${String(args.vni)}`,
+    'fdb.show': {
+      fields: { 'vni?': 'integer' },
+      run: (a) => {
+        const vni = a.vni === undefined ? undefined : vniArg(a.vni);
+        const chunks = c.fdb.listChunks(performance.now(), vni, 512);
+        return new Rows(
+          (function* () {
+            for (const rows of chunks) yield rows.map(withDev);
+          })(),
         );
-      return null;
+      },
     },
-    'fdb.flush': (args: Record<string, unknown>) => ({
-      removed: fdb.flush({
-        vni: vniArg(args, false),
-        remote: args.remote === undefined ? undefined : remoteArg(args),
-        learnedOnly: args.learnedOnly === true,
+    'fdb.add': {
+      fields: { vni: 'integer', mac: 'string', remote: 'string', 'port?': 'integer' },
+      run: (a) => {
+        const vni = vniArg(a.vni);
+        const mac = macArg(a.mac);
+        const remote = remoteArg(a);
+        try {
+          c.fdb.addStatic(vni, mac, remote, performance.now());
+        } catch (err) {
+          const e = err as FdbError;
+          if (e.code === 'ERR_FDB_MAC') throw argError('mac', a.mac, 'is not a unicast address');
+          throw err;
+        }
+        return null;
+      },
+    },
+    'fdb.del': {
+      fields: { vni: 'integer', mac: 'string' },
+      run: (a) => {
+        if (!c.fdb.delete(vniArg(a.vni), macArg(a.mac)))
+          throw argError('mac', a.mac, `has no entry in vni ${a.vni}`);
+        return null;
+      },
+    },
+    'fdb.flush': {
+      fields: {
+        'vni?': 'integer',
+        'remote?': 'string',
+        'port?': 'integer',
+        'learnedOnly?': 'boolean',
+      },
+      run: (a) => ({
+        removed: c.fdb.flush({
+          vni: a.vni === undefined ? undefined : vniArg(a.vni),
+          remote: a.remote === undefined ? undefined : remoteArg(a),
+          learnedOnly: a.learnedOnly === true,
+        }),
       }),
-    }),
-    stats: () => ({
-      ...engine.stats(),
-      underlay: `${underlay.address}:${underlay.port}`,
-      sourcePorts: sourcePorts(),
-    }),
+    },
+    stats: { fields: {}, run: () => c.stats() },
+    status: { fields: {}, run: () => c.status() },
+    reload: { fields: {}, run: () => ({ changes: c.reload() }) },
   };
 }

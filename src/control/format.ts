@@ -1,6 +1,16 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { EngineStats } from '../vtep/engine.js';
 
+/** What `vtep stats` / `vtep status` get about a TAP (src/cli/tapport.ts). */
+interface TapInfo {
+  vni: number;
+  name: string;
+  state: string;
+  recreated: number;
+  downForMs: number;
+  lastError?: string;
+}
+
 /**
  * Text output for `vtep fdb show` and `vtep stats`, close to `bridge fdb show`
  * (`MAC dev DEV dst ADDR vni N self`) so that people and scripts used to it read it at once.
@@ -20,13 +30,17 @@ function splitKey(key: string): [string, string] {
   return [key.slice(0, i).replace(/^\[|\]$/g, ''), key.slice(i + 1)];
 }
 
-export function formatStats(s: EngineStats & { underlay?: string; sourcePorts?: string }): string {
+export function formatStats(
+  s: EngineStats & { underlay?: string; sourcePorts?: string; taps?: TapInfo[] },
+): string {
   const lines: string[] = [];
   if (s.underlay)
     lines.push(`underlay ${s.underlay}${s.sourcePorts ? ` source-ports ${s.sourcePorts}` : ''}`);
   for (const v of s.vnis) {
+    const t = s.taps?.find((x) => x.vni === v.vni);
+    const state = t ? ` ${tapState(t)}` : v.tapUp ? '' : ' DOWN';
     lines.push(
-      `vni ${v.vni} dev ${v.tap} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries}`,
+      `vni ${v.vni} dev ${v.tap}${state} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries}`,
     );
     lines.push(`    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`);
     lines.push(`    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`);
@@ -39,4 +53,25 @@ export function formatStats(s: EngineStats & { underlay?: string; sourcePorts?: 
   lines.push(`drops: ${drops.length ? '' : 'none'}`);
   for (const [reason, n] of drops) lines.push(`    ${reason} ${n}`);
   return lines.join('\n');
+}
+
+function tapState(t: TapInfo): string {
+  const again = t.recreated ? ` (re-created ${t.recreated}x)` : '';
+  if (t.state === 'up') return `UP${again}`;
+  return `DOWN for ${(t.downForMs / 1000).toFixed(1)} s, re-creating${again}${t.lastError ? `: ${t.lastError}` : ''}`;
+}
+
+/** `vtep status`: one line when healthy, the problems otherwise. */
+export function formatStatus(s: {
+  healthy: boolean;
+  problems: string[];
+  uptimeSeconds: number;
+  taps: TapInfo[];
+}): string {
+  const head = `${s.healthy ? 'healthy' : 'degraded'}: up ${s.uptimeSeconds} s, ${s.taps.length} VNI${s.taps.length === 1 ? '' : 's'}`;
+  return [
+    head,
+    ...s.taps.map((t) => `  vni ${t.vni} dev ${t.name} ${tapState(t)}`),
+    ...s.problems.map((p) => `  problem: ${p}`),
+  ].join('\n');
 }

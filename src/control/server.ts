@@ -1,24 +1,70 @@
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 
 /**
  * The control socket: a unix socket (mode 0600, so only its owner can change the FDB) that
  * speaks one JSON object per line. A request is `{"cmd": "...", ...args}`; the answer is
- * `{"ok": true, "data": …}` or `{"ok": false, "error": "...", "code": "..."}`.
+ * `{"ok": true, "data": …}` or `{"ok": false, "error": "...", "code": "...", "field"?: "..."}`.
+ *
+ * It shares the thread with the data path, so it must never hog it: a connection's requests are
+ * answered one at a time, one per event-loop turn; a client that does not read its answers stops
+ * being served (and read) once a bounded amount of output waits for it; long lists are written
+ * in chunks with the loop turning in between; idle connections are closed; and `close()` ends
+ * every connection at once, so a stopping vtep never waits for a client.
  */
 
-export type Handler = (args: Record<string, unknown>) => unknown;
+/** A request field's type. Fields not listed are an error, so is a value of another type. */
+export type FieldType = 'integer' | 'string' | 'boolean';
+
+export interface Command {
+  /** Allowed fields (besides `cmd`): name → type; a name ending in `?` is optional. */
+  fields: Record<string, FieldType>;
+  /** Returns the answer's `data`: a value, a promise of one, or a `Rows` stream. */
+  run(args: Record<string, unknown>): unknown;
+}
+
+/**
+ * A long list, produced a chunk at a time: written as one JSON array, with the event loop
+ * turning between chunks so forwarding goes on while a big table is listed.
+ */
+export class Rows {
+  constructor(readonly chunks: Iterable<unknown[]>) {}
+}
 
 export class ControlError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The request field at fault (`vni`, `mac`, …), for errors about the caller's input. */
+    readonly field?: string,
   ) {
     super(message);
   }
 }
 
-const MAX_REQUEST = 64 * 1024;
+/** An error about one request field: the CLI maps `field` back to the flag the user typed. */
+export function argError(field: string, value: unknown, reason: string): ControlError {
+  return new ControlError('ERR_ARG', `invalid ${field} ${JSON.stringify(value)}: ${reason}`, field);
+}
+
+export interface ControlLimits {
+  /** Longest request line, bytes. */
+  maxRequest?: number;
+  /** Requests read ahead per connection before reading pauses. */
+  maxQueued?: number;
+  /** Unread answer bytes per connection before serving it pauses. */
+  highWater?: number;
+  /** A connection with nothing in flight for this long is closed (ms). */
+  idleMs?: number;
+}
+
+const DEFAULTS: Required<ControlLimits> = {
+  maxRequest: 64 * 1024,
+  maxQueued: 32,
+  highWater: 1 << 20,
+  idleMs: 30_000,
+};
 
 async function inUse(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -28,22 +74,56 @@ async function inUse(path: string): Promise<boolean> {
   });
 }
 
+function kindOf(st: Stats): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a socket';
+}
+
 export class ControlServer {
+  private readonly clients = new Set<Socket>();
+
   private constructor(
     private readonly server: Server,
     readonly path: string,
   ) {}
 
-  static async listen(path: string, handlers: Record<string, Handler>): Promise<ControlServer> {
-    if (existsSync(path)) {
+  static async listen(
+    path: string,
+    commands: Record<string, Command>,
+    limits: ControlLimits = {},
+  ): Promise<ControlServer> {
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(path);
+    } catch {
+      /* nothing there: the usual case */
+    }
+    if (st !== undefined) {
+      // Only a socket left by a vtep that died may be replaced: `--control /etc/vtep.yaml` must
+      // not delete the configuration.
+      if (!st.isSocket())
+        throw new ControlError(
+          'ERR_CONTROL_PATH',
+          `control socket ${path}: ${kindOf(st)} is there; refusing to replace it (choose another --control path)`,
+        );
       if (await inUse(path))
         throw new ControlError(
           'EADDRINUSE',
           `control socket ${path} is in use: is another vtep running?`,
         );
       unlinkSync(path); // stale, from a process that died
+    } else if (!existsSync(dirname(path))) {
+      throw new ControlError(
+        'ENOENT',
+        `control socket ${path}: directory ${dirname(path)} does not exist`,
+      );
     }
-    const server = createServer((sock) => serve(sock, handlers));
+    const lim = { ...DEFAULTS, ...limits };
+    let self: ControlServer | undefined;
+    const server = createServer((sock) => self!.serve(sock, commands, lim));
+    self = new ControlServer(server, path);
     const old = process.umask(0o177); // the socket is created 0600, with no window at 0755
     try {
       await new Promise<void>((resolve, reject) => {
@@ -57,61 +137,175 @@ export class ControlServer {
       process.umask(old);
     }
     chmodSync(path, 0o600);
-    return new ControlServer(server, path);
+    return self;
   }
 
+  /** Connections open now. */
+  get connections(): number {
+    return this.clients.size;
+  }
+
+  /** Stop listening and end every connection now; what clients do cannot delay it. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.clients) c.destroy();
+    this.clients.clear();
     try {
       unlinkSync(this.path);
     } catch {
       /* already gone */
     }
+    await closed;
   }
-}
 
-function serve(sock: Socket, handlers: Record<string, Handler>): void {
-  let buf = '';
-  sock.setEncoding('utf8');
-  sock.on('error', () => sock.destroy());
-  sock.on('data', (chunk: string) => {
-    buf += chunk;
-    if (buf.length > MAX_REQUEST) {
-      sock.end(
-        JSON.stringify({ ok: false, code: 'ERR_TOO_LONG', error: 'request too long' }) + '\n',
-      );
-      return;
-    }
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      sock.write(JSON.stringify(answer(line, handlers)) + '\n');
-    }
-  });
-}
-
-function answer(line: string, handlers: Record<string, Handler>): unknown {
-  let req: Record<string, unknown>;
-  try {
-    req = JSON.parse(line);
-  } catch {
-    return { ok: false, code: 'ERR_BAD_REQUEST', error: 'request is not JSON' };
-  }
-  const cmd = typeof req?.cmd === 'string' ? req.cmd : '';
-  const h = Object.hasOwn(handlers, cmd) ? handlers[cmd] : undefined;
-  if (!h)
-    return {
-      ok: false,
-      code: 'ERR_UNKNOWN_COMMAND',
-      error: `unknown command ${JSON.stringify(cmd)} (known: ${Object.keys(handlers).join(', ')})`,
+  private serve(sock: Socket, commands: Record<string, Command>, lim: Required<ControlLimits>) {
+    this.clients.add(sock);
+    let buf = '';
+    const queue: string[] = [];
+    let busy = false;
+    let ended = false;
+    sock.setEncoding('utf8');
+    // No byte read or written for idleMs: an idle client, or one that stopped reading answers.
+    sock.setTimeout(lim.idleMs, () => sock.destroy());
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      this.clients.delete(sock);
+      queue.length = 0;
+    });
+    const finish = (err: ControlError) => {
+      ended = true;
+      queue.length = 0;
+      sock.end(JSON.stringify({ ok: false, code: err.code, error: err.message }) + '\n');
     };
-  try {
-    return { ok: true, data: h(req) };
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    return { ok: false, code: e.code ?? 'ERR_FAILED', error: e.message ?? String(err) };
+    const pump = () => {
+      if (busy || sock.destroyed || queue.length === 0) return;
+      if (sock.writableLength > lim.highWater) {
+        // The client is not reading: stop serving it (and reading from it) until it does.
+        sock.once('drain', pump);
+        return;
+      }
+      busy = true;
+      const line = queue.shift()!;
+      if (queue.length < lim.maxQueued && sock.isPaused() && !ended) sock.resume();
+      void respond(sock, line, commands, lim.highWater).then(() => {
+        busy = false;
+        setImmediate(pump);
+      });
+    };
+    sock.on('data', (chunk: string) => {
+      if (ended) return;
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        queue.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      if (buf.length > lim.maxRequest)
+        return finish(
+          new ControlError('ERR_TOO_LONG', `request longer than ${lim.maxRequest} bytes`),
+        );
+      if (queue.length >= lim.maxQueued) sock.pause();
+      setImmediate(pump);
+    });
   }
+}
+
+/** Check a request against its command's fields; returns the args without `cmd`. */
+function checkFields(req: Record<string, unknown>, fields: Record<string, FieldType>) {
+  const args: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(req)) {
+    if (name === 'cmd') continue;
+    const type = fields[name] ?? fields[`${name}?`];
+    if (type === undefined) {
+      const known = Object.keys(fields).map((f) => f.replace(/\?$/, ''));
+      throw argError(name, value, `unknown field (known: ${known.join(', ') || 'none'})`);
+    }
+    const ok =
+      type === 'integer'
+        ? Number.isSafeInteger(value)
+        : type === 'string'
+          ? typeof value === 'string'
+          : typeof value === 'boolean';
+    if (!ok) throw argError(name, value, `must be ${type === 'integer' ? 'an' : 'a'} ${type}`);
+    args[name] = value;
+  }
+  for (const f of Object.keys(fields))
+    if (!f.endsWith('?') && args[f] === undefined)
+      throw new ControlError('ERR_ARG', `missing ${f}`, f);
+  return args;
+}
+
+function errorAnswer(err: unknown): Record<string, unknown> {
+  const e = err as { code?: string; message?: string; field?: string };
+  return {
+    ok: false,
+    code: e.code ?? 'ERR_FAILED',
+    error: e.message ?? String(err),
+    ...(e.field ? { field: e.field } : {}),
+  };
+}
+
+/** Answer one request line; resolves once the answer is handed to the socket. */
+async function respond(
+  sock: Socket,
+  line: string,
+  commands: Record<string, Command>,
+  highWater: number,
+): Promise<void> {
+  let data: unknown;
+  try {
+    let req: unknown;
+    try {
+      req = JSON.parse(line);
+    } catch {
+      throw new ControlError('ERR_BAD_REQUEST', 'request is not JSON');
+    }
+    if (typeof req !== 'object' || req === null || Array.isArray(req))
+      throw new ControlError('ERR_BAD_REQUEST', 'request is not a JSON object');
+    const r = req as Record<string, unknown>;
+    const cmd = typeof r.cmd === 'string' ? r.cmd : '';
+    const c = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
+    if (!c)
+      throw new ControlError(
+        'ERR_UNKNOWN_COMMAND',
+        `unknown command ${JSON.stringify(r.cmd)} (known: ${Object.keys(commands).join(', ')})`,
+      );
+    data = await c.run(checkFields(r, c.fields));
+  } catch (err) {
+    if (!sock.destroyed) sock.write(JSON.stringify(errorAnswer(err)) + '\n');
+    return;
+  }
+  if (sock.destroyed) return;
+  if (!(data instanceof Rows)) {
+    sock.write(JSON.stringify({ ok: true, data: data ?? null }) + '\n');
+    return;
+  }
+  // Streamed: `{"ok":true,"data":[` row, row, … `]}`, a chunk per loop turn, and waiting for
+  // the client whenever it has more than highWater bytes unread.
+  sock.write('{"ok":true,"data":[');
+  let first = true;
+  try {
+    for (const chunk of data.chunks) {
+      if (chunk.length) {
+        const text = chunk.map((row) => JSON.stringify(row)).join(',');
+        sock.write(first ? text : ',' + text);
+        first = false;
+      }
+      await new Promise<void>((resolve) => {
+        if (sock.destroyed || sock.writableLength <= highWater) setImmediate(resolve);
+        else {
+          sock.once('drain', resolve);
+          sock.once('close', resolve);
+        }
+      });
+      if (sock.destroyed) return;
+    }
+  } catch (err) {
+    // The answer has begun; the only honest thing left is to end the connection.
+    sock.destroy(err as Error);
+    return;
+  }
+  sock.write(']}\n');
 }
 
 /** One request, one answer. Throws ControlError with the server's code on failure. */
@@ -123,18 +317,28 @@ export async function request(
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
     let buf = '';
+    const fail = (err: ControlError) => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    };
     const timer = setTimeout(
-      () => (sock.destroy(), reject(new ControlError('ETIMEDOUT', `no answer on ${path}`))),
+      () => fail(new ControlError('ETIMEDOUT', `control socket ${path}: no answer`)),
       timeoutMs,
     );
     sock.setEncoding('utf8');
     sock.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
       const hint =
         err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
           ? ' (is vtep running with this --control path?)'
           : '';
-      reject(new ControlError(err.code ?? 'EIO', `control socket ${path}: ${err.message}${hint}`));
+      fail(new ControlError(err.code ?? 'EIO', `control socket ${path}: ${err.message}${hint}`));
+    });
+    sock.once('end', () => {
+      if (!buf.includes('\n'))
+        fail(
+          new ControlError('ERR_BAD_ANSWER', `control socket ${path}: closed without an answer`),
+        );
     });
     sock.on('data', (chunk: string) => {
       buf += chunk;
@@ -142,14 +346,26 @@ export async function request(
       if (nl < 0) return;
       clearTimeout(timer);
       sock.end();
-      const res = JSON.parse(buf.slice(0, nl)) as {
-        ok: boolean;
-        data?: unknown;
-        code?: string;
-        error?: string;
-      };
-      if (res.ok) resolve(res.data);
-      else reject(new ControlError(res.code ?? 'ERR_FAILED', res.error ?? 'failed'));
+      let res: { ok?: unknown; data?: unknown; code?: unknown; error?: unknown; field?: unknown };
+      try {
+        res = JSON.parse(buf.slice(0, nl));
+      } catch {
+        return fail(
+          new ControlError(
+            'ERR_BAD_ANSWER',
+            `control socket ${path}: the answer is not JSON: ${JSON.stringify(buf.slice(0, 80))}`,
+          ),
+        );
+      }
+      if (res?.ok === true) resolve(res.data);
+      else
+        reject(
+          new ControlError(
+            typeof res?.code === 'string' ? res.code : 'ERR_FAILED',
+            typeof res?.error === 'string' ? res.error : 'failed',
+            typeof res?.field === 'string' ? res.field : undefined,
+          ),
+        );
     });
     sock.write(JSON.stringify(req) + '\n');
   });

@@ -166,8 +166,8 @@ export interface FdbRow {
 }
 
 export class Fdb {
-  readonly ageingMs: number;
-  readonly maxEntries: number;
+  ageingMs: number;
+  maxEntries: number;
   readonly counters: FdbCounters = {
     learned: 0,
     moved: 0,
@@ -182,14 +182,22 @@ export class Fdb {
   private readonly onMove: FdbOptions['onMove'];
 
   constructor(opts: FdbOptions = {}) {
-    this.ageingMs = opts.ageingMs ?? DEFAULT_AGEING_MS;
-    this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
-    if (!(this.ageingMs > 0))
-      throw new FdbError('ERR_FDB_CONFIG', `ageing ${this.ageingMs} ms must be > 0`);
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) {
-      throw new FdbError('ERR_FDB_CONFIG', `max-entries ${this.maxEntries} must be an integer ≥ 1`);
-    }
+    this.ageingMs = DEFAULT_AGEING_MS;
+    this.maxEntries = DEFAULT_MAX_ENTRIES;
+    this.setLimits(opts);
     this.onMove = opts.onMove;
+  }
+
+  /** Change the ageing time or the table-wide cap (a reload); both apply from the next sweep/learn. */
+  setLimits(o: { ageingMs?: number; maxEntries?: number }): void {
+    const ageingMs = o.ageingMs ?? this.ageingMs;
+    const maxEntries = o.maxEntries ?? this.maxEntries;
+    if (!(ageingMs > 0)) throw new FdbError('ERR_FDB_CONFIG', `ageing ${ageingMs} ms must be > 0`);
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new FdbError('ERR_FDB_CONFIG', `max-entries ${maxEntries} must be an integer ≥ 1`);
+    }
+    this.ageingMs = ageingMs;
+    this.maxEntries = maxEntries;
   }
 
   /** Entries over all VNIs. */
@@ -205,6 +213,27 @@ export class Fdb {
       throw new FdbError('ERR_FDB_CONFIG', `vni ${vni}: max-entries ${max} must be an integer ≥ 1`);
     }
     this.tables.set(vni, new VniTable(vni, opts, this.maxEntries));
+  }
+
+  /** Drop a VNI's table and every entry in it. */
+  removeVni(vni: number): boolean {
+    const t = this.tables.get(vni);
+    if (t === undefined) return false;
+    this.total -= t.entries.size;
+    this.tables.delete(vni);
+    return true;
+  }
+
+  /** Change a VNI's learning switch or cap; a lower cap applies to the next learn. */
+  setVniOptions(vni: number, o: { learning?: boolean; maxEntries?: number }): void {
+    const t = this.table(vni);
+    if (o.learning !== undefined) t.learning = o.learning;
+    if (o.maxEntries !== undefined) t.maxEntries = o.maxEntries;
+  }
+
+  /** Replace a VNI's flood list. */
+  setFlood(vni: number, remotes: readonly Remote[]): void {
+    this.table(vni).flood = [...remotes];
   }
 
   hasVni(vni: number): boolean {
@@ -381,24 +410,36 @@ export class Fdb {
 
   /** Rows for `vtep fdb show`, sorted by VNI then MAC. */
   list(now: number, vni?: number): FdbRow[] {
-    const rows: FdbRow[] = [];
+    return [...this.listChunks(now, vni)].flat();
+  }
+
+  /**
+   * The same rows, `size` at a time, so a caller can let other work run between chunks. Entries
+   * removed between two chunks are left out; entries added after the first chunk are not listed.
+   */
+  *listChunks(now: number, vni?: number, size = 512): Generator<FdbRow[]> {
     const vnis = [...this.tables.keys()]
       .filter((v) => vni === undefined || v === vni)
       .sort((a, b) => a - b);
     for (const v of vnis) {
-      const entries = [...this.tables.get(v)!.entries.values()].sort((a, b) => a.mac - b.mac);
-      for (const e of entries) {
-        rows.push({
-          vni: v,
-          mac: formatMac(e.mac),
-          remote: e.remote.key,
-          static: e.isStatic,
-          ageSeconds: Math.floor((now - e.updated) / 1000),
-          usedSeconds: Math.floor((now - e.used) / 1000),
-        });
+      const t = this.tables.get(v)!;
+      const entries = [...t.entries.values()].sort((a, b) => a.mac - b.mac);
+      for (let i = 0; i < entries.length; i += size) {
+        const rows: FdbRow[] = [];
+        for (const e of entries.slice(i, i + size)) {
+          if (t.entries.get(e.mac) !== e) continue;
+          rows.push({
+            vni: v,
+            mac: formatMac(e.mac),
+            remote: e.remote.key,
+            static: e.isStatic,
+            ageSeconds: Math.floor((now - e.updated) / 1000),
+            usedSeconds: Math.floor((now - e.used) / 1000),
+          });
+        }
+        yield rows;
       }
     }
-    return rows;
   }
 
   private table(vni: number): VniTable {

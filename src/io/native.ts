@@ -41,6 +41,8 @@ export interface NativeIo {
     metaLen: number,
   ): number;
   closeFd(fd: number): void;
+  /** One sd_notify(3) datagram to `socketPath` ($NOTIFY_SOCKET); 0 or -errno. */
+  sdNotify(socketPath: string, state: string): number;
   errnoName(errno: number): string;
   Poller: new (
     kind: 0 | 1,

@@ -90,6 +90,8 @@ export interface VniStats {
   tap: string;
   remotes: string[];
   learnRemotes: boolean;
+  /** False while the TAP is gone (deleted under us) and not yet re-created. */
+  tapUp: boolean;
   fdbEntries: number;
   /** Underlay → TAP (decapsulated). */
   rx: DirectionCounters;
@@ -107,25 +109,39 @@ export interface EngineStats {
 const SENDER_CACHE_MAX = 65536;
 
 class VniState {
-  readonly remotes: Remote[];
+  readonly vni: number;
+  remotes: Remote[] = [];
   readonly senders4 = new Map<number, Remote>();
   readonly senders6 = new Map<string, Remote>();
-  readonly ownMacs: Set<number>;
-  readonly maxFrame: number;
-  readonly tapTx: TxBatch;
+  ownMacs: Set<number>;
+  maxFrame: number;
+  learnRemotes: boolean;
+  /** The TAP, or null while it is gone (deleted under us) and not yet re-created. */
+  tap: FrameDevice | null;
+  tapName: string;
+  tapTx: TxBatch;
   readonly rx: DirectionCounters = { packets: 0, bytes: 0 };
   readonly tx: DirectionCounters = { packets: 0, bytes: 0 };
   learnedSenders = 0;
 
-  constructor(
-    readonly cfg: VniConfig,
-    batch: number,
-  ) {
-    this.remotes = [...cfg.remotes];
-    for (const r of this.remotes) this.remember(r);
+  constructor(cfg: VniConfig) {
+    this.vni = cfg.vni;
+    this.tap = cfg.tap;
+    this.tapName = cfg.tap.name;
+    this.tapTx = new TxBatch(cfg.tap.rx.batchSize);
     this.ownMacs = new Set(cfg.ownMacs ?? []);
     this.maxFrame = (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
-    this.tapTx = new TxBatch(batch);
+    this.learnRemotes = cfg.learnRemotes ?? false;
+    this.setRemotes(cfg.remotes);
+  }
+
+  /** Configured remotes; the learned-sender cache starts over with them. */
+  setRemotes(remotes: readonly Remote[]): void {
+    this.remotes = [...remotes];
+    this.senders4.clear();
+    this.senders6.clear();
+    this.learnedSenders = 0;
+    for (const r of this.remotes) this.remember(r);
   }
 
   remember(r: Remote): void {
@@ -137,6 +153,22 @@ class VniState {
   }
 }
 
+/** What can change on a running VNI without re-creating it (a reload). */
+export interface VniUpdate {
+  remotes?: Remote[];
+  learnRemotes?: boolean;
+  learning?: boolean;
+  maxEntries?: number;
+  mtu?: number;
+  ownMacs?: number[];
+}
+
+/** Engine-wide settings that a reload may change. */
+export type EngineSettings = Pick<
+  EngineOptions,
+  'reservedBits' | 'sourcePortMin' | 'sourcePortMax' | 'invalidSourceMac'
+>;
+
 export class Engine {
   readonly drops = new Float64Array(DROP_REASON_COUNT);
   readonly fdb: Fdb;
@@ -144,12 +176,12 @@ export class Engine {
   private readonly underlay: DatagramSocket;
   private readonly sender: DatagramSender;
   private readonly raw: boolean;
-  private readonly policy: ReservedBitsPolicy;
-  private readonly portMin: number;
-  private readonly portMax: number;
+  private policy: ReservedBitsPolicy = 'drop';
+  private portMin = 49152;
+  private portMax = 65535;
   private readonly dstPort: number;
   private readonly senderCacheMax: number;
-  private readonly dropInvalidSource: boolean;
+  private dropInvalidSource = false;
   private readonly udpTx: TxBatch;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
@@ -164,47 +196,112 @@ export class Engine {
     this.sender = opts.raw ?? opts.underlay;
     this.raw = opts.raw !== undefined;
     this.fdb = opts.fdb;
-    this.policy = opts.reservedBits ?? 'drop';
-    this.portMin = opts.sourcePortMin ?? 49152;
-    this.portMax = opts.sourcePortMax ?? 65535;
+    this.configure(opts);
     this.dstPort = opts.dstPort ?? VXLAN_PORT;
     this.senderCacheMax = opts.senderCacheMax ?? SENDER_CACHE_MAX;
-    this.dropInvalidSource = opts.invalidSourceMac === 'drop';
     this.udpTx = new TxBatch(opts.txBatch ?? 256);
     this.log = opts.log ?? (() => {});
     this.copySlab = Buffer.alloc(this.udpTx.capacity * (opts.underlay.rx.slotSize + 64));
   }
 
+  /** Change engine-wide settings (at construction, and on a reload). */
+  configure(s: EngineSettings): void {
+    this.policy = s.reservedBits ?? this.policy;
+    this.portMin = s.sourcePortMin ?? this.portMin;
+    this.portMax = s.sourcePortMax ?? this.portMax;
+    if (s.invalidSourceMac !== undefined) this.dropInvalidSource = s.invalidSourceMac === 'drop';
+  }
+
   addVni(cfg: VniConfig): void {
-    const need = VXLAN_HEADER_LEN + (this.raw ? UDP_HEADER_LEN : 0);
-    if (cfg.tap.rx.headroom < need) {
-      throw Object.assign(
-        new Error(
-          `vni ${cfg.vni}: tap ${cfg.tap.name} has ${cfg.tap.rx.headroom} bytes of headroom, ${need} needed`,
-        ),
-        {
-          code: 'ERR_ENGINE_CONFIG',
-        },
-      );
-    }
-    for (const r of cfg.remotes) {
-      if (r.family !== this.underlay.family) {
-        throw Object.assign(
-          new Error(
-            `vni ${cfg.vni}: remote ${r.key} is IPv${r.family}, the underlay is IPv${this.underlay.family}`,
-          ),
-          {
-            code: 'ERR_ENGINE_CONFIG',
-          },
-        );
-      }
-    }
+    this.checkTap(cfg.vni, cfg.tap);
+    this.checkRemotes(cfg.vni, cfg.remotes);
     this.fdb.addVni(cfg.vni, {
       flood: cfg.remotes,
       learning: cfg.learning,
       maxEntries: cfg.maxEntries,
     });
-    this.vnis.set(cfg.vni, new VniState(cfg, cfg.tap.rx.batchSize));
+    this.vnis.set(cfg.vni, new VniState(cfg));
+  }
+
+  /** Stop serving a VNI: its table goes with it. The caller closes its TAP. */
+  removeVni(vni: number): boolean {
+    if (!this.vnis.delete(vni)) return false;
+    this.fdb.removeVni(vni);
+    return true;
+  }
+
+  hasVni(vni: number): boolean {
+    return this.vnis.has(vni);
+  }
+
+  /**
+   * Change a running VNI. New remotes replace the flood list and the accepted senders; entries
+   * learned behind a remote that is no longer configured are flushed (as Open vSwitch flushes
+   * the MACs of a tunnel port it deletes), everything else learned is kept.
+   */
+  updateVni(vni: number, u: VniUpdate): void {
+    const vs = this.state(vni);
+    if (u.remotes !== undefined) {
+      this.checkRemotes(vni, u.remotes);
+      const keep = new Set(u.remotes.map((r) => r.key));
+      for (const r of vs.remotes)
+        if (!keep.has(r.key)) this.fdb.flush({ vni, remote: r, learnedOnly: true });
+      vs.setRemotes(u.remotes);
+      this.fdb.setFlood(vni, u.remotes);
+    }
+    if (u.learnRemotes !== undefined) vs.learnRemotes = u.learnRemotes;
+    if (u.learning !== undefined || u.maxEntries !== undefined)
+      this.fdb.setVniOptions(vni, { learning: u.learning, maxEntries: u.maxEntries });
+    if (u.mtu !== undefined) vs.maxFrame = u.mtu + VLAN_HEADER_LEN;
+    if (u.ownMacs !== undefined) vs.ownMacs = new Set(u.ownMacs);
+  }
+
+  /**
+   * The VNI's TAP was lost (null: frames for it are dropped as `tap_down`) or is back (a new
+   * device, e.g. re-created after `ip link del`).
+   */
+  setTap(vni: number, tap: FrameDevice | null): void {
+    const vs = this.state(vni);
+    if (tap !== null) {
+      this.checkTap(vni, tap);
+      if (tap.rx.batchSize !== vs.tapTx.capacity) vs.tapTx = new TxBatch(tap.rx.batchSize);
+      vs.tapName = tap.name;
+    }
+    vs.tap = tap;
+  }
+
+  private state(vni: number): VniState {
+    const vs = this.vnis.get(vni);
+    if (vs === undefined)
+      throw Object.assign(new Error(`vni ${vni} is not configured`), {
+        code: 'ERR_ENGINE_CONFIG',
+      });
+    return vs;
+  }
+
+  private checkTap(vni: number, tap: FrameDevice): void {
+    const need = VXLAN_HEADER_LEN + (this.raw ? UDP_HEADER_LEN : 0);
+    if (tap.rx.headroom < need) {
+      throw Object.assign(
+        new Error(
+          `vni ${vni}: tap ${tap.name} has ${tap.rx.headroom} bytes of headroom, ${need} needed`,
+        ),
+        { code: 'ERR_ENGINE_CONFIG' },
+      );
+    }
+  }
+
+  private checkRemotes(vni: number, remotes: readonly Remote[]): void {
+    for (const r of remotes) {
+      if (r.family !== this.underlay.family) {
+        throw Object.assign(
+          new Error(
+            `vni ${vni}: remote ${r.key} is IPv${r.family}, the underlay is IPv${this.underlay.family}`,
+          ),
+          { code: 'ERR_ENGINE_CONFIG' },
+        );
+      }
+    }
   }
 
   /** Datagrams 0..count-1 of the underlay's receive ring arrived. */
@@ -242,22 +339,20 @@ export class Engine {
         this.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i);
         continue;
       }
+      if (vs.tap === null) {
+        this.drop(Drop.TAP_DOWN, now, dec.vni, i);
+        continue;
+      }
       this.fdb.learn(dec.vni, src, remote, now);
       vs.tapTx.push(dec.offset, dec.length);
       vs.rx.packets++;
       vs.rx.bytes += dec.length;
     }
     for (const vs of this.vnis.values()) {
-      if (vs.tapTx.count === 0) continue;
-      const written = vs.cfg.tap.write(slab, vs.tapTx);
+      if (vs.tapTx.count === 0 || vs.tap === null) continue;
+      const written = vs.tap.write(slab, vs.tapTx);
       if (written < vs.tapTx.count) {
-        this.dropN(
-          Drop.TAP_WRITE_FAILED,
-          vs.tapTx.count - written,
-          now,
-          vs.cfg.vni,
-          vs.cfg.tap.lastError,
-        );
+        this.dropN(Drop.TAP_WRITE_FAILED, vs.tapTx.count - written, now, vs.vni, vs.tap.lastError);
         vs.rx.packets -= vs.tapTx.count - written;
       }
       vs.tapTx.clear();
@@ -267,8 +362,8 @@ export class Engine {
   /** Frames 0..count-1 of the VNI's TAP receive ring arrived. */
   tapReceived(vni: number, count: number, now: number): void {
     const vs = this.vnis.get(vni);
-    if (vs === undefined) return;
-    const rx = vs.cfg.tap.rx;
+    if (vs === undefined || vs.tap === null) return;
+    const rx = vs.tap.rx;
     const { slab, lengths } = rx;
     for (let i = 0; i < count; i++) {
       const off = rx.offset(i);
@@ -313,11 +408,12 @@ export class Engine {
     });
     return {
       vnis: [...this.vnis.values()].map((vs) => ({
-        vni: vs.cfg.vni,
-        tap: vs.cfg.tap.name,
+        vni: vs.vni,
+        tap: vs.tapName,
+        tapUp: vs.tap !== null,
         remotes: vs.remotes.map((r) => r.key),
-        learnRemotes: vs.cfg.learnRemotes ?? false,
-        fdbEntries: this.fdb.sizeOf(vs.cfg.vni),
+        learnRemotes: vs.learnRemotes,
+        fdbEntries: this.fdb.sizeOf(vs.vni),
         rx: { ...vs.rx },
         tx: { ...vs.tx },
       })),
@@ -333,14 +429,9 @@ export class Engine {
     const key4 = v4 ? addrIpv4(addrs, i) : 0;
     const key6 = v4 ? '' : addrToString(addrs, i);
     r = v4 ? vs.senders4.get(key4) : vs.senders6.get(key6);
-    if (r !== undefined || !vs.cfg.learnRemotes) return r;
+    if (r !== undefined || !vs.learnRemotes) return r;
     // Linux behaviour: any sender is a remote, reached at our destination port.
-    if (vs.learnedSenders >= this.senderCacheMax) {
-      vs.senders4.clear();
-      vs.senders6.clear();
-      vs.learnedSenders = 0;
-      for (const c of vs.remotes) vs.remember(c);
-    }
+    if (vs.learnedSenders >= this.senderCacheMax) vs.setRemotes(vs.remotes);
     // Not interned: the cache above is the only reference besides FDB entries, so spoofed
     // senders cannot grow memory without bound (the FDB compares remotes by key).
     r = makeRemote(v4 ? addrToString(addrs, i) : key6, this.dstPort);
@@ -420,7 +511,7 @@ export class Engine {
         Drop.UNDERLAY_SEND_FAILED,
         b.count - sent,
         now,
-        this.batchVni[sent].cfg.vni,
+        this.batchVni[sent].vni,
         this.sender.lastError,
       );
     }

@@ -42,12 +42,14 @@ export const Drop = {
   DATAGRAM_TRUNCATED: 17,
   /** The inner source MAC is zero or a group address (policy `drop`, as Linux vxlan does). */
   INVALID_SOURCE_MAC: 18,
+  /** The VNI's TAP is gone (deleted under us) and not re-created yet. */
+  TAP_DOWN: 19,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 19;
+export const DROP_REASON_COUNT = 20;
 
 const names: string[] = [];
 for (const [name, value] of Object.entries(Drop)) names[value] = name.toLowerCase();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * MAC addresses as 48-bit numbers: they fit exactly in a double, are cheap map keys and need
  * no allocation. Byte 0 of the address is the most significant byte of the number.
@@ -66,4 +67,15 @@ export function parseMac(text: string): number | undefined {
   if (!m) return undefined;
   const bytes = [m[1], m[3], m[4], m[5], m[6], m[7]].map((h) => parseInt(h, 16));
   return readMac(Uint8Array.from(bytes), 0);
+}
+
+/**
+ * A locally administered unicast MAC derived from `seed` (vtep uses the TAP name and the VNI),
+ * so a TAP re-created after a restart or after `ip link del` comes back with the MAC its peers
+ * have learned, instead of a random one they keep stale entries for until those age out.
+ */
+export function stableMac(seed: string): number {
+  const b = createHash('sha256').update(seed).digest();
+  b[0] = (b[0] & 0xfc) | 0x02; // locally administered, unicast
+  return readMac(b, 0);
 }

@@ -229,3 +229,45 @@ t.test('a MAC flood of 1 000 000 random source MACs stays at the cap', async (t)
   );
   t.pass('table at the cap, statics resolvable, other VNI untouched');
 });
+
+t.test(
+  'live changes: VNI removal, per-VNI options, flood list, limits, chunked listing',
+  async (t) => {
+    const r = new Remotes();
+    const a = r.get('192.0.2.1');
+    const fdb = new Fdb({ maxEntries: 100 });
+    fdb.addVni(1, { flood: [a] });
+    fdb.addVni(2);
+    for (let m = 1; m <= 10; m++) fdb.learn(1, 0x020000000000 + m, a, 0);
+    fdb.learn(2, 0x020000000099, a, 0);
+    t.equal(fdb.removeVni(1), true);
+    t.equal(fdb.removeVni(1), false);
+    t.equal(fdb.size, 1, 'the total follows');
+    fdb.setVniOptions(2, { learning: false });
+    t.equal(fdb.learn(2, 0x0200000000aa, a, 0), Learn.DISABLED);
+    fdb.setVniOptions(2, { learning: true, maxEntries: 1 });
+    t.equal(fdb.learn(2, 0x0200000000aa, a, 0), Learn.EVICTED, 'the new cap applies');
+    fdb.setFlood(2, [a, r.get('192.0.2.3')]);
+    t.same(
+      fdb.floodList(2).map((x) => x.key),
+      ['192.0.2.1:4789', '192.0.2.3:4789'],
+    );
+    t.throws(() => fdb.setVniOptions(9, {}), { code: 'ERR_FDB_VNI' });
+    fdb.setLimits({ ageingMs: 10 });
+    t.equal(fdb.sweep(10).removed, 1, 'the new ageing time applies');
+    t.throws(() => fdb.setLimits({ ageingMs: 0 }), { code: 'ERR_FDB_CONFIG' });
+    t.throws(() => fdb.setLimits({ maxEntries: 0 }), { code: 'ERR_FDB_CONFIG' });
+    t.equal(fdb.ageingMs, 10, 'a refused change leaves the old value');
+
+    fdb.setVniOptions(2, { maxEntries: 100 });
+    for (let m = 1; m <= 25; m++) fdb.learn(2, 0x060000000000 + m, a, 0);
+    const chunks = fdb.listChunks(0, 2, 10);
+    const first = chunks.next().value as { mac: string }[];
+    t.equal(first.length, 10);
+    fdb.delete(2, 0x060000000000 + 15); // removed between two chunks: left out
+    const rest = [...chunks].flat();
+    t.equal(rest.length, 14);
+    t.notOk(rest.some((x) => x.mac === '06:00:00:00:00:0f'));
+    t.same(fdb.list(0, 2).length, 24, 'list is the chunks joined');
+  },
+);

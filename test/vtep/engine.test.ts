@@ -381,3 +381,101 @@ t.test(
     }
   },
 );
+
+t.test(
+  'live changes: remotes replaced, VNI removed, settings changed, learned entries kept',
+  async (t) => {
+    const h = harness([{ vni: 1 }, { vni: 2 }]);
+    // Learn a MAC behind each remote in VNI 1, one in VNI 2.
+    h.underlay.receive(vxlan(1, frame(VM_B, VM_A)), h.peerA);
+    h.underlay.receive(vxlan(1, frame(VM_B, VM_C)), h.peerC);
+    h.underlay.receive(vxlan(2, frame(VM_B, VM_A)), h.peerA);
+    await settle();
+    t.equal(h.fdb.size, 3);
+
+    // PEER_C leaves VNI 1: its learned MAC goes (OVS flushes a deleted port's MACs), PEER_A's stays.
+    h.engine.updateVni(1, { remotes: [h.remotes.get(PEER_A)] });
+    t.same(h.engine.stats().vnis[0].remotes, ['192.0.2.1:4789']);
+    t.equal(h.fdb.get(1, VM_C), undefined, "the removed remote's MAC is flushed");
+    t.equal(h.fdb.get(1, VM_A)?.remote.key, '192.0.2.1:4789', 'the kept remote keeps its MAC');
+    h.underlay.receive(vxlan(1, frame(VM_B, 0x02000000c0c0)), h.peerC);
+    await settle();
+    t.equal(h.engine.drops[Drop.SENDER_NOT_REMOTE], 1, 'and PEER_C is no longer accepted');
+    h.taps.get(1)!.inject(frame(BCAST, VM_B));
+    await settle();
+    t.equal(h.inbox.get(PEER_C)!.length, 0, 'nor flooded to');
+    t.equal(h.inbox.get(PEER_A)!.length, 1);
+
+    // Settings: learning off, then accept any sender, a smaller MTU, another own MAC.
+    h.engine.updateVni(1, { learning: false, maxEntries: 5, learnRemotes: true, mtu: 100 });
+    h.underlay.receive(vxlan(1, frame(VM_B, 0x02000000dddd)), h.stranger);
+    await settle();
+    t.equal(h.fdb.get(1, 0x02000000dddd), undefined, 'learning is off');
+    t.equal(h.taps.get(1)!.written.length, 3, 'but any sender is accepted now');
+    h.taps.get(1)!.inject(frame(BCAST, VM_B, 200));
+    await settle();
+    t.equal(h.engine.drops[Drop.FRAME_TOO_BIG], 1, 'the new MTU applies');
+    h.engine.updateVni(1, { ownMacs: [VM_A] });
+    h.underlay.receive(vxlan(1, frame(VM_B, VM_A)), h.peerA);
+    await settle();
+    t.equal(h.engine.drops[Drop.OWN_SOURCE_MAC], 1, 'the new own MAC is a loop');
+
+    h.engine.configure({ reservedBits: 'ignore', invalidSourceMac: 'drop' });
+    const reserved = vxlan(2, frame(VM_B, VM_A));
+    reserved[0] |= 0x01;
+    h.underlay.receive(reserved, h.peerA);
+    h.underlay.receive(vxlan(2, frame(VM_B, 0)), h.peerA);
+    await settle();
+    t.equal(h.taps.get(2)!.written.length, 2, 'reserved bits ignored now');
+    t.equal(h.engine.drops[Drop.INVALID_SOURCE_MAC], 1, 'a zero source MAC is dropped now');
+
+    // VNI 1 goes; VNI 2 and its learned entry stay.
+    t.equal(h.engine.removeVni(1), true);
+    t.equal(h.engine.removeVni(1), false, 'twice is a no-op');
+    t.equal(h.engine.hasVni(1), false);
+    t.equal(h.fdb.hasVni(1), false, 'its table went with it');
+    t.equal(h.fdb.get(2, VM_A)?.remote.key, '192.0.2.1:4789');
+    t.equal(h.fdb.size, 1);
+    h.underlay.receive(vxlan(1, frame(VM_B, VM_A)), h.peerA);
+    await settle();
+    t.equal(h.engine.drops[Drop.VNI_UNKNOWN], 1);
+    t.throws(() => h.engine.updateVni(1, {}), {
+      code: 'ERR_ENGINE_CONFIG',
+      message: /vni 1 is not configured/,
+    });
+    t.throws(() => h.engine.updateVni(2, { remotes: [new Remotes().get('2001:db8::1')] }), {
+      code: 'ERR_ENGINE_CONFIG',
+    });
+  },
+);
+
+t.test(
+  'a lost TAP: frames for its VNI are dropped as tap_down until a new one is set',
+  async (t) => {
+    const h = harness([{ vni: 7 }]);
+    h.engine.setTap(7, null);
+    t.equal(h.engine.stats().vnis[0].tapUp, false);
+    t.equal(h.engine.stats().vnis[0].tap, 'vx7', 'the name stays known');
+    h.underlay.receive(vxlan(7, frame(VM_B, VM_A)), h.peerA);
+    await settle();
+    t.equal(h.engine.drops[Drop.TAP_DOWN], 1);
+    t.equal(h.engine.drops[Drop.TAP_WRITE_FAILED], 0, 'not a failed write');
+    h.engine.tapReceived(7, 1, 0); // a late callback from the old device is ignored
+    const again = new FakeTap('vx7b', { batchSize: 8 });
+    h.engine.setTap(7, again);
+    again.start(
+      (n) => h.engine.tapReceived(7, n, 0),
+      () => {},
+    );
+    h.underlay.receive(vxlan(7, frame(VM_B, VM_A)), h.peerA);
+    again.inject(frame(BCAST, VM_B));
+    await settle();
+    t.equal(again.written.length, 1, 'the new TAP gets frames');
+    t.equal(h.inbox.get(PEER_A)!.length, 1, 'and its frames are sent');
+    t.same([h.engine.stats().vnis[0].tap, h.engine.stats().vnis[0].tapUp], ['vx7b', true]);
+    t.throws(() => h.engine.setTap(7, new FakeTap('x', { headroom: 0, slotSize: 128 })), {
+      code: 'ERR_ENGINE_CONFIG',
+      message: /headroom/,
+    });
+  },
+);

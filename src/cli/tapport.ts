@@ -1,0 +1,144 @@
+import { TapDevice } from '../io/tap.js';
+import type { IoError } from '../io/types.js';
+import type { Engine } from '../vtep/engine.js';
+import { formatMac, writeMac } from '../wire/mac.js';
+
+/**
+ * One VNI's TAP, kept alive. When the device disappears under us (`ip link del`, a netns that
+ * went away) the kernel fails our fd for good: the port says so once, plainly, tells the engine
+ * (frames for the VNI are then dropped as `tap_down`, not counted as failed writes forever) and
+ * re-creates the TAP with the same name, MTU and MAC, retrying with backoff (100 ms doubling to
+ * 5 s) while the name cannot be had. Bridge membership is the operator's to restore; the log line
+ * says so. Timers live here, in the composition root: the engine stays without clocks.
+ */
+
+export interface TapSpec {
+  vni: number;
+  name: string;
+  mtu: number;
+  mac: number;
+}
+
+export type TapState = 'up' | 'down';
+
+export interface TapStatus {
+  vni: number;
+  name: string;
+  state: TapState;
+  /** Times the device was re-created after being lost. */
+  recreated: number;
+  /** Milliseconds the TAP has been down (0 when up). */
+  downForMs: number;
+  /** Why the last re-creation attempt failed, while down. */
+  lastError?: string;
+}
+
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 5000;
+
+export class TapPort {
+  tap: TapDevice | null;
+  state: TapState = 'up';
+  recreated = 0;
+  lastError: string | undefined;
+  private downSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    public spec: TapSpec,
+    private readonly engine: Engine,
+    private readonly log: (line: string) => void,
+    private readonly clock: () => number,
+    tap: TapDevice,
+  ) {
+    this.tap = tap;
+  }
+
+  /** Open the device (throws: at start-up and on reload a TAP that cannot be had is an error). */
+  static open(
+    spec: TapSpec,
+    engine: Engine,
+    log: (line: string) => void,
+    clock: () => number,
+  ): TapPort {
+    return new TapPort(spec, engine, log, clock, TapPort.device(spec));
+  }
+
+  private static device(spec: TapSpec): TapDevice {
+    const mac = new Uint8Array(6);
+    writeMac(mac, 0, spec.mac);
+    return TapDevice.open({ name: spec.name, mtu: spec.mtu, mac, batchSize: 64 });
+  }
+
+  /** Start feeding the engine (after `engine.addVni`). */
+  start(): void {
+    const tap = this.tap!;
+    tap.start(
+      (n) => this.engine.tapReceived(this.spec.vni, n, this.clock()),
+      (err) => this.lost(err),
+    );
+  }
+
+  status(now: number): TapStatus {
+    return {
+      vni: this.spec.vni,
+      name: this.spec.name,
+      state: this.state,
+      recreated: this.recreated,
+      downForMs: this.state === 'down' ? Math.round(now - this.downSince) : 0,
+      ...(this.state === 'down' && this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** The device failed: any read error on a TAP fd is final for that fd. */
+  private lost(err: IoError): void {
+    if (this.state === 'down' || this.closed) return;
+    this.state = 'down';
+    this.downSince = this.clock();
+    this.tap?.close();
+    this.tap = null;
+    this.engine.setTap(this.spec.vni, null);
+    this.log(
+      `tap ${this.spec.name}: the device is gone (${err.code}); vni ${this.spec.vni} drops its frames as tap_down until it is back; re-creating it`,
+    );
+    this.retry(0);
+  }
+
+  private retry(attempt: number): void {
+    const delay = Math.min(FIRST_RETRY_MS * 2 ** attempt, MAX_RETRY_MS);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.closed) return;
+      let tap: TapDevice;
+      try {
+        tap = TapPort.device(this.spec);
+      } catch (err) {
+        const msg = (err as Error).message;
+        // Say it once per distinct reason, not every retry.
+        if (msg !== this.lastError)
+          this.log(`tap ${this.spec.name}: cannot re-create it yet: ${msg}`);
+        this.lastError = msg;
+        this.retry(attempt + 1);
+        return;
+      }
+      this.tap = tap;
+      this.engine.setTap(this.spec.vni, tap);
+      this.start();
+      this.state = 'up';
+      this.lastError = undefined;
+      this.recreated++;
+      this.log(
+        `tap ${this.spec.name}: re-created with MAC ${formatMac(this.spec.mac)} after ${((this.clock() - this.downSince) / 1000).toFixed(1)} s; vni ${this.spec.vni} forwards again (add it back to its bridge if it was in one)`,
+      );
+    }, delay);
+  }
+
+  /** Stop retrying and close the device. */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.tap?.close();
+    this.tap = null;
+  }
+}

@@ -17,7 +17,7 @@ import { applyHost } from '../setup/host.js';
 import { applyLibvirt, interfaceXml, printInstall, withInterface } from '../setup/libvirt.js';
 import { applyOvs, showOvs } from '../setup/ovs.js';
 import { executor, printer, render, type Runner } from '../setup/runner.js';
-import { unitText, writeUnit } from '../setup/systemd.js';
+import { checkUnitName, unitText, writeUnit } from '../setup/systemd.js';
 import { notify, startVtep, type RunningStats, type Status } from './run.js';
 
 /** In a directory of its own, so a service running as its own user can create it (systemd RuntimeDirectory=vtep). */
@@ -341,9 +341,7 @@ export function program(): Command {
   )
     .option('--vni <n>', 'VNI (OVS options:key)', '5000')
     .action(async (o) => {
-      const vni = Number(o.vni);
-      if (!Number.isInteger(vni) || vni < 0 || vni > 0xffffff)
-        throw new ConfigError('--vni', o.vni, 'must be an integer in 0..16777215');
+      const vni = integer('--vni', o.vni, 0, MAX_VNI);
       await labUp({ prefix: o.prefix, dir: o.dir, vni }, (l) => process.stdout.write(l + '\n'));
     });
   labOpts(
@@ -359,12 +357,8 @@ export function program(): Command {
     .option('--seconds <n>', 'seconds per TCP run (UDP runs take two thirds)', '3')
     .option('--out <dir>', 'where e2e.json and e2e.svg go', 'bench/results')
     .action(async (o) => {
-      const rounds = int('--rounds', o.rounds)!;
-      const seconds = int('--seconds', o.seconds)!;
-      if (rounds < 1 || rounds > 20)
-        throw new ConfigError('--rounds', o.rounds, 'must be in 1..20');
-      if (seconds < 1 || seconds > 60)
-        throw new ConfigError('--seconds', o.seconds, 'must be in 1..60');
+      const rounds = integer('--rounds', o.rounds, 1, 20);
+      const seconds = integer('--seconds', o.seconds, 1, 60);
       const r = await runE2e({
         rounds,
         seconds,
@@ -381,11 +375,9 @@ export function program(): Command {
   return p;
 }
 
-function int(field: string, v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new ConfigError(field, v, 'must be an integer');
-  return n;
+/** An optional integer flag, parsed strictly. */
+function int(field: string, v: unknown, min: number, max: number): number | undefined {
+  return v === undefined ? undefined : integer(field, v, min, max);
 }
 
 function setupCommands(p: Command): void {
@@ -415,16 +407,23 @@ function setupCommands(p: Command): void {
         const opts = {
           bridge: o.bridge,
           remote: o.remote,
-          key: int('--key', o.key),
+          key: int('--key', o.key, 0, MAX_VNI),
           portName: o.portName,
-          dstPort: int('--dst-port', o.dstPort),
+          dstPort: int('--dst-port', o.dstPort, 1, 65535),
           db: o.db,
           noWait: o.wait === false,
           datapathType: o.datapathType,
         };
         applyOvs(opts, o.dryRun ? printer(out) : loud(executor(), out));
       }
-      if (o.show && !o.dryRun) out(showOvs({ db: o.db, portName: o.portName }, executor()));
+      if (o.show) {
+        // With --dry-run the show commands are printed like the others, not silently skipped.
+        const shown = showOvs(
+          { db: o.db, portName: o.portName },
+          o.dryRun ? printer(out) : executor(),
+        );
+        if (shown) out(shown);
+      }
     });
   setup
     .command('libvirt')
@@ -453,9 +452,15 @@ function setupCommands(p: Command): void {
       if (o.domainXml) return void out(withInterface(readText('--domain-xml', o.domainXml), opts));
       const xml = interfaceXml(opts);
       if (!o.apply) return void out(xml);
-      const file = join(mkdtempSync(join(tmpdir(), 'vtep-iface-')), 'interface.xml');
-      writeFileSync(file, xml + '\n');
-      applyLibvirt(opts, file, o.dryRun ? printer(out) : loud(executor(), out));
+      const tmp = mkdtempSync(join(tmpdir(), 'vtep-iface-'));
+      try {
+        const file = join(tmp, 'interface.xml');
+        writeFileSync(file, xml + '\n');
+        applyLibvirt(opts, file, o.dryRun ? printer(out) : loud(executor(), out));
+      } finally {
+        // virsh has read it (or the dry run printed its path): nothing to leave behind.
+        rmSync(tmp, { recursive: true, force: true });
+      }
     });
   setup
     .command('host')
@@ -472,10 +477,16 @@ function setupCommands(p: Command): void {
     .requiredOption('--config <file>', 'vtep configuration (validated first)')
     .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
     .option('--name <name>', 'unit name', 'vtep')
+    .option('--force', 'replace an existing unit file')
     .option('--dry-run', 'print the unit instead of writing it')
     .action((o) => {
-      const opts = { config: o.config, unitDir: o.unitDir, name: o.name };
-      if (o.dryRun) return void process.stdout.write(unitText(opts));
+      const opts = {
+        config: o.config,
+        unitDir: o.unitDir,
+        name: checkUnitName(o.name),
+        force: o.force === true,
+      };
+      if (o.dryRun) return void out(unitText(opts).trimEnd());
       const path = writeUnit(opts);
       out(
         `wrote ${path}\nenable it with: systemctl daemon-reload && systemctl enable --now ${o.name}.service`,

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../config/config.js';
 import { formatFdb } from '../control/format.js';
 import type { FdbRow } from '../fdb/fdb.js';
 import { Netns } from './netns.js';
@@ -22,16 +23,66 @@ export interface LabOptions {
 export const LAB_PREFIX = 'vtlab';
 export const LAB_DIR = '/tmp/vtep-lab';
 
+/** What `lab up` writes and `lab down` acts on: nothing it does not list is touched. */
+interface LabState {
+  prefix: string;
+  namespaces: string[];
+}
+
+class LabError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Namespace prefixes: short (interface names derive from them) and plain, and never empty —
+ * an empty or odd prefix must not come near `ip netns del`.
+ */
+export function checkPrefix(prefix: string): string {
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix))
+    throw new ConfigError(
+      '--prefix',
+      prefix,
+      'must be 1..8 lower-case letters and digits, starting with a letter',
+    );
+  return prefix;
+}
+
+function readState(dir: string): LabState | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(join(dir, 'lab.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const st = raw as Partial<LabState>;
+  if (
+    typeof st?.prefix !== 'string' ||
+    !Array.isArray(st.namespaces) ||
+    !st.namespaces.every((n) => typeof n === 'string' && n.startsWith(st.prefix!))
+  )
+    return undefined;
+  return st as LabState;
+}
+
 type Out = (line: string) => void;
 
 export async function labUp(opts: LabOptions, out: Out): Promise<void> {
-  const prefix = opts.prefix ?? LAB_PREFIX;
+  const prefix = checkPrefix(opts.prefix ?? LAB_PREFIX);
   const dir = opts.dir ?? LAB_DIR;
-  if (existsSync(join(dir, 'lab.json'))) {
-    throw Object.assign(new Error(`a lab is already up in ${dir}: run "vtep lab down" first`), {
-      code: 'ERR_LAB_UP',
-    });
-  }
+  if (existsSync(join(dir, 'lab.json')))
+    throw new LabError('ERR_LAB_UP', `a lab is already up in ${dir}: run "vtep lab down" first`);
+  // `lab down` removes the directory, so it must be one the lab made: new, or empty.
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new ConfigError(
+      '--dir',
+      dir,
+      'exists and is not empty: give a new directory for the lab',
+    );
   out(
     `building: underlay 192.0.2.0/24, host A (Open vSwitch, userspace datapath) and host B (vtep), VNI ${opts.vni ?? 5000}`,
   );
@@ -91,10 +142,25 @@ export async function labUp(opts: LabOptions, out: Out): Promise<void> {
   }
 }
 
-/** Remove a lab: the vtep, Open vSwitch, every namespace with the prefix, the directory. */
+/**
+ * Remove a lab: its vtep and Open vSwitch, the namespaces its state file lists, its directory.
+ * Without a state file there is no lab there, and nothing is touched.
+ */
 export function labDown(opts: LabOptions, out: Out): number {
-  const prefix = opts.prefix ?? LAB_PREFIX;
+  const prefix = checkPrefix(opts.prefix ?? LAB_PREFIX);
   const dir = opts.dir ?? LAB_DIR;
+  const state = readState(dir);
+  if (state === undefined)
+    throw new LabError(
+      'ERR_NO_LAB',
+      `no lab in ${dir} (no readable lab.json there); nothing removed`,
+    );
+  if (state.prefix !== prefix)
+    throw new ConfigError(
+      '--prefix',
+      prefix,
+      `the lab in ${dir} was made with --prefix ${state.prefix}; nothing removed`,
+    );
   const pidfiles = [
     join(dir, 'vtep.pid'),
     join(dir, 'ovs', 'run', 'ovs-vswitchd.pid'),
@@ -107,12 +173,14 @@ export function labDown(opts: LabOptions, out: Out): number {
       /* not running */
     }
   }
-  const names = sh('ip netns list', { allowFail: true })
-    .split('\n')
-    .map((l) => l.split(' ')[0])
-    .filter((n) => n.startsWith(prefix));
+  const present = new Set(
+    sh('ip netns list', { allowFail: true })
+      .split('\n')
+      .map((l) => l.split(' ')[0]),
+  );
+  const names = state.namespaces.filter((n) => present.has(n));
   for (const n of names) new Netns(n).delete();
-  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   out(
     `removed ${names.length} namespaces${names.length ? ` (${names.join(' ')})` : ''} and ${dir}`,
   );

@@ -1,9 +1,18 @@
 // `vtep lab up|down`, the project's demo, run as a user would run it: the compiled CLI.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { Netns } from '../../src/lab/netns.js';
 import { vtepBin } from '../../src/lab/topology.js';
 import { sh } from '../../src/lab/sh.js';
 import { needs } from '../helpers/prereq.js';
@@ -65,5 +74,54 @@ t.test(
     t.notOk(sh('ip netns list').includes(prefix), 'namespaces gone');
     t.notOk(existsSync(dir), 'directory gone');
     t.same(processesMentioning(dir), [], 'no process of the lab left');
+  },
+);
+
+t.test(
+  'lab down removes only what the lab state file lists; lab up needs a fresh directory',
+  async (t) => {
+    if (!needs(t, { root: true, commands: ['ip'] })) return;
+    const prefix = `ld${process.pid % 10000}`;
+    const base = mkdtempSync(join(tmpdir(), 'vtep-labdown-'));
+    t.teardown(() => rmSync(base, { recursive: true, force: true }));
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [vtepBin(), 'lab', ...args], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    writeFileSync(join(base, 'precious'), 'keep me\n');
+
+    const notLab = cli('down', '--dir', base, '--prefix', prefix);
+    t.equal(notLab.status, 1, 'a directory without lab.json is not a lab');
+    t.match(notLab.stderr, /no lab in .* \(no readable lab\.json there\); nothing removed/);
+    t.equal(readFileSync(join(base, 'precious'), 'utf8'), 'keep me\n', 'and it is left alone');
+
+    for (const bad of ['', 'a b', 'x'.repeat(9), '-v', 'A']) {
+      const r = cli('down', '--dir', base, '--prefix', bad);
+      t.equal(r.status, 2, `--prefix ${JSON.stringify(bad)} is refused`);
+      t.match(r.stderr, /invalid --prefix .*must be 1\.\.8 lower-case letters and digits/);
+    }
+
+    const listed = Netns.create(`${prefix}a`, { reap: true });
+    const unlisted = Netns.create(`${prefix}b`, { reap: true });
+    t.teardown(() => unlisted.delete());
+    const lab = join(base, 'lab');
+    mkdirSync(lab);
+    writeFileSync(join(lab, 'lab.json'), JSON.stringify({ prefix, namespaces: [listed.name] }));
+    const wrongPrefix = cli('down', '--dir', lab, '--prefix', 'other');
+    t.equal(wrongPrefix.status, 2);
+    t.match(wrongPrefix.stderr, /was made with --prefix ld/);
+    const down = cli('down', '--dir', lab, '--prefix', prefix);
+    t.equal(down.status, 0, down.stderr);
+    t.match(down.stdout, new RegExp(`removed 1 namespaces \\(${listed.name}\\)`));
+    const left = sh('ip netns list');
+    t.notOk(left.includes(listed.name), 'the listed namespace is gone');
+    t.ok(left.includes(unlisted.name), 'a namespace with the same prefix but not listed stays');
+    t.notOk(existsSync(lab), "the lab's directory is gone");
+    t.ok(existsSync(join(base, 'precious')), 'its parent is untouched');
+
+    const up = cli('up', '--dir', base, '--prefix', prefix);
+    t.equal(up.status, 2, 'lab up refuses a directory that has other files');
+    t.match(up.stderr, /invalid --dir .*exists and is not empty/);
   },
 );

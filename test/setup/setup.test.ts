@@ -2,7 +2,7 @@
 // (with and without ovs-vswitchd), libvirt's test:///default driver, a namespace for the host
 // bridge, and systemd-analyze for the unit.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -74,14 +74,21 @@ t.test('--dry-run for the guide two hosts prints the guide commands', async (t) 
   ]);
   for (const [args, re] of [
     [['--remote', 'nope'], /invalid --remote "nope"/],
-    [['--remote', '192.0.2.1', '--key', '16777216'], /invalid --key 16777216/],
+    [
+      ['--remote', '192.0.2.1', '--key', '16777216'],
+      /invalid --key "16777216": must be an integer in 0\.\.16777215/,
+    ],
     [['--remote', '192.0.2.1', '--key', 'x'], /invalid --key "x": must be an integer/],
     [['--remote', '192.0.2.1', '--db', '/no/scheme'], /invalid --db "\/no\/scheme"/],
     [['--remote', '192.0.2.1', '--bridge', 'a b'], /invalid --bridge "a b"/],
     [['--remote', '192.0.2.1', '--datapath-type', 'dpdk'], /invalid --datapath-type "dpdk"/],
     [['--remote', '192.0.2.1', '--port-name', 'x'.repeat(16)], /invalid --port-name/],
-    [['--remote', '192.0.2.1', '--dst-port', '0'], /invalid --dst-port 0/],
-    [[], /invalid --remote undefined: is required/],
+    [
+      ['--remote', '192.0.2.1', '--dst-port', '0'],
+      /invalid --dst-port "0": must be an integer in 1\.\.65535/,
+    ],
+    [[], /missing --remote: is required/],
+    [['--remote', '192.0.2.1', '--key', '1e3'], /invalid --key "1e3": must be an integer/],
   ] as [string[], RegExp][]) {
     const r = vtep(['setup', 'ovs', ...args, '--dry-run']);
     t.equal(r.status, 2, `exit 2 for ${args.join(' ')}`);
@@ -135,6 +142,13 @@ t.test(
     t.equal(show.status, 0, show.stderr);
     t.match(show.stdout, /Bridge br0[\s\S]*Port vx_node1[\s\S]*type: vxlan/);
     t.match(show.stdout, /vx_node1 options: \{key="5001", remote_ip="192\.0\.2\.1"\}/);
+    const dryShow = vtep(['setup', 'ovs', '--show', '--dry-run', '--db', ovs.db]);
+    t.equal(dryShow.status, 0, dryShow.stderr);
+    t.equal(
+      dryShow.stdout,
+      `ovs-vsctl --db=${ovs.db} show\novs-vsctl --db=${ovs.db} get interface vx_node1 options\n`,
+      '--show --dry-run prints the commands it would run',
+    );
   },
 );
 
@@ -290,16 +304,12 @@ t.test('libvirt test:///default: the domain ends up with the interface asked for
   t.match(d2.stdout, /<model type=['"]virtio['"]\/>/);
   const plain = vtep(['setup', 'libvirt', '--domain', 'vm3', '--bridge', 'br0']);
   t.notMatch(plain.stdout, /virtualport/, 'a Linux bridge needs no virtualport');
-  const apply = vtep([
-    'setup',
-    'libvirt',
-    '--domain',
-    'vm3',
-    '--connect',
-    'qemu:///system',
-    '--apply',
-    '--dry-run',
-  ]);
+  const tmp = mkdtempSync(join(dir, 'tmp-'));
+  const apply = vtep(
+    ['setup', 'libvirt', '--domain', 'vm3', '--connect', 'qemu:///system', '--apply', '--dry-run'],
+    { ...process.env, TMPDIR: tmp },
+  );
+  t.same(readdirSync(tmp), [], '--apply leaves no temp directory behind');
   t.match(
     apply.stdout,
     /^virsh -c qemu:\/\/\/system attach-device vm3 \S+interface\.xml --config$/m,
@@ -350,9 +360,10 @@ t.test('host: a Linux bridge holding the TAP, idempotent', async (t) => {
   t.ok(JSON.parse(ns.exec('ip -j link show brv'))[0].flags.includes('UP'));
 });
 
-t.test('systemd: a unit for vtep run --config, validated first', async (t) => {
+t.test('systemd: a unit for vtep run --config, validated first, as its own user', async (t) => {
   const cfg = join(dir, 'vtep.yaml');
   writeFileSync(cfg, 'local: 192.0.2.2\nvnis:\n  - vni: 5000\n    remotes: [192.0.2.1]\n');
+  chmodSync(cfg, 0o644);
   const dry = vtep(['setup', 'systemd', '--config', cfg, '--dry-run']);
   t.equal(dry.status, 0, dry.stderr);
   t.match(
@@ -362,27 +373,66 @@ t.test('systemd: a unit for vtep run --config, validated first', async (t) => {
       'm',
     ),
   );
-  t.match(dry.stdout, /^After=network-online\.target openvswitch-switch\.service$/m);
-  t.match(dry.stdout, /^WantedBy=multi-user\.target$/m);
+  for (const line of [
+    'After=network-online.target openvswitch-switch.service',
+    'WantedBy=multi-user.target',
+    'Type=notify',
+    'ExecReload=/bin/kill -HUP $MAINPID',
+    'RestartPreventExitStatus=2',
+    'DynamicUser=yes',
+    'User=vtep',
+    'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW',
+    'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
+    'RuntimeDirectory=vtep',
+  ])
+    t.match(dry.stdout, new RegExp(`^${line.replace(/[$.]/g, '\\$&')}$`, 'm'), line);
   const unitDir = mkdtempSync(join(dir, 'units-'));
-  const w = vtep([
-    'setup',
-    'systemd',
-    '--config',
-    cfg,
-    '--unit-dir',
-    unitDir,
-    '--name',
-    'vtep-test',
-  ]);
+  const write = (...extra: string[]) =>
+    vtep([
+      'setup',
+      'systemd',
+      '--config',
+      cfg,
+      '--unit-dir',
+      unitDir,
+      '--name',
+      'vtep-test',
+      ...extra,
+    ]);
+  const w = write();
   t.equal(w.status, 0, w.stderr);
   t.match(w.stdout, /systemctl daemon-reload && systemctl enable --now vtep-test\.service/);
   t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), dry.stdout);
+  writeFileSync(join(unitDir, 'vtep-test.service'), '# hand-edited\n');
+  const again = write();
+  t.equal(again.status, 2, 'an existing unit is not overwritten silently');
+  t.match(again.stderr, /vtep-test\.service exists; give --force to replace it/);
+  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), '# hand-edited\n');
+  t.equal(write('--force').status, 0, '--force replaces it');
+  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), dry.stdout);
+  for (const name of ['../evil', 'a/b', '.hidden', '-x', '']) {
+    const r = vtep(['setup', 'systemd', '--config', cfg, '--unit-dir', unitDir, '--name', name]);
+    t.equal(r.status, 2, `--name ${JSON.stringify(name)} refused`);
+    t.match(r.stderr, /invalid --name .*must be a unit name/);
+  }
+  t.same(readdirSync(unitDir), ['vtep-test.service'], 'nothing written outside or beside it');
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'vnis:\n  - vni: -1\n');
   const b = vtep(['setup', 'systemd', '--config', bad, '--dry-run']);
   t.equal(b.status, 2, 'an invalid configuration gets no unit');
   t.match(b.stderr, /vnis\[0\]\.vni -1/);
+  const elsewhere = join(dir, 'elsewhere.yaml');
+  writeFileSync(elsewhere, 'control: /run/vtep.sock\nvnis:\n  - vni: 1\n');
+  chmodSync(elsewhere, 0o644);
+  const e = vtep(['setup', 'systemd', '--config', elsewhere, '--dry-run']);
+  t.equal(e.status, 2);
+  t.match(e.stderr, /control "\/run\/vtep\.sock": the service runs as its own user/);
+  const secret = join(dir, 'secret.yaml');
+  writeFileSync(secret, 'vnis:\n  - vni: 1\n');
+  chmodSync(secret, 0o600);
+  const sec = vtep(['setup', 'systemd', '--config', secret, '--dry-run']);
+  t.equal(sec.status, 2);
+  t.match(sec.stderr, /is not readable by the service user/);
   if (!needs(t, { commands: ['systemd-analyze'] })) return;
   const v = spawnSync('systemd-analyze', ['verify', join(unitDir, 'vtep-test.service')], {
     encoding: 'utf8',

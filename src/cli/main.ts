@@ -527,7 +527,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`vtep: ${err.message}\n`);
       return EXIT_USAGE;
     }
-    if (err instanceof ControlError && (err.code === 'ERR_ARG' || err.code === 'ERR_CONFIG')) {
+    if (
+      err instanceof ControlError &&
+      (err.code === 'ERR_ARG' || err.code === 'ERR_CONFIG' || err.code === 'ERR_CONTROL_PATH')
+    ) {
       // The running vtep refused what we sent (a reload of a bad file, …): still bad input.
       process.stderr.write(`vtep: ${err.message}\n`);
       return EXIT_USAGE;

@@ -183,7 +183,6 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
       ? await ControlServer.listen(
           cfg.control,
           controlCommands({
-            engine,
             fdb,
             remotes,
             config: () => current,
@@ -359,8 +358,7 @@ function trySet(what: string, fn: () => void, say: (l: string) => void): void {
   }
 }
 
-interface CommandContext {
-  engine: Engine;
+export interface CommandContext {
   fdb: Fdb;
   remotes: Remotes;
   config: () => Config;

@@ -38,9 +38,9 @@ export function formatStats(
     lines.push(`underlay ${s.underlay}${s.sourcePorts ? ` source-ports ${s.sourcePorts}` : ''}`);
   for (const v of s.vnis) {
     const t = s.taps?.find((x) => x.vni === v.vni);
-    const state = t ? ` ${tapState(t)}` : v.tapUp ? '' : ' DOWN';
+    const state = t ? tapState(t) : v.tapUp ? 'UP' : 'DOWN';
     lines.push(
-      `vni ${v.vni} dev ${v.tap}${state} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries}`,
+      `vni ${v.vni} dev ${v.tap} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries} tap ${state}`,
     );
     lines.push(`    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`);
     lines.push(`    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`);

@@ -88,27 +88,33 @@ export interface VtepSideOptions {
   detached?: boolean;
   /** Node options for the vtep process, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
   nodeArgs?: string[];
+  /** Start from this YAML file (`run --config FILE`) instead of flags; its VNI `vni` uses `tap`. */
+  config?: string;
+  /** Extra environment for the vtep process (e.g. NOTIFY_SOCKET). */
+  env?: Record<string, string>;
 }
 
 /** `vtep run` in the host namespace, its TAP then moved into the VM namespace. */
 export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProcess> {
-  s.host.exec(`ip addr add ${s.local}/24 dev eth0`);
-  const args = [
-    vtepBin(),
-    'run',
-    '--local',
-    s.local,
-    '--vni',
-    String(s.vni),
-    '--tap',
-    o.tap,
-    '--mtu',
-    String(s.mtu),
-    '--control',
-    o.control,
-    ...s.remotes.flatMap((r) => ['--remote', r]),
-    ...(o.extra ?? []),
-  ];
+  s.host.exec(`ip addr replace ${s.local}/24 dev eth0`); // idempotent: a restarted vtep
+  const args = o.config
+    ? [vtepBin(), 'run', '--config', o.config, '--control', o.control, ...(o.extra ?? [])]
+    : [
+        vtepBin(),
+        'run',
+        '--local',
+        s.local,
+        '--vni',
+        String(s.vni),
+        '--tap',
+        o.tap,
+        '--mtu',
+        String(s.mtu),
+        '--control',
+        o.control,
+        ...s.remotes.flatMap((r) => ['--remote', r]),
+        ...(o.extra ?? []),
+      ];
   const log = openSync(o.log, 'a');
   const p = spawn(
     'ip',
@@ -116,6 +122,7 @@ export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProces
     {
       stdio: ['ignore', log, log],
       detached: o.detached ?? false,
+      env: o.env ? { ...process.env, ...o.env } : process.env,
     },
   );
   const ready = await until(

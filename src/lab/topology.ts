@@ -142,7 +142,12 @@ export class Topology {
   /** Start `vtep run` in hostB and move its TAP into vmB. */
   async startVtep(
     extra: string[] = [],
-    opts: { detached?: boolean; nodeArgs?: string[] } = {},
+    opts: {
+      detached?: boolean;
+      nodeArgs?: string[];
+      config?: string;
+      env?: Record<string, string>;
+    } = {},
   ): Promise<void> {
     const remotes: string[] = [];
     if (this.peers.includes('ovs')) remotes.push(UNDERLAY.ovs);
@@ -154,6 +159,8 @@ export class Topology {
       extra: [...(this.opts.vtepArgs ?? []), ...extra],
       detached: opts.detached,
       nodeArgs: opts.nodeArgs,
+      config: opts.config,
+      env: opts.env,
     });
   }
 

@@ -1,4 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +22,11 @@ import {
 } from '../../src/control/server.js';
 import { until } from '../../src/lab/sh.js';
 import { main } from '../../src/cli/main.js';
+import { controlCommands } from '../../src/cli/run.js';
+import { validate } from '../../src/config/config.js';
+import { Fdb } from '../../src/fdb/fdb.js';
+import { Remotes } from '../../src/fdb/remote.js';
+import { vtepBin } from '../../src/lab/topology.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtep-control-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -275,7 +289,7 @@ t.test('text formats', async (t) => {
     formatStats(s),
     [
       'underlay 192.0.2.2:4789 source-ports hash 49152-65535',
-      'vni 5000 dev vtep0 remotes - learn-remotes fdb 2',
+      'vni 5000 dev vtep0 remotes - learn-remotes fdb 2 tap UP',
       '    RX: packets 1 bytes 60',
       '    TX: packets 2 bytes 120',
       'fdb: entries 2 learned 2 moved 0 aged 0 evicted 0 cap-hit 0 static-conflict 0',
@@ -309,8 +323,168 @@ t.test('CLI: bad input exits 2 naming the flag; help exits 0', async (t) => {
   t.match(errors.pop(), /invalid --config ".*none\.yaml": cannot be read/);
   t.equal(await run('run', '--config', join(dir, 'x.yaml'), '--vni', '5'), 2);
   t.match(errors.pop(), /invalid --vni "5": cannot be combined with --config/);
+  t.equal(await run('run', '--vni', '1', '--remote', '192.0.2.1', '--remote', '192.0.2.1:4789'), 2);
+  t.match(
+    errors.pop(),
+    /invalid --remote "192\.0\.2\.1:4789": is the same remote as --remote "192\.0\.2\.1"/,
+  );
+  t.equal(await run('run', '--vni', '1', '--remote', '192.0.2.1:0'), 2);
+  t.match(errors.pop(), /invalid --remote "192\.0\.2\.1:0": must be an integer in 1\.\.65535/);
+  t.equal(await run('run', '--vni', '1', '--source-ports', '5-4'), 2);
+  t.match(errors.pop(), /invalid --source-ports "5-4": must be MIN-MAX with MIN ≤ MAX/);
+  t.equal(await run('run', '--vni', '1e3'), 2);
+  t.match(errors.pop(), /invalid --vni "1e3"/);
   t.equal(await run('run', '--no-such-flag'), 2);
   t.equal(await run('--help'), 0);
   t.equal(await run('stats', '--control', join(dir, 'absent.sock')), 1);
   t.match(errors.pop(), /control socket .*absent\.sock.*\[ENOENT\]/);
+});
+
+t.test('CLI against the real command table: bad input exits 2 naming the flag', async (t) => {
+  const path = join(dir, 'cmds.sock');
+  const remotes = new Remotes();
+  const fdb = new Fdb();
+  fdb.addVni(5000, { flood: [remotes.get('192.0.2.1')] });
+  let reloads = 0;
+  const server = await ControlServer.listen(
+    path,
+    controlCommands({
+      fdb,
+      remotes,
+      config: () => validate({ local: '192.0.2.2', vnis: [{ vni: 5000, remotes: ['192.0.2.1'] }] }),
+      tapOf: () => 'vtep0',
+      stats: () => ({}) as never,
+      status: () => ({
+        healthy: false,
+        problems: ['tap x (vni 5000) is down for 1.0 s'],
+        uptimeSeconds: 3,
+        taps: [],
+      }),
+      reload: () => (reloads++, ['no changes']),
+    }),
+  );
+  t.teardown(() => server.close());
+  // The real CLI in a child process (asynchronously: this process serves the socket).
+  const out: string[] = [];
+  const errors: string[] = [];
+  const vtep = (...args: string[]) =>
+    new Promise<number>((resolve) => {
+      const p = spawn(process.execPath, [vtepBin(), ...args, '--control', path]);
+      let o = '';
+      let e = '';
+      p.stdout.on('data', (d) => (o += d));
+      p.stderr.on('data', (d) => (e += d));
+      p.on('close', (code) => {
+        out.push(o);
+        errors.push(e);
+        resolve(code ?? -1);
+      });
+    });
+  const cases: [string[], RegExp][] = [
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', 'abc', '--remote', '192.0.2.3'],
+      /^vtep: invalid --vni "abc": must be an integer in 0\.\.16777215\n$/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', '1e3', '--remote', '192.0.2.3'],
+      /invalid --vni "1e3"/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', ' 5000', '--remote', '192.0.2.3'],
+      /invalid --vni " 5000"/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', '7', '--remote', '192.0.2.3'],
+      /^vtep: invalid --vni 7: is not configured \(configured: 5000\)\n$/,
+    ],
+    [
+      ['fdb', 'add', 'zz', '--vni', '5000', '--remote', '192.0.2.3'],
+      /invalid MAC "zz": must be a MAC address/,
+    ],
+    [
+      ['fdb', 'add', '01:00:5e:00:00:01', '--vni', '5000', '--remote', '192.0.2.3'],
+      /invalid MAC "01:00:5e:00:00:01": is not a unicast address/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', '5000', '--remote', '0.0.0.0'],
+      /invalid --remote "0\.0\.0\.0": is the unspecified address/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', '5000', '--remote', '2001:db8::1'],
+      /invalid --remote "2001:db8::1": is not of the same IP family as local 192\.0\.2\.2/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', '5000', '--remote', '192.0.2.2'],
+      /invalid --remote "192\.0\.2\.2": is our own local address/,
+    ],
+    [
+      ['fdb', 'add', '02:00:00:00:00:01', '--vni', '5000', '--remote', '192.0.2.3', '--port', '0'],
+      /invalid --port "0": must be an integer in 1\.\.65535/,
+    ],
+    [
+      ['fdb', 'del', '02:00:00:00:00:09', '--vni', '5000'],
+      /invalid MAC "02:00:00:00:00:09": has no entry in vni 5000/,
+    ],
+    [
+      ['fdb', 'flush', '--remote', 'nowhere'],
+      /invalid --remote "nowhere": must be an IPv4 or IPv6 address/,
+    ],
+    [['fdb', 'show', '--vni', '-1'], /invalid --vni "-1": must be an integer/],
+  ];
+  for (const [args, re] of cases) {
+    t.equal(await vtep(...args), 2, `exit 2: ${args.join(' ')}`);
+    t.match(errors.pop(), re);
+  }
+  t.equal(
+    await vtep('fdb', 'add', '02:00:00:00:00:01', '--vni', '5000', '--remote', '::ffff:192.0.2.3'),
+    0,
+  );
+  t.equal(
+    fdb.get(5000, 0x020000000001)?.remote.key,
+    '192.0.2.3:4789',
+    'a mapped address is the IPv4 remote',
+  );
+  t.equal(await vtep('fdb', 'flush', '--remote', '192.0.2.3'), 0);
+  t.equal(out.pop(), 'removed 1\n', 'so flushing by the IPv4 spelling finds it');
+  t.equal(await vtep('status'), 1, 'status exits 1 when degraded');
+  t.match(out.pop(), /^degraded: up 3 s, 0 VNIs\n  problem: tap x \(vni 5000\) is down/);
+  t.equal(await vtep('reload'), 0);
+  t.equal(reloads, 1);
+  // The protocol itself is strict: what the CLI never sends is refused, not guessed at.
+  fdb.addStatic(5000, 0x0200000000aa, remotes.get('192.0.2.3'), 0);
+  await t.rejects(request(path, { cmd: 'fdb.flush', learnedOnly: 'yes' }), {
+    code: 'ERR_ARG',
+    message: 'invalid learnedOnly "yes": must be a boolean',
+  });
+  await t.rejects(request(path, { cmd: 'fdb.show', vni: '5000' }), {
+    code: 'ERR_ARG',
+    field: 'vni',
+  });
+  t.ok(fdb.get(5000, 0x0200000000aa), 'the static entry survived the bad flush');
+});
+
+t.test('the bin works through a symlink (npm install -g, npx); --version', async (t) => {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  symlinkSync(vtepBin(), join(bin, 'vtep'));
+  const help = spawnSync(process.execPath, [join(bin, 'vtep'), '--help'], { encoding: 'utf8' });
+  t.equal(help.status, 0);
+  t.match(help.stdout, /^Usage: vtep \[options\] \[command\]/);
+  const version = spawnSync(process.execPath, [join(bin, 'vtep'), '--version'], {
+    encoding: 'utf8',
+  });
+  t.equal(version.stdout.trim(), JSON.parse(readFileSync('package.json', 'utf8')).version);
+  const bad = spawnSync(
+    process.execPath,
+    [join(bin, 'vtep'), 'stats', '--control', join(dir, 'none.sock')],
+    {
+      encoding: 'utf8',
+    },
+  );
+  t.equal(bad.status, 1);
+  t.match(
+    bad.stderr,
+    /^vtep: control socket .*none\.sock: connect ENOENT .* \[ENOENT\]\n$/,
+    'one line, no stack',
+  );
 });

@@ -202,10 +202,11 @@ test('static entries through the CLI; bad input gives a clear error', async (t) 
   t.ok(rows.find((r) => r.mac === '02:00:00:00:99:01')?.static);
   t.equal(vtepCli('fdb', 'del', '02:00:00:00:99:01', '--vni', '5000').status, 0);
   const bad = vtepCli('fdb', 'add', 'zz:00', '--vni', '5000', '--remote', UNDERLAY.kernel);
-  t.equal(bad.status, 1);
-  t.match(bad.stderr, /mac "zz:00" is not a MAC address \[ERR_MAC\]/);
+  t.equal(bad.status, 2, 'bad input exits 2');
+  t.match(bad.stderr, /^vtep: invalid MAC "zz:00": must be a MAC address/);
   const badVni = vtepCli('fdb', 'show', '--vni', '77');
-  t.match(badVni.stderr, /vni "77" is not configured/);
+  t.equal(badVni.status, 2);
+  t.match(badVni.stderr, /^vtep: invalid --vni 77: is not configured \(configured: 5000\)/);
 });
 
 test('tshark decodes our tunnel packets: I flag, VNI 5000, zero reserved, per-flow source ports', async (t) => {

@@ -40,6 +40,10 @@ constexpr uint8_t kAddrTruncated = 1;
 // struct virtio_net_hdr_v1 (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
 // num_buffers): the per-frame metadata of a TAP opened with IFF_VNET_HDR.
 constexpr int kVnetHdrLen = 12;
+// Per-item outcome of sendBatch/writeBatch, in the status array JavaScript passes (src/io/types.ts).
+constexpr uint8_t kTxSent = 1;
+constexpr uint8_t kTxQueueFull = 2;  // EAGAIN/ENOBUFS: the socket or device queue is full
+constexpr uint8_t kTxRefused = 3;    // anything else (EMSGSIZE, ENETUNREACH, …) about this item
 
 const char* ErrnoName(int err) {
   const char* name = strerrorname_np(err);
@@ -224,8 +228,22 @@ bool ParseAddress(int family, const std::string& text, uint16_t port, sockaddr_s
   return inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) == 1;
 }
 
-// udpOpen(family, address, port, rcvbuf, sndbuf) -> [fd, boundPort]. The socket blocks on
-// send (back-pressure, as wireguard-go does); receives use MSG_DONTWAIT.
+// RFC 7348 §4.3: VTEPs MUST NOT fragment VXLAN packets. With IP_PMTUDISC_DO the kernel sets DF
+// and refuses (EMSGSIZE) a datagram larger than the path MTU instead of fragmenting it; for IPv6
+// IPV6_DONTFRAG does the same for the local MTU. The engine checks sizes first and answers the
+// inner host with ICMP; this is the guarantee underneath.
+bool DontFragment(int fd, int family) {
+  if (family == 4) {
+    int mode = IP_PMTUDISC_DO;
+    return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof(mode)) == 0;
+  }
+  int mode = IPV6_PMTUDISC_DO;
+  int one = 1;
+  return setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &mode, sizeof(mode)) == 0 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one)) == 0;
+}
+
+// udpOpen(family, address, port, rcvbuf, sndbuf) -> [fd, boundPort]. Non-blocking both ways.
 Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].As<Napi::Number>().Int32Value();
@@ -236,11 +254,18 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   sockaddr_storage ss;
   socklen_t len;
   if (!ParseAddress(family, address, port, &ss, &len)) THROW_TYPE(env, "udpOpen: bad address " + address);
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a full send buffer must cost a counted drop, never stall the only thread
+  // (receive, control and ageing run on it too).
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) THROW_SYS(env, "socket", errno, "udp " + address);
   if (family == 6) {
     int one = 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  if (!DontFragment(fd, family)) {
+    int err = errno;
+    close(fd);
+    THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "udp " + address);
   }
   // Best effort: the kernel caps these at net.core.[rw]mem_max; SO_*BUFFORCE needs CAP_NET_ADMIN.
   if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0) {
@@ -276,7 +301,7 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
   sockaddr_storage ss;
   socklen_t len;
   if (!ParseAddress(family, address, 0, &ss, &len)) THROW_TYPE(env, "rawUdpOpen: bad address " + address);
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
   if (fd < 0) THROW_SYS(env, "socket(SOCK_RAW)", errno, "raw udp " + address);
   struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
   struct sock_fprog prog = {1, drop_all};
@@ -284,6 +309,11 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
     int err = errno;
     close(fd);
     THROW_SYS(env, "setsockopt(SO_ATTACH_FILTER)", err, "raw udp");
+  }
+  if (!DontFragment(fd, family)) {
+    int err = errno;
+    close(fd);
+    THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "raw udp");
   }
   if (family == 6) {
     int offset = 6;  // offset of the checksum in the UDP header
@@ -356,8 +386,9 @@ SendScratch g_send;
 // The first errno of the last sendBatch/writeBatch call (0 when everything went).
 int g_lastErrno = 0;
 
-// sendBatch(fd, slab, offsets, lengths, addrs, count, raw) -> sent count, or -errno if none.
-// Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`.
+// sendBatch(fd, slab, offsets, lengths, addrs, count, raw, status) -> sent count, or -errno if
+// none. Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`; its
+// outcome goes to status[i] (kTxSent, kTxQueueFull, kTxRefused).
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -367,10 +398,12 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   auto addrs = info[4].As<Napi::Uint8Array>();
   uint32_t count = info[5].As<Napi::Number>().Uint32Value();
   bool raw = info[6].ToBoolean();
+  auto status = info[7].As<Napi::Uint8Array>();
   if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
-      static_cast<size_t>(count) * kAddrLen > addrs.ByteLength()) {
+      static_cast<size_t>(count) * kAddrLen > addrs.ByteLength() || count > status.ByteLength()) {
     THROW_TYPE(env, "sendBatch: count exceeds the batch arrays");
   }
+  uint8_t* st = status.Data();
   g_send.Reserve(count);
   uint8_t* base = slab.Data();
   size_t slabLen = slab.ByteLength();
@@ -395,10 +428,14 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (g_lastErrno == 0) g_lastErrno = errno;
-      if (errno == EAGAIN || errno == ENOBUFS) break;
-      pos++;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+        memset(st + pos, kTxQueueFull, count - pos);
+        break;
+      }
+      st[pos++] = kTxRefused;
       continue;
     }
+    memset(st + pos, kTxSent, n);
     pos += n;
     sent += n;
   }
@@ -411,7 +448,8 @@ Napi::Value LastErrno(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_lastErrno);
 }
 
-// writeBatch(fd, slab, offsets, lengths, count, meta, metaLen) -> written count, or -errno.
+// writeBatch(fd, slab, offsets, lengths, count, meta, metaLen, status) -> written count, or
+// -errno; status[i] as for sendBatch.
 // One writev per frame (a TAP takes one frame per write); `meta` (may be null) supplies a
 // metaLen-byte vnet header per frame in front of it.
 Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
@@ -424,7 +462,9 @@ Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
   bool hasMeta = info[5].IsTypedArray();
   uint32_t metaLen = info[6].As<Napi::Number>().Uint32Value();
   uint8_t* meta = hasMeta ? info[5].As<Napi::Uint8Array>().Data() : nullptr;
-  if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
+  auto status = info[7].As<Napi::Uint8Array>();
+  uint8_t* st = status.Data();
+  if (count > status.ByteLength() || count > offsets.ElementLength() || count > lengths.ElementLength() ||
       (hasMeta && static_cast<size_t>(count) * metaLen > info[5].As<Napi::Uint8Array>().ByteLength())) {
     THROW_TYPE(env, "writeBatch: count exceeds the batch arrays");
   }
@@ -444,8 +484,10 @@ Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
     } while (rc < 0 && errno == EINTR);
     if (rc < 0) {
       if (g_lastErrno == 0) g_lastErrno = errno;
+      st[i] = (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) ? kTxQueueFull : kTxRefused;
       continue;  // one bad frame must not stop the rest
     }
+    st[i] = kTxSent;
     written++;
   }
   if (written == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);

@@ -1,12 +1,14 @@
+import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ConfigError, checkRemote, integer, type Config, type VniSpec } from '../config/config.js';
 import { ControlServer, Rows, argError, type Command } from '../control/server.js';
 import { Fdb, FdbError, type FdbRow } from '../fdb/fdb.js';
 import { Remotes, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
+import { underlayLink, type UnderlayLink } from '../io/netif.js';
 import type { DatagramSender } from '../io/types.js';
 import { RawUdpSender, UdpSocket } from '../io/udp.js';
-import { Engine, type EngineStats } from '../vtep/engine.js';
+import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
 import { formatMac, parseMac, stableMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { TapPort, type TapStatus } from './tapport.js';
@@ -29,6 +31,8 @@ export interface Status {
 
 export interface RunningStats extends EngineStats {
   underlay: string;
+  /** The underlay MTU in use and where it came from (`1500 eth0`, `9000 configured`, …). */
+  underlayMtu: string;
   sourcePorts: string;
   taps: TapStatus[];
 }
@@ -62,13 +66,61 @@ export function notify(state: string): void {
   if (socket) native().sdNotify(socket, state);
 }
 
+/** Receive headroom: VXLAN + UDP headers are written in front of a frame in place. */
+const HEADROOM = 64;
+/** Bytes of a frame beyond its MTU: Ethernet header and one 802.1Q tag. */
+const L2_MAX = 18;
+
+/** A receive slot for frames or datagrams of up to `bytes`: at least 2 KiB, cache-line aligned. */
+export function slotFor(bytes: number): number {
+  return Math.max(2048, Math.ceil((HEADROOM + bytes) / 64) * 64);
+}
+
+/** The TAP MTU when none is configured: what fits the underlay once encapsulated. */
+export function defaultMtu(link: UnderlayLink, family: 4 | 6): number {
+  return link.mtu - encapOverhead(family) - 14;
+}
+
+/** A configuration whose every VNI has its MTU decided. */
+type Resolved = Omit<Config, 'vnis'> & { vnis: (VniSpec & { mtu: number })[] };
+
+/** The configuration with every VNI's MTU decided (configured, or derived from the underlay). */
+function resolveMtus(cfg: Config, link: UnderlayLink): Resolved {
+  const family = isIPv4(cfg.local) ? 4 : 6;
+  return { ...cfg, vnis: cfg.vnis.map((v) => ({ ...v, mtu: v.mtu ?? defaultMtu(link, family) })) };
+}
+
+/** The largest datagram the underlay ring must hold: what the link carries, or our own frames. */
+function udpPayloadMax(cfg: Resolved, link: UnderlayLink): number {
+  const ip = isIPv4(cfg.local) ? 20 : 40;
+  return Math.max(link.mtu - ip - 8, 16 + Math.max(...cfg.vnis.map((v) => v.mtu)) + L2_MAX);
+}
+
+/** Say when a VNI's MTU cannot fit the underlay: its larger packets will get ICMP "too big". */
+function mtuWarnings(cfg: Resolved, link: UnderlayLink, log: Log): void {
+  const family = isIPv4(cfg.local) ? 4 : 6;
+  const fits = defaultMtu(link, family);
+  for (const v of cfg.vnis)
+    if (v.mtu > fits)
+      log(
+        `vni ${v.vni}: mtu ${v.mtu} does not fit the underlay (MTU ${link.mtu}${link.name ? ` on ${link.name}` : ''}, ${encapOverhead(family) + 14} bytes of VXLAN over IPv${family}): packets over ${fits} bytes are dropped and answered with ICMP "${family === 4 ? 'fragmentation needed' : 'packet too big'}"`,
+      );
+}
+
 /** The TAP's MAC: as configured, or derived from its name and VNI so it survives restarts. */
 export function tapMac(v: VniSpec): number {
   return v.mac !== undefined ? parseMac(v.mac)! : stableMac(`vtep:${v.tap}:${v.vni}`);
 }
 
-export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}): Promise<Running> {
+export async function startVtep(
+  given: Config,
+  log: Log,
+  opts: StartOptions = {},
+): Promise<Running> {
   const started = clock();
+  const link = underlayLink(given.local, given.underlayMtu);
+  const cfg = resolveMtus(given, link);
+  mtuWarnings(cfg, link, log);
   const remotes = new Remotes();
   const fdb = new Fdb({
     ageingMs: cfg.ageingMs,
@@ -82,7 +134,13 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
     opened.reverse().forEach((d) => d.close());
   };
   try {
-    const underlay = UdpSocket.open({ address: cfg.local, port: cfg.port, batchSize: 64 });
+    const underlay = UdpSocket.open({
+      address: cfg.local,
+      port: cfg.port,
+      batchSize: 64,
+      headroom: HEADROOM,
+      slotSize: slotFor(udpPayloadMax(cfg, link)),
+    });
     opened.push(underlay);
     let raw: DatagramSender | undefined;
     let sourcePorts = `fixed ${underlay.port}`;
@@ -106,13 +164,19 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
       sourcePortMin: cfg.sourcePortMin,
       sourcePortMax: cfg.sourcePortMax,
       dstPort: cfg.port,
+      underlayMtu: link.mtu,
       log,
     });
     const remotesOf = (v: VniSpec): Remote[] =>
       v.remotes.map((r) => remotes.get(r.address, r.port));
-    const openPort = (v: VniSpec) =>
-      TapPort.open({ vni: v.vni, name: v.tap, mtu: v.mtu, mac: tapMac(v) }, engine, log, clock);
-    const addVni = (v: VniSpec, port: TapPort) => {
+    const openPort = (v: VniSpec & { mtu: number }) =>
+      TapPort.open(
+        { vni: v.vni, name: v.tap, mtu: v.mtu, mac: tapMac(v), slotSize: slotFor(v.mtu + L2_MAX) },
+        engine,
+        log,
+        clock,
+      );
+    const addVni = (v: VniSpec & { mtu: number }, port: TapPort) => {
       engine.addVni({
         vni: v.vni,
         tap: port.tap!,
@@ -134,8 +198,18 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
     // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
     const ageing = setInterval(() => engine.sweep(clock()), 1000);
 
-    let current = cfg;
-    const reload = (next: Config): string[] => {
+    let current: Resolved = cfg;
+    let currentLink = link;
+    const reload = (given: Config): string[] => {
+      const nextLink = underlayLink(given.local, given.underlayMtu);
+      const next = resolveMtus(given, nextLink);
+      const payload = udpPayloadMax(next, nextLink);
+      if (payload > underlay.rx.capacity)
+        throw new ConfigError(
+          'mtu',
+          Math.max(...next.vnis.map((v) => v.mtu)),
+          `needs ${payload}-byte underlay receive slots, the running ones hold ${underlay.rx.capacity}; restart to raise it`,
+        );
       const changes = applyReload(current, next, {
         engine,
         fdb,
@@ -145,7 +219,14 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
         remotesOf,
         log,
       });
+      if (nextLink.mtu !== currentLink.mtu) {
+        engine.configure({ underlayMtu: nextLink.mtu });
+        changes.push(`underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`);
+        log(`reload: underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`);
+      }
+      mtuWarnings(next, nextLink, log);
       current = next;
+      currentLink = nextLink;
       return changes;
     };
     const status = (): Status => {
@@ -167,6 +248,7 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
     const stats = (): RunningStats => ({
       ...engine.stats(),
       underlay: `${underlay.address}:${underlay.port}`,
+      underlayMtu: `${currentLink.mtu} ${currentLink.source === 'interface' ? currentLink.name : currentLink.source}`,
       sourcePorts,
       taps: status().taps,
     });
@@ -194,7 +276,7 @@ export async function startVtep(cfg: Config, log: Log, opts: StartOptions = {}):
         )
       : undefined;
     log(
-      `vtep: listening on ${underlay.address}:${underlay.port}, source ports ${sourcePorts}, ` +
+      `vtep: listening on ${underlay.address}:${underlay.port} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), source ports ${sourcePorts}, ` +
         cfg.vnis
           .map((v) => `vni ${v.vni} on ${v.tap} (${formatMac(ports.get(v.vni)!.spec.mac)})`)
           .join(', ') +
@@ -234,8 +316,8 @@ interface ReloadContext {
   engine: Engine;
   fdb: Fdb;
   ports: Map<number, TapPort>;
-  openPort(v: VniSpec): TapPort;
-  addVni(v: VniSpec, port: TapPort): void;
+  openPort(v: VniSpec & { mtu: number }): TapPort;
+  addVni(v: VniSpec & { mtu: number }, port: TapPort): void;
   remotesOf(v: VniSpec): Remote[];
   log: Log;
 }
@@ -249,7 +331,7 @@ const RESTART_ONLY = ['local', 'port', 'sourcePortMode', 'control'] as const;
  * (validation, opening new TAPs) happens before anything changes, so a refused reload leaves the
  * running configuration exactly as it was.
  */
-function applyReload(cur: Config, next: Config, ctx: ReloadContext): string[] {
+function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[] {
   for (const k of RESTART_ONLY) {
     if (cur[k] !== next[k])
       throw new ConfigError(
@@ -265,6 +347,15 @@ function applyReload(cur: Config, next: Config, ctx: ReloadContext): string[] {
   const added = next.vnis.filter((v) => before.get(v.vni)?.tap !== v.tap);
   const kept = next.vnis.filter((v) => before.get(v.vni)?.tap === v.tap);
   const freed = new Set(removed.map((v) => v.tap));
+  for (const v of kept) {
+    const cap = ctx.ports.get(v.vni)?.tap?.rx.capacity;
+    if (cap !== undefined && v.mtu + L2_MAX > cap)
+      throw new ConfigError(
+        `vni ${v.vni} mtu`,
+        v.mtu,
+        `exceeds what tap ${v.tap}'s receive ring holds (${cap - L2_MAX}); restart to raise it`,
+      );
+  }
 
   // Phase 1: open the new TAPs whose names are free now; any failure refuses the reload.
   const fresh = new Map<number, TapPort>();

@@ -17,6 +17,8 @@ export interface TapSpec {
   name: string;
   mtu: number;
   mac: number;
+  /** Receive slot size (headroom + largest frame), from the MTU. */
+  slotSize: number;
 }
 
 export type TapState = 'up' | 'down';
@@ -68,7 +70,13 @@ export class TapPort {
   private static device(spec: TapSpec): TapDevice {
     const mac = new Uint8Array(6);
     writeMac(mac, 0, spec.mac);
-    return TapDevice.open({ name: spec.name, mtu: spec.mtu, mac, batchSize: 64 });
+    return TapDevice.open({
+      name: spec.name,
+      mtu: spec.mtu,
+      mac,
+      batchSize: 64,
+      slotSize: spec.slotSize,
+    });
   }
 
   /** Start feeding the engine (after `engine.addVni`). */

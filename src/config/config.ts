@@ -20,7 +20,8 @@ export interface RemoteSpec {
 export interface VniSpec {
   vni: number;
   tap: string;
-  mtu: number;
+  /** TAP MTU; undefined: the underlay MTU less the VXLAN overhead (50 bytes over IPv4, 70 over IPv6). */
+  mtu?: number;
   mac?: string;
   remotes: RemoteSpec[];
   learnRemotes: boolean;
@@ -31,6 +32,8 @@ export interface VniSpec {
 export interface Config {
   local: string;
   port: number;
+  /** MTU of the underlay path; undefined: the MTU of the interface holding `local` (else 1500). */
+  underlayMtu?: number;
   control?: string;
   ageingMs: number;
   maxEntries: number;
@@ -147,12 +150,19 @@ export function checkRemote(
   return r;
 }
 
+/**
+ * The largest TAP MTU: the frame (MTU + 18 with a tag) plus VXLAN, UDP and IPv6 headers must fit
+ * one UDP datagram. Receive slots are sized from the configured MTU, so any MTU accepted here is
+ * carried whole (jumbo frames were cut at 2 KiB before).
+ */
+export const MAX_TAP_MTU = 65535 - 18 - 8 - 8 - 40;
+
 const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 function vniSpec(
   field: string,
   raw: Record<string, unknown>,
-  defaults: { mtu: number; local: string; port: number },
+  defaults: { mtu?: number; local: string; port: number },
 ): VniSpec {
   if (typeof raw !== 'object' || raw === null)
     throw new ConfigError(field, raw, 'must be a mapping');
@@ -197,7 +207,7 @@ function vniSpec(
   return {
     vni,
     tap,
-    mtu: raw.mtu === undefined ? defaults.mtu : integer(`${field}.mtu`, raw.mtu, 68, 65535),
+    mtu: raw.mtu === undefined ? defaults.mtu : integer(`${field}.mtu`, raw.mtu, 68, MAX_TAP_MTU),
     mac: raw.mac as string | undefined,
     remotes,
     learnRemotes: bool(`${field}.learnRemotes`, raw.learnRemotes, false),
@@ -231,6 +241,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     'sourcePorts',
     'sourcePortMode',
     'mtu',
+    'underlayMtu',
     'vnis',
   ]);
   const local = address(`${where}.local`, raw.local ?? '0.0.0.0');
@@ -268,7 +279,11 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   const vnisRaw = raw.vnis;
   if (!Array.isArray(vnisRaw) || vnisRaw.length === 0)
     throw new ConfigError(`${where}.vnis`, vnisRaw, 'must list at least one VNI');
-  const mtu = raw.mtu === undefined ? 1450 : integer(`${where}.mtu`, raw.mtu, 68, 65535);
+  const mtu = raw.mtu === undefined ? undefined : integer(`${where}.mtu`, raw.mtu, 68, MAX_TAP_MTU);
+  const underlayMtu =
+    raw.underlayMtu === undefined
+      ? undefined
+      : integer(`${where}.underlayMtu`, raw.underlayMtu, 576, 65535);
   const port = raw.port === undefined ? VXLAN_PORT : integer(`${where}.port`, raw.port, 1, 65535);
   const vnis = vnisRaw.map((v, i) =>
     vniSpec(`${where}.vnis[${i}]`, v as Record<string, unknown>, { mtu, local, port }),
@@ -293,6 +308,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   return {
     local,
     port,
+    underlayMtu,
     control: control as string | undefined,
     ageingMs: Math.round(ageingS * 1000),
     maxEntries:

@@ -44,7 +44,13 @@ export function formatStats(
     );
     lines.push(`    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`);
     lines.push(`    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`);
+    const vd = Object.entries(v.drops ?? {});
+    if (vd.length) lines.push(`    drops: ${vd.map(([r, n]) => `${r} ${n}`).join(' ')}`);
   }
+  if (s.pathMaxFrame !== undefined)
+    lines.push(
+      `path: largest inner frame ${s.pathMaxFrame} bytes, icmp-too-big sent ${s.icmpTooBig ?? 0}`,
+    );
   const f = s.fdb;
   lines.push(
     `fdb: entries ${f.entries} learned ${f.learned} moved ${f.moved} aged ${f.aged} evicted ${f.evicted} cap-hit ${f.capHit} static-conflict ${f.staticConflict}`,

@@ -8,6 +8,7 @@ import {
   type OnIoError,
   type RingOptions,
   type TxBatch,
+  TxStatus,
 } from './types.js';
 
 /**
@@ -105,6 +106,7 @@ export class FakeTap extends FakeReceiver implements FrameDevice {
       this.written.push(
         Buffer.from(slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i])),
       );
+      batch.status[i] = TxStatus.SENT;
     }
     this.lastError = undefined;
     return batch.count;
@@ -170,6 +172,7 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
         slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i]),
       );
       this.net.deliver(this, addrToString(batch.addrs, i), addrPort(batch.addrs, i), bytes);
+      batch.status[i] = TxStatus.SENT;
     }
     this.lastError = undefined;
     return batch.count;

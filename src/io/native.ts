@@ -28,6 +28,7 @@ export interface NativeIo {
     addrs: Uint8Array,
     count: number,
     raw: boolean,
+    status: Uint8Array,
   ): number;
   /** First errno of the last sendBatch/writeBatch (0 when all went). */
   lastErrno(): number;
@@ -39,6 +40,7 @@ export interface NativeIo {
     count: number,
     meta: Uint8Array | null,
     metaLen: number,
+    status: Uint8Array,
   ): number;
   closeFd(fd: number): void;
   /** One sd_notify(3) datagram to `socketPath` ($NOTIFY_SOCKET); 0 or -errno. */

@@ -117,6 +117,7 @@ export class TapDevice implements FrameDevice {
   }
 
   start(onFrames: OnBatch, onError: OnIoError): void {
+    this.onError = onError;
     if (this.h.fd < 0) throw new IoError('ERR_CLOSED', `tap ${this.name} is closed`);
     if (!this.h.poller) {
       const io = native();
@@ -166,14 +167,30 @@ export class TapDevice implements FrameDevice {
       batch.count,
       meta,
       this.metaLen,
+      batch.status,
     );
     if (n < 0) {
       this.lastError = io.errnoName(-n);
+      this.checkGone();
       return 0;
     }
     this.lastError = n < batch.count ? io.errnoName(io.lastErrno()) : undefined;
     return n;
   }
+
+  /**
+   * A write refused with EBADFD means the netdev was deleted under the fd: say so through the
+   * error callback, as a failed read does, whichever the kernel reports first. Deferred: the
+   * engine is in the middle of a batch.
+   */
+  private checkGone(): void {
+    if (this.lastError !== 'EBADFD' || this.goneReported || !this.onError) return;
+    this.goneReported = true;
+    const report = this.onError;
+    setImmediate(() => report(new IoError('EBADFD', `tap ${this.name}: write failed: EBADFD`)));
+  }
+  private goneReported = false;
+  private onError: OnIoError | undefined;
 
   private zeroScratch: Uint8Array | undefined;
   private zeroMeta(count: number): Uint8Array {

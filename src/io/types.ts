@@ -82,17 +82,31 @@ export class RxRing {
   }
 }
 
+/** Outcome of one item of a batch, set by `send`/`write` in `TxBatch.status`. */
+export const TxStatus = {
+  /** Not attempted (or a device that says nothing): counted as refused. */
+  NONE: 0,
+  SENT: 1,
+  /** The socket or device queue was full (EAGAIN, ENOBUFS). */
+  QUEUE_FULL: 2,
+  /** Refused for itself (EMSGSIZE, ENETUNREACH, a deleted device, …). */
+  REFUSED: 3,
+} as const;
+
 /** What to send: item i is `lengths[i]` bytes at `offsets[i]` of a slab, to address slot i. */
 export class TxBatch {
   readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
   readonly addrs: Uint8Array;
+  /** Per item, what became of it (TxStatus), so counters credit exactly the items that went. */
+  readonly status: Uint8Array;
   count = 0;
 
   constructor(readonly capacity: number) {
     this.offsets = new Uint32Array(capacity);
     this.lengths = new Uint32Array(capacity);
     this.addrs = new Uint8Array(capacity * ADDR_LEN);
+    this.status = new Uint8Array(capacity);
   }
 
   get full(): boolean {
@@ -123,7 +137,7 @@ export interface FrameDevice {
   /** Deliver received frames: `onFrames(n)` with slots 0..n-1 filled, valid during the call. */
   start(onFrames: OnBatch, onError: OnIoError): void;
   stop(): void;
-  /** Write `batch.count` frames from `slab`; returns how many the device took. */
+  /** Write `batch.count` frames from `slab`; returns how many the device took (and sets `batch.status`). */
   write(slab: Uint8Array, batch: TxBatch): number;
   /** errno name of the last failed write in the last call, if any. */
   readonly lastError: string | undefined;

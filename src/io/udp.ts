@@ -42,7 +42,16 @@ function sendVia(
     return 0;
   }
   const io = native();
-  const n = io.sendBatch(fd, slab, batch.offsets, batch.lengths, batch.addrs, batch.count, raw);
+  const n = io.sendBatch(
+    fd,
+    slab,
+    batch.offsets,
+    batch.lengths,
+    batch.addrs,
+    batch.count,
+    raw,
+    batch.status,
+  );
   if (n < 0) {
     self.lastError = io.errnoName(-n);
     return 0;
@@ -53,8 +62,9 @@ function sendVia(
 
 /**
  * A UDP socket bound to address:port: recvmmsg into the ring (source address per slot),
- * sendmmsg from any slab to per-datagram destinations. Sends block when the socket buffer is
- * full, which is the back-pressure the data path wants (wireguard-go does the same).
+ * sendmmsg from any slab to per-datagram destinations. Non-blocking: a full send buffer ends the
+ * batch with the rest marked QUEUE_FULL (a counted drop) instead of stalling the thread that also
+ * receives, ages and answers the control socket. DF is set (no fragmentation, RFC 7348 §4.3).
  */
 export class UdpSocket implements DatagramSocket {
   readonly rx: RxRing;

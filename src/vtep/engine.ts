@@ -10,11 +10,13 @@ import {
 } from '../io/addr.js';
 import {
   TxBatch,
+  TxStatus,
   type DatagramSender,
   type DatagramSocket,
   type FrameDevice,
 } from '../io/types.js';
-import { Drop, DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
+import { Drop, DROP_REASON_COUNT, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
+import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
 import { parseIpv4Address } from '../wire/ipv4.js';
 import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
@@ -78,6 +80,12 @@ export interface EngineOptions {
    * what Open vSwitch does) or `drop` it (what Linux vxlan does). Default `deliver`.
    */
   invalidSourceMac?: 'deliver' | 'drop';
+  /**
+   * MTU of the underlay path (default 1500). A frame whose VXLAN datagram would not fit is
+   * dropped (`path_mtu_exceeded`) and answered with ICMP "fragmentation needed" / ICMPv6 "packet
+   * too big" into the TAP, carrying the largest inner MTU that fits.
+   */
+  underlayMtu?: number;
 }
 
 export interface DirectionCounters {
@@ -93,15 +101,22 @@ export interface VniStats {
   /** False while the TAP is gone (deleted under us) and not yet re-created. */
   tapUp: boolean;
   fdbEntries: number;
-  /** Underlay → TAP (decapsulated). */
+  /** Underlay → TAP (decapsulated; frames the TAP took). */
   rx: DirectionCounters;
+  /** Drops of this VNI's packets, by reason (non-zero ones). */
+  drops: Record<string, number>;
   /** TAP → underlay (encapsulated; one per datagram sent, so a flood counts each copy). */
   tx: DirectionCounters;
 }
 
 export interface EngineStats {
   vnis: VniStats[];
+  /** Every reason the engine counts, over all VNIs (and datagrams no VNI could be told for). */
   drops: Record<string, number>;
+  /** "Too big" answers written into TAPs (path MTU discovery for the inner hosts). */
+  icmpTooBig: number;
+  /** The largest inner frame that fits the underlay path. */
+  pathMaxFrame: number;
   fdb: FdbCounters & { entries: number };
 }
 
@@ -122,6 +137,7 @@ class VniState {
   tapTx: TxBatch;
   readonly rx: DirectionCounters = { packets: 0, bytes: 0 };
   readonly tx: DirectionCounters = { packets: 0, bytes: 0 };
+  readonly drops = new Float64Array(DROP_REASON_COUNT);
   learnedSenders = 0;
 
   constructor(cfg: VniConfig) {
@@ -166,8 +182,13 @@ export interface VniUpdate {
 /** Engine-wide settings that a reload may change. */
 export type EngineSettings = Pick<
   EngineOptions,
-  'reservedBits' | 'sourcePortMin' | 'sourcePortMax' | 'invalidSourceMac'
+  'reservedBits' | 'sourcePortMin' | 'sourcePortMax' | 'invalidSourceMac' | 'underlayMtu'
 >;
+
+/** Outer IP + UDP + VXLAN header bytes in front of an inner frame. */
+export function encapOverhead(family: 4 | 6): number {
+  return (family === 4 ? 20 : 40) + UDP_HEADER_LEN + VXLAN_HEADER_LEN;
+}
 
 export class Engine {
   readonly drops = new Float64Array(DROP_REASON_COUNT);
@@ -182,6 +203,13 @@ export class Engine {
   private readonly dstPort: number;
   private readonly senderCacheMax: number;
   private dropInvalidSource = false;
+  /** Largest inner frame whose datagram fits the underlay MTU. */
+  private pathMax = 1500;
+  private icmpTooBig = 0;
+  private readonly icmpSlab = Buffer.alloc(TOO_BIG_MAX_LEN);
+  private readonly icmpTx = new TxBatch(1);
+  /** ICMP errors are rate limited, as the kernel's are (icmp_msgs_per_sec). */
+  private readonly icmpLimit = new RateLimiter(1000, 1000);
   private readonly udpTx: TxBatch;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
@@ -196,7 +224,7 @@ export class Engine {
     this.sender = opts.raw ?? opts.underlay;
     this.raw = opts.raw !== undefined;
     this.fdb = opts.fdb;
-    this.configure(opts);
+    this.configure({ ...opts, underlayMtu: opts.underlayMtu ?? 1500 });
     this.dstPort = opts.dstPort ?? VXLAN_PORT;
     this.senderCacheMax = opts.senderCacheMax ?? SENDER_CACHE_MAX;
     this.udpTx = new TxBatch(opts.txBatch ?? 256);
@@ -210,6 +238,8 @@ export class Engine {
     this.portMin = s.sourcePortMin ?? this.portMin;
     this.portMax = s.sourcePortMax ?? this.portMax;
     if (s.invalidSourceMac !== undefined) this.dropInvalidSource = s.invalidSourceMac === 'drop';
+    if (s.underlayMtu !== undefined)
+      this.pathMax = s.underlayMtu - encapOverhead(this.underlay.family);
   }
 
   addVni(cfg: VniConfig): void {
@@ -332,31 +362,40 @@ export class Engine {
       }
       const src = readMac(slab, dec.offset + 6);
       if (vs.ownMacs.has(src)) {
-        this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i);
+        this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs);
         continue;
       }
       if (this.dropInvalidSource && !isValidUnicast(src)) {
-        this.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i);
+        this.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i, vs);
         continue;
       }
       if (vs.tap === null) {
-        this.drop(Drop.TAP_DOWN, now, dec.vni, i);
+        this.drop(Drop.TAP_DOWN, now, dec.vni, i, vs);
         continue;
       }
       this.fdb.learn(dec.vni, src, remote, now);
+      // A batch larger than the TAP's is written in parts, never lost.
+      if (vs.tapTx.full) this.flushTap(vs, slab, now);
       vs.tapTx.push(dec.offset, dec.length);
-      vs.rx.packets++;
-      vs.rx.bytes += dec.length;
     }
-    for (const vs of this.vnis.values()) {
-      if (vs.tapTx.count === 0 || vs.tap === null) continue;
-      const written = vs.tap.write(slab, vs.tapTx);
-      if (written < vs.tapTx.count) {
-        this.dropN(Drop.TAP_WRITE_FAILED, vs.tapTx.count - written, now, vs.vni, vs.tap.lastError);
-        vs.rx.packets -= vs.tapTx.count - written;
-      }
-      vs.tapTx.clear();
+    for (const vs of this.vnis.values()) this.flushTap(vs, slab, now);
+  }
+
+  /** Write the VNI's queued frames; rx counts exactly the frames the TAP took. */
+  private flushTap(vs: VniState, slab: Buffer, now: number): void {
+    const b = vs.tapTx;
+    if (b.count === 0 || vs.tap === null) return;
+    b.status.fill(TxStatus.NONE, 0, b.count);
+    vs.tap.write(slab, b);
+    let failed = 0;
+    for (let k = 0; k < b.count; k++) {
+      if (b.status[k] === TxStatus.SENT) {
+        vs.rx.packets++;
+        vs.rx.bytes += b.lengths[k];
+      } else failed++;
     }
+    if (failed) this.dropN(Drop.TAP_WRITE_FAILED, failed, now, vs, vs.tap.lastError);
+    b.clear();
   }
 
   /** Frames 0..count-1 of the VNI's TAP receive ring arrived. */
@@ -369,11 +408,15 @@ export class Engine {
       const off = rx.offset(i);
       const len = lengths[i];
       if (len < ETHERNET_HEADER_LEN) {
-        this.drop(Drop.ETHERNET_TRUNCATED, now, vni, -1);
+        this.drop(Drop.ETHERNET_TRUNCATED, now, vni, -1, vs);
         continue;
       }
       if (len > vs.maxFrame) {
-        this.drop(Drop.FRAME_TOO_BIG, now, vni, -1);
+        this.drop(Drop.FRAME_TOO_BIG, now, vni, -1, vs);
+        continue;
+      }
+      if (len > this.pathMax) {
+        this.tooBig(vs, slab, off, len, now);
         continue;
       }
       emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
@@ -386,7 +429,7 @@ export class Engine {
       }
       const flood = this.fdb.floodList(vni);
       if (flood.length === 0) {
-        this.drop(Drop.NO_REMOTE, now, vni, -1);
+        this.drop(Drop.NO_REMOTE, now, vni, -1, vs);
         continue;
       }
       const firstPort = flood[0].port;
@@ -396,6 +439,23 @@ export class Engine {
     this.flushUnderlay(now);
   }
 
+  /**
+   * A frame that fits the TAP but not the underlay path: dropped, and its sender told the MTU
+   * that fits (RFC 7348 §4.3 forbids fragmenting; Linux answers the same way).
+   */
+  private tooBig(vs: VniState, slab: Buffer, off: number, len: number, now: number): void {
+    this.drop(Drop.PATH_MTU_EXCEEDED, now, vs.vni, -1, vs);
+    if (vs.tap === null || !this.icmpLimit.allow(now)) return;
+    const n = emitTooBig(slab, off, len, this.pathMax - ETHERNET_HEADER_LEN, this.icmpSlab, 0);
+    if (n === 0) return;
+    const b = this.icmpTx;
+    b.clear();
+    b.push(0, n);
+    b.status[0] = TxStatus.NONE;
+    vs.tap.write(this.icmpSlab, b);
+    if (b.status[0] === TxStatus.SENT) this.icmpTooBig++;
+  }
+
   /** Age the FDB; returns when the next entry is due (ms, same clock as `now`). */
   sweep(now: number): number | undefined {
     return this.fdb.sweep(now).nextDue;
@@ -403,9 +463,13 @@ export class Engine {
 
   stats(): EngineStats {
     const drops: Record<string, number> = {};
-    this.drops.forEach((n, reason) => {
-      if (reason !== Drop.NONE) drops[dropReasonName(reason)] = n;
-    });
+    for (const reason of ENGINE_DROP_REASONS) drops[dropReasonName(reason)] = this.drops[reason];
+    const nonZero = (a: Float64Array) => {
+      const out: Record<string, number> = {};
+      for (const reason of ENGINE_DROP_REASONS)
+        if (a[reason] > 0) out[dropReasonName(reason)] = a[reason];
+      return out;
+    };
     return {
       vnis: [...this.vnis.values()].map((vs) => ({
         vni: vs.vni,
@@ -416,8 +480,11 @@ export class Engine {
         fdbEntries: this.fdb.sizeOf(vs.vni),
         rx: { ...vs.rx },
         tx: { ...vs.tx },
+        drops: nonZero(vs.drops),
       })),
       drops,
+      icmpTooBig: this.icmpTooBig,
+      pathMaxFrame: this.pathMax,
       fdb: { ...this.fdb.counters, entries: this.fdb.size },
     };
   }
@@ -500,28 +567,34 @@ export class Engine {
   private flushUnderlay(now: number): void {
     const b = this.udpTx;
     if (b.count === 0 || this.batchSlab === undefined) return;
-    const sent = this.sender.send(this.batchSlab, b);
-    for (let i = 0; i < sent; i++) {
+    b.status.fill(TxStatus.NONE, 0, b.count);
+    this.sender.send(this.batchSlab, b);
+    // Credit exactly the datagrams that went: one refused mid-batch is skipped by sendmmsg's
+    // caller, so "the first n" would credit the wrong VNI.
+    for (let i = 0; i < b.count; i++) {
       const vs = this.batchVni[i];
-      vs.tx.packets++;
-      vs.tx.bytes += this.batchLen[i];
-    }
-    if (sent < b.count) {
-      this.dropN(
-        Drop.UNDERLAY_SEND_FAILED,
-        b.count - sent,
-        now,
-        this.batchVni[sent].vni,
-        this.sender.lastError,
-      );
+      const st = b.status[i];
+      if (st === TxStatus.SENT) {
+        vs.tx.packets++;
+        vs.tx.bytes += this.batchLen[i];
+      } else {
+        this.dropN(
+          st === TxStatus.QUEUE_FULL ? Drop.UNDERLAY_QUEUE_FULL : Drop.UNDERLAY_SEND_FAILED,
+          1,
+          now,
+          vs,
+          this.sender.lastError,
+        );
+      }
     }
     b.clear();
     if (this.batchSlab === this.copySlab) this.copyUsed = 0;
     this.batchSlab = undefined;
   }
 
-  private drop(reason: number, now: number, vni: number, slot: number): void {
+  private drop(reason: number, now: number, vni: number, slot: number, vs?: VniState): void {
     this.drops[reason]++;
+    if (vs !== undefined) vs.drops[reason]++;
     if (!this.dropLog.allow(now)) return;
     const from = slot >= 0 ? ` from ${addrToString(this.underlay.rx.addrs!, slot)}` : '';
     const suppressed = this.dropLog.takeSuppressed();
@@ -534,12 +607,13 @@ export class Engine {
     reason: number,
     n: number,
     now: number,
-    vni: number,
+    vs: VniState,
     error: string | undefined,
   ): void {
     this.drops[reason] += n;
+    vs.drops[reason] += n;
     if (!this.dropLog.allow(now)) return;
-    this.log(`drop ${dropReasonName(reason)} x${n} vni ${vni}: ${error ?? 'unknown error'}`);
+    this.log(`drop ${dropReasonName(reason)} x${n} vni ${vs.vni}: ${error ?? 'unknown error'}`);
   }
 
   /** For logs: a MAC move, reported by the FDB with its own rate limit. */

@@ -44,12 +44,32 @@ export const Drop = {
   INVALID_SOURCE_MAC: 18,
   /** The VNI's TAP is gone (deleted under us) and not re-created yet. */
   TAP_DOWN: 19,
+  /** The underlay socket's send queue was full (non-blocking send: EAGAIN/ENOBUFS). */
+  UNDERLAY_QUEUE_FULL: 20,
+  /**
+   * The frame fits the TAP MTU but not the underlay path once encapsulated; a VTEP must not
+   * fragment (RFC 7348 §4.3), so it is dropped and the sender told (ICMP frag needed / PTB).
+   */
+  PATH_MTU_EXCEEDED: 21,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 20;
+export const DROP_REASON_COUNT = 22;
+
+/**
+ * The reasons the engine counts (and `vtep stats` lists). The IPv4, IPv6 and UDP header reasons
+ * are results of the wire parsers only: the engine never parses those headers of a datagram it
+ * receives (the kernel's UDP socket did), so listing them would show counters that cannot move.
+ */
+export const ENGINE_DROP_REASONS: readonly number[] = Object.values(Drop).filter(
+  (r) =>
+    r !== Drop.NONE &&
+    r !== Drop.IPV4_MALFORMED &&
+    r !== Drop.IPV6_MALFORMED &&
+    r !== Drop.UDP_MALFORMED,
+);
 
 const names: string[] = [];
 for (const [name, value] of Object.entries(Drop)) names[value] = name.toLowerCase();

@@ -14,6 +14,7 @@ t.test('defaults and parsed values', async (t) => {
   t.same(c, {
     local: '192.0.2.2',
     port: 4789,
+    underlayMtu: undefined,
     control: undefined,
     ageingMs: 300_000,
     maxEntries: 8192,
@@ -26,7 +27,7 @@ t.test('defaults and parsed values', async (t) => {
       {
         vni: 5000,
         tap: 'vtep5000',
-        mtu: 1450,
+        mtu: undefined,
         mac: undefined,
         remotes: [
           { address: '192.0.2.1', port: 4789 },
@@ -60,6 +61,7 @@ t.test('defaults and parsed values', async (t) => {
   });
   t.equal(c2.ageingMs, 1500);
   t.equal(c2.vnis[0].mtu, 9000);
+  t.equal(validate({ ...base, underlayMtu: 9050 }).underlayMtu, 9050);
   t.same(
     [c2.sourcePortMin, c2.sourcePortMax, c2.sourcePortMode, c2.reservedBits],
     [50000, 50010, 'fixed', 'ignore'],
@@ -166,6 +168,11 @@ t.test('every bad value names its field and the value', async (t) => {
     ],
     [{ ...base, vnis: [{ vni: 1, mac: 'nope' }] }, /config\.vnis\[0\]\.mac "nope"/],
     [{ ...base, vnis: [{ vni: 1, mtu: 20 }] }, /config\.vnis\[0\]\.mtu 20/],
+    [
+      { ...base, vnis: [{ vni: 1, mtu: 65535 }] },
+      /config\.vnis\[0\]\.mtu 65535: must be an integer in 68\.\.65461/,
+    ],
+    [{ ...base, underlayMtu: 100 }, /config\.underlayMtu 100: must be an integer in 576\.\.65535/],
     [
       { ...base, vnis: [{ vni: 1, learnRemotes: 'yes' }] },
       /config\.vnis\[0\]\.learnRemotes "yes": must be true or false/,

@@ -280,9 +280,12 @@ t.test('text formats', async (t) => {
         fdbEntries: 2,
         rx: { packets: 1, bytes: 60 },
         tx: { packets: 2, bytes: 120 },
+        drops: { no_remote: 4 },
       },
     ],
-    drops: { vni_unknown: 3, no_remote: 0 },
+    drops: { vni_unknown: 3, no_remote: 4 },
+    icmpTooBig: 2,
+    pathMaxFrame: 1464,
     fdb: { entries: 2, learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
   };
   t.equal(
@@ -292,9 +295,12 @@ t.test('text formats', async (t) => {
       'vni 5000 dev vtep0 remotes - learn-remotes fdb 2 tap UP',
       '    RX: packets 1 bytes 60',
       '    TX: packets 2 bytes 120',
+      '    drops: no_remote 4',
+      'path: largest inner frame 1464 bytes, icmp-too-big sent 2',
       'fdb: entries 2 learned 2 moved 0 aged 0 evicted 0 cap-hit 0 static-conflict 0',
       'drops: ',
       '    vni_unknown 3',
+      '    no_remote 4',
     ].join('\n'),
   );
   t.match(formatStats({ ...s, underlay: undefined, drops: {} }), /drops: none$/);

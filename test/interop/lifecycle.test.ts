@@ -229,12 +229,17 @@ test('ip link del of the TAP: reported, visible in status and stats, re-created,
     /^degraded: .*\n\s+vni 5000 dev \S+ DOWN for [\d.]+ s, re-creating: interface \S+ already exists and is .*not a TAP/m,
   );
   t.match(st.stdout, /problem: tap \S+ \(vni 5000\) is down for/);
-  // Frames for the VNI meanwhile are dropped as tap_down, not as failed writes.
+  // Once the loss is known, frames for the VNI are dropped as tap_down, no longer as failed
+  // writes (a frame or two may have met the dead fd before the kernel said so: those did fail).
+  const known = await stats();
   topo.get('vmC').exec(`ping -c 3 -i 0.2 -W 1 ${VM.vtep.ip}`, { allowFail: true });
   const down = await stats();
   t.equal(down.vnis[0].tapUp, false);
-  t.ok((down.drops.tap_down ?? 0) > 0, `tap_down counted (${down.drops.tap_down})`);
-  t.equal(down.drops.tap_write_failed ?? 0, 0, 'not tap_write_failed');
+  t.ok(
+    down.drops.tap_down - known.drops.tap_down >= 3,
+    `the pings counted as tap_down (${known.drops.tap_down} -> ${down.drops.tap_down})`,
+  );
+  t.equal(down.drops.tap_write_failed, known.drops.tap_write_failed, 'not as tap_write_failed');
   t.match(vtep('stats').stdout, /vni 5000 dev \S+ remotes .* tap DOWN for/);
 
   host.exec(`ip link del ${topo.tap}`);

@@ -4,9 +4,11 @@ import { addrPort, addrToString } from '../../src/io/addr.js';
 import { Engine } from '../../src/vtep/engine.js';
 import { flowHash } from '../../src/vtep/flowhash.js';
 import { Drop } from '../../src/wire/drop.js';
-import { formatMac } from '../../src/wire/mac.js';
+import { formatMac, readMac } from '../../src/wire/mac.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
+import { TxStatus } from '../../src/io/types.js';
+import { checksum } from '../../src/wire/checksum.js';
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import {
@@ -304,11 +306,7 @@ t.test('empty flood list and refused sends are counted', async (t) => {
   await settle();
   t.equal(g.engine.drops[Drop.UNDERLAY_SEND_FAILED], 2);
   t.equal(g.engine.drops[Drop.TAP_WRITE_FAILED], 1);
-  t.same(
-    g.engine.stats().vnis[0].rx,
-    { packets: 0, bytes: 98 - 98 + 60 },
-    'bytes stay, packets corrected',
-  );
+  t.same(g.engine.stats().vnis[0].rx, { packets: 0, bytes: 0 }, 'nothing counted as received');
 });
 
 t.test('IPv6 underlay, truncated datagrams, and the learned-sender cache bound', async (t) => {
@@ -477,5 +475,128 @@ t.test(
       code: 'ERR_ENGINE_CONFIG',
       message: /headroom/,
     });
+  },
+);
+
+t.test('counters are exact under partial failures (fakes)', async (t) => {
+  // Two VNIs flood through one underlay batch; the sender refuses datagram 1 (of VNI 1) and
+  // reports the queue full from datagram 4 on. Each VNI gets exactly what went.
+  const h = harness([{ vni: 1 }, { vni: 2 }]);
+  const send = h.underlay.send.bind(h.underlay);
+  h.underlay.send = (slab, batch) => {
+    const n = send(slab, batch);
+    batch.status[1] = TxStatus.REFUSED;
+    for (let i = 4; i < batch.count; i++) batch.status[i] = TxStatus.QUEUE_FULL;
+    h.underlay.lastError = 'EMSGSIZE';
+    return n - 1 - (batch.count - 4);
+  };
+  // One frame per VNI, interleaved in one engine batch: the harness floods each to 2 remotes.
+  const tap1 = h.taps.get(1)!;
+  const tap2 = h.taps.get(2)!;
+  tap1.inject(frame(BCAST, VM_B, 100)); // datagrams 0, 1 (VNI 1)
+  await settle();
+  tap2.inject(frame(BCAST, VM_B, 200)); // datagrams 0, 1 (VNI 2) in its own batch
+  await settle();
+  const [v1, v2] = h.engine.stats().vnis;
+  t.same(v1.tx, { packets: 1, bytes: 100 }, 'VNI 1: the refused copy is not credited');
+  t.same(v2.tx, { packets: 1, bytes: 200 }, 'VNI 2: likewise, in its own batch');
+  t.same(v1.drops, { underlay_send_failed: 1 });
+
+  // A batch of 6 flooded to 2 remotes: 12 datagrams; 1 refused, 8 (4..11) queue full.
+  const g = harness([{ vni: 3 }], { txBatch: 64 });
+  const gsend = g.underlay.send.bind(g.underlay);
+  g.underlay.send = (slab, batch) => {
+    gsend(slab, batch);
+    batch.status[1] = TxStatus.REFUSED;
+    for (let i = 4; i < batch.count; i++) batch.status[i] = TxStatus.QUEUE_FULL;
+    return 3;
+  };
+  for (let k = 0; k < 6; k++) g.taps.get(3)!.inject(frame(BCAST, VM_B, 60 + k));
+  await settle();
+  const s3 = g.engine.stats();
+  t.equal(s3.vnis[0].tx.packets, 3);
+  t.equal(
+    s3.vnis[0].tx.bytes,
+    60 + 61 + 61,
+    'bytes of exactly the datagrams sent: 0 (frame 0), 2 and 3 (frame 1)',
+  );
+  t.same(s3.vnis[0].drops, { underlay_send_failed: 1, underlay_queue_full: 8 });
+  t.equal(s3.drops.underlay_queue_full, 8, 'and in the totals');
+
+  // The TAP takes frames 0 and 2 of 3: rx counts those, bytes included.
+  const w = harness([{ vni: 4 }]);
+  const tap = w.taps.get(4)!;
+  const write = tap.write.bind(tap);
+  tap.write = (slab, batch) => {
+    write(slab, batch);
+    batch.status[1] = TxStatus.REFUSED;
+    tap.lastError = 'EIO';
+    return batch.count - 1;
+  };
+  for (const size of [70, 80, 90]) w.underlay.receive(vxlan(4, frame(VM_B, VM_A, size)), w.peerA);
+  await settle();
+  t.same(w.engine.stats().vnis[0].rx, { packets: 2, bytes: 160 });
+  t.same(w.engine.stats().vnis[0].drops, { tap_write_failed: 1 });
+
+  // An underlay batch larger than the TAP's: written in parts, none lost or uncounted.
+  const big = new FakeNetwork();
+  const underlay = big.bind(LOCAL, 4789, { batchSize: 200 });
+  const peer = big.bind(PEER_A, 4789);
+  const fdb = new Fdb();
+  const engine = new Engine({ underlay, fdb });
+  const small = new FakeTap('small', { batchSize: 8 });
+  engine.addVni({ vni: 9, tap: small, remotes: [new Remotes().get(PEER_A)] });
+  underlay.start(
+    (n) => engine.underlayReceived(n, 0),
+    () => {},
+  );
+  for (let k = 0; k < 150; k++) underlay.receive(vxlan(9, frame(VM_B, VM_A + k)), peer);
+  await settle();
+  t.equal(small.written.length, 150, 'every frame reached the TAP');
+  t.equal(engine.stats().vnis[0].rx.packets, 150);
+});
+
+t.test(
+  'path MTU: a frame that fits the TAP but not the underlay is dropped and answered with ICMP',
+  async (t) => {
+    // Underlay 1500 over IPv4: the largest inner frame is 1500 - 20 - 8 - 8 = 1464.
+    const h = harness([{ vni: 5, mtu: 1500 }], { underlayMtu: 1500 });
+    const tap = h.taps.get(5)!;
+    t.equal(h.engine.stats().pathMaxFrame, 1464);
+    const ip4 = (size: number, df: boolean, proto = 6) => {
+      const f = frame(VM_A, VM_B, size);
+      f.fill(0, 14, 34);
+      f[14] = 0x45;
+      f.writeUInt16BE(size - 14, 16);
+      f.writeUInt16BE(df ? 0x4000 : 0, 20);
+      f[22] = 64;
+      f[23] = proto;
+      f.writeUInt32BE(0x0a000002, 26); // 10.0.0.2, the inner sender
+      f.writeUInt32BE(0x0a000001, 30); // 10.0.0.1
+      f.writeUInt16BE(checksum(f, 14, 20), 24);
+      return f;
+    };
+    tap.inject(ip4(1464, true));
+    tap.inject(ip4(1465, true));
+    tap.inject(ip4(1514, false));
+    await settle();
+    const s = h.engine.stats();
+    t.equal(h.inbox.get(PEER_A)!.length, 1, 'the frame that fits is sent');
+    t.equal(s.drops.path_mtu_exceeded, 2, 'the two that do not are dropped');
+    t.same(s.vnis[0].drops, { path_mtu_exceeded: 2 });
+    t.equal(s.icmpTooBig, 1, 'one answer: the packet without DF gets none');
+    t.equal(tap.written.length, 1);
+    const a = tap.written[0];
+    t.equal(readMac(a, 0), VM_B, 'to the sender');
+    t.equal(readMac(a, 6), VM_A, 'from the destination');
+    t.equal(a.readUInt16BE(12), 0x0800);
+    t.equal(checksum(a, 14, 20), 0, 'IPv4 header checksum verifies');
+    t.equal(a.readUInt32BE(26), 0x0a000001, 'IP source: the unreachable destination');
+    t.equal(a.readUInt32BE(30), 0x0a000002, 'IP destination: the sender');
+    t.same([a[34], a[35]], [3, 4], 'ICMP destination unreachable, fragmentation needed');
+    t.equal(a.readUInt16BE(40), 1450, 'next-hop MTU: 1464 - 14');
+    t.equal(checksum(a, 34, a.length - 34), 0, 'ICMP checksum verifies');
+    t.equal(a.length, 14 + 576, 'at most 576 bytes of IP (RFC 1812)');
+    t.same(a.subarray(42, 62), ip4(1465, true).subarray(14, 34), 'quotes the original header');
   },
 );

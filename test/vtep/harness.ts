@@ -3,7 +3,7 @@
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/fake.js';
-import type { DatagramSender, TxBatch } from '../../src/io/types.js';
+import { TxStatus, type DatagramSender, type TxBatch } from '../../src/io/types.js';
 import { Engine, type EngineOptions, type VniConfig } from '../../src/vtep/engine.js';
 import { emitEthernet } from '../../src/wire/ethernet.js';
 import { encapsulate } from '../../src/wire/vxlan.js';
@@ -42,6 +42,7 @@ export class RecordingSender implements DatagramSender {
         to: batch.addrs.slice(i * 20, i * 20 + 20),
         slab,
       });
+      batch.status[i] = TxStatus.SENT;
     }
     return batch.count;
   }

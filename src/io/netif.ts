@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { canonicalAddress } from './addr.js';
+
+/**
+ * Facts about this host's interfaces that the composition root needs: which interface holds the
+ * underlay address, and its MTU (the path MTU vtep assumes for every remote, as Linux vxlan uses
+ * the route's device MTU). Read from the kernel once, at start and on reload.
+ */
+export interface UnderlayLink {
+  /** Interface holding the local address; undefined for 0.0.0.0 / :: or an address not found. */
+  name?: string;
+  mtu: number;
+  /** Where `mtu` came from. */
+  source: 'configured' | 'interface' | 'default';
+}
+
+/** The interface that has `address`, if any. */
+export function interfaceOf(address: string): string | undefined {
+  const want = canonicalAddress(address);
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (addrs?.some((a) => canonicalAddress(a.address.split('%')[0]) === want)) return name;
+  }
+  return undefined;
+}
+
+export function interfaceMtu(name: string): number | undefined {
+  try {
+    const mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+    return Number.isInteger(mtu) && mtu > 0 ? mtu : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The underlay MTU: as configured, else the MTU of the interface holding `local`, else 1500. */
+export function underlayLink(local: string, configured?: number): UnderlayLink {
+  const name = interfaceOf(local);
+  if (configured !== undefined) return { name, mtu: configured, source: 'configured' };
+  const mtu = name === undefined ? undefined : interfaceMtu(name);
+  return mtu === undefined
+    ? { name, mtu: 1500, source: 'default' }
+    : { name, mtu, source: 'interface' };
+}

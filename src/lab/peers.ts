@@ -20,6 +20,8 @@ export interface Side {
   vni: number;
   /** Inner MTU (1450 on a 1500-byte underlay; OVS userspace does not fragment). */
   mtu: number;
+  /** Underlay link MTU, when not 1500 (jumbo frames). */
+  underlayMtu?: number;
   vmIp: string;
   vmMac: string;
 }
@@ -67,6 +69,10 @@ export async function ovsSide(s: Side, dir: string): Promise<PrivateOvs> {
     () => h.exec('ip -o link show br-phy', { allowFail: true }).includes('br-phy'),
     10_000,
   );
+  if (s.underlayMtu)
+    ovs.vsctl(
+      `set interface eth0 mtu_request=${s.underlayMtu} -- set interface br-phy mtu_request=${s.underlayMtu}`,
+    );
   h.exec(`ip addr add ${s.local}/24 dev br-phy && ip link set br-phy up`);
   ovs.vsctl('add-br br0 -- set bridge br0 datapath_type=netdev');
   s.remotes.forEach((r, i) =>
@@ -75,7 +81,7 @@ export async function ovsSide(s: Side, dir: string): Promise<PrivateOvs> {
     ),
   );
   veth(h, 'vm', s.vm, 'eth0', { mtu: s.mtu, mac: s.vmMac });
-  ovs.vsctl('add-port br0 vm');
+  ovs.vsctl(`add-port br0 vm${s.underlayMtu ? ` -- set interface vm mtu_request=${s.mtu}` : ''}`);
   s.vm.exec(`ip addr add ${s.vmIp}/24 dev eth0`);
   return ovs;
 }

@@ -34,6 +34,8 @@ export interface TopologyOptions {
   dir?: string;
   /** Inner MTU on the VMs (OVS userspace does not fragment tunnel packets). */
   mtu?: number;
+  /** MTU of the underlay links (default 1500); 9050 carries 9000-byte inner frames over IPv4. */
+  underlayMtu?: number;
   /** Add a host `inj` (192.0.2.9) on the underlay for tests that craft packets. */
   injector?: boolean;
   /** Delete the namespaces even if this process is killed (tests; the lab outlives `lab up`). */
@@ -111,7 +113,7 @@ export class Topology {
     if (this.opts.injector) roles.push('inj');
     for (const role of roles) {
       const host = this.make(role);
-      veth(host, 'eth0', ul, `p${role}`);
+      veth(host, 'eth0', ul, `p${role}`, { mtu: this.opts.underlayMtu });
       ul.exec(`ip link set p${role} master ulbr`);
     }
     this.make('vmB');
@@ -134,6 +136,7 @@ export class Topology {
       remotes,
       vni: this.vni,
       mtu: this.opts.mtu ?? 1450,
+      underlayMtu: this.opts.underlayMtu,
       vmIp: VM[who].ip,
       vmMac: VM[who].mac,
     };

@@ -13,6 +13,7 @@ import { inject, udpPacket } from '../helpers/inject.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { VXLAN_FIELDS, tsharkFields } from '../helpers/tshark.js';
 import { needs } from '../helpers/prereq.js';
+import { tcpTransfer } from '../helpers/tcp.js';
 
 const VNI = 5000;
 const MARKER = 0x88b5; // local experimental EtherType: frames the tests craft
@@ -125,24 +126,9 @@ test('1 MB over TCP through the tunnel arrives byte for byte, both peers', async
     ['vmA', VM.ovs.ip],
     ['vmC', VM.kernel.ip],
   ] as const) {
-    const srv = bg(
-      `${topo.get(server).prefix} ${process.execPath} -e "const net=require('net'),c=require('crypto');const h=c.createHash('sha256');let n=0;` +
-        `const s=net.createServer(k=>{k.on('data',d=>{h.update(d);n+=d.length});k.on('end',()=>{console.log(JSON.stringify({n,sha:h.digest('hex')}));s.close()})}).listen(5001,'${ip}',()=>console.log('ready'))"`,
-    );
-    let out = '';
-    srv.stdout!.on('data', (d) => (out += d));
-    await until(() => out.includes('ready'), 5000);
-    const client = topo
-      .get('vmB')
-      .exec(
-        `${process.execPath} -e "const net=require('net'),c=require('crypto');const d=c.randomBytes(1<<20);` +
-          `const k=net.connect(5001,'${ip}',()=>k.end(d));k.on('close',()=>console.log(c.createHash('sha256').update(d).digest('hex')))"`,
-      );
-    await until(() => out.includes('sha'), 20_000);
-    srv.kill();
-    const got = JSON.parse(out.split('\n').find((l) => l.includes('sha'))!);
-    t.equal(got.n, 1 << 20, `${server}: 1 MiB received`);
-    t.equal(got.sha, client.trim(), `${server}: same SHA-256 as sent`);
+    const r = await tcpTransfer(topo.get(server), ip, topo.get('vmB'));
+    t.equal(r.received, 1 << 20, `${server}: 1 MiB received`);
+    t.ok(r.sameSha, `${server}: same SHA-256 as sent`);
   }
 });
 

@@ -298,17 +298,12 @@ export class Fdb {
       return Learn.MOVED;
     }
     if (!t.learning) return Learn.DISABLED;
-    let result: LearnResult = Learn.NEW;
-    if (t.entries.size >= t.maxEntries || this.total >= this.maxEntries) {
-      // Evict within the same VNI only: one tenant's MAC flood must not push out another's.
-      if (t.head === null) {
-        this.counters.capHit++;
-        return Learn.CAP_HIT;
-      }
-      this.remove(t, t.head);
-      this.counters.evicted++;
-      result = Learn.EVICTED;
+    const room = this.makeRoom(t);
+    if (room === 'full') {
+      this.counters.capHit++;
+      return Learn.CAP_HIT;
     }
+    const result: LearnResult = room === 'evicted' ? Learn.EVICTED : Learn.NEW;
     const entry = new FdbEntry(vni, mac, remote, false, now, now);
     t.entries.set(mac, entry);
     t.append(entry);
@@ -344,15 +339,11 @@ export class Fdb {
       e.updated = now;
       return;
     }
-    if (t.entries.size >= t.maxEntries || this.total >= this.maxEntries) {
-      if (t.head === null) {
-        throw new FdbError(
-          'ERR_FDB_FULL',
-          `vni ${vni}: table full (${t.entries.size} entries), no learned entry to evict`,
-        );
-      }
-      this.remove(t, t.head);
-      this.counters.evicted++;
+    if (this.makeRoom(t) === 'full') {
+      throw new FdbError(
+        'ERR_FDB_FULL',
+        `vni ${vni}: table full (${t.entries.size} entries, ${this.total} in all), no learned entry to evict`,
+      );
     }
     t.entries.set(mac, new FdbEntry(vni, mac, remote, true, now, now));
     this.total++;
@@ -446,6 +437,31 @@ export class Fdb {
     const t = this.tables.get(vni);
     if (t === undefined) throw new FdbError('ERR_FDB_VNI', `vni ${vni} is not configured`);
     return t;
+  }
+
+  /**
+   * Room for one more entry in `t`. At the VNI's own cap, its least recently updated learned
+   * entry goes. At the table-wide cap only, the entry goes from the VNI with the most learned
+   * entries (ties: `t` itself, then the lowest VNI): a tenant that floods MACs evicts its own,
+   * while a smaller one still learns at the flooder's expense, so no VNI can lock the others out
+   * of learning (they would flood every unicast forever). Scans the VNIs only when the whole
+   * table is full.
+   */
+  private makeRoom(t: VniTable): 'free' | 'evicted' | 'full' {
+    let victim: VniTable = t;
+    if (t.entries.size < t.maxEntries) {
+      if (this.total < this.maxEntries) return 'free';
+      for (const o of this.tables.values())
+        if (
+          o.learnedCount > victim.learnedCount ||
+          (o.learnedCount === victim.learnedCount && victim !== t && o.vni < victim.vni)
+        )
+          victim = o;
+    }
+    if (victim.head === null) return 'full';
+    this.remove(victim, victim.head);
+    this.counters.evicted++;
+    return 'evicted';
   }
 
   private remove(t: VniTable, e: FdbEntry): void {

@@ -271,3 +271,45 @@ t.test(
     t.same(fdb.list(0, 2).length, 24, 'list is the chunks joined');
   },
 );
+
+t.test('one VNI filling the table cannot lock another out of learning', async (t) => {
+  const fdb = new Fdb({ maxEntries: 100 });
+  fdb.addVni(1);
+  fdb.addVni(2);
+  for (let m = 0; m < 1000; m++) fdb.learn(1, 0x020000000000 + m, A, m);
+  t.equal(fdb.sizeOf(1), 100, 'VNI 1 holds the whole table');
+  const results = [];
+  for (let m = 0; m < 50; m++) results.push(fdb.learn(2, 0x020100000000 + m, A, 2000 + m));
+  t.ok(
+    results.every((r) => r === Learn.EVICTED),
+    'every MAC of VNI 2 is learned, at the expense of VNI 1',
+  );
+  t.same([fdb.sizeOf(1), fdb.sizeOf(2)], [50, 50], 'a fair split');
+  t.equal(fdb.counters.capHit, 0, 'no cap-hit');
+  t.equal(fdb.get(1, 0x020000000000 + 949), undefined, 'VNI 1 lost its least recently updated');
+  t.ok(fdb.get(1, 0x020000000000 + 999), 'and kept its newest');
+  // VNI 1 flooding on now only evicts its own entries: VNI 2 keeps what it learned.
+  for (let m = 1000; m < 2000; m++) fdb.learn(1, 0x020000000000 + m, A, 3000 + m);
+  t.same([fdb.sizeOf(1), fdb.sizeOf(2)], [50, 50], 'VNI 2 is not pushed out');
+
+  // Any sequence of learns over 4 VNIs: a VNI below its fair share always gets its MAC learned.
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 500 })), {
+        maxLength: 600,
+      }),
+      (seq) => {
+        const f = new Fdb({ maxEntries: 40 });
+        for (const v of [1, 2, 3, 4]) f.addVni(v);
+        for (const [vni, m] of seq) {
+          const share = Math.floor(40 / 4);
+          const below = f.sizeOf(vni) < share;
+          const r = f.learn(vni, 0x020000000000 + m * 8 + vni, A, 0);
+          if (below && r === Learn.CAP_HIT) return false;
+          if (f.size > 40) return false;
+        }
+        return f.counters.capHit === 0;
+      },
+    ),
+  );
+});

@@ -75,13 +75,25 @@ function modelLearn(m: Model, vni: number, mac: number, remote: Remote): LearnRe
   return room === 'evicted' ? Learn.EVICTED : Learn.NEW;
 }
 
-/** Room for one more entry in a VNI: free, made by evicting its oldest learned entry, or none. */
+/**
+ * Room for one more entry in a VNI: free; at the VNI's cap, by evicting its oldest learned entry;
+ * at the table-wide cap only, by evicting the oldest learned entry of the VNI with the most learned
+ * entries (ties: this VNI, then the lowest VNI); or none.
+ */
 function makeRoom(m: Model, vni: number): 'free' | 'evicted' | 'full' {
   const tb = m.tables.get(vni)!;
-  if (tb.entries.size < VNI_CAPS[vni] && total(m) < TOTAL_CAP) return 'free';
-  const victim = oldestLearned(tb);
+  const learned = (v: number) =>
+    [...m.tables.get(v)!.entries.values()].filter((e) => !e.static).length;
+  let from = vni;
+  if (tb.entries.size < VNI_CAPS[vni]) {
+    if (total(m) < TOTAL_CAP) return 'free';
+    for (const v of [...VNIS].sort((a, b) => a - b))
+      if (learned(v) > learned(from) || (learned(v) === learned(from) && from !== vni && v < from))
+        from = v;
+  }
+  const victim = oldestLearned(m.tables.get(from)!);
   if (victim === undefined) return 'full';
-  tb.entries.delete(victim);
+  m.tables.get(from)!.entries.delete(victim);
   return 'evicted';
 }
 

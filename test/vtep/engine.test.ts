@@ -600,3 +600,23 @@ t.test(
     t.same(a.subarray(42, 62), ip4(1465, true).subarray(14, 34), 'quotes the original header');
   },
 );
+
+t.test(
+  'a MAC flood in one VNI does not make another flood its unicast (tenant lockout)',
+  async (t) => {
+    const h = harness([{ vni: 1 }, { vni: 2 }], { maxEntries: 64 });
+    for (let m = 0; m < 500; m++)
+      h.underlay.receive(vxlan(1, frame(VM_B, 0x020000100000 + m)), h.peerA);
+    for (let k = 0; k < 10; k++) await settle(); // the fake delivers 64 datagrams a turn
+    t.equal(h.fdb.sizeOf(1), 64, 'VNI 1 filled the shared table');
+    h.underlay.receive(vxlan(2, frame(VM_B, VM_C)), h.peerC);
+    await settle();
+    t.equal(h.fdb.lookup(2, VM_C, 0)?.key, '192.0.2.3:4789', 'VNI 2 still learns');
+    const before = h.inbox.get(PEER_A)!.length;
+    h.taps.get(2)!.inject(frame(VM_C, VM_B));
+    await settle();
+    t.equal(h.inbox.get(PEER_A)!.length, before, 'its unicast is not flooded');
+    t.equal(h.inbox.get(PEER_C)!.length, 1, 'but sent to the one remote');
+    t.equal(h.engine.stats().fdb.capHit, 0);
+  },
+);

@@ -2,8 +2,6 @@ import { Fdb, type FdbCounters } from '../fdb/fdb.js';
 import { makeRemote, type Remote } from '../fdb/remote.js';
 import {
   ADDR_LEN,
-  addrFamily,
-  addrIpv4,
   addrToString,
   addrTruncated,
   writeAddr,
@@ -18,7 +16,6 @@ import {
 import { Drop, DROP_REASON_COUNT, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
-import { parseIpv4Address } from '../wire/ipv4.js';
 import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
 import { RateLimiter } from '../util/ratelimit.js';
@@ -30,6 +27,7 @@ import {
   type ReservedBitsPolicy,
 } from '../wire/vxlan.js';
 import { flowHash, sourcePort } from './flowhash.js';
+import { SenderTable } from './senders.js';
 
 /**
  * The data plane. Frames from a VNI's TAP are looked up in the FDB and encapsulated in place
@@ -126,8 +124,7 @@ const SENDER_CACHE_MAX = 65536;
 class VniState {
   readonly vni: number;
   remotes: Remote[] = [];
-  readonly senders4 = new Map<number, Remote>();
-  readonly senders6 = new Map<string, Remote>();
+  readonly senders = new SenderTable();
   ownMacs: Set<number>;
   maxFrame: number;
   learnRemotes: boolean;
@@ -154,18 +151,9 @@ class VniState {
   /** Configured remotes; the learned-sender cache starts over with them. */
   setRemotes(remotes: readonly Remote[]): void {
     this.remotes = [...remotes];
-    this.senders4.clear();
-    this.senders6.clear();
+    this.senders.clear();
     this.learnedSenders = 0;
-    for (const r of this.remotes) this.remember(r);
-  }
-
-  remember(r: Remote): void {
-    if (r.family === 4) {
-      this.senders4.set(parseIpv4Address(r.address)!, r);
-    } else {
-      this.senders6.set(r.address, r);
-    }
+    for (const r of this.remotes) this.senders.add(r);
   }
 }
 
@@ -491,21 +479,16 @@ export class Engine {
 
   /** The remote a datagram came from, if it may send to this VNI. */
   private sender4or6(vs: VniState, addrs: Uint8Array, i: number): Remote | undefined {
-    let r: Remote | undefined;
-    const v4 = addrFamily(addrs, i) === 4;
-    const key4 = v4 ? addrIpv4(addrs, i) : 0;
-    const key6 = v4 ? '' : addrToString(addrs, i);
-    r = v4 ? vs.senders4.get(key4) : vs.senders6.get(key6);
+    const r = vs.senders.lookup(addrs, i);
     if (r !== undefined || !vs.learnRemotes) return r;
     // Linux behaviour: any sender is a remote, reached at our destination port.
     if (vs.learnedSenders >= this.senderCacheMax) vs.setRemotes(vs.remotes);
     // Not interned: the cache above is the only reference besides FDB entries, so spoofed
     // senders cannot grow memory without bound (the FDB compares remotes by key).
-    r = makeRemote(v4 ? addrToString(addrs, i) : key6, this.dstPort);
-    if (v4) vs.senders4.set(key4, r);
-    else vs.senders6.set(key6, r);
+    const learned = makeRemote(addrToString(addrs, i), this.dstPort);
+    vs.senders.add(learned);
     vs.learnedSenders++;
-    return r;
+    return learned;
   }
 
   private slotOf(r: Remote): Uint8Array {

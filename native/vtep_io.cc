@@ -27,6 +27,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#ifndef UDP_NO_CHECK6_TX
+#define UDP_NO_CHECK6_TX 101  // linux/udp.h
+#endif
+#ifndef UDP_NO_CHECK6_RX
+#define UDP_NO_CHECK6_RX 102
+#endif
+
 #include <string>
 #include <vector>
 
@@ -243,7 +250,9 @@ bool DontFragment(int fd, int family) {
          setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one)) == 0;
 }
 
-// udpOpen(family, address, port, rcvbuf, sndbuf) -> [fd, boundPort]. Non-blocking both ways.
+// udpOpen(family, address, port, rcvbuf, sndbuf, flags) -> [fd, boundPort]. Non-blocking both
+// ways. flags (IPv6 only, RFC 6935/6936 tunnels): bit 0 sends a zero UDP checksum
+// (UDP_NO_CHECK6_TX, the kernel's udp6zerocsumtx), bit 1 accepts one (UDP_NO_CHECK6_RX).
 Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].As<Napi::Number>().Int32Value();
@@ -251,6 +260,7 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   uint16_t port = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
   int rcvbuf = info[3].As<Napi::Number>().Int32Value();
   int sndbuf = info[4].As<Napi::Number>().Int32Value();
+  uint32_t flags = info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : 0;
   sockaddr_storage ss;
   socklen_t len;
   if (!ParseAddress(family, address, port, &ss, &len)) THROW_TYPE(env, "udpOpen: bad address " + address);
@@ -266,6 +276,15 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
     int err = errno;
     close(fd);
     THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "udp " + address);
+  }
+  for (int bit = 0; bit < 2 && family == 6; bit++) {
+    int one = 1;
+    int opt = bit == 0 ? UDP_NO_CHECK6_TX : UDP_NO_CHECK6_RX;
+    if ((flags & (1u << bit)) && setsockopt(fd, IPPROTO_UDP, opt, &one, sizeof(one)) < 0) {
+      int err = errno;
+      close(fd);
+      THROW_SYS(env, bit == 0 ? "setsockopt(UDP_NO_CHECK6_TX)" : "setsockopt(UDP_NO_CHECK6_RX)", err, "udp " + address);
+    }
   }
   // Best effort: the kernel caps these at net.core.[rw]mem_max; SO_*BUFFORCE needs CAP_NET_ADMIN.
   if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0) {
@@ -290,7 +309,7 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// rawUdpOpen(family, localAddress) -> fd. A send-only raw socket for IPPROTO_UDP: JavaScript
+// rawUdpOpen(family, localAddress, zeroChecksum6) -> fd. A send-only raw socket for IPPROTO_UDP: JavaScript
 // writes the UDP header (so it picks the source port per datagram, RFC 7348 §5); the kernel
 // adds the IP header. A drop-all BPF filter keeps the kernel from queueing copies of every
 // received UDP packet on it. For IPv6 the kernel fills in the mandatory UDP checksum.
@@ -298,6 +317,7 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].As<Napi::Number>().Int32Value();
   std::string address = info[1].As<Napi::String>().Utf8Value();
+  bool zeroChecksum6 = info[2].ToBoolean();
   sockaddr_storage ss;
   socklen_t len;
   if (!ParseAddress(family, address, 0, &ss, &len)) THROW_TYPE(env, "rawUdpOpen: bad address " + address);
@@ -315,7 +335,7 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
     close(fd);
     THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "raw udp");
   }
-  if (family == 6) {
+  if (family == 6 && !zeroChecksum6) {  // with zeroChecksum6 the header's 0 stays (RFC 6935)
     int offset = 6;  // offset of the checksum in the UDP header
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof(offset)) < 0) {
       int err = errno;

@@ -39,6 +39,9 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.invalidSourceMac$/, '--invalid-source-mac'],
   [/^flags\.sourcePorts$/, '--source-ports'],
   [/^flags\.sourcePortMode$/, '--source-port-mode'],
+  [/^flags\.underlayMtu$/, '--underlay-mtu'],
+  [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
+  [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.(\w+)$/, '--$1'],
 ];
 
@@ -61,6 +64,9 @@ function fromFlags(o: Record<string, unknown>): Config {
     invalidSourceMac: o.invalidSourceMac,
     sourcePorts: o.sourcePorts,
     sourcePortMode: o.sourcePortMode,
+    underlayMtu: o.underlayMtu,
+    udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
+    udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     vnis: [
       {
         vni: o.vni,
@@ -213,8 +219,14 @@ export function program(): Command {
     .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect)
     .option(
       '--mtu <bytes>',
-      'TAP MTU (default 1450: 1500 underlay minus 50 bytes of VXLAN over IPv4)',
+      'TAP MTU (default: the underlay MTU less 50 bytes of VXLAN over IPv4, 70 over IPv6)',
     )
+    .option(
+      '--underlay-mtu <bytes>',
+      'underlay path MTU (default: the MTU of the interface holding --local, else 1500)',
+    )
+    .option('--udp6-zero-checksum-tx', 'IPv6 underlay: send a zero UDP checksum (RFC 6935)')
+    .option('--udp6-zero-checksum-rx', 'IPv6 underlay: accept a zero UDP checksum (RFC 6935)')
     .option('--mac <mac>', 'TAP MAC address (default: derived from the TAP name and VNI, stable)')
     .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
     .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')

@@ -140,13 +140,15 @@ export async function startVtep(
       batchSize: 64,
       headroom: HEADROOM,
       slotSize: slotFor(udpPayloadMax(cfg, link)),
+      zeroChecksum6Tx: cfg.udp6ZeroChecksumTx,
+      zeroChecksum6Rx: cfg.udp6ZeroChecksumRx,
     });
     opened.push(underlay);
     let raw: DatagramSender | undefined;
     let sourcePorts = `fixed ${underlay.port}`;
     if (cfg.sourcePortMode === 'hash') {
       try {
-        raw = RawUdpSender.open(cfg.local);
+        raw = RawUdpSender.open(cfg.local, { zeroChecksum6: cfg.udp6ZeroChecksumTx });
         opened.push(raw);
         sourcePorts = `hash ${cfg.sourcePortMin}-${cfg.sourcePortMax}`;
       } catch (err) {
@@ -323,7 +325,14 @@ interface ReloadContext {
 }
 
 /** Settings bound to sockets opened at start: a reload that changes them is refused. */
-const RESTART_ONLY = ['local', 'port', 'sourcePortMode', 'control'] as const;
+const RESTART_ONLY = [
+  'local',
+  'port',
+  'sourcePortMode',
+  'control',
+  'udp6ZeroChecksumTx',
+  'udp6ZeroChecksumRx',
+] as const;
 
 /**
  * Move the running endpoint from `cur` to `next`: VNIs added and removed, remotes and per-VNI

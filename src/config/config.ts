@@ -34,6 +34,10 @@ export interface Config {
   port: number;
   /** MTU of the underlay path; undefined: the MTU of the interface holding `local` (else 1500). */
   underlayMtu?: number;
+  /** IPv6 underlay: send a zero UDP checksum (RFC 6935; Linux `udp6zerocsumtx`). */
+  udp6ZeroChecksumTx: boolean;
+  /** IPv6 underlay: accept a zero UDP checksum (Linux `udp6zerocsumrx`). */
+  udp6ZeroChecksumRx: boolean;
   control?: string;
   ageingMs: number;
   maxEntries: number;
@@ -242,6 +246,8 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     'sourcePortMode',
     'mtu',
     'underlayMtu',
+    'udp6ZeroChecksumTx',
+    'udp6ZeroChecksumRx',
     'vnis',
   ]);
   const local = address(`${where}.local`, raw.local ?? '0.0.0.0');
@@ -280,6 +286,18 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   if (!Array.isArray(vnisRaw) || vnisRaw.length === 0)
     throw new ConfigError(`${where}.vnis`, vnisRaw, 'must list at least one VNI');
   const mtu = raw.mtu === undefined ? undefined : integer(`${where}.mtu`, raw.mtu, 68, MAX_TAP_MTU);
+  const zeroTx = bool(`${where}.udp6ZeroChecksumTx`, raw.udp6ZeroChecksumTx, false);
+  const zeroRx = bool(`${where}.udp6ZeroChecksumRx`, raw.udp6ZeroChecksumRx, false);
+  for (const [k, on] of [
+    ['udp6ZeroChecksumTx', zeroTx],
+    ['udp6ZeroChecksumRx', zeroRx],
+  ] as const)
+    if (on && isIPv4(local))
+      throw new ConfigError(
+        `${where}.${k}`,
+        true,
+        `applies to an IPv6 underlay; local ${local} is IPv4 (IPv4 may always send a zero checksum)`,
+      );
   const underlayMtu =
     raw.underlayMtu === undefined
       ? undefined
@@ -309,6 +327,8 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     local,
     port,
     underlayMtu,
+    udp6ZeroChecksumTx: zeroTx,
+    udp6ZeroChecksumRx: zeroRx,
     control: control as string | undefined,
     ageingMs: Math.round(ageingS * 1000),
     maxEntries:

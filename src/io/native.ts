@@ -18,8 +18,10 @@ export interface NativeIo {
     port: number,
     rcvbuf: number,
     sndbuf: number,
+    /** bit 0: UDP_NO_CHECK6_TX, bit 1: UDP_NO_CHECK6_RX (IPv6 only). */
+    flags: number,
   ): [fd: number, port: number];
-  rawUdpOpen(family: 4 | 6, address: string): number;
+  rawUdpOpen(family: 4 | 6, address: string, zeroChecksum6: boolean): number;
   sendBatch(
     fd: number,
     slab: Uint8Array,

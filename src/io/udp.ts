@@ -21,6 +21,10 @@ export interface UdpOptions extends RingOptions {
   /** SO_RCVBUF / SO_SNDBUF in bytes (default 4 MiB each; forced when we have CAP_NET_ADMIN). */
   rcvbuf?: number;
   sndbuf?: number;
+  /** IPv6: send datagrams with a zero UDP checksum (RFC 6935; Linux udp6zerocsumtx). */
+  zeroChecksum6Tx?: boolean;
+  /** IPv6: accept datagrams with a zero UDP checksum (Linux udp6zerocsumrx); dropped otherwise. */
+  zeroChecksum6Rx?: boolean;
 }
 
 function familyOf(address: string): 4 | 6 {
@@ -96,6 +100,7 @@ export class UdpSocket implements DatagramSocket {
         port,
         opts.rcvbuf ?? 4 << 20,
         opts.sndbuf ?? 4 << 20,
+        (opts.zeroChecksum6Tx ? 1 : 0) | (opts.zeroChecksum6Rx ? 2 : 0),
       );
       return new UdpSocket(fd, family, opts.address, bound, rx);
     } catch (err) {
@@ -166,10 +171,15 @@ export class RawUdpSender implements DatagramSender {
     this.h = new FdHandle(fd);
   }
 
-  static open(address: string): RawUdpSender {
+  /** `zeroChecksum6`: leave the IPv6 UDP checksum 0 (RFC 6935) instead of the kernel filling it. */
+  static open(address: string, opts: { zeroChecksum6?: boolean } = {}): RawUdpSender {
     const family = familyOf(address);
     try {
-      return new RawUdpSender(native().rawUdpOpen(family, address), family, address);
+      return new RawUdpSender(
+        native().rawUdpOpen(family, address, opts.zeroChecksum6 === true),
+        family,
+        address,
+      );
     } catch (err) {
       throw toIoError(err);
     }

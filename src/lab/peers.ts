@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isIPv6 } from 'node:net';
 import { existsSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +23,18 @@ export interface Side {
   mtu: number;
   /** Underlay link MTU, when not 1500 (jumbo frames). */
   underlayMtu?: number;
+  /** Extra `ip link add … type vxlan` options of the kernel side (`udp6zerocsumtx`, …). */
+  kernelVxlanOpts?: string;
   vmIp: string;
   vmMac: string;
+}
+
+/**
+ * `ip addr` arguments for an underlay address on `dev`: /24 for IPv4; /64 for IPv6, without
+ * duplicate address detection (a fresh namespace would otherwise wait seconds before using it).
+ */
+export function underlayAddr(addr: string, dev: string): string {
+  return isIPv6(addr) ? `${addr}/64 dev ${dev} nodad` : `${addr}/24 dev ${dev}`;
 }
 
 /** A compiled file of this package (`dist/…`); tests, the lab and the benchmark run those. */
@@ -47,8 +58,10 @@ export function vtepBin(): string {
 /** Linux kernel VXLAN (`dstport 4789`) in a bridge with the VM's veth; flood entries per remote. */
 export function kernelSide(s: Side): void {
   const h = s.host;
-  h.exec(`ip addr add ${s.local}/24 dev eth0`);
-  h.exec(`ip link add vx0 type vxlan id ${s.vni} local ${s.local} dstport 4789`);
+  h.exec(`ip addr add ${underlayAddr(s.local, 'eth0')}`);
+  h.exec(
+    `ip link add vx0 type vxlan id ${s.vni} local ${s.local} dstport 4789 ${s.kernelVxlanOpts ?? ''}`,
+  );
   h.exec('ip link add br0 type bridge && ip link set br0 up');
   h.exec(`ip link set vx0 master br0 mtu ${s.mtu} up`);
   veth(h, 'vm', s.vm, 'eth0', { mtu: s.mtu, mac: s.vmMac });
@@ -73,7 +86,7 @@ export async function ovsSide(s: Side, dir: string): Promise<PrivateOvs> {
     ovs.vsctl(
       `set interface eth0 mtu_request=${s.underlayMtu} -- set interface br-phy mtu_request=${s.underlayMtu}`,
     );
-  h.exec(`ip addr add ${s.local}/24 dev br-phy && ip link set br-phy up`);
+  h.exec(`ip addr add ${underlayAddr(s.local, 'br-phy')} && ip link set br-phy up`);
   ovs.vsctl('add-br br0 -- set bridge br0 datapath_type=netdev');
   s.remotes.forEach((r, i) =>
     ovs.vsctl(
@@ -102,7 +115,7 @@ export interface VtepSideOptions {
 
 /** `vtep run` in the host namespace, its TAP then moved into the VM namespace. */
 export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProcess> {
-  s.host.exec(`ip addr replace ${s.local}/24 dev eth0`); // idempotent: a restarted vtep
+  s.host.exec(`ip addr replace ${underlayAddr(s.local, 'eth0')}`); // idempotent: a restarted vtep
   const args = o.config
     ? [vtepBin(), 'run', '--config', o.config, '--control', o.control, ...(o.extra ?? [])]
     : [

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { request } from '../control/server.js';
 import { Netns, veth } from './netns.js';
 import type { PrivateOvs } from './ovs.js';
-import { kernelSide, ovsSide, vtepBin, vtepSide, type Side } from './peers.js';
+import { kernelSide, ovsSide, underlayAddr, vtepBin, vtepSide, type Side } from './peers.js';
 
 /**
  * The overlay of the OVS VXLAN guide, in network namespaces on one machine:
@@ -36,6 +36,10 @@ export interface TopologyOptions {
   mtu?: number;
   /** MTU of the underlay links (default 1500); 9050 carries 9000-byte inner frames over IPv4. */
   underlayMtu?: number;
+  /** Underlay IP family (default 4): 6 uses UNDERLAY6, inner MTU 1430 unless `mtu` says. */
+  family?: 4 | 6;
+  /** Extra options for the kernel peer's `ip link add … type vxlan`. */
+  kernelVxlanOpts?: string;
   /** Add a host `inj` (192.0.2.9) on the underlay for tests that craft packets. */
   injector?: boolean;
   /** Delete the namespaces even if this process is killed (tests; the lab outlives `lab up`). */
@@ -49,6 +53,13 @@ export const UNDERLAY = {
   vtep: '192.0.2.2',
   kernel: '192.0.2.3',
   injector: '192.0.2.9',
+} as const;
+/** The same hosts over an IPv6 underlay (`family: 6`). */
+export const UNDERLAY6 = {
+  ovs: '2001:db8::1',
+  vtep: '2001:db8::2',
+  kernel: '2001:db8::3',
+  injector: '2001:db8::9',
 } as const;
 export const VM = {
   ovs: { ip: '10.0.0.1', mac: '52:54:00:00:00:0a' },
@@ -65,6 +76,8 @@ export class Topology {
   readonly control: string;
   readonly tap: string;
   readonly vtepLog: string;
+  /** Underlay addresses of this topology's family. */
+  readonly ul: typeof UNDERLAY | typeof UNDERLAY6;
 
   private constructor(
     readonly prefix: string,
@@ -76,6 +89,7 @@ export class Topology {
     this.control = join(dir, 'vtep.sock');
     this.tap = `${prefix}tap`.slice(0, 15);
     this.vtepLog = join(dir, 'vtep.log');
+    this.ul = opts.family === 6 ? UNDERLAY6 : UNDERLAY;
   }
 
   /** Namespace by role: ul, hostA, hostB, hostC, vmA, vmB, vmC. */
@@ -117,12 +131,13 @@ export class Topology {
       ul.exec(`ip link set p${role} master ulbr`);
     }
     this.make('vmB');
-    if (this.opts.injector) this.get('inj').exec(`ip addr add ${UNDERLAY.injector}/24 dev eth0`);
+    if (this.opts.injector)
+      this.get('inj').exec(`ip addr add ${underlayAddr(this.ul.injector, 'eth0')}`);
     if (this.peers.includes('kernel'))
-      kernelSide(this.side('hostC', 'vmC', 'kernel', [UNDERLAY.vtep]));
+      kernelSide(this.side('hostC', 'vmC', 'kernel', [this.ul.vtep]));
     if (this.peers.includes('ovs'))
       this.ovs = await ovsSide(
-        this.side('hostA', 'vmA', 'ovs', [UNDERLAY.vtep]),
+        this.side('hostA', 'vmA', 'ovs', [this.ul.vtep]),
         join(this.dir, 'ovs'),
       );
   }
@@ -132,11 +147,12 @@ export class Topology {
     return {
       host: this.get(host),
       vm: this.get(vm),
-      local: UNDERLAY[who],
+      local: this.ul[who],
       remotes,
       vni: this.vni,
-      mtu: this.opts.mtu ?? 1450,
+      mtu: this.opts.mtu ?? (this.opts.family === 6 ? 1430 : 1450),
       underlayMtu: this.opts.underlayMtu,
+      kernelVxlanOpts: this.opts.kernelVxlanOpts,
       vmIp: VM[who].ip,
       vmMac: VM[who].mac,
     };
@@ -153,8 +169,8 @@ export class Topology {
     } = {},
   ): Promise<void> {
     const remotes: string[] = [];
-    if (this.peers.includes('ovs')) remotes.push(UNDERLAY.ovs);
-    if (this.peers.includes('kernel')) remotes.push(UNDERLAY.kernel);
+    if (this.peers.includes('ovs')) remotes.push(this.ul.ovs);
+    if (this.peers.includes('kernel')) remotes.push(this.ul.kernel);
     this.vtep = await vtepSide(this.side('hostB', 'vmB', 'vtep', remotes), {
       tap: this.tap,
       control: this.control,

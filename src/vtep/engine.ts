@@ -1,11 +1,6 @@
 import { Fdb, type FdbCounters } from '../fdb/fdb.js';
 import { makeRemote, type Remote } from '../fdb/remote.js';
-import {
-  ADDR_LEN,
-  addrToString,
-  addrTruncated,
-  writeAddr,
-} from '../io/addr.js';
+import { ADDR_LEN, addrToString, addrTruncated, writeAddr } from '../io/addr.js';
 import {
   TxBatch,
   TxStatus,

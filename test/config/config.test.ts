@@ -15,6 +15,8 @@ t.test('defaults and parsed values', async (t) => {
     local: '192.0.2.2',
     port: 4789,
     underlayMtu: undefined,
+    udp6ZeroChecksumTx: false,
+    udp6ZeroChecksumRx: false,
     control: undefined,
     ageingMs: 300_000,
     maxEntries: 8192,
@@ -171,6 +173,14 @@ t.test('every bad value names its field and the value', async (t) => {
     [
       { ...base, vnis: [{ vni: 1, mtu: 65535 }] },
       /config\.vnis\[0\]\.mtu 65535: must be an integer in 68\.\.65461/,
+    ],
+    [
+      { ...base, udp6ZeroChecksumTx: true },
+      /config\.udp6ZeroChecksumTx true: applies to an IPv6 underlay; local 192\.0\.2\.2 is IPv4/,
+    ],
+    [
+      { ...base, udp6ZeroChecksumRx: 'yes' },
+      /config\.udp6ZeroChecksumRx "yes": must be true or false/,
     ],
     [{ ...base, underlayMtu: 100 }, /config\.underlayMtu 100: must be an integer in 576\.\.65535/],
     [

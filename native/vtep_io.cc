@@ -18,6 +18,7 @@
 #include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/sock_diag.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -514,6 +515,18 @@ Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, written);
 }
 
+// socketDrops(fd) -> datagrams the kernel dropped for this socket (receive buffer full, …), from
+// SO_MEMINFO's SK_MEMINFO_DROPS; -errno if unavailable.
+Napi::Value SocketDrops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof(mem);
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0) return Napi::Number::New(env, -errno);
+  if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) return Napi::Number::New(env, -ENOTSUP);
+  return Napi::Number::New(env, mem[SK_MEMINFO_DROPS]);
+}
+
 // closeFd(fd)
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -753,6 +766,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen},
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
+      {"socketDrops", SocketDrops},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

@@ -35,6 +35,15 @@ export interface RunningStats extends EngineStats {
   underlayMtu: string;
   sourcePorts: string;
   taps: TapStatus[];
+  /**
+   * Losses in the kernel, before vtep sees a packet, where a flood's loss actually is: the
+   * underlay socket's receive-buffer drops and each TAP's queue drops (null when unknown, e.g.
+   * a TAP moved into another namespace).
+   */
+  kernel: {
+    udpReceiveDrops: number | null;
+    tapQueueDrops: { vni: number; drops: number | null }[];
+  };
 }
 
 export interface Running {
@@ -253,6 +262,13 @@ export async function startVtep(
       underlayMtu: `${currentLink.mtu} ${currentLink.source === 'interface' ? currentLink.name : currentLink.source}`,
       sourcePorts,
       taps: status().taps,
+      kernel: {
+        udpReceiveDrops: underlay.kernelDrops() ?? null,
+        tapQueueDrops: [...ports.values()].map((p) => ({
+          vni: p.spec.vni,
+          drops: p.tap?.kernelDrops() ?? null,
+        })),
+      },
     });
     const reloadFromSource = () => {
       if (!opts.source) return reload(current);

@@ -31,7 +31,15 @@ function splitKey(key: string): [string, string] {
 }
 
 export function formatStats(
-  s: EngineStats & { underlay?: string; sourcePorts?: string; taps?: TapInfo[] },
+  s: EngineStats & {
+    underlay?: string;
+    sourcePorts?: string;
+    taps?: TapInfo[];
+    kernel?: {
+      udpReceiveDrops: number | null;
+      tapQueueDrops: { vni: number; drops: number | null }[];
+    };
+  },
 ): string {
   const lines: string[] = [];
   if (s.underlay)
@@ -55,6 +63,13 @@ export function formatStats(
   lines.push(
     `fdb: entries ${f.entries} learned ${f.learned} moved ${f.moved} aged ${f.aged} evicted ${f.evicted} cap-hit ${f.capHit} static-conflict ${f.staticConflict}`,
   );
+  if (s.kernel) {
+    const k = s.kernel;
+    const taps = k.tapQueueDrops.map((t) => `vni ${t.vni} ${t.drops ?? '?'}`).join(', ');
+    lines.push(
+      `kernel drops: udp-receive ${k.udpReceiveDrops ?? '?'}${taps ? `, tap-queue ${taps}` : ''}`,
+    );
+  }
   const drops = Object.entries(s.drops).filter(([, n]) => n > 0);
   lines.push(`drops: ${drops.length ? '' : 'none'}`);
   for (const [reason, n] of drops) lines.push(`    ${reason} ${n}`);

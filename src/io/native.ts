@@ -45,6 +45,8 @@ export interface NativeIo {
     status: Uint8Array,
   ): number;
   closeFd(fd: number): void;
+  /** Datagrams the kernel dropped for this socket (SO_MEMINFO); -errno if unavailable. */
+  socketDrops(fd: number): number;
   /** One sd_notify(3) datagram to `socketPath` ($NOTIFY_SOCKET); 0 or -errno. */
   sdNotify(socketPath: string, state: string): number;
   errnoName(errno: number): string;

@@ -200,6 +200,21 @@ export class TapDevice implements FrameDevice {
     return this.zeroScratch;
   }
 
+  /**
+   * Frames the kernel dropped on their way out of the TAP to us (our read queue was full): the
+   * netdev's tx_dropped. Undefined when the device is not in our network namespace (moved into
+   * a VM's or a container's), where its sysfs entry cannot be read.
+   */
+  kernelDrops(): number | undefined {
+    try {
+      if (!existsSync(`/sys/class/net/${this.name}/tun_flags`)) return undefined;
+      const n = Number(readFileSync(`/sys/class/net/${this.name}/statistics/tx_dropped`, 'utf8'));
+      return Number.isFinite(n) ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   close(): void {
     this.h.close();
   }

@@ -148,6 +148,16 @@ export class UdpSocket implements DatagramSocket {
     return sendVia(this.h.fd, false, slab, batch, this);
   }
 
+  /**
+   * Datagrams the kernel dropped before we could read them (receive buffer full): under a
+   * flood, that is where the loss is. Undefined when closed or unavailable.
+   */
+  kernelDrops(): number | undefined {
+    if (this.h.fd < 0) return undefined;
+    const n = native().socketDrops(this.h.fd);
+    return n >= 0 ? n : undefined;
+  }
+
   close(): void {
     this.h.close();
   }

@@ -286,6 +286,7 @@ t.test('text formats', async (t) => {
     drops: { vni_unknown: 3, no_remote: 4 },
     icmpTooBig: 2,
     pathMaxFrame: 1464,
+    kernel: { udpReceiveDrops: 7, tapQueueDrops: [{ vni: 5000, drops: null }] },
     fdb: { entries: 2, learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
   };
   t.equal(
@@ -298,6 +299,7 @@ t.test('text formats', async (t) => {
       '    drops: no_remote 4',
       'path: largest inner frame 1464 bytes, icmp-too-big sent 2',
       'fdb: entries 2 learned 2 moved 0 aged 0 evicted 0 cap-hit 0 static-conflict 0',
+      'kernel drops: udp-receive 7, tap-queue vni 5000 ?',
       'drops: ',
       '    vni_unknown 3',
       '    no_remote 4',

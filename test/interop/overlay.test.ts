@@ -174,6 +174,13 @@ test('vtep fdb show --json lists both remote VMs behind the right remotes', asyn
   );
   const st = vtepCli('stats');
   t.match(st.stdout, /vni 5000 dev \S+ remotes 192\.0\.2\.1:4789,192\.0\.2\.3:4789/);
+  // Kernel-side losses: the socket's count is known; the TAP lives in the VM's namespace.
+  t.match(st.stdout, /^kernel drops: udp-receive \d+, tap-queue vni 5000 \?$/m);
+  const js = JSON.parse(vtepCli('stats', '--json').stdout) as {
+    kernel: { udpReceiveDrops: number; tapQueueDrops: { drops: number | null }[] };
+  };
+  t.equal(typeof js.kernel.udpReceiveDrops, 'number');
+  t.same(js.kernel.tapQueueDrops, [{ vni: VNI, drops: null }]);
 });
 
 test('static entries through the CLI; bad input gives a clear error', async (t) => {

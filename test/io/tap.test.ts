@@ -210,3 +210,18 @@ t.test('TAP: clear errors for a taken name, a bad name and missing privileges', 
     `root without caps: ${capless.stdout.trim()}`,
   );
 });
+
+t.test('TAP: frames the kernel drops because nobody reads them are counted', async (t) => {
+  if (!needs(t, { root: true, commands: ['python3'] })) return;
+  const name = uniqueName('q');
+  const tap = TapDevice.open({ name });
+  t.teardown(() => tap.close());
+  t.equal(tap.kernelDrops(), 0, 'none yet');
+  // 2000 frames out of the TAP towards us, never read: its queue (1000 frames) overflows.
+  sh(
+    `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${name}', 0)); f=bytes.fromhex('ffffffffffff020000000001' + '88b5') + bytes(50); [s.send(f) for _ in range(2000)]"`,
+  );
+  t.ok(tap.kernelDrops()! >= 900, `queue drops counted: ${tap.kernelDrops()}`);
+  tap.close();
+  t.equal(tap.kernelDrops(), undefined, 'unknown once the device is gone');
+});

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { writeAddr } from '../../src/io/addr.js';
-import { TxBatch } from '../../src/io/types.js';
+import { TxBatch, TxStatus } from '../../src/io/types.js';
 import { RawUdpSender, UdpSocket } from '../../src/io/udp.js';
 import { emitUdp } from '../../src/wire/udp.js';
 import { needs } from '../helpers/prereq.js';
@@ -47,6 +47,11 @@ t.test('a refused datagram does not stop the rest of the batch', async (t) => {
   writeAddr(batch.addrs, batch.push(0, 20), '127.0.0.1', b.port);
   t.equal(a.send(slab, batch), 2);
   t.equal(a.lastError, 'EMSGSIZE');
+  t.same(
+    [...batch.status.subarray(0, 3)],
+    [TxStatus.SENT, TxStatus.REFUSED, TxStatus.SENT],
+    'each datagram says what became of it: the middle one was refused',
+  );
   const single = new TxBatch(1);
   writeAddr(single.addrs, single.push(0, 66_000), '127.0.0.1', b.port);
   t.equal(a.send(slab, single), 0);
@@ -115,3 +120,22 @@ for (const [family, address] of [
     );
   });
 }
+
+t.test('datagrams the kernel dropped for a socket nobody reads are counted', async (t) => {
+  const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+  const b = UdpSocket.open({ address: '127.0.0.1', port: 0, rcvbuf: 4096 });
+  t.teardown(() => (a.close(), b.close()));
+  t.equal(b.kernelDrops(), 0, 'none yet');
+  const slab = Buffer.alloc(1000);
+  const batch = new TxBatch(64);
+  let sent = 0;
+  for (let round = 0; round < 8; round++) {
+    batch.clear();
+    for (let i = 0; i < 64; i++) writeAddr(batch.addrs, batch.push(0, 1000), '127.0.0.1', b.port);
+    sent += a.send(slab, batch);
+  }
+  t.equal(sent, 512, 'all sent (loopback)');
+  t.ok(b.kernelDrops()! > 400, `the receive buffer overflowed: ${b.kernelDrops()} dropped`);
+  b.close();
+  t.equal(b.kernelDrops(), undefined, 'unknown once closed');
+});

@@ -8,33 +8,44 @@ import { bg, until } from '../../src/lab/sh.js';
 import { Topology } from '../../src/lab/topology.js';
 import { sendFrames } from '../helpers/afpacket.js';
 import { readPcap } from '../helpers/pcapread.js';
+import { tsharkFields } from '../helpers/tshark.js';
 import { needs } from '../helpers/prereq.js';
 import { checkDiff, runs } from './check.js';
 
 const RUNS = runs(4);
 
-/** Broadcast frames (so every bridge on the way floods them to its VM), random everything else. */
+/**
+ * Broadcast frames (so every bridge on the way floods them to its VM), random everything else,
+ * a third of them 802.1Q-tagged, up to the VMs' MTU (1450, the topology's default) and a fifth
+ * at the edge: 1464 bytes untagged, 1468 tagged. The underlay (1500) carries inner frames of up
+ * to 1464 bytes, so a tagged frame of 1465..1468 bytes is exactly the fragmentation edge.
+ */
 const frame = fc
   .record({
     src: fc.integer({ min: 0, max: 0xffffffff }),
+    tag: fc.option(fc.integer({ min: 1, max: 4094 }), { nil: undefined, freq: 3 }),
     type: fc
       .integer({ min: 0x0600, max: 0xffff })
       .filter((x) => x !== 0x8100 && x !== 0x88a8 && x !== 0x9100),
-    // up to the VMs' MTU (1450, the topology's default), a fifth of them at the edge
     payload: fc.oneof(
       { weight: 4, arbitrary: fc.uint8Array({ minLength: 46, maxLength: 1450 }) },
       { weight: 1, arbitrary: fc.uint8Array({ minLength: 1442, maxLength: 1450 }) },
     ),
   })
   .map(
-    ({ src, type, payload }) =>
+    ({ src, tag, type, payload }) =>
       'ffffffffffff' +
       '06' +
       src.toString(16).padStart(8, '0') +
       'aa' +
+      (tag === undefined ? '' : `8100${tag.toString(16).padStart(4, '0')}`) +
       type.toString(16).padStart(4, '0') +
       Buffer.from(payload).toString('hex'),
   );
+
+/** The largest inner frame a 1500-byte IPv4 underlay carries whole. */
+const PATH_MAX = 1500 - 20 - 8 - 8;
+const fits = (hex: string) => hex.length / 2 <= PATH_MAX;
 
 const ready = needs(t, { root: true, commands: ['ip', 'ovs-vswitchd', 'tcpdump', 'python3'] });
 if (ready) {
@@ -82,6 +93,9 @@ if (ready) {
     (++fenceNo).toString(16).padStart(8, '0') +
     '00'.repeat(42);
   let frames = 0;
+  let edge = 0;
+  const pathDrops = async () =>
+    ((await topo.ask('stats')) as { drops: Record<string, number> }).drops.path_mtu_exceeded;
 
   t.test(
     'frames written into our TAP reach the OVS VM and the kernel VM byte for byte',
@@ -92,17 +106,26 @@ if (ready) {
         fc.array(frame, { minLength: 1, maxLength: 12 }),
         async (batch) => {
           const f = fence();
+          const before = await pathDrops();
           sendFrames(topo.get('vmB'), topo.tap, [...batch, f]);
           frames += batch.length;
           const [a, c] = [await received('vmA', f), await received('vmC', f)];
-          return (
-            JSON.stringify(a) === JSON.stringify(batch) &&
-            JSON.stringify(c) === JSON.stringify(batch)
-          );
+          // Frames that fit arrive unchanged; the others arrive nowhere, counted, never fragmented.
+          const want = JSON.stringify(batch.filter(fits));
+          const tooBig = batch.filter((x) => !fits(x)).length;
+          edge += tooBig;
+          const dropped = (await pathDrops()) - before;
+          if (JSON.stringify(a) !== want || JSON.stringify(c) !== want || dropped !== tooBig)
+            throw new Error(
+              `OVS VM got ${a.length}, kernel VM ${c.length} of ${batch.length - tooBig} that fit; ${dropped} of ${tooBig} counted as path_mtu_exceeded`,
+            );
         },
         RUNS,
       );
-      if (ok) t.pass(`${frames} frames, each seen unchanged at both peers' VMs`);
+      if (ok)
+        t.pass(
+          `${frames} frames: each that fits the underlay seen unchanged at both peers' VMs, the ${edge} that do not counted and sent nowhere`,
+        );
     },
   );
 
@@ -112,7 +135,9 @@ if (ready) {
       t,
       'encap-to-tap',
       fc.tuple(fc.array(frame, { minLength: 1, maxLength: 12 }), fc.constantFrom('vmA', 'vmC')),
-      async ([batch, from]) => {
+      async ([all, from]) => {
+        // Frames the peers can send whole (their edge is the next test's case).
+        const batch = all.filter(fits);
         const f = fence();
         sendFrames(topo.get(from), 'eth0', [...batch, f]);
         n += batch.length;
@@ -123,4 +148,37 @@ if (ready) {
     );
     if (ok) t.pass(`${n} frames, each seen unchanged at our TAP`);
   });
+
+  t.test(
+    'a tagged 1468-byte frame from the peers: OVS drops it, the kernel fragments the outer packet',
+    async (t) => {
+      const big = 'ffffffffffff' + '06beef0000aa' + '81000064' + '88b5' + '5a'.repeat(1468 - 18);
+      const file = join(topo.dir, 'edge.pcap');
+      const dump = bg(`${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -w ${file} ip`);
+      let err = '';
+      dump.stderr!.on('data', (d) => (err += d));
+      await until(() => err.includes('listening'), 5000);
+      let f = fence();
+      sendFrames(topo.get('vmA'), 'eth0', [big, f]);
+      t.same(await received('vmB', f), [], 'OVS (userspace) sends nothing: it does not fragment');
+      f = fence();
+      sendFrames(topo.get('vmC'), 'eth0', [big, f]);
+      t.same(
+        await received('vmB', f),
+        [big],
+        'kernel VXLAN (df unset, its default) fragments the outer packet; our socket gets it reassembled',
+      );
+      dump.kill('SIGINT');
+      await until(() => dump.exitCode !== null, 2000);
+      const frags = tsharkFields(
+        file,
+        ['ip.src'],
+        ['-Y', 'ip.flags.mf == 1 || ip.frag_offset > 0'],
+      );
+      t.ok(
+        frags.rows.length >= 2 && frags.rows.every(([src]) => src === '192.0.2.3'),
+        `outer fragments on the underlay, all from the kernel peer (${frags.rows.length})`,
+      );
+    },
+  );
 }

@@ -1,8 +1,8 @@
 // Generated VXLAN inputs for the differential tests, and how to put them on the wire.
 import fc from 'fast-check';
 import { IpProtocol, emitIpv4, parseIpv4Address } from '../../src/wire/ipv4.js';
-import { emitUdp } from '../../src/wire/udp.js';
-import { REMOTES, VNIS } from './topology.js';
+import { emitUdp, udpIpv4PseudoSum } from '../../src/wire/udp.js';
+import { REMOTES, SENDERS, VNIS } from './topology.js';
 
 export type Mutation =
   | { kind: 'none' }
@@ -10,11 +10,13 @@ export type Mutation =
   | { kind: 'reserved'; byte: 1 | 2 | 3 | 7; bit: number }
   | { kind: 'truncateHeader'; length: number }
   | { kind: 'truncateInner'; length: number }
-  | { kind: 'udpLength'; delta: number };
+  | { kind: 'udpLength'; delta: number }
+  /** A non-zero outer UDP checksum, right or wrong (every other input carries 0: none). */
+  | { kind: 'checksum'; valid: boolean };
 
 export interface Input {
   vni: number;
-  /** Index into REMOTES: which remote VTEP sends it. */
+  /** Index into SENDERS: which remote VTEP sends it (REMOTES.length: the unconfigured one). */
   from: number;
   /** The inner Ethernet frame, hex. */
   inner: string;
@@ -105,6 +107,10 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
       .filter((d) => d !== 0)
       .map((delta) => ({ kind: 'udpLength' as const, delta })),
   },
+  {
+    weight: 2,
+    arbitrary: fc.boolean().map((valid) => ({ kind: 'checksum' as const, valid })),
+  },
 );
 
 export const input: fc.Arbitrary<Input> = fc.record({
@@ -136,19 +142,17 @@ export function vxlanBytes(i: Input): { payload: Buffer; udpDelta: number } {
 export function packet(i: Input, to: string, srcPort = 50000): Buffer {
   const { payload, udpDelta } = vxlanBytes(i);
   const buf = Buffer.alloc(28 + payload.length);
-  emitIpv4(
-    {
-      src: parseIpv4Address(REMOTES[i.from])!,
-      dst: parseIpv4Address(to)!,
-      protocol: IpProtocol.UDP,
-      payloadLen: 8 + payload.length,
-    },
-    buf,
-    0,
-  );
-  emitUdp({ srcPort, dstPort: 4789, payloadLen: payload.length }, buf, 20);
-  if (udpDelta) buf.writeUInt16BE(Math.max(0, 8 + payload.length + udpDelta), 24);
+  const src = parseIpv4Address(SENDERS[i.from])!;
+  const dst = parseIpv4Address(to)!;
+  emitIpv4({ src, dst, protocol: IpProtocol.UDP, payloadLen: 8 + payload.length }, buf, 0);
   buf.set(payload, 28);
+  const m = i.mutation;
+  const pseudo = m.kind === 'checksum' ? udpIpv4PseudoSum(src, dst, 8 + payload.length) : undefined;
+  emitUdp({ srcPort, dstPort: 4789, payloadLen: payload.length }, buf, 20, pseudo);
+  // A wrong checksum, never 0 (that would say "no checksum" and be right).
+  if (m.kind === 'checksum' && !m.valid)
+    buf.writeUInt16BE(buf.readUInt16BE(26) ^ 0x0101 || 0x0202, 26);
+  if (udpDelta) buf.writeUInt16BE(Math.max(0, 8 + payload.length + udpDelta), 24);
   return buf;
 }
 

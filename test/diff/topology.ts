@@ -36,6 +36,10 @@ export const ADDR: Record<Receiver, string> = {
   kernel: '192.0.2.3',
 };
 export const REMOTES = ['192.0.2.9', '192.0.2.10', '192.0.2.11'];
+/** An injector address no receiver has as a remote: an unconfigured sender. */
+export const STRANGER = '192.0.2.12';
+/** Who can send an input: the remotes, then the stranger (index REMOTES.length). */
+export const SENDERS = [...REMOTES, STRANGER];
 export const VNIS = [5000, 5001];
 export const VM_MAC = '52:54:00:d1:ff:01';
 const HOST: Record<Receiver, string> = { ovs: 'hA', vtep: 'hB', kernel: 'hC' };
@@ -92,7 +96,7 @@ export class DiffTopology {
       ul.exec(`ip link set p${role} master ulbr`);
     }
     const inj = this.get('inj');
-    for (const a of REMOTES) inj.exec(`ip addr add ${a}/24 dev eth0`);
+    for (const a of SENDERS) inj.exec(`ip addr add ${a}/24 dev eth0`);
 
     // kernel
     const hc = this.get(HOST.kernel);
@@ -144,12 +148,18 @@ export class DiffTopology {
     await this.startVtep();
     // ARP between the receivers and the injector's two addresses, so nothing waits on it later
     for (const r of RECEIVERS)
-      for (const a of REMOTES) this.get(HOST[r]).exec(`ping -c 1 -W 1 ${a}`, { allowFail: true });
+      for (const a of SENDERS) this.get(HOST[r]).exec(`ping -c 1 -W 1 ${a}`, { allowFail: true });
     await this.startCaptures();
   }
 
-  /** (Re)start vtep with these extra configuration settings (YAML keys); the TAPs stay. */
-  async startVtep(settings: Record<string, string> = {}): Promise<void> {
+  /**
+   * (Re)start vtep with these extra configuration settings (YAML keys; `vniSettings` for every
+   * VNI); the TAPs stay.
+   */
+  async startVtep(
+    settings: Record<string, string> = {},
+    vniSettings: Record<string, string> = {},
+  ): Promise<void> {
     await this.stopVtep();
     const hb = this.get(HOST.vtep);
     const config = join(this.dir, 'vtep.yaml');
@@ -165,6 +175,7 @@ export class DiffTopology {
           `    tap: d${v}`,
           `    mtu: 1500`,
           `    remotes: [${REMOTES.join(', ')}]`,
+          ...Object.entries(vniSettings).map(([k, val]) => `    ${k}: ${val}`),
         ]),
         '',
       ].join('\n'),

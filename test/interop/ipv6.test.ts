@@ -5,8 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY6, VM } from '../../src/lab/topology.js';
+import { underlayCapture } from '../helpers/capture.js';
 import { needs } from '../helpers/prereq.js';
 import { tcpTransfer } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
@@ -23,23 +23,6 @@ function ping(topo: Topology, from: string, to: string): boolean {
     .get(from)
     .exec(`ping -c 3 -i 0.2 -W 2 ${to}`, { allowFail: true })
     .includes(' 0% packet loss');
-}
-
-/** Capture VXLAN on the vtep host's underlay while `during` runs. */
-async function capture(topo: Topology, during: () => Promise<void> | void): Promise<string> {
-  const file = join(topo.dir, `v6-${Date.now()}.pcap`);
-  const dump = bg(`${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -w ${file} udp port 4789`);
-  let err = '';
-  dump.stderr!.on('data', (d) => (err += d));
-  await until(() => err.includes('listening'), 5000);
-  try {
-    await during();
-  } finally {
-    await sleep(300);
-    dump.kill('SIGINT');
-    await sleep(300);
-  }
-  return file;
 }
 
 /** UDP checksum and its verdict (1 good, 0 bad, 2 not checked) of each datagram from `src`. */
@@ -71,7 +54,7 @@ t.test('IPv6 underlay with OVS and kernel VXLAN: both directions, valid checksum
   };
   t.same(st.vnis[0].remotes, ['[2001:db8::1]:4789', '[2001:db8::3]:4789'], 'canonical');
   t.equal(st.pathMaxFrame, 1500 - 56, 'IPv6 takes 70 bytes: 1444-byte frames, MTU 1430');
-  const file = await capture(topo, async () => {
+  const file = await underlayCapture(topo, 'udp port 4789', async () => {
     t.ok(ping(topo, 'vmB', VM.ovs.ip), 'vtep VM → OVS VM');
     t.ok(ping(topo, 'vmA', VM.vtep.ip), 'OVS VM → vtep VM');
     t.ok(ping(topo, 'vmB', VM.kernel.ip), 'vtep VM → kernel VM');
@@ -124,7 +107,7 @@ t.test('RFC 6935 zero UDP checksums with a udp6zerocsumtx/rx kernel peer', async
   t.notOk(ping(topo, 'vmB', VM.kernel.ip), 'without --udp6-zero-checksum-rx: no answer gets in');
   t.equal(await topo.stopVtep(), 0);
   await topo.startVtep(['--udp6-zero-checksum-tx', '--udp6-zero-checksum-rx']);
-  const file = await capture(topo, () => {
+  const file = await underlayCapture(topo, 'udp port 4789', () => {
     t.ok(ping(topo, 'vmB', VM.kernel.ip), 'vtep VM → kernel VM');
     t.ok(ping(topo, 'vmC', VM.vtep.ip), 'kernel VM → vtep VM');
   });

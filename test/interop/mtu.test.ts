@@ -1,11 +1,11 @@
 // MTU at the edges, against real peers: jumbo frames end to end with Open vSwitch and kernel
 // VXLAN, and path MTU discovery through our ICMP when the TAP MTU is larger than the underlay
 // carries — with never an outer IP fragment on the underlay (RFC 7348 §4.3).
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { readPcap } from '../helpers/pcapread.js';
+import { underlayCapture } from '../helpers/capture.js';
 import { needs } from '../helpers/prereq.js';
 import { tcpTransfer } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
@@ -16,23 +16,6 @@ const ready = needs(t, {
 });
 
 type Stats = { drops: Record<string, number>; icmpTooBig: number; pathMaxFrame: number };
-
-/** Capture the underlay at the vtep host while `during` runs; returns the pcap path. */
-async function underlayCapture(topo: Topology, during: () => Promise<void>): Promise<string> {
-  const file = join(topo.dir, `ul-${Date.now()}.pcap`);
-  const dump = bg(`${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -s 128 -w ${file} ip`);
-  let err = '';
-  dump.stderr!.on('data', (d) => (err += d));
-  await until(() => err.includes('listening'), 5000);
-  try {
-    await during();
-  } finally {
-    await sleep(300);
-    dump.kill('SIGINT');
-    await sleep(300);
-  }
-  return file;
-}
 
 /** Outer IP fragments in a capture (more-fragments set, or a non-zero offset). */
 function fragments(file: string): number {
@@ -54,7 +37,7 @@ t.test('jumbo frames: 9000-byte MTU end to end with OVS and kernel VXLAN', async
   t.equal(st.pathMaxFrame, 9050 - 36, 'the underlay MTU came from the interface: 9050');
   const ping = (from: string, to: string) =>
     topo.get(from).exec(`ping -M do -s 8972 -c 3 -i 0.2 -W 2 ${to}`, { allowFail: true });
-  const file = await underlayCapture(topo, async () => {
+  const file = await underlayCapture(topo, '-s 128 ip', async () => {
     for (const [from, to] of [
       ['vmB', VM.ovs.ip],
       ['vmA', VM.vtep.ip],
@@ -108,7 +91,12 @@ t.test(
       1500,
       'the VM behind our TAP has MTU 1500',
     );
-    const file = await underlayCapture(topo, async () => {
+    t.match(
+      readFileSync(topo.vtepLog, 'utf8'),
+      /vni 5000: mtu 1500 does not fit the underlay \(MTU 1500 on eth0, 50 bytes of VXLAN over IPv4\): packets over 1450 bytes are dropped and answered with ICMP "fragmentation needed"/,
+      'vtep said so at start',
+    );
+    const file = await underlayCapture(topo, '-s 128 ip', async () => {
       for (const [server, ip, client] of [
         ['vmC', VM.kernel.ip, 'vmB'],
         ['vmB', VM.vtep.ip, 'vmC'],
@@ -132,7 +120,7 @@ t.test(
 
     // The case that used to leave as two fragments: a VLAN-tagged 1468-byte frame (its datagram
     // would be 1504 bytes). Sent raw from the VM onto our TAP.
-    const tagged = await underlayCapture(topo, async () => {
+    const tagged = await underlayCapture(topo, '-s 128 ip', async () => {
       vmB.exec(
         `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('02000000ee01' + '${VM.vtep.mac.replace(/:/g, '')}' + '81000064' + '88b5') + bytes(1468 - 18))"`,
       );

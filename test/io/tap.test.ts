@@ -191,7 +191,19 @@ t.test('TAP: clear errors for a taken name, a bad name and missing privileges', 
   const run = (who: string[]) =>
     spawnSync(
       'setpriv',
-      [...who, '--inh-caps=-all', '--bounding-set=-all', process.execPath, '-e', script],
+      // `env -u NODE_OPTIONS`: tap's process-info hook puts an --import of a file in the
+      // checkout into every child's NODE_OPTIONS, which nobody cannot read from a 0700 checkout.
+      [
+        ...who,
+        '--inh-caps=-all',
+        '--bounding-set=-all',
+        'env',
+        '-u',
+        'NODE_OPTIONS',
+        process.execPath,
+        '-e',
+        script,
+      ],
       { encoding: 'utf8', cwd: dir, env: { PATH: process.env.PATH ?? '' } },
     );
   const worldRw = (statSync('/dev/net/tun').mode & 0o006) === 0o006;

@@ -1,0 +1,28 @@
+import { join } from 'node:path';
+import { bg, sleep, until } from '../../src/lab/sh.js';
+import type { Topology } from '../../src/lab/topology.js';
+
+/**
+ * Capture on the vtep host's underlay (hostB eth0) while `during` runs: tcpdump with `args`
+ * (filter, snap length), started and listening first, stopped after the last packets are in.
+ * Returns the pcap's path.
+ */
+export async function underlayCapture(
+  topo: Topology,
+  args: string,
+  during: () => Promise<void> | void,
+): Promise<string> {
+  const file = join(topo.dir, `ul-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.pcap`);
+  const dump = bg(`${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -w ${file} ${args}`);
+  let err = '';
+  dump.stderr!.on('data', (d) => (err += d));
+  await until(() => err.includes('listening'), 5000);
+  try {
+    await during();
+  } finally {
+    await sleep(300);
+    dump.kill('SIGINT');
+    await sleep(300);
+  }
+  return file;
+}

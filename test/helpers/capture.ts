@@ -13,7 +13,10 @@ export async function underlayCapture(
   during: () => Promise<void> | void,
 ): Promise<string> {
   const file = join(topo.dir, `ul-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.pcap`);
-  const dump = bg(`${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -w ${file} ${args}`);
+  // --immediate-mode: each packet reaches tcpdump at once instead of when a ring block retires.
+  const dump = bg(
+    `${topo.get('hostB').prefix} tcpdump -i eth0 --immediate-mode -U -n -w ${file} ${args}`,
+  );
   let err = '';
   dump.stderr!.on('data', (d) => (err += d));
   await until(() => err.includes('listening'), 5000);

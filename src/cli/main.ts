@@ -160,8 +160,11 @@ function print(text: string): Promise<void> {
 const FLAG_OF_FIELD: Record<string, string> = {
   vni: '--vni',
   remote: '--remote',
+  remotes: '--remote',
   port: '--port',
   mac: 'MAC',
+  tap: '--tap',
+  mtu: '--mtu',
   learnedOnly: '--learned-only',
 };
 
@@ -169,17 +172,21 @@ const FLAG_OF_FIELD: Record<string, string> = {
  * Ask the running vtep. An answer that blames one of the request's fields is the user's input:
  * it becomes a ConfigError naming the flag, so it exits 2 like every other bad input.
  */
-async function ask(control: string, req: Record<string, unknown>): Promise<unknown> {
+async function ask(
+  control: string,
+  req: Record<string, unknown>,
+  flags: Record<string, string> = {},
+): Promise<unknown> {
   try {
     return await request(control, req);
   } catch (err) {
-    if (err instanceof ControlError && err.field && FLAG_OF_FIELD[err.field]) {
+    const flag =
+      err instanceof ControlError && err.field
+        ? (flags[err.field] ?? FLAG_OF_FIELD[err.field])
+        : undefined;
+    if (err instanceof ControlError && flag) {
       const m = /^invalid \S+ (.*?): (.*)$/s.exec(err.message);
-      throw new ConfigError(
-        FLAG_OF_FIELD[err.field],
-        m ? JSON.parse(m[1]) : req[err.field],
-        m ? m[2] : err.message,
-      );
+      throw new ConfigError(flag, m ? JSON.parse(m[1]) : req[err.field!], m ? m[2] : err.message);
     }
     throw err;
   }
@@ -279,10 +286,16 @@ export function program(): Command {
             : '',
       );
     });
-  control(fdb.command('add').description('add or replace a static entry').argument('<mac>'))
+  control(
+    fdb
+      .command('add')
+      .description('add a static entry (like bridge fdb add: an existing one needs --replace)')
+      .argument('<mac>'),
+  )
     .requiredOption('--vni <n>', 'VNI')
     .requiredOption('--remote <addr>', 'remote VTEP address')
     .option('--port <port>', 'remote UDP port (default: ours)')
+    .option('--replace', 'replace an existing entry (static or learned)')
     .action(async (mac, o) => {
       await ask(o.control, {
         cmd: 'fdb.add',
@@ -290,6 +303,7 @@ export function program(): Command {
         vni: vniFlag(o.vni),
         remote: o.remote,
         port: portFlag(o.port),
+        replace: o.replace === true,
       });
     });
   control(fdb.command('del').description('delete an entry').argument('<mac>'))
@@ -312,6 +326,62 @@ export function program(): Command {
       })) as { removed: number };
       await print(`removed ${r.removed}\n`);
     });
+  const printChanges = async (r: unknown) =>
+    print((r as { changes: string[] }).changes.join('\n') + '\n');
+  const remote = p
+    .command('remote')
+    .description(
+      "add or remove a VNI's remote VTEP live (its flood list and accepted senders); until the next reload from the file",
+    );
+  for (const [verb, what] of [
+    ['add', 'add a remote (like bridge fdb append 00:00:00:00:00:00 … dst ADDR)'],
+    ['del', 'remove a remote; entries learned behind it are flushed'],
+  ] as const)
+    control(remote.command(verb).description(what).argument('<addr[:port]>'))
+      .requiredOption('--vni <n>', 'VNI')
+      .option('--port <port>', 'its UDP port (default: ours)')
+      .action(async (addr, o) =>
+        printChanges(
+          await ask(
+            o.control,
+            { cmd: `remote.${verb}`, vni: vniFlag(o.vni), remote: addr, port: portFlag(o.port) },
+            { remote: 'ADDR' },
+          ),
+        ),
+      );
+  const vniCmd = p
+    .command('vni')
+    .description('add or remove a VNI live (its TAP is created or closed); until the next reload');
+  control(vniCmd.command('add').description('add a VNI with its own TAP'))
+    .requiredOption('--vni <n>', 'VNI')
+    .option('--tap <name>', 'TAP device name (default vtep<VNI>)')
+    .option('--mtu <bytes>', 'TAP MTU (default: from the underlay)')
+    .option('--remote <addr[:port]>', 'remote VTEP; repeat for several', collect)
+    .option('--learn-remotes', 'accept and learn VXLAN from any sender')
+    .action(async (o) =>
+      printChanges(
+        await ask(o.control, {
+          cmd: 'vni.add',
+          vni: vniFlag(o.vni),
+          tap: o.tap,
+          mtu: o.mtu === undefined ? undefined : integer('--mtu', o.mtu, 68, 65535),
+          remotes: o.remote,
+          learnRemotes: o.learnRemotes === true,
+        }),
+      ),
+    );
+  control(vniCmd.command('del').description('remove a VNI; its TAP and table go with it'))
+    .requiredOption('--vni <n>', 'VNI')
+    .action(async (o) =>
+      printChanges(await ask(o.control, { cmd: 'vni.del', vni: vniFlag(o.vni) })),
+    );
+  control(
+    p
+      .command('showconf')
+      .description(
+        'the running configuration as YAML that vtep run --config accepts (like wg showconf)',
+      ),
+  ).action(async (o) => print(String(await ask(o.control, { cmd: 'showconf' }))));
   control(p.command('stats').description('packet, byte and drop counters; TAP state'))
     .option('--json', 'JSON output')
     .action(async (o) => {

@@ -1,6 +1,16 @@
 import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ConfigError, checkRemote, integer, type Config, type VniSpec } from '../config/config.js';
+import {
+  ConfigError,
+  checkRemote,
+  formatRemote,
+  integer,
+  toSettings,
+  toYaml,
+  validate,
+  type Config,
+  type VniSpec,
+} from '../config/config.js';
 import { ControlServer, Rows, argError, type Command } from '../control/server.js';
 import { Fdb, FdbError, type FdbRow } from '../fdb/fdb.js';
 import { Remotes, type Remote } from '../fdb/remote.js';
@@ -279,6 +289,16 @@ export async function startVtep(
         notify('READY=1');
       }
     };
+    /**
+     * A live change (`vtep remote add`, `vni del`, …): the running settings, edited, validated
+     * and applied exactly as a reload would apply a file with that content. Like `wg set`, it
+     * lasts until the next reload from the file (`vtep showconf` prints what to keep).
+     */
+    const change = (edit: (settings: Record<string, unknown>) => void): string[] => {
+      const settings = toSettings(current);
+      edit(settings);
+      return reload(validate(settings, 'the running configuration'));
+    };
     const control = cfg.control
       ? await ControlServer.listen(
           cfg.control,
@@ -290,6 +310,7 @@ export async function startVtep(
             stats,
             status,
             reload: reloadFromSource,
+            change,
           }),
         )
       : undefined;
@@ -482,7 +503,11 @@ export interface CommandContext {
   stats: () => RunningStats;
   status: () => Status;
   reload: () => string[];
+  /** Apply an edit of the running settings (see `startVtep`). */
+  change: (edit: (settings: Record<string, unknown>) => void) => string[];
 }
+
+type VniSettings = { vni: number; remotes: string[] } & Record<string, unknown>;
 
 /** The control socket's commands: each with its request fields, checked strictly by the server. */
 export function controlCommands(c: CommandContext): Record<string, Command> {
@@ -509,12 +534,24 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
     }
   };
   const withDev = (r: FdbRow) => ({ ...r, dev: c.tapOf(r.vni) });
+  /** A VNI's entry in the running settings. */
+  const vniIn = (s: Record<string, unknown>, vni: number) =>
+    (s.vnis as VniSettings[]).find((v) => v.vni === vni)!;
+  /** A live change whose validation blames a setting: the request field it came from. */
+  const live = (field: string, value: unknown, edit: (s: Record<string, unknown>) => void) => {
+    try {
+      return { changes: c.change(edit) };
+    } catch (err) {
+      if (err instanceof ConfigError) throw argError(field, value, err.reason);
+      throw err;
+    }
+  };
   return {
     'fdb.show': {
       fields: { 'vni?': 'integer' },
       run: (a) => {
         const vni = a.vni === undefined ? undefined : vniArg(a.vni);
-        const chunks = c.fdb.listChunks(performance.now(), vni, 512);
+        const chunks = c.fdb.listChunks(performance.now(), vni, 512, { flood: true });
         return new Rows(
           (function* () {
             for (const rows of chunks) yield rows.map(withDev);
@@ -523,11 +560,20 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
       },
     },
     'fdb.add': {
-      fields: { vni: 'integer', mac: 'string', remote: 'string', 'port?': 'integer' },
+      fields: {
+        vni: 'integer',
+        mac: 'string',
+        remote: 'string',
+        'port?': 'integer',
+        'replace?': 'boolean',
+      },
       run: (a) => {
         const vni = vniArg(a.vni);
         const mac = macArg(a.mac);
         const remote = remoteArg(a);
+        // Like `bridge fdb add`: an existing entry is replaced only when asked to.
+        if (a.replace !== true && c.fdb.get(vni, mac))
+          throw argError('mac', a.mac, `already has an entry in vni ${vni} (give --replace)`);
         try {
           c.fdb.addStatic(vni, mac, remote, performance.now());
         } catch (err) {
@@ -561,6 +607,68 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
         }),
       }),
     },
+    'remote.add': {
+      fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
+      run: (a) => {
+        const vni = vniArg(a.vni);
+        const r = remoteArg(a);
+        const cfg = c.config();
+        const spec = { address: r.address, port: r.port };
+        const vs = cfg.vnis.find((v) => v.vni === vni)!;
+        // `bridge fdb append` refuses a duplicate: it would double every flooded frame.
+        if (vs.remotes.some((x) => x.address === spec.address && x.port === spec.port))
+          throw argError('remote', a.remote, `is already a remote of vni ${vni}`);
+        return live('remote', a.remote, (s) =>
+          vniIn(s, vni).remotes.push(formatRemote(spec, cfg.port)),
+        );
+      },
+    },
+    'remote.del': {
+      fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
+      run: (a) => {
+        const vni = vniArg(a.vni);
+        const r = remoteArg(a);
+        const cfg = c.config();
+        const vs = cfg.vnis.find((v) => v.vni === vni)!;
+        const at = vs.remotes.findIndex((x) => x.address === r.address && x.port === r.port);
+        if (at < 0) throw argError('remote', a.remote, `is not a remote of vni ${vni}`);
+        return live('remote', a.remote, (s) => vniIn(s, vni).remotes.splice(at, 1));
+      },
+    },
+    'vni.add': {
+      fields: {
+        vni: 'integer',
+        'tap?': 'string',
+        'mtu?': 'integer',
+        'remotes?': 'strings',
+        'learnRemotes?': 'boolean',
+      },
+      run: (a) => {
+        const vni = integer('vni', a.vni, 0, MAX_VNI);
+        if (c.fdb.hasVni(vni)) throw argError('vni', a.vni, 'is already configured');
+        return live('vni', a.vni, (s) =>
+          (s.vnis as Record<string, unknown>[]).push({
+            vni,
+            ...(a.tap !== undefined ? { tap: a.tap } : {}),
+            ...(a.mtu !== undefined ? { mtu: a.mtu } : {}),
+            remotes: a.remotes ?? [],
+            learnRemotes: a.learnRemotes === true,
+          }),
+        );
+      },
+    },
+    'vni.del': {
+      fields: { vni: 'integer' },
+      run: (a) => {
+        const vni = vniArg(a.vni);
+        if (c.config().vnis.length === 1)
+          throw argError('vni', a.vni, 'is the only VNI; stop vtep instead');
+        return live('vni', a.vni, (s) => {
+          s.vnis = (s.vnis as VniSettings[]).filter((v) => v.vni !== vni);
+        });
+      },
+    },
+    showconf: { fields: {}, run: () => toYaml(c.config()) },
     stats: { fields: {}, run: () => c.stats() },
     status: { fields: {}, run: () => c.status() },
     reload: { fields: {}, run: () => ({ changes: c.reload() }) },

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { canonicalAddress } from '../io/addr.js';
 import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
 import { parseMac } from '../wire/mac.js';
@@ -363,4 +363,49 @@ export function loadConfigFile(path: string): Config {
     );
   }
   return validate(raw as Record<string, unknown>, path);
+}
+
+/** `192.0.2.1`, or `192.0.2.1:8472` / `[2001:db8::1]:8472` when the port is not `defaultPort`. */
+export function formatRemote(r: RemoteSpec, defaultPort: number): string {
+  if (r.port === defaultPort) return r.address;
+  return isIPv4(r.address) ? `${r.address}:${r.port}` : `[${r.address}]:${r.port}`;
+}
+
+/**
+ * The settings `validate` turns into `cfg`, in the YAML file's own keys: what `vtep showconf`
+ * prints, and what live changes (`vtep remote add`, …) edit before validating the result again.
+ * `validate(toSettings(cfg))` gives `cfg` back. Defaults are written out, so the file says
+ * exactly what runs.
+ */
+export function toSettings(cfg: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    local: cfg.local,
+    port: cfg.port,
+    ...(cfg.control !== undefined ? { control: cfg.control } : {}),
+    ageing: cfg.ageingMs / 1000,
+    maxEntries: cfg.maxEntries,
+    reservedBits: cfg.reservedBits,
+    invalidSourceMac: cfg.invalidSourceMac,
+    sourcePortMode: cfg.sourcePortMode,
+    sourcePorts: `${cfg.sourcePortMin}-${cfg.sourcePortMax}`,
+    ...(cfg.underlayMtu !== undefined ? { underlayMtu: cfg.underlayMtu } : {}),
+    ...(cfg.udp6ZeroChecksumTx ? { udp6ZeroChecksumTx: true } : {}),
+    ...(cfg.udp6ZeroChecksumRx ? { udp6ZeroChecksumRx: true } : {}),
+    vnis: cfg.vnis.map((v) => ({
+      vni: v.vni,
+      tap: v.tap,
+      ...(v.mtu !== undefined ? { mtu: v.mtu } : {}),
+      ...(v.mac !== undefined ? { mac: v.mac } : {}),
+      remotes: v.remotes.map((r) => formatRemote(r, cfg.port)),
+      learnRemotes: v.learnRemotes,
+      learning: v.learning,
+      ...(v.maxEntries !== undefined ? { maxEntries: v.maxEntries } : {}),
+    })),
+  };
+  return out;
+}
+
+/** The configuration as a YAML file that `vtep run --config` accepts (`vtep showconf`). */
+export function toYaml(cfg: Config): string {
+  return stringifyYaml(toSettings(cfg));
 }

@@ -15,7 +15,7 @@ import { dirname } from 'node:path';
  */
 
 /** A request field's type. Fields not listed are an error, so is a value of another type. */
-export type FieldType = 'integer' | 'string' | 'boolean';
+export type FieldType = 'integer' | 'string' | 'boolean' | 'strings';
 
 export interface Command {
   /** Allowed fields (besides `cmd`): name → type; a name ending in `?` is optional. */
@@ -225,8 +225,17 @@ function checkFields(req: Record<string, unknown>, fields: Record<string, FieldT
         ? Number.isSafeInteger(value)
         : type === 'string'
           ? typeof value === 'string'
-          : typeof value === 'boolean';
-    if (!ok) throw argError(name, value, `must be ${type === 'integer' ? 'an' : 'a'} ${type}`);
+          : type === 'strings'
+            ? Array.isArray(value) && value.every((v) => typeof v === 'string')
+            : typeof value === 'boolean';
+    if (!ok)
+      throw argError(
+        name,
+        value,
+        type === 'strings'
+          ? 'must be a list of strings'
+          : `must be ${type === 'integer' ? 'an' : 'a'} ${type}`,
+      );
     args[name] = value;
   }
   for (const f of Object.keys(fields))

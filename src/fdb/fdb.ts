@@ -163,6 +163,11 @@ export interface FdbRow {
   ageSeconds: number;
   /** Seconds since a frame was last sent to this MAC. */
   usedSeconds: number;
+  /**
+   * A flood-list row: `00:00:00:00:00:00` to a remote (head-end replication), as Linux shows
+   * the all-zeros entries of a vxlan device in `bridge fdb show`.
+   */
+  flood?: boolean;
 }
 
 export class Fdb {
@@ -408,12 +413,27 @@ export class Fdb {
    * The same rows, `size` at a time, so a caller can let other work run between chunks. Entries
    * removed between two chunks are left out; entries added after the first chunk are not listed.
    */
-  *listChunks(now: number, vni?: number, size = 512): Generator<FdbRow[]> {
+  *listChunks(
+    now: number,
+    vni?: number,
+    size = 512,
+    opts: { flood?: boolean } = {},
+  ): Generator<FdbRow[]> {
     const vnis = [...this.tables.keys()]
       .filter((v) => vni === undefined || v === vni)
       .sort((a, b) => a - b);
     for (const v of vnis) {
       const t = this.tables.get(v)!;
+      if (opts.flood && t.flood.length)
+        yield t.flood.map((r) => ({
+          vni: v,
+          mac: '00:00:00:00:00:00',
+          remote: r.key,
+          static: true,
+          ageSeconds: 0,
+          usedSeconds: 0,
+          flood: true,
+        }));
       const entries = [...t.entries.values()].sort((a, b) => a.mac - b.mac);
       for (let i = 0; i < entries.length; i += size) {
         const rows: FdbRow[] = [];

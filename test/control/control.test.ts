@@ -23,7 +23,8 @@ import {
 import { until } from '../../src/lab/sh.js';
 import { main } from '../../src/cli/main.js';
 import { controlCommands } from '../../src/cli/run.js';
-import { validate } from '../../src/config/config.js';
+import { toSettings, validate } from '../../src/config/config.js';
+import { parse as parseYaml } from 'yaml';
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { vtepBin } from '../../src/lab/topology.js';
@@ -354,12 +355,22 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
   const fdb = new Fdb();
   fdb.addVni(5000, { flood: [remotes.get('192.0.2.1')] });
   let reloads = 0;
+  let cfg = validate({ local: '192.0.2.2', vnis: [{ vni: 5000, remotes: ['192.0.2.1'] }] });
   const server = await ControlServer.listen(
     path,
     controlCommands({
       fdb,
       remotes,
-      config: () => validate({ local: '192.0.2.2', vnis: [{ vni: 5000, remotes: ['192.0.2.1'] }] }),
+      config: () => cfg,
+      change: (edit) => {
+        const settings = toSettings(cfg);
+        edit(settings);
+        cfg = validate(settings, 'the running configuration');
+        // as a reload does: the FDB has a table for exactly the configured VNIs
+        for (const v of cfg.vnis) if (!fdb.hasVni(v.vni)) fdb.addVni(v.vni);
+        for (const v of fdb.vnis()) if (!cfg.vnis.some((x) => x.vni === v)) fdb.removeVni(v);
+        return ['changed'];
+      },
       tapOf: () => 'vtep0',
       stats: () => ({}) as never,
       status: () => ({
@@ -458,6 +469,84 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
   t.match(out.pop(), /^degraded: up 3 s, 0 VNIs\n  problem: tap x \(vni 5000\) is down/);
   t.equal(await vtep('reload'), 0);
   t.equal(reloads, 1);
+
+  fdb.addStatic(5000, 0x0200000000aa, remotes.get('192.0.2.3'), 0);
+  // Live changes: the same rules as the file, exit 2 naming what was typed.
+  const live: [string[], RegExp][] = [
+    [
+      ['remote', 'add', '192.0.2.1', '--vni', '5000'],
+      /^vtep: invalid ADDR "192\.0\.2\.1": is already a remote of vni 5000\n$/,
+    ],
+    [
+      ['remote', 'add', '::ffff:192.0.2.1', '--vni', '5000'],
+      /invalid ADDR "::ffff:192\.0\.2\.1": is already a remote of vni 5000/,
+    ],
+    [
+      ['remote', 'add', '0.0.0.0', '--vni', '5000'],
+      /invalid ADDR "0\.0\.0\.0": is the unspecified address/,
+    ],
+    [['remote', 'add', '192.0.2.7', '--vni', '9'], /invalid --vni 9: is not configured/],
+    [
+      ['remote', 'del', '192.0.2.7', '--vni', '5000'],
+      /invalid ADDR "192\.0\.2\.7": is not a remote of vni 5000/,
+    ],
+    [['vni', 'add', '--vni', '5000'], /invalid --vni 5000: is already configured/],
+    [
+      ['vni', 'add', '--vni', '6000', '--tap', 'a/b'],
+      /invalid --vni 6000: must be an interface name/,
+    ],
+    [
+      ['vni', 'add', '--vni', '6000', '--remote', 'nope'],
+      /invalid --vni 6000: must be an IPv4 or IPv6 address/,
+    ],
+    [['vni', 'del', '--vni', '5000'], /invalid --vni 5000: is the only VNI; stop vtep instead/],
+    [
+      ['fdb', 'add', '02:00:00:00:00:aa', '--vni', '5000', '--remote', '192.0.2.3'],
+      /invalid MAC "02:00:00:00:00:aa": already has an entry in vni 5000 \(give --replace\)/,
+    ],
+  ];
+  for (const [args, re] of live) {
+    t.equal(await vtep(...args), 2, `exit 2: ${args.join(' ')}`);
+    t.match(errors.pop(), re);
+  }
+  t.equal(
+    await vtep(
+      'fdb',
+      'add',
+      '02:00:00:00:00:aa',
+      '--vni',
+      '5000',
+      '--remote',
+      '192.0.2.7',
+      '--replace',
+    ),
+    0,
+  );
+  t.equal(fdb.get(5000, 0x0200000000aa)?.remote.key, '192.0.2.7:4789', '--replace replaces');
+  t.equal(await vtep('remote', 'add', '192.0.2.3:8472', '--vni', '5000'), 0);
+  t.equal(out.pop(), 'changed\n');
+  t.equal(await vtep('vni', 'add', '--vni', '6000', '--remote', '192.0.2.9', '--learn-remotes'), 0);
+  t.equal(await vtep('showconf'), 0);
+  const shown = out.pop()!;
+  t.match(shown, /^local: 192\.0\.2\.2\n/);
+  t.same(validate(parseYaml(shown)), cfg, 'showconf prints exactly the running configuration');
+  t.same(cfg.vnis[0].remotes, [
+    { address: '192.0.2.1', port: 4789 },
+    { address: '192.0.2.3', port: 8472 },
+  ]);
+  t.match(cfg.vnis[1], { vni: 6000, tap: 'vtep6000', learnRemotes: true });
+  t.equal(await vtep('remote', 'del', '192.0.2.3', '--port', '8472', '--vni', '5000'), 0);
+  t.equal(await vtep('vni', 'del', '--vni', '6000'), 0);
+  t.same(
+    cfg.vnis.map((v) => [v.vni, v.remotes.length]),
+    [[5000, 1]],
+  );
+  t.equal(await vtep('fdb', 'show'), 0);
+  t.match(
+    out.pop(),
+    /^00:00:00:00:00:00 dev vtep0 dst 192\.0\.2\.1 port 4789 vni 5000 self permanent$/m,
+    'the flood list, as bridge fdb show lists the all-zeros entries',
+  );
   // The protocol itself is strict: what the CLI never sends is refused, not guessed at.
   fdb.addStatic(5000, 0x0200000000aa, remotes.get('192.0.2.3'), 0);
   await t.rejects(request(path, { cmd: 'fdb.flush', learnedOnly: 'yes' }), {

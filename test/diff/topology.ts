@@ -265,7 +265,10 @@ export class DiffTopology {
       { encoding: 'utf8' },
     );
     if (r.status !== 0) throw new Error(`vtep fdb show: ${r.stderr}`);
-    return JSON.parse(r.stdout) as { vni: number; mac: string; remote: string }[];
+    // learned and static entries; the 00:00:00:00:00:00 flood-list rows are configuration
+    return (
+      JSON.parse(r.stdout) as { vni: number; mac: string; remote: string; flood?: boolean }[]
+    ).filter((row) => !row.flood);
   }
 
   /** OVS learned MACs per VNI, mapped from OpenFlow port numbers to the tunnel's remote_ip. */

@@ -4,10 +4,10 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { ConfigError, integer, loadConfigFile, validate, type Config } from '../config/config.js';
-import { formatFdb, formatStats, formatStatus } from '../control/format.js';
-import { ControlError, request } from '../control/server.js';
+import { formatEvent, formatFdb, formatStats, formatStatus } from '../control/format.js';
+import { ControlError, request, subscribe } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
 import { parseMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
@@ -18,7 +18,7 @@ import { applyLibvirt, interfaceXml, printInstall, withInterface } from '../setu
 import { applyOvs, showOvs } from '../setup/ovs.js';
 import { executor, printer, render, type Runner } from '../setup/runner.js';
 import { checkUnitName, unitText, writeUnit } from '../setup/systemd.js';
-import { notify, startVtep, type RunningStats, type Status } from './run.js';
+import { MONITOR_KINDS, notify, startVtep, type RunningStats, type Status } from './run.js';
 
 /** In a directory of its own, so a service running as its own user can create it (systemd RuntimeDirectory=vtep). */
 export const DEFAULT_CONTROL = '/run/vtep/vtep.sock';
@@ -42,6 +42,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.underlayMtu$/, '--underlay-mtu'],
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
+  [/^flags\.metrics$/, '--metrics'],
   [/^flags\.(\w+)$/, '--$1'],
 ];
 
@@ -67,6 +68,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     underlayMtu: o.underlayMtu,
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
+    metrics: o.metrics,
     vnis: [
       {
         vni: o.vni,
@@ -234,6 +236,10 @@ export function program(): Command {
     )
     .option('--udp6-zero-checksum-tx', 'IPv6 underlay: send a zero UDP checksum (RFC 6935)')
     .option('--udp6-zero-checksum-rx', 'IPv6 underlay: accept a zero UDP checksum (RFC 6935)')
+    .option(
+      '--metrics <addr:port>',
+      'serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)',
+    )
     .option('--mac <mac>', 'TAP MAC address (default: derived from the TAP name and VNI, stable)')
     .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
     .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')
@@ -382,6 +388,24 @@ export function program(): Command {
         'the running configuration as YAML that vtep run --config accepts (like wg showconf)',
       ),
   ).action(async (o) => print(String(await ask(o.control, { cmd: 'showconf' }))));
+  control(
+    p
+      .command('monitor')
+      .description(
+        'stream FDB events (learn, move, age, evict) and misses as they happen, like bridge monitor fdb',
+      )
+      .addArgument(
+        new Argument('[what]', 'which events').choices(Object.keys(MONITOR_KINDS)).default('all'),
+      ),
+  )
+    .option('--json', 'one JSON object per line')
+    .action(async (what: string, o) => {
+      await subscribe(o.control, { cmd: 'monitor', what }, (e) => {
+        process.stdout.write((o.json ? JSON.stringify(e) : formatEvent(e)) + '\n');
+      });
+      // The vtep went away (stopped or restarted): say so, as a failure.
+      throw new ControlError('ECONNRESET', `control socket ${String(o.control)}: closed by vtep`);
+    });
   control(p.command('stats').description('packet, byte and drop counters; TAP state'))
     .option('--json', 'JSON output')
     .action(async (o) => {

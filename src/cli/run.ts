@@ -11,7 +11,14 @@ import {
   type Config,
   type VniSpec,
 } from '../config/config.js';
-import { ControlServer, Rows, argError, type Command } from '../control/server.js';
+import {
+  ControlError,
+  ControlServer,
+  Rows,
+  Subscription,
+  argError,
+  type Command,
+} from '../control/server.js';
 import { Fdb, FdbError, type FdbRow } from '../fdb/fdb.js';
 import { Remotes, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
@@ -21,6 +28,7 @@ import { RawUdpSender, UdpSocket } from '../io/udp.js';
 import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
 import { formatMac, parseMac, stableMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
+import { startMetrics, type Metrics } from './metrics.js';
 import { TapPort, type TapStatus } from './tapport.js';
 
 /**
@@ -209,11 +217,16 @@ export async function startVtep(
         mtu: v.mtu,
       });
       ports.set(v.vni, port);
+      port.onBatch = (n) => metrics?.observeBatch('tap', n);
       port.start();
     };
     for (const v of cfg.vnis) addVni(v, openPort(v));
+    let metrics: Metrics | undefined;
     underlay.start(
-      (n) => engine.underlayReceived(n, clock()),
+      (n) => {
+        metrics?.observeBatch('underlay', n);
+        engine.underlayReceived(n, clock());
+      },
       (err) => log(`underlay: ${err.message}`),
     );
     // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
@@ -299,6 +312,40 @@ export async function startVtep(
       edit(settings);
       return reload(validate(settings, 'the running configuration'));
     };
+    // `vtep monitor`: the FDB and the engine report events only while someone watches.
+    const watchers = new Set<(event: object) => void>();
+    const emit = (event: object) => {
+      for (const w of watchers) w(event);
+    };
+    const devOf = (vni: number) => ports.get(vni)?.spec.name ?? '-';
+    const watch = (send: (event: object) => void) => {
+      watchers.add(send);
+      fdb.onEvent = (e) =>
+        emit({
+          event: e.type,
+          vni: e.vni,
+          mac: formatMac(e.mac),
+          dev: devOf(e.vni),
+          remote: e.remote.key,
+          ...(e.from ? { from: e.from.key } : {}),
+          time: new Date().toISOString(),
+        });
+      engine.onMiss = (vni, mac) =>
+        emit({
+          event: 'miss',
+          vni,
+          mac: formatMac(mac),
+          dev: devOf(vni),
+          time: new Date().toISOString(),
+        });
+      return () => {
+        watchers.delete(send);
+        if (watchers.size === 0) {
+          fdb.onEvent = undefined;
+          engine.onMiss = undefined;
+        }
+      };
+    };
     const control = cfg.control
       ? await ControlServer.listen(
           cfg.control,
@@ -311,15 +358,30 @@ export async function startVtep(
             status,
             reload: reloadFromSource,
             change,
+            watch,
           }),
         )
       : undefined;
+    if (cfg.metrics !== undefined) {
+      const at = cfg.metrics.lastIndexOf(':');
+      try {
+        metrics = await startMetrics(
+          cfg.metrics.slice(0, at).replace(/^\[|\]$/g, ''),
+          Number(cfg.metrics.slice(at + 1)),
+          stats,
+        );
+      } catch (err) {
+        await control?.close();
+        throw new ConfigError('metrics', cfg.metrics, `cannot listen: ${(err as Error).message}`);
+      }
+    }
     log(
       `vtep: listening on ${underlay.address}:${underlay.port} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), source ports ${sourcePorts}, ` +
         cfg.vnis
           .map((v) => `vni ${v.vni} on ${v.tap} (${formatMac(ports.get(v.vni)!.spec.mac)})`)
           .join(', ') +
-        (control ? `, control ${control.path}` : ''),
+        (control ? `, control ${control.path}` : '') +
+        (metrics ? `, metrics http://${metrics.address}/metrics` : ''),
     );
     let stopping: Promise<void> | undefined;
     return {
@@ -340,7 +402,7 @@ export async function startVtep(
           clearInterval(ageing);
           underlay.stop();
           closeAll();
-          await control?.close();
+          await Promise.all([control?.close(), metrics?.close()]);
         })();
         return stopping;
       },
@@ -369,6 +431,7 @@ const RESTART_ONLY = [
   'control',
   'udp6ZeroChecksumTx',
   'udp6ZeroChecksumRx',
+  'metrics',
 ] as const;
 
 /**
@@ -505,7 +568,16 @@ export interface CommandContext {
   reload: () => string[];
   /** Apply an edit of the running settings (see `startVtep`). */
   change: (edit: (settings: Record<string, unknown>) => void) => string[];
+  /** Get every FDB and miss event until the returned function is called. */
+  watch?: (send: (event: object) => void) => () => void;
 }
+
+/** Which events `monitor` streams: the table's changes (`fdb`, as `bridge monitor fdb`), misses, or all. */
+export const MONITOR_KINDS: Record<string, readonly string[]> = {
+  all: ['learn', 'move', 'age', 'evict', 'miss'],
+  fdb: ['learn', 'move', 'age', 'evict'],
+  miss: ['miss'],
+};
 
 type VniSettings = { vni: number; remotes: string[] } & Record<string, unknown>;
 
@@ -669,6 +741,22 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
       },
     },
     showconf: { fields: {}, run: () => toYaml(c.config()) },
+    monitor: {
+      fields: { 'what?': 'string' },
+      run: (a) => {
+        const what = (a.what as string | undefined) ?? 'all';
+        const kinds = Object.hasOwn(MONITOR_KINDS, what) ? MONITOR_KINDS[what] : undefined;
+        if (!kinds)
+          throw argError('what', a.what, `must be one of ${Object.keys(MONITOR_KINDS).join(', ')}`);
+        const watch = c.watch;
+        if (!watch) throw new ControlError('ENOTSUP', 'this endpoint has no events to monitor');
+        return new Subscription((send) =>
+          watch((e) => {
+            if (kinds.includes((e as { event: string }).event)) send(e);
+          }),
+        );
+      },
+    },
     stats: { fields: {}, run: () => c.stats() },
     status: { fields: {}, run: () => c.status() },
     reload: { fields: {}, run: () => ({ changes: c.reload() }) },

@@ -46,6 +46,8 @@ export class TapPort {
   private downSince = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Called with each receive batch's size (metrics), when set. */
+  onBatch: ((n: number) => void) | undefined;
 
   private constructor(
     public spec: TapSpec,
@@ -83,7 +85,10 @@ export class TapPort {
   start(): void {
     const tap = this.tap!;
     tap.start(
-      (n) => this.engine.tapReceived(this.spec.vni, n, this.clock()),
+      (n) => {
+        this.onBatch?.(n);
+        this.engine.tapReceived(this.spec.vni, n, this.clock());
+      },
       (err) => this.lost(err),
     );
   }

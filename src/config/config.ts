@@ -38,6 +38,8 @@ export interface Config {
   udp6ZeroChecksumTx: boolean;
   /** IPv6 underlay: accept a zero UDP checksum (Linux `udp6zerocsumrx`). */
   udp6ZeroChecksumRx: boolean;
+  /** Where to serve Prometheus metrics, `ADDR:PORT` (canonical); off when undefined. */
+  metrics?: string;
   control?: string;
   ageingMs: number;
   maxEntries: number;
@@ -248,6 +250,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     'underlayMtu',
     'udp6ZeroChecksumTx',
     'udp6ZeroChecksumRx',
+    'metrics',
     'vnis',
   ]);
   const local = address(`${where}.local`, raw.local ?? '0.0.0.0');
@@ -298,6 +301,17 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
         true,
         `applies to an IPv6 underlay; local ${local} is IPv4 (IPv4 may always send a zero checksum)`,
       );
+  let metrics: string | undefined;
+  if (raw.metrics !== undefined) {
+    const m = parseRemote(`${where}.metrics`, raw.metrics, 0);
+    if (m.port === 0)
+      throw new ConfigError(
+        `${where}.metrics`,
+        raw.metrics,
+        'must be ADDR:PORT, e.g. 127.0.0.1:9110',
+      );
+    metrics = formatRemote(m, -1);
+  }
   const underlayMtu =
     raw.underlayMtu === undefined
       ? undefined
@@ -329,6 +343,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     underlayMtu,
     udp6ZeroChecksumTx: zeroTx,
     udp6ZeroChecksumRx: zeroRx,
+    ...(metrics !== undefined ? { metrics } : {}),
     control: control as string | undefined,
     ageingMs: Math.round(ageingS * 1000),
     maxEntries:
@@ -391,6 +406,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     ...(cfg.underlayMtu !== undefined ? { underlayMtu: cfg.underlayMtu } : {}),
     ...(cfg.udp6ZeroChecksumTx ? { udp6ZeroChecksumTx: true } : {}),
     ...(cfg.udp6ZeroChecksumRx ? { udp6ZeroChecksumRx: true } : {}),
+    ...(cfg.metrics !== undefined ? { metrics: cfg.metrics } : {}),
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,
       tap: v.tap,

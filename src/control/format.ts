@@ -96,3 +96,25 @@ export function formatStatus(s: {
     ...s.problems.map((p) => `  problem: ${p}`),
   ].join('\n');
 }
+
+/** One `vtep monitor` event as text, in `bridge monitor fdb`'s manner. */
+export function formatEvent(e: Record<string, unknown>): string {
+  const [addr, port] = typeof e.remote === 'string' ? splitKey(e.remote) : ['-', '-'];
+  const entry = `${String(e.mac)} dev ${String(e.dev)} dst ${addr} port ${port} vni ${String(e.vni)} self`;
+  switch (e.event) {
+    case 'learn':
+      return entry;
+    case 'move':
+      return `${entry} (moved from ${String(e.from)})`;
+    case 'age':
+      return `Deleted ${entry} (aged)`;
+    case 'evict':
+      return `Deleted ${entry} (evicted: table full)`;
+    case 'miss':
+      return `miss ${String(e.mac)} dev ${String(e.dev)} vni ${String(e.vni)}`;
+    case 'lost':
+      return `(${String(e.count)} events lost: the monitor did not keep up)`;
+    default:
+      return JSON.stringify(e);
+  }
+}

@@ -32,6 +32,16 @@ export class Rows {
   constructor(readonly chunks: Iterable<unknown[]>) {}
 }
 
+/**
+ * A stream of events on the connection (`vtep monitor`): after the answer line, one JSON object
+ * per line until either side closes. `start` gets a `send` and returns how to stop. A client
+ * that does not keep up loses events (counted, and said in a `{"event":"lost","count":N}`
+ * line once it reads again) instead of growing our memory.
+ */
+export class Subscription {
+  constructor(readonly start: (send: (event: object) => void) => () => void) {}
+}
+
 export class ControlError extends Error {
   constructor(
     readonly code: string,
@@ -285,6 +295,27 @@ async function respond(
     return;
   }
   if (sock.destroyed) return;
+  if (data instanceof Subscription) {
+    sock.setTimeout(0); // a monitor is quiet while nothing happens: not idle
+    sock.write(JSON.stringify({ ok: true, data: 'subscribed' }) + '\n');
+    let lost = 0;
+    const stop = data.start((event) => {
+      if (sock.destroyed) return;
+      if (sock.writableLength > highWater) {
+        lost++;
+        return;
+      }
+      if (lost) {
+        sock.write(JSON.stringify({ event: 'lost', count: lost }) + '\n');
+        lost = 0;
+      }
+      sock.write(JSON.stringify(event) + '\n');
+    });
+    sock.once('close', stop);
+    // Nothing more is read from a monitoring connection: the stream is the answer.
+    await new Promise((resolve) => sock.once('close', resolve));
+    return;
+  }
   if (!(data instanceof Rows)) {
     sock.write(JSON.stringify({ ok: true, data: data ?? null }) + '\n');
     return;
@@ -375,6 +406,63 @@ export async function request(
             typeof res?.field === 'string' ? res.field : undefined,
           ),
         );
+    });
+    sock.write(JSON.stringify(req) + '\n');
+  });
+}
+
+/**
+ * Subscribe (`vtep monitor`): `onEvent` gets every event line until the connection ends, then
+ * the promise resolves. Throws ControlError if the request is refused.
+ */
+export async function subscribe(
+  path: string,
+  req: Record<string, unknown>,
+  onEvent: (event: Record<string, unknown>) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    let buf = '';
+    let answered = false;
+    sock.setEncoding('utf8');
+    sock.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new ControlError(err.code ?? 'EIO', `control socket ${path}: ${err.message}`)),
+    );
+    sock.on('close', () => resolve());
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let obj: Record<string, unknown>;
+        try {
+          obj = JSON.parse(line);
+        } catch {
+          sock.destroy();
+          return reject(
+            new ControlError(
+              'ERR_BAD_ANSWER',
+              `control socket ${path}: not JSON: ${line.slice(0, 80)}`,
+            ),
+          );
+        }
+        if (!answered) {
+          answered = true;
+          if (obj.ok !== true) {
+            sock.destroy();
+            return reject(
+              new ControlError(
+                typeof obj.code === 'string' ? obj.code : 'ERR_FAILED',
+                typeof obj.error === 'string' ? obj.error : 'failed',
+                typeof obj.field === 'string' ? obj.field : undefined,
+              ),
+            );
+          }
+          continue;
+        }
+        onEvent(obj);
+      }
     });
     sock.write(JSON.stringify(req) + '\n');
   });

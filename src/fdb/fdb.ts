@@ -147,6 +147,17 @@ export interface FdbOptions {
   }) => void;
 }
 
+/** What changed in the table: what `vtep monitor` streams (like `bridge monitor fdb`). */
+export interface FdbEvent {
+  type: 'learn' | 'move' | 'age' | 'evict';
+  vni: number;
+  mac: number;
+  /** Where the MAC is now (learn, move) or was (age, evict). */
+  remote: Remote;
+  /** move: where it was before. */
+  from?: Remote;
+}
+
 export interface FlushFilter {
   vni?: number;
   remote?: Remote;
@@ -185,6 +196,8 @@ export class Fdb {
   private total = 0;
   private readonly moveLimiter = new RateLimiter(10, 5000);
   private readonly onMove: FdbOptions['onMove'];
+  /** Set while someone watches (`vtep monitor`); checked, never called, otherwise. */
+  onEvent: ((e: FdbEvent) => void) | undefined;
 
   constructor(opts: FdbOptions = {}) {
     this.ageingMs = DEFAULT_AGEING_MS;
@@ -297,6 +310,7 @@ export class Fdb {
       const from = e.remote;
       e.remote = remote;
       this.counters.moved++;
+      if (this.onEvent) this.onEvent({ type: 'move', vni, mac, remote, from });
       if (this.onMove && this.moveLimiter.allow(now)) {
         this.onMove({ vni, mac, from, to: remote, suppressed: this.moveLimiter.takeSuppressed() });
       }
@@ -314,6 +328,7 @@ export class Fdb {
     t.append(entry);
     this.total++;
     this.counters.learned++;
+    if (this.onEvent) this.onEvent({ type: 'learn', vni, mac, remote });
     return result;
   }
 
@@ -387,8 +402,11 @@ export class Fdb {
     let nextDue: number | undefined;
     for (const t of this.tables.values()) {
       while (t.head !== null && now - t.head.updated >= this.ageingMs) {
-        this.remove(t, t.head);
+        const gone = t.head;
+        this.remove(t, gone);
         removed++;
+        if (this.onEvent)
+          this.onEvent({ type: 'age', vni: t.vni, mac: gone.mac, remote: gone.remote });
       }
       if (t.head !== null) {
         const due = t.head.updated + this.ageingMs;
@@ -478,9 +496,12 @@ export class Fdb {
         )
           victim = o;
     }
-    if (victim.head === null) return 'full';
-    this.remove(victim, victim.head);
+    const gone = victim.head;
+    if (gone === null) return 'full';
+    this.remove(victim, gone);
     this.counters.evicted++;
+    if (this.onEvent)
+      this.onEvent({ type: 'evict', vni: victim.vni, mac: gone.mac, remote: gone.remote });
     return 'evicted';
   }
 

@@ -193,6 +193,12 @@ export class Engine {
   private readonly icmpTx = new TxBatch(1);
   /** ICMP errors are rate limited, as the kernel's are (icmp_msgs_per_sec). */
   private readonly icmpLimit = new RateLimiter(1000, 1000);
+  /**
+   * Set while someone watches (`vtep monitor`): a unicast frame from the TAP to a MAC the table
+   * does not know (flooded), as Linux vxlan's l2miss; at most 100 a second are reported.
+   */
+  onMiss: ((vni: number, mac: number) => void) | undefined;
+  private readonly missLimit = new RateLimiter(100, 1000);
   private readonly udpTx: TxBatch;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
@@ -410,6 +416,7 @@ export class Engine {
         this.enqueue(vs, slab, off, len, remote, port, -1, now);
         continue;
       }
+      if (this.onMiss && !isMulticast(dst) && this.missLimit.allow(now)) this.onMiss(vni, dst);
       const flood = this.fdb.floodList(vni);
       if (flood.length === 0) {
         this.drop(Drop.NO_REMOTE, now, vni, -1, vs);

@@ -17,7 +17,9 @@ import {
   ControlError,
   ControlServer,
   Rows,
+  Subscription,
   request,
+  subscribe,
   type Command,
 } from '../../src/control/server.js';
 import { until } from '../../src/lab/sh.js';
@@ -585,3 +587,77 @@ t.test('the bin works through a symlink (npm install -g, npx); --version', async
     'one line, no stack',
   );
 });
+
+t.test(
+  'subscriptions stream events; a client that does not read loses them, counted',
+  async (t) => {
+    const path = join(dir, 'sub.sock');
+    let send: ((e: object) => void) | undefined;
+    let stopped = 0;
+    const server = await ControlServer.listen(
+      path,
+      {
+        watch: cmd(
+          () =>
+            new Subscription((s) => {
+              send = s;
+              return () => stopped++;
+            }),
+        ),
+        refuse: cmd(() => {
+          throw new ControlError('ERR_NOPE', 'no');
+        }),
+      },
+      { highWater: 1024, idleMs: 100 },
+    );
+    t.teardown(() => server.close());
+    const got: Record<string, unknown>[] = [];
+    const done = subscribe(path, { cmd: 'watch' }, (e) => got.push(e));
+    await until(() => send !== undefined);
+    send!({ event: 'learn', n: 1 });
+    await until(() => got.length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    send!({ event: 'learn', n: 2 });
+    await until(() => got.length === 2);
+    t.same(
+      got,
+      [
+        { event: 'learn', n: 1 },
+        { event: 'learn', n: 2 },
+      ],
+      'not closed as idle',
+    );
+    await t.rejects(
+      subscribe(path, { cmd: 'refuse' }, () => {}),
+      { code: 'ERR_NOPE' },
+    );
+
+    // A raw client that never reads: past 1 KiB unread, events are counted as lost instead.
+    const raw = createConnection(path);
+    raw.pause();
+    await new Promise((r) => raw.once('connect', r));
+    const before = send;
+    raw.write('{"cmd":"watch"}\n');
+    await until(() => send !== before);
+    for (let k = 0; k < 2000; k++) send!({ event: 'learn', pad: 'x'.repeat(100) });
+    let text = '';
+    raw.on('data', (d) => (text += d));
+    raw.resume();
+    await new Promise((r) => setTimeout(r, 100));
+    send!({ event: 'after' });
+    await until(() => text.includes('"after"'));
+    t.match(
+      text,
+      /\{"event":"lost","count":\d+\}\n\{"event":"after"\}/,
+      'the loss is said, then events go on',
+    );
+    raw.destroy();
+    await until(() => stopped === 1);
+    await server.close();
+    await done;
+    t.ok(
+      await until(() => stopped === 2, 2000),
+      `each subscription stopped when its connection went (${stopped})`,
+    );
+  },
+);

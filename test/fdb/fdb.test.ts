@@ -269,6 +269,32 @@ t.test(
     t.equal(rest.length, 14);
     t.notOk(rest.some((x) => x.mac === '06:00:00:00:00:0f'));
     t.same(fdb.list(0, 2).length, 24, 'list is the chunks joined');
+    const withFlood = [...fdb.listChunks(0, 2, 512, { flood: true })].flat();
+    t.same(
+      withFlood.filter((row) => row.flood),
+      [
+        {
+          vni: 2,
+          mac: '00:00:00:00:00:00',
+          remote: '192.0.2.1:4789',
+          static: true,
+          ageSeconds: 0,
+          usedSeconds: 0,
+          flood: true,
+        },
+        {
+          vni: 2,
+          mac: '00:00:00:00:00:00',
+          remote: '192.0.2.3:4789',
+          static: true,
+          ageSeconds: 0,
+          usedSeconds: 0,
+          flood: true,
+        },
+      ],
+      'the flood list, first, as all-zeros rows',
+    );
+    t.equal(withFlood.length, 26);
   },
 );
 
@@ -312,4 +338,30 @@ t.test('one VNI filling the table cannot lock another out of learning', async (t
       },
     ),
   );
+});
+
+t.test('events while watched: learn, move, evict, age; none while not', async (t) => {
+  const r = new Remotes();
+  const a = r.get('192.0.2.1');
+  const c = r.get('192.0.2.3');
+  const fdb = new Fdb({ maxEntries: 2, ageingMs: 100 });
+  fdb.addVni(1);
+  fdb.learn(1, 0x020000000001, a, 0); // not watched: no event, no cost
+  const events: string[] = [];
+  fdb.onEvent = (e) =>
+    events.push(
+      `${e.type} ${e.vni} ${e.mac.toString(16)} ${e.remote.key}${e.from ? ` from ${e.from.key}` : ''}`,
+    );
+  fdb.learn(1, 0x020000000002, a, 10);
+  fdb.learn(1, 0x020000000002, c, 20);
+  fdb.learn(1, 0x020000000003, c, 30);
+  fdb.sweep(200);
+  t.same(events, [
+    'learn 1 20000000002 192.0.2.1:4789',
+    'move 1 20000000002 192.0.2.3:4789 from 192.0.2.1:4789',
+    'evict 1 20000000001 192.0.2.1:4789',
+    'learn 1 20000000003 192.0.2.3:4789',
+    'age 1 20000000002 192.0.2.3:4789',
+    'age 1 20000000003 192.0.2.3:4789',
+  ]);
 });

@@ -620,3 +620,18 @@ t.test(
     t.equal(h.engine.stats().fdb.capHit, 0);
   },
 );
+
+t.test('misses are reported while watched, at most 100 a second', async (t) => {
+  const h = harness([{ vni: 3 }]);
+  const misses: string[] = [];
+  h.taps.get(3)!.inject(frame(0x0200000000f1, VM_B));
+  await settle();
+  h.engine.onMiss = (vni, mac) => misses.push(`${vni} ${formatMac(mac)}`);
+  h.taps.get(3)!.inject(frame(0x0200000000f2, VM_B));
+  h.taps.get(3)!.inject(frame(BCAST, VM_B)); // broadcast: flooded, but not a miss
+  await settle();
+  t.same(misses, ['3 02:00:00:00:00:f2']);
+  for (let k = 0; k < 150; k++) h.taps.get(3)!.inject(frame(0x020000001000 + k, VM_B));
+  for (let k = 0; k < 5; k++) await settle();
+  t.equal(misses.length, 100, 'rate limited within the same second');
+});

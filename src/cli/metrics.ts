@@ -1,0 +1,152 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RunningStats } from './run.js';
+
+/**
+ * `--metrics ADDR:PORT`: Prometheus text on GET /metrics, through prom-client. Counters are read
+ * from the engine's own when Prometheus scrapes (nothing is done per packet for them); the batch
+ * size histogram is observed once per receive batch; prom-client's default metrics add the
+ * process's CPU, memory and event-loop lag. Off unless asked for.
+ */
+export interface Metrics {
+  /** A receive batch of `n` from the underlay or a TAP. */
+  observeBatch(source: 'underlay' | 'tap', n: number): void;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startMetrics(
+  host: string,
+  port: number,
+  stats: () => RunningStats,
+): Promise<Metrics> {
+  const register = new Registry();
+  collectDefaultMetrics({ register });
+  let snapshot: RunningStats | undefined;
+  // One stats() per scrape, shared by every metric's collect().
+  const s = () => (snapshot ??= stats());
+  const perVni = (name: string, help: string, value: (v: RunningStats['vnis'][number]) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['vni'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const v of s().vnis) this.inc({ vni: String(v.vni) }, value(v));
+      },
+    });
+  perVni(
+    'vtep_rx_packets_total',
+    'Frames decapsulated and written to the TAP',
+    (v) => v.rx.packets,
+  );
+  perVni('vtep_rx_bytes_total', 'Bytes of those frames', (v) => v.rx.bytes);
+  perVni(
+    'vtep_tx_packets_total',
+    'VXLAN datagrams sent (each flooded copy counts)',
+    (v) => v.tx.packets,
+  );
+  perVni('vtep_tx_bytes_total', 'Bytes of inner frames sent', (v) => v.tx.bytes);
+  new Counter({
+    name: 'vtep_drops_total',
+    help: 'Packets dropped, by reason and VNI (vni="" where no VNI could be told)',
+    labelNames: ['reason', 'vni'],
+    registers: [register],
+    collect() {
+      this.reset();
+      const st = s();
+      for (const [reason, total] of Object.entries(st.drops)) {
+        let rest = total;
+        for (const v of st.vnis) {
+          const n = v.drops[reason] ?? 0;
+          rest -= n;
+          this.inc({ reason, vni: String(v.vni) }, n);
+        }
+        this.inc({ reason, vni: '' }, rest);
+      }
+    },
+  });
+  new Gauge({
+    name: 'vtep_fdb_entries',
+    help: 'Forwarding table entries per VNI',
+    labelNames: ['vni'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const v of s().vnis) this.set({ vni: String(v.vni) }, v.fdbEntries);
+    },
+  });
+  for (const [key, help] of [
+    ['learned', 'MACs learned'],
+    ['moved', 'MACs seen behind another remote'],
+    ['aged', 'Learned entries aged out'],
+    ['evicted', 'Learned entries evicted by a full table'],
+    ['capHit', 'MACs not learned: the table was full of static entries'],
+  ] as const)
+    new Counter({
+      name: `vtep_fdb_${key === 'capHit' ? 'cap_hit' : key}_total`,
+      help,
+      registers: [register],
+      collect() {
+        this.reset();
+        this.inc(s().fdb[key]);
+      },
+    });
+  new Gauge({
+    name: 'vtep_tap_up',
+    help: '1 while the VNI has its TAP, 0 while it is gone and being re-created',
+    labelNames: ['vni', 'dev'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const t of s().taps)
+        this.set({ vni: String(t.vni), dev: t.name }, t.state === 'up' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'vtep_icmp_too_big_total',
+    help: 'ICMP fragmentation-needed / packet-too-big answers sent into TAPs',
+    registers: [register],
+    collect() {
+      this.reset();
+      this.inc(s().icmpTooBig);
+    },
+  });
+  new Counter({
+    name: 'vtep_kernel_udp_receive_drops_total',
+    help: 'Datagrams the kernel dropped for the underlay socket (receive buffer full)',
+    registers: [register],
+    collect() {
+      this.reset();
+      this.inc(s().kernel.udpReceiveDrops ?? 0);
+    },
+  });
+  const batch = new Histogram({
+    name: 'vtep_batch_size',
+    help: 'Frames or datagrams per receive batch',
+    labelNames: ['source'],
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [register],
+  });
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('not found: GET /metrics\n');
+      return;
+    }
+    snapshot = undefined;
+    register.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    observeBatch: (source, n) => batch.observe({ source }, n),
+    address: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,155 @@
+// Watching a running vtep as an operator of OVS or kernel VXLAN would: `vtep monitor` (like
+// `bridge monitor fdb` and l2miss) and Prometheus metrics, against real peers.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import t from 'tap';
+import { sleep, until } from '../../src/lab/sh.js';
+import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
+import { needs } from '../helpers/prereq.js';
+
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (
+  text: string,
+) => {
+  name: string;
+  type: string;
+  metrics: {
+    labels?: Record<string, string>;
+    value?: string;
+    buckets?: Record<string, string>;
+  }[];
+}[];
+
+const ready = needs(t, {
+  root: true,
+  commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'python3'],
+});
+
+const METRICS = `${UNDERLAY.vtep}:9110`;
+
+t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters move', async (t) => {
+  if (!ready) return;
+  const topo = await Topology.build({ prefix: `w${process.pid % 10000}`, reap: true });
+  t.teardown(() => topo.teardown());
+  await topo.startVtep(['--ageing', '4', '--metrics', METRICS]);
+
+  /** A scrape from the vtep's own host, parsed by a Prometheus text-format parser. */
+  const scrape = () => {
+    const text = topo
+      .get('hostB')
+      .exec(
+        `${process.execPath} -e "fetch('http://${METRICS}/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"`,
+      );
+    return new Map(parsePrometheus(text).map((f) => [f.name, f]));
+  };
+  const value = (m: ReturnType<typeof scrape>, name: string, labels: Record<string, string> = {}) =>
+    Number(
+      m
+        .get(name)
+        ?.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v))
+        ?.value ?? NaN,
+    );
+
+  const events: Record<string, string>[] = [];
+  const monitor = spawn(process.execPath, [
+    vtepBin(),
+    'monitor',
+    '--json',
+    '--control',
+    topo.control,
+  ]);
+  t.teardown(() => monitor.kill());
+  let buf = '';
+  monitor.stdout.on('data', (d) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    for (const l of lines) events.push(JSON.parse(l));
+  });
+  await sleep(300);
+  // What the VMs said while starting up is learned already: start from an empty table.
+  await topo.ask('fdb.flush', {});
+  const before = scrape();
+
+  const ping = (from: string, to: string) =>
+    topo.get(from).exec(`ping -c 3 -i 0.2 -W 1 ${to}`, { allowFail: true });
+  t.match(ping('vmB', VM.kernel.ip), / 0% packet loss/);
+  t.match(ping('vmB', VM.ovs.ip), / 0% packet loss/);
+  const seen = (pred: (e: Record<string, string>) => boolean, ms = 3000) =>
+    until(() => events.find(pred), ms);
+  t.match(
+    await seen((e) => e.event === 'learn' && e.mac === VM.kernel.mac),
+    { vni: topo.vni, dev: topo.tap, remote: `${UNDERLAY.kernel}:4789` },
+    'learn: the kernel VM spoke',
+  );
+  t.match(
+    await seen((e) => e.event === 'learn' && e.mac === VM.ovs.mac),
+    { remote: `${UNDERLAY.ovs}:4789` },
+    'learn: the OVS VM spoke',
+  );
+
+  // The OVS VM's MAC now speaks from behind the kernel peer: a move.
+  topo
+    .get('vmC')
+    .exec(
+      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth0', 0)); s.send(bytes.fromhex('ffffffffffff${VM.ovs.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
+    );
+  t.match(
+    await seen((e) => e.event === 'move'),
+    { mac: VM.ovs.mac, from: `${UNDERLAY.ovs}:4789`, remote: `${UNDERLAY.kernel}:4789` },
+    'move: from the OVS peer to the kernel peer',
+  );
+
+  // A unicast frame to a MAC nobody knows: a miss (flooded).
+  topo
+    .get('vmB')
+    .exec(
+      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('0200000ee0ee${VM.vtep.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
+    );
+  t.match(
+    await seen((e) => e.event === 'miss'),
+    { mac: '02:00:00:0e:e0:ee', vni: topo.vni },
+    'miss',
+  );
+
+  // A MAC that speaks once ages out after --ageing 4 (the VMs themselves keep talking: neighbour
+  // probes refresh their entries).
+  const once = '02:0a:9e:00:00:01';
+  topo
+    .get('vmC')
+    .exec(
+      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth0', 0)); s.send(bytes.fromhex('ffffffffffff${once.replace(/:/g, '')}88b5') + bytes(46))"`,
+    );
+  t.match(await seen((e) => e.event === 'learn' && e.mac === once), {
+    remote: `${UNDERLAY.kernel}:4789`,
+  });
+  const learnedAt = Date.now();
+  t.match(
+    await seen((e) => e.event === 'age' && e.mac === once, 8000),
+    { remote: `${UNDERLAY.kernel}:4789`, vni: topo.vni },
+    'age: a MAC silent for --ageing 4 s',
+  );
+  t.ok(Date.now() - learnedAt >= 3500, `not before its time (${Date.now() - learnedAt} ms)`);
+
+  const after = scrape();
+  const v = { vni: String(topo.vni) };
+  for (const name of ['vtep_rx_packets_total', 'vtep_tx_packets_total', 'vtep_rx_bytes_total'])
+    t.ok(
+      value(after, name, v) > value(before, name, v),
+      `${name}{vni="${topo.vni}"} moved: ${value(before, name, v)} -> ${value(after, name, v)}`,
+    );
+  t.ok(value(after, 'vtep_fdb_learned_total') >= 2, 'learns counted');
+  t.ok(value(after, 'vtep_fdb_moved_total') >= 1, 'the move counted');
+  t.ok(value(after, 'vtep_fdb_aged_total') >= 1, 'the age-out counted');
+  t.equal(after.get('vtep_fdb_entries')?.type, 'GAUGE');
+  t.equal(after.get('vtep_drops_total')?.type, 'COUNTER');
+  t.equal(value(after, 'vtep_tap_up', v), 1, 'the TAP is up');
+  const batches = after.get('vtep_batch_size');
+  t.equal(batches?.type, 'HISTOGRAM');
+  // (this parser keeps a histogram's buckets only: the +Inf bucket is its count)
+  t.ok(
+    batches!.metrics.some((m) => Number(m.buckets?.['+Inf']) > 0),
+    'batch sizes observed',
+  );
+  t.ok(after.has('nodejs_eventloop_lag_seconds'), 'event-loop lag');
+  monitor.kill();
+});

@@ -77,6 +77,7 @@ function fromFlags(o: Record<string, unknown>): Config {
         mac: o.mac,
         remotes: o.remote,
         learnRemotes: o.learnRemotes === true,
+        suppressArp: o.suppressArp === true,
       },
     ],
   };
@@ -246,6 +247,10 @@ export function program(): Command {
     .option(
       '--learn-remotes',
       'accept and learn VXLAN from any sender (Linux behaviour; default: configured remotes only, as OVS)',
+    )
+    .option(
+      '--suppress-arp',
+      'answer ARP/ND requests for known addresses on the TAP instead of flooding them (Linux neigh_suppress)',
     )
     .addOption(
       new Option(

@@ -215,6 +215,7 @@ export async function startVtep(
         maxEntries: v.maxEntries,
         ownMacs: [port.spec.mac],
         mtu: v.mtu,
+        suppressArp: v.suppressArp,
       });
       ports.set(v.vni, port);
       port.onBatch = (n) => metrics?.observeBatch('tap', n);
@@ -518,6 +519,10 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
     if (keys(old.remotes) !== keys(v.remotes)) {
       ctx.engine.updateVni(v.vni, { remotes: ctx.remotesOf(v) });
       say(`vni ${v.vni} remotes ${keys(old.remotes) || '-'} -> ${keys(v.remotes) || '-'}`);
+    }
+    if (old.suppressArp !== v.suppressArp) {
+      ctx.engine.updateVni(v.vni, { suppressArp: v.suppressArp });
+      say(`vni ${v.vni} suppressArp ${v.suppressArp}`);
     }
     if (old.learnRemotes !== v.learnRemotes) {
       ctx.engine.updateVni(v.vni, { learnRemotes: v.learnRemotes });

@@ -27,6 +27,8 @@ export interface VniSpec {
   learnRemotes: boolean;
   learning: boolean;
   maxEntries?: number;
+  /** ARP/ND suppression: answer requests for known addresses on the TAP (Linux neigh_suppress). */
+  suppressArp: boolean;
 }
 
 export interface Config {
@@ -181,6 +183,7 @@ function vniSpec(
     'learnRemotes',
     'learning',
     'maxEntries',
+    'suppressArp',
   ]);
   const vni = integer(`${field}.vni`, raw.vni, 0, MAX_VNI);
   const tap = raw.tap ?? `vtep${vni}`;
@@ -218,6 +221,7 @@ function vniSpec(
     remotes,
     learnRemotes: bool(`${field}.learnRemotes`, raw.learnRemotes, false),
     learning: bool(`${field}.learning`, raw.learning, true),
+    suppressArp: bool(`${field}.suppressArp`, raw.suppressArp, false),
     maxEntries:
       raw.maxEntries === undefined
         ? undefined
@@ -416,6 +420,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
       learnRemotes: v.learnRemotes,
       learning: v.learning,
       ...(v.maxEntries !== undefined ? { maxEntries: v.maxEntries } : {}),
+      ...(v.suppressArp ? { suppressArp: true } : {}),
     })),
   };
   return out;

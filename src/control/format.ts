@@ -52,6 +52,10 @@ export function formatStats(
     );
     lines.push(`    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`);
     lines.push(`    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`);
+    if (v.suppress)
+      lines.push(
+        `    ARP/ND suppression: answered ${v.suppress.answered} flooded ${v.suppress.flooded} neighbours ${v.suppress.entries}`,
+      );
     const vd = Object.entries(v.drops ?? {});
     if (vd.length) lines.push(`    drops: ${vd.map(([r, n]) => `${r} ${n}`).join(' ')}`);
   }

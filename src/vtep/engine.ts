@@ -9,7 +9,10 @@ import {
   type FrameDevice,
 } from '../io/types.js';
 import { Drop, DROP_REASON_COUNT, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
+import { ArpOp, emitArpReply, parseArp, type Arp } from '../wire/arp.js';
+import { EthernetFrame } from '../wire/ethernet.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
+import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
 import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
@@ -22,6 +25,7 @@ import {
   type ReservedBitsPolicy,
 } from '../wire/vxlan.js';
 import { flowHash, sourcePort } from './flowhash.js';
+import { NeighTable, key6 } from './neigh.js';
 import { SenderTable } from './senders.js';
 
 /**
@@ -49,6 +53,11 @@ export interface VniConfig {
   ownMacs?: number[];
   /** The TAP MTU: larger frames from the TAP are dropped rather than sent (default 1500). */
   mtu?: number;
+  /**
+   * ARP/ND suppression (Linux `neigh_suppress`): learn IP → MAC from ARP and ND seen on both
+   * sides, and answer a request from the TAP for a known address on the TAP instead of flooding it.
+   */
+  suppressArp?: boolean;
 }
 
 export interface EngineOptions {
@@ -98,6 +107,8 @@ export interface VniStats {
   rx: DirectionCounters;
   /** Drops of this VNI's packets, by reason (non-zero ones). */
   drops: Record<string, number>;
+  /** ARP/ND suppression: requests answered here, requests for unknown addresses flooded, table size. */
+  suppress?: { answered: number; flooded: number; entries: number };
   /** TAP → underlay (encapsulated; one per datagram sent, so a flood counts each copy). */
   tx: DirectionCounters;
 }
@@ -131,6 +142,10 @@ class VniState {
   readonly tx: DirectionCounters = { packets: 0, bytes: 0 };
   readonly drops = new Float64Array(DROP_REASON_COUNT);
   learnedSenders = 0;
+  /** ARP/ND suppression: its table while on, undefined while off. */
+  neigh: NeighTable | undefined;
+  answered = 0;
+  flooded = 0;
 
   constructor(cfg: VniConfig) {
     this.vni = cfg.vni;
@@ -155,6 +170,7 @@ class VniState {
 /** What can change on a running VNI without re-creating it (a reload). */
 export interface VniUpdate {
   remotes?: Remote[];
+  suppressArp?: boolean;
   learnRemotes?: boolean;
   learning?: boolean;
   maxEntries?: number;
@@ -239,7 +255,9 @@ export class Engine {
       learning: cfg.learning,
       maxEntries: cfg.maxEntries,
     });
-    this.vnis.set(cfg.vni, new VniState(cfg));
+    const vs = new VniState(cfg);
+    if (cfg.suppressArp) vs.neigh = new NeighTable(this.fdb.ageingMs);
+    this.vnis.set(cfg.vni, vs);
   }
 
   /** Stop serving a VNI: its table goes with it. The caller closes its TAP. */
@@ -273,6 +291,8 @@ export class Engine {
       this.fdb.setVniOptions(vni, { learning: u.learning, maxEntries: u.maxEntries });
     if (u.mtu !== undefined) vs.maxFrame = u.mtu + VLAN_HEADER_LEN;
     if (u.ownMacs !== undefined) vs.ownMacs = new Set(u.ownMacs);
+    if (u.suppressArp !== undefined && u.suppressArp !== (vs.neigh !== undefined))
+      vs.neigh = u.suppressArp ? new NeighTable(this.fdb.ageingMs) : undefined;
   }
 
   /**
@@ -363,6 +383,7 @@ export class Engine {
         continue;
       }
       this.fdb.learn(dec.vni, src, remote, now);
+      if (vs.neigh !== undefined) this.neighbours(vs, slab, dec.offset, dec.length, now, false);
       // A batch larger than the TAP's is written in parts, never lost.
       if (vs.tapTx.full) this.flushTap(vs, slab, now);
       vs.tapTx.push(dec.offset, dec.length);
@@ -408,6 +429,7 @@ export class Engine {
         this.tooBig(vs, slab, off, len, now);
         continue;
       }
+      if (vs.neigh !== undefined && this.neighbours(vs, slab, off, len, now, true)) continue;
       emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
       const dst = readMac(slab, off);
       const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
@@ -446,6 +468,60 @@ export class Engine {
     if (b.status[0] === TxStatus.SENT) this.icmpTooBig++;
   }
 
+  /**
+   * ARP/ND suppression for one frame: learn what it says about who has which address; from the
+   * TAP, answer a request for a known address into the TAP. Returns true when answered (the
+   * request then goes no further). Gratuitous ARP and duplicate address detection only teach.
+   */
+  private neighbours(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    fromTap: boolean,
+  ): boolean {
+    const eth = this.eth.bind(slab, off, len);
+    if (eth.checkLen() !== Drop.NONE) return false;
+    const table = vs.neigh!;
+    const tag = eth.vlanTagged ? slab.subarray(off + 12, off + 16) : undefined;
+    let answer = 0;
+    const arp = parseArp(eth, this.arp);
+    if (arp !== undefined) {
+      if (arp.senderIp !== 0) table.learn(arp.senderIp, arp.senderMac, now);
+      if (!fromTap || arp.op !== ArpOp.REQUEST || arp.senderIp === arp.targetIp) return false;
+      const mac = table.lookup(arp.targetIp, now);
+      if (mac !== undefined && mac !== arp.senderMac)
+        answer = emitArpReply(arp, mac, tag, this.replySlab, 0);
+    } else {
+      const nd = parseNd(eth);
+      if (nd === undefined) return false;
+      const dad = nd.src.every((x) => x === 0);
+      if (nd.type === 'na') table.learn(key6(nd.target), nd.mac || eth.src, now);
+      else if (!dad && nd.mac !== 0) table.learn(key6(nd.src), nd.mac, now);
+      if (!fromTap || nd.type !== 'ns' || dad) return false;
+      const mac = table.lookup(key6(nd.target), now);
+      if (mac !== undefined && mac !== eth.src)
+        answer = emitNa(nd, eth.src, mac, tag, this.replySlab, 0);
+    }
+    if (answer === 0) {
+      vs.flooded++;
+      return false;
+    }
+    const b = this.icmpTx;
+    b.clear();
+    b.push(0, answer);
+    b.status[0] = TxStatus.NONE;
+    vs.tap?.write(this.replySlab, b);
+    if (b.status[0] !== TxStatus.SENT) return false; // could not answer: let it be flooded
+    vs.answered++;
+    return true;
+  }
+
+  private readonly eth = new EthernetFrame();
+  private readonly arp: Arp = { op: 0, senderMac: 0, senderIp: 0, targetMac: 0, targetIp: 0 };
+  private readonly replySlab = Buffer.alloc(NA_FRAME_LEN + 4);
+
   /** Age the FDB; returns when the next entry is due (ms, same clock as `now`). */
   sweep(now: number): number | undefined {
     return this.fdb.sweep(now).nextDue;
@@ -471,6 +547,9 @@ export class Engine {
         rx: { ...vs.rx },
         tx: { ...vs.tx },
         drops: nonZero(vs.drops),
+        ...(vs.neigh
+          ? { suppress: { answered: vs.answered, flooded: vs.flooded, entries: vs.neigh.size } }
+          : {}),
       })),
       drops,
       icmpTooBig: this.icmpTooBig,

@@ -38,6 +38,7 @@ t.test('defaults and parsed values', async (t) => {
         learnRemotes: false,
         learning: true,
         maxEntries: undefined,
+        suppressArp: false,
       },
     ],
   });

@@ -4,11 +4,14 @@ import { addrPort, addrToString } from '../../src/io/addr.js';
 import { Engine } from '../../src/vtep/engine.js';
 import { flowHash } from '../../src/vtep/flowhash.js';
 import { Drop } from '../../src/wire/drop.js';
-import { formatMac, readMac } from '../../src/wire/mac.js';
+import { formatMac, readMac, writeMac } from '../../src/wire/mac.js';
+import { ipv6Bytes } from '../../src/io/addr.js';
+import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
 import { TxStatus } from '../../src/io/types.js';
 import { checksum } from '../../src/wire/checksum.js';
+import { addrToString as slotText } from '../../src/io/addr.js';
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import {
@@ -635,3 +638,126 @@ t.test('misses are reported while watched, at most 100 a second', async (t) => {
   for (let k = 0; k < 5; k++) await settle();
   t.equal(misses.length, 100, 'rate limited within the same second');
 });
+
+/** Text of 16 IPv6 bytes. */
+function formatIpv6(b: Uint8Array): string {
+  const slot = new Uint8Array(20);
+  slot[0] = 6;
+  slot.set(b, 4);
+  return slotText(slot, 0);
+}
+
+/** An ARP frame: `op` 1 request, 2 reply. */
+function arpFrame(
+  op: number,
+  dst: number,
+  sha: number,
+  spa: number,
+  tpa: number,
+  tag = false,
+): Buffer {
+  const f = Buffer.alloc(tag ? 46 : 42);
+  writeMac(f, 0, dst);
+  writeMac(f, 6, sha);
+  let o = 12;
+  if (tag) (f.writeUInt32BE(0x81000064, 12), (o = 16));
+  f.writeUInt16BE(0x0806, o);
+  Buffer.from('0001080006040000', 'hex').copy(f, o + 2);
+  f.writeUInt16BE(op, o + 8);
+  writeMac(f, o + 10, sha);
+  f.writeUInt32BE(spa, o + 16);
+  f.writeUInt32BE(tpa, o + 26);
+  return f;
+}
+
+/** An ND frame: 135 solicitation (with source lladdr), 136 advertisement (with target lladdr). */
+function ndFrame(type: 135 | 136, dst: number, src: number, from: string, target: string): Buffer {
+  const f = Buffer.alloc(14 + 40 + 32);
+  writeMac(f, 0, dst);
+  writeMac(f, 6, src);
+  f.writeUInt16BE(0x86dd, 12);
+  f[14] = 0x60;
+  f.writeUInt16BE(32, 18);
+  f[20] = 58;
+  f[21] = 255;
+  f.set(ipv6Bytes(from), 22);
+  f.set(ipv6Bytes(target), 38); // (the destination: the target itself, fine for a test)
+  f[54] = type;
+  f.set(ipv6Bytes(target), 62);
+  f[78] = type === 135 ? 1 : 2;
+  f[79] = 1;
+  writeMac(f, 80, src);
+  return f;
+}
+
+t.test(
+  'ARP/ND suppression: learned from both sides, answered on the TAP, else flooded',
+  async (t) => {
+    const h = harness([{ vni: 8, suppressArp: true }]);
+    const tap = h.taps.get(8)!;
+    const IP_A = 0x0a000001;
+    const IP_B = 0x0a000002;
+    // VM_A answers an ARP request from behind PEER_A: learned.
+    h.underlay.receive(vxlan(8, arpFrame(2, VM_B, VM_A, IP_A, IP_B)), h.peerA);
+    await settle();
+    tap.written.length = 0;
+    // VM_B asks for 10.0.0.1: answered here, nothing goes to the underlay.
+    tap.inject(arpFrame(1, BCAST, VM_B, IP_B, IP_A));
+    await settle();
+    t.equal(h.inbox.get(PEER_A)!.length + h.inbox.get(PEER_C)!.length, 0, 'not flooded');
+    t.equal(tap.written.length, 1, 'one reply into the TAP');
+    const r = tap.written[0];
+    t.same(
+      [readMac(r, 0), readMac(r, 6), r.readUInt16BE(12), r.readUInt16BE(20), readMac(r, 22)],
+      [VM_B, VM_A, 0x0806, 2, VM_A],
+      'an ARP reply from VM_A to VM_B',
+    );
+    t.same([r.readUInt32BE(28), readMac(r, 32), r.readUInt32BE(38)], [IP_A, VM_B, IP_B]);
+    // Unknown target: flooded as before, and counted.
+    tap.inject(arpFrame(1, BCAST, VM_B, IP_B, 0x0a000009));
+    // Gratuitous ARP (sender = target) and a tagged request.
+    tap.inject(arpFrame(1, BCAST, VM_B, IP_B, IP_B));
+    tap.inject(arpFrame(1, BCAST, VM_B, IP_B, IP_A, true));
+    await settle();
+    t.equal(h.inbox.get(PEER_A)!.length, 2, 'the unknown and the gratuitous one are flooded');
+    t.equal(tap.written[1].readUInt32BE(12), 0x81000064, 'the tagged request gets a tagged reply');
+    // IPv6: an advertisement teaches, a solicitation from the TAP is answered; DAD is not.
+    h.underlay.receive(vxlan(8, ndFrame(136, VM_B, VM_A, 'fd00::1', 'fd00::1')), h.peerA);
+    await settle();
+    const before = tap.written.length;
+    tap.inject(ndFrame(135, 0x3333ff000001, VM_B, 'fd00::2', 'fd00::1'));
+    tap.inject(ndFrame(135, 0x3333ff000001, VM_B, '::', 'fd00::1'));
+    await settle();
+    t.equal(
+      tap.written.length,
+      before + 1,
+      'one advertisement; none for duplicate address detection',
+    );
+    const na = tap.written[before];
+    t.same(
+      [readMac(na, 0), readMac(na, 6), na[54], na[58] & 0x60, readMac(na, 80)],
+      [VM_B, VM_A, 136, 0x60, VM_A],
+    );
+    t.equal(formatIpv6(na.subarray(22, 38)), 'fd00::1', 'from the target');
+    t.equal(formatIpv6(na.subarray(38, 54)), 'fd00::2', 'to the asker');
+    t.equal(na[21], 255, 'hop limit 255');
+    const pseudo = ipv6PseudoSum(na.subarray(22, 38), na.subarray(38, 54), 58, 32);
+    t.equal(checksum(na, 54, 32, pseudo), 0, 'ICMPv6 checksum verifies');
+    // flooded counts requests for unknown addresses; a gratuitous ARP is not one
+    t.match(h.engine.stats().vnis[0].suppress, { answered: 3, flooded: 1 });
+
+    // Off: requests go out as before and nothing is answered.
+    h.engine.updateVni(8, { suppressArp: false });
+    const sent = h.inbox.get(PEER_A)!.length;
+    tap.inject(arpFrame(1, BCAST, VM_B, IP_B, IP_A));
+    await settle();
+    t.equal(h.inbox.get(PEER_A)!.length, sent + 1, 'suppression off: flooded');
+    t.equal(h.engine.stats().vnis[0].suppress, undefined);
+    h.engine.updateVni(8, { suppressArp: true });
+    t.same(
+      h.engine.stats().vnis[0].suppress,
+      { answered: 3, flooded: 1, entries: 0 },
+      'on again: a fresh table',
+    );
+  },
+);

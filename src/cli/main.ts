@@ -9,7 +9,10 @@ import { ConfigError, integer, loadConfigFile, validate, type Config } from '../
 import { formatEvent, formatFdb, formatStats, formatStatus } from '../control/format.js';
 import { ControlError, request, subscribe } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
+import { LEVELS, type Level, type Log } from '../util/log.js';
 import { parseMac } from '../wire/mac.js';
+import { pino } from 'pino';
+import pinoPretty from 'pino-pretty';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { formatE2e, runE2e, writeE2e } from '../lab/e2e.js';
 import { LAB_DIR, LAB_PREFIX, labDown, labUp } from '../lab/lab.js';
@@ -25,7 +28,31 @@ export const DEFAULT_CONTROL = '/run/vtep/vtep.sock';
 /** Exit status for bad command-line input or configuration (like commander's usage errors). */
 export const EXIT_USAGE = 2;
 
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+/**
+ * The service's logger: pino, one JSON object per line on stderr (level, time, event, msg and
+ * the event's fields), readable text when stderr is a terminal. Synchronous, so the last lines
+ * before an exit are not lost.
+ */
+function makeLog(level: Level): Log {
+  const stream = process.stderr.isTTY
+    ? pinoPretty({
+        destination: 2,
+        sync: true,
+        ignore: 'pid,hostname',
+        translateTime: 'SYS:HH:MM:ss.l',
+      })
+    : pino.destination({ fd: 2, sync: true });
+  const logger = pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+  return (lvl, event, msg, fields) => logger[lvl]({ event, ...fields }, msg);
+}
 
 /** Map config paths to the flags they came from, so errors name what the user typed. */
 const FLAG_OF: [RegExp, string][] = [
@@ -119,22 +146,27 @@ function configFrom(opts: Record<string, unknown>): Config {
 const STOP_DEADLINE_MS = 900;
 
 async function run(opts: Record<string, unknown>): Promise<void> {
+  const level = (opts.logLevel ?? 'info') as Level;
+  delete opts.logLevel; // not a configuration setting: it may stand beside --config
+  const log = makeLog(level);
   const cfg = configFrom(opts);
   // The default directory is ours to make; any other must exist (the server says so if not).
   if (cfg.control === DEFAULT_CONTROL) mkdirSync(dirname(DEFAULT_CONTROL), { recursive: true });
   const vtep = await startVtep(cfg, log, { source: () => configFrom(opts) });
   const shutdown = (signal: string) => {
-    log(`vtep: ${signal}, stopping`);
+    log('info', 'stop', `vtep: ${signal}, stopping`, { signal });
     notify('STOPPING=1');
     // Whatever a control client or a device does, exit promptly: a replacement is waiting.
     setTimeout(() => {
-      log(`vtep: stop took more than ${STOP_DEADLINE_MS} ms; exiting anyway`);
+      log('warn', 'stop_slow', `vtep: stop took more than ${STOP_DEADLINE_MS} ms; exiting anyway`);
       process.exit(0);
     }, STOP_DEADLINE_MS).unref();
     vtep.stop().then(
       () => process.exit(0),
       (err) => {
-        log(`vtep: stop failed: ${(err as Error).message}`);
+        log('error', 'stop_failed', `vtep: stop failed: ${(err as Error).message}`, {
+          error: (err as Error).message,
+        });
         process.exit(1);
       },
     );
@@ -142,12 +174,16 @@ async function run(opts: Record<string, unknown>): Promise<void> {
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGHUP', () => {
-    log(`vtep: SIGHUP, reloading ${opts.config ? String(opts.config) : 'the command-line flags'}`);
+    const from = opts.config ? String(opts.config) : 'the command-line flags';
+    log('info', 'reload_start', `vtep: SIGHUP, reloading ${from}`, { signal: 'SIGHUP', from });
     try {
       vtep.reloadFromSource();
     } catch (err) {
       log(
+        'warn',
+        'reload_refused',
         `vtep: reload refused, still running the previous configuration: ${(err as Error).message}`,
+        { error: (err as Error).message },
       );
     }
   });
@@ -273,6 +309,11 @@ export function program(): Command {
       ),
     )
     .option('--control <path>', `control socket (default ${DEFAULT_CONTROL})`)
+    .addOption(
+      new Option('--log-level <level>', 'least important events logged')
+        .choices(LEVELS)
+        .default('info'),
+    )
     .action(run);
 
   const control = (cmd: Command) =>

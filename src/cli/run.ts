@@ -30,6 +30,7 @@ import { formatMac, parseMac, stableMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { startMetrics, type Metrics } from './metrics.js';
 import { TapPort, type TapStatus } from './tapport.js';
+import type { Log } from '../util/log.js';
 
 /**
  * Composition root of `vtep run`: opens the devices, builds the engine, owns the clock and the
@@ -37,7 +38,7 @@ import { TapPort, type TapStatus } from './tapport.js';
  * is testable without these.
  */
 
-export type Log = (line: string) => void;
+export type { Log } from '../util/log.js';
 
 export interface Status {
   healthy: boolean;
@@ -130,7 +131,16 @@ function mtuWarnings(cfg: Resolved, link: UnderlayLink, log: Log): void {
   for (const v of cfg.vnis)
     if (v.mtu > fits)
       log(
+        'warn',
+        'mtu_too_big',
         `vni ${v.vni}: mtu ${v.mtu} does not fit the underlay (MTU ${link.mtu}${link.name ? ` on ${link.name}` : ''}, ${encapOverhead(family) + 14} bytes of VXLAN over IPv${family}): packets over ${fits} bytes are dropped and answered with ICMP "${family === 4 ? 'fragmentation needed' : 'packet too big'}"`,
+        {
+          vni: v.vni,
+          mtu: v.mtu,
+          fits,
+          underlayMtu: link.mtu,
+          ...(link.name ? { dev: link.name } : {}),
+        },
       );
 }
 
@@ -152,7 +162,14 @@ export async function startVtep(
   const fdb = new Fdb({
     ageingMs: cfg.ageingMs,
     maxEntries: cfg.maxEntries,
-    onMove: (m) => log(Engine.formatMove(m)),
+    onMove: (m) =>
+      log('info', 'fdb_move', Engine.formatMove(m), {
+        vni: m.vni,
+        mac: formatMac(m.mac),
+        from: m.from.key,
+        to: m.to.key,
+        ...(m.suppressed ? { suppressed: m.suppressed } : {}),
+      }),
   });
   const ports = new Map<number, TapPort>();
   const opened: { close(): void }[] = [];
@@ -180,7 +197,10 @@ export async function startVtep(
         sourcePorts = `hash ${cfg.sourcePortMin}-${cfg.sourcePortMax}`;
       } catch (err) {
         log(
+          'warn',
+          'source_ports',
           `source ports: raw socket unavailable (${(err as Error).message}); sending from port ${underlay.port}`,
+          { error: (err as Error).message, port: underlay.port },
         );
       }
     }
@@ -228,7 +248,7 @@ export async function startVtep(
         metrics?.observeBatch('underlay', n);
         engine.underlayReceived(n, clock());
       },
-      (err) => log(`underlay: ${err.message}`),
+      (err) => log('error', 'underlay_error', `underlay: ${err.message}`, { error: err.code }),
     );
     // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
     const ageing = setInterval(() => engine.sweep(clock()), 1000);
@@ -257,7 +277,9 @@ export async function startVtep(
       if (nextLink.mtu !== currentLink.mtu) {
         engine.configure({ underlayMtu: nextLink.mtu });
         changes.push(`underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`);
-        log(`reload: underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`);
+        log('info', 'reload', `reload: underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`, {
+          change: `underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`,
+        });
       }
       mtuWarnings(next, nextLink, log);
       current = next;
@@ -377,12 +399,26 @@ export async function startVtep(
       }
     }
     log(
+      'info',
+      'start',
       `vtep: listening on ${underlay.address}:${underlay.port} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), source ports ${sourcePorts}, ` +
         cfg.vnis
           .map((v) => `vni ${v.vni} on ${v.tap} (${formatMac(ports.get(v.vni)!.spec.mac)})`)
           .join(', ') +
         (control ? `, control ${control.path}` : '') +
         (metrics ? `, metrics http://${metrics.address}/metrics` : ''),
+      {
+        underlay: `${underlay.address}:${underlay.port}`,
+        underlayMtu: link.mtu,
+        sourcePorts,
+        vnis: cfg.vnis.map((v) => ({
+          vni: v.vni,
+          dev: v.tap,
+          mac: formatMac(ports.get(v.vni)!.spec.mac),
+        })),
+        ...(control ? { control: control.path } : {}),
+        ...(metrics ? { metrics: metrics.address } : {}),
+      },
     );
     let stopping: Promise<void> | undefined;
     return {
@@ -480,7 +516,7 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
   const changes: string[] = [];
   const say = (line: string) => {
     changes.push(line);
-    ctx.log(`reload: ${line}`);
+    ctx.log('info', 'reload', `reload: ${line}`, { change: line });
   };
   ctx.engine.configure({
     reservedBits: next.reservedBits,

@@ -1,5 +1,6 @@
 import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
+import type { Log } from '../util/log.js';
 import type { Engine } from '../vtep/engine.js';
 import { formatMac, writeMac } from '../wire/mac.js';
 
@@ -52,7 +53,7 @@ export class TapPort {
   private constructor(
     public spec: TapSpec,
     private readonly engine: Engine,
-    private readonly log: (line: string) => void,
+    private readonly log: Log,
     private readonly clock: () => number,
     tap: TapDevice,
   ) {
@@ -60,12 +61,7 @@ export class TapPort {
   }
 
   /** Open the device (throws: at start-up and on reload a TAP that cannot be had is an error). */
-  static open(
-    spec: TapSpec,
-    engine: Engine,
-    log: (line: string) => void,
-    clock: () => number,
-  ): TapPort {
+  static open(spec: TapSpec, engine: Engine, log: Log, clock: () => number): TapPort {
     return new TapPort(spec, engine, log, clock, TapPort.device(spec));
   }
 
@@ -113,7 +109,10 @@ export class TapPort {
     this.tap = null;
     this.engine.setTap(this.spec.vni, null);
     this.log(
+      'warn',
+      'tap_lost',
       `tap ${this.spec.name}: the device is gone (${err.code}); vni ${this.spec.vni} drops its frames as tap_down until it is back; re-creating it`,
+      { dev: this.spec.name, vni: this.spec.vni, error: err.code },
     );
     this.retry(0);
   }
@@ -130,7 +129,11 @@ export class TapPort {
         const msg = (err as Error).message;
         // Say it once per distinct reason, not every retry.
         if (msg !== this.lastError)
-          this.log(`tap ${this.spec.name}: cannot re-create it yet: ${msg}`);
+          this.log('warn', 'tap_retry', `tap ${this.spec.name}: cannot re-create it yet: ${msg}`, {
+            dev: this.spec.name,
+            vni: this.spec.vni,
+            error: msg,
+          });
         this.lastError = msg;
         this.retry(attempt + 1);
         return;
@@ -141,8 +144,12 @@ export class TapPort {
       this.state = 'up';
       this.lastError = undefined;
       this.recreated++;
+      const downSeconds = Number(((this.clock() - this.downSince) / 1000).toFixed(1));
       this.log(
-        `tap ${this.spec.name}: re-created with MAC ${formatMac(this.spec.mac)} after ${((this.clock() - this.downSince) / 1000).toFixed(1)} s; vni ${this.spec.vni} forwards again (add it back to its bridge if it was in one)`,
+        'info',
+        'tap_recreated',
+        `tap ${this.spec.name}: re-created with MAC ${formatMac(this.spec.mac)} after ${downSeconds.toFixed(1)} s; vni ${this.spec.vni} forwards again (add it back to its bridge if it was in one)`,
+        { dev: this.spec.name, vni: this.spec.vni, mac: formatMac(this.spec.mac), downSeconds },
       );
     }, delay);
   }

@@ -16,6 +16,7 @@ import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
 import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
+import { silent, type Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import {
   HEADER_LEN as VXLAN_HEADER_LEN,
@@ -73,8 +74,8 @@ export interface EngineOptions {
   dstPort?: number;
   /** Datagrams per underlay send call (default 256). */
   txBatch?: number;
-  /** Rate-limited log lines (drops, moves). */
-  log?: (line: string) => void;
+  /** Rate-limited log events (drops). */
+  log?: Log;
   /** Learned senders cached per VNI before the cache starts over (default 65536). */
   senderCacheMax?: number;
   /**
@@ -218,7 +219,7 @@ export class Engine {
   private readonly udpTx: TxBatch;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private readonly dropLog = new RateLimiter(10, 5000);
   /** Where a flood copy goes when remotes need different UDP headers. */
   private readonly copySlab: Buffer;
@@ -233,7 +234,7 @@ export class Engine {
     this.dstPort = opts.dstPort ?? VXLAN_PORT;
     this.senderCacheMax = opts.senderCacheMax ?? SENDER_CACHE_MAX;
     this.udpTx = new TxBatch(opts.txBatch ?? 256);
-    this.log = opts.log ?? (() => {});
+    this.log = opts.log ?? silent;
     this.copySlab = Buffer.alloc(this.udpTx.capacity * (opts.underlay.rx.slotSize + 64));
   }
 
@@ -660,10 +661,18 @@ export class Engine {
     this.drops[reason]++;
     if (vs !== undefined) vs.drops[reason]++;
     if (!this.dropLog.allow(now)) return;
-    const from = slot >= 0 ? ` from ${addrToString(this.underlay.rx.addrs!, slot)}` : '';
+    const from = slot >= 0 ? addrToString(this.underlay.rx.addrs!, slot) : undefined;
     const suppressed = this.dropLog.takeSuppressed();
     this.log(
-      `drop ${dropReasonName(reason)}${vni >= 0 ? ` vni ${vni}` : ''}${from}${suppressed ? ` (${suppressed} similar messages suppressed)` : ''}`,
+      'info',
+      'drop',
+      `drop ${dropReasonName(reason)}${vni >= 0 ? ` vni ${vni}` : ''}${from ? ` from ${from}` : ''}${suppressed ? ` (${suppressed} similar messages suppressed)` : ''}`,
+      {
+        reason: dropReasonName(reason),
+        ...(vni >= 0 ? { vni } : {}),
+        ...(from ? { from } : {}),
+        ...(suppressed ? { suppressed } : {}),
+      },
     );
   }
 
@@ -677,7 +686,12 @@ export class Engine {
     this.drops[reason] += n;
     vs.drops[reason] += n;
     if (!this.dropLog.allow(now)) return;
-    this.log(`drop ${dropReasonName(reason)} x${n} vni ${vs.vni}: ${error ?? 'unknown error'}`);
+    this.log(
+      'info',
+      'drop',
+      `drop ${dropReasonName(reason)} x${n} vni ${vs.vni}: ${error ?? 'unknown error'}`,
+      { reason: dropReasonName(reason), vni: vs.vni, count: n, error: error ?? 'unknown' },
+    );
   }
 
   /** For logs: a MAC move, reported by the FDB with its own rate limit. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
+import { logEvents, logMessages } from '../helpers/log.js';
 import { needs } from '../helpers/prereq.js';
 
 const ready = needs(t, {
@@ -67,7 +68,7 @@ type Stats = {
   taps: { vni: number; state: string; recreated: number }[];
 };
 const stats = async () => (await topo.ask('stats')) as Stats;
-const vtepLog = () => readFileSync(topo.vtepLog, 'utf8');
+const vtepLog = () => logMessages(topo.vtepLog);
 
 /** A ping running in the background; resolves with its summary line. */
 function pinging(from: string, to: string, count: number, interval = 0.05) {
@@ -222,6 +223,11 @@ test('ip link del of the TAP: reported, visible in status and stats, re-created,
   host.exec(`ip link add ${topo.tap} type veth peer name ${topo.prefix}hold`);
   vm.exec(`ip link del ${topo.tap}`);
   t.ok(await until(() => /tap \S+: the device is gone/.test(vtepLog()), 3000), 'said plainly');
+  t.match(
+    logEvents(topo.vtepLog).find((e) => e.event === 'tap_lost'),
+    { level: 'warn', dev: topo.tap, vni: topo.vni },
+    'as one structured event with stable fields',
+  );
   const st = vtep('status');
   t.equal(st.status, 1, 'vtep status exits 1 while the TAP is down');
   t.match(

@@ -1,11 +1,11 @@
 // MTU at the edges, against real peers: jumbo frames end to end with Open vSwitch and kernel
 // VXLAN, and path MTU discovery through our ICMP when the TAP MTU is larger than the underlay
 // carries — with never an outer IP fragment on the underlay (RFC 7348 §4.3).
-import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { underlayCapture } from '../helpers/capture.js';
+import { logMessages } from '../helpers/log.js';
 import { needs } from '../helpers/prereq.js';
 import { tcpTransfer } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
@@ -92,7 +92,7 @@ t.test(
       'the VM behind our TAP has MTU 1500',
     );
     t.match(
-      readFileSync(topo.vtepLog, 'utf8'),
+      logMessages(topo.vtepLog),
       /vni 5000: mtu 1500 does not fit the underlay \(MTU 1500 on eth0, 50 bytes of VXLAN over IPv4\): packets over 1450 bytes are dropped and answered with ICMP "fragmentation needed"/,
       'vtep said so at start',
     );

@@ -105,7 +105,9 @@ t.test('the TAP write gets views into the underlay slab: no copy on the way thro
 
 t.test('drops are counted per reason and nothing reaches the TAP', async (t) => {
   const logs: string[] = [];
-  const h = harness([{ vni: 5000, ownMacs: [VM_B], mtu: 100 }], { log: (l) => logs.push(l) });
+  const h = harness([{ vni: 5000, ownMacs: [VM_B], mtu: 100 }], {
+    log: (_level, _event, msg) => logs.push(msg),
+  });
   const good = frame(VM_B, VM_A);
   const noI = vxlan(5000, good);
   noI[0] = 0;
@@ -145,16 +147,25 @@ t.test('drops are counted per reason and nothing reaches the TAP', async (t) => 
 });
 
 t.test('logs are rate limited and say how many were suppressed', async (t) => {
-  const logs: string[] = [];
-  const h = harness([{ vni: 1 }], { log: (l) => logs.push(l) });
+  const logs: { level: string; event: string; msg: string; fields?: Record<string, unknown> }[] =
+    [];
+  const h = harness([{ vni: 1 }], {
+    log: (level, event, msg, fields) => logs.push({ level, event, msg, fields }),
+  });
   for (let i = 0; i < 100; i++) h.underlay.receive(vxlan(99, frame(VM_B, VM_A)), h.peerA);
   await settle();
   t.equal(h.engine.drops[Drop.VNI_UNKNOWN], 100);
   t.equal(logs.length, 10);
+  t.same(logs[0], {
+    level: 'info',
+    event: 'drop',
+    msg: 'drop vni_unknown vni 99 from 192.0.2.1',
+    fields: { reason: 'vni_unknown', vni: 99, from: '192.0.2.1' },
+  });
   h.clock.now += 60_000;
   h.underlay.receive(vxlan(99, frame(VM_B, VM_A)), h.peerA);
   await settle();
-  t.match(logs[10], /90 similar messages suppressed/);
+  t.match(logs[10], { msg: /90 similar messages suppressed/, fields: { suppressed: 90 } });
 });
 
 t.test('--learn-remotes accepts any sender and learns it as a remote at port 4789', async (t) => {

@@ -123,18 +123,7 @@ function fromFlags(o: Record<string, unknown>): Config {
 function configFrom(opts: Record<string, unknown>): Config {
   let cfg: Config;
   if (opts.config) {
-    // The file is the whole configuration; a flag beside it would be silently ignored, so refuse.
-    const beside = Object.keys(opts).filter(
-      (k) => k !== 'config' && k !== 'control' && opts[k] !== undefined,
-    );
-    if (beside.length) {
-      const flag = '--' + beside[0].replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-      throw new ConfigError(
-        flag,
-        opts[beside[0]],
-        'cannot be combined with --config (put it in the file)',
-      );
-    }
+    // (commander refuses configuration flags beside --config: see program())
     cfg = loadConfigFile(String(opts.config));
     if (opts.control) cfg.control = String(opts.control);
   } else cfg = fromFlags(opts);
@@ -253,9 +242,14 @@ export function program(): Command {
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
+    // commander's own usage errors, in vtep's form: one `vtep: …` line naming flag and value
+    .configureOutput({
+      outputError: (str, write) => write(`vtep: ${str.replace(/^error: /, '')}`),
+    })
     .showHelpAfterError();
 
-  p.command('run')
+  const runCmd = p.command('run');
+  runCmd
     .description('run the VTEP (needs root: TAP devices and a raw socket)')
     .option('--config <file>', 'YAML configuration (several VNIs); replaces the flags below')
     .option('--local <addr>', 'local underlay address to bind (default 0.0.0.0)')
@@ -292,11 +286,13 @@ export function program(): Command {
       new Option(
         '--reserved-bits <policy>',
         'reserved bits set on receive: drop (Linux, OVS) or ignore (RFC 7348 wording)',
-      ),
+      ).choices(['drop', 'ignore']),
     )
-    .option(
-      '--invalid-source-mac <policy>',
-      'inner source MAC zero or multicast: deliver (OVS; default) or drop (Linux)',
+    .addOption(
+      new Option(
+        '--invalid-source-mac <policy>',
+        'inner source MAC zero or multicast: deliver (OVS; default) or drop (Linux)',
+      ).choices(['deliver', 'drop']),
     )
     .option(
       '--source-ports <min-max>',
@@ -306,7 +302,7 @@ export function program(): Command {
       new Option(
         '--source-port-mode <mode>',
         'hash: per-flow source port (raw socket); fixed: the bound port',
-      ),
+      ).choices(['hash', 'fixed']),
     )
     .option('--control <path>', `control socket (default ${DEFAULT_CONTROL})`)
     .addOption(
@@ -315,6 +311,10 @@ export function program(): Command {
         .default('info'),
     )
     .action(run);
+  // The file is the whole configuration: a flag beside it would be silently ignored, so
+  // commander refuses the pair (--control and --log-level are not configuration settings).
+  for (const opt of runCmd.options)
+    if (!['config', 'control', 'logLevel'].includes(opt.attributeName())) opt.conflicts('config');
 
   const control = (cmd: Command) =>
     cmd.option('--control <path>', 'control socket of the running vtep', DEFAULT_CONTROL);

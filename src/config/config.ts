@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 import { canonicalAddress } from '../io/addr.js';
-import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
-import { parseMac } from '../wire/mac.js';
+import type { z } from 'zod';
+import { configSchema, intIn, knownKeys } from './schema.js';
 import { VXLAN_PORT } from '../wire/udp.js';
-import { MAX_VNI, type ReservedBitsPolicy } from '../wire/vxlan.js';
+import type { ReservedBitsPolicy } from '../wire/vxlan.js';
+
+export { MAX_TAP_MTU } from './schema.js';
 
 /**
  * The VTEP's configuration, from `vtep run` flags or a YAML file, validated in one place.
@@ -62,6 +64,8 @@ export class ConfigError extends Error {
     readonly field: string,
     readonly value: unknown,
     readonly reason: string,
+    /** Where in the configuration (keys and indexes), when it came from one: for file positions. */
+    readonly path?: readonly (string | number)[],
   ) {
     super(
       value === undefined
@@ -71,11 +75,7 @@ export class ConfigError extends Error {
   }
 }
 
-/**
- * A decimal integer in min..max. Strings (flags, `"port": "4789"` in YAML) must be plain digits:
- * `1e3`, `' 5'`, `0x10` and `5.0` are refused rather than read as something the user did not
- * write. `quoted` is the value the error names (a whole `A:PORT` rather than just its port).
- */
+/** `intIn(min, max)` (schema.ts) for one value, as a ConfigError naming `field` (and `quoted`). */
 export function integer(
   field: string,
   value: unknown,
@@ -83,24 +83,9 @@ export function integer(
   max: number,
   quoted: unknown = value,
 ): number {
-  const n = typeof value === 'string' && /^-?[0-9]{1,16}$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(field, quoted, `must be an integer in ${min}..${max}`);
-  }
-  return n;
-}
-
-function bool(field: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value === 'boolean') return value;
-  throw new ConfigError(field, value, 'must be true or false');
-}
-
-function address(field: string, value: unknown): string {
-  const canonical = typeof value === 'string' ? canonicalAddress(value) : undefined;
-  if (canonical === undefined)
-    throw new ConfigError(field, value, 'must be an IPv4 or IPv6 address');
-  return canonical;
+  const r = intIn(min, max).safeParse(value);
+  if (!r.success) throw new ConfigError(field, quoted, `must be an integer in ${min}..${max}`);
+  return r.data;
 }
 
 /**
@@ -158,212 +143,131 @@ export function checkRemote(
   return r;
 }
 
+/** `.vnis[0].remotes[1]` for a path. */
+function pathText(path: readonly PropertyKey[]): string {
+  return path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('');
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const k of path)
+    v = v === null || typeof v !== 'object' ? undefined : (v as Record<PropertyKey, unknown>)[k];
+  return v;
+}
+
+/** The first schema issue, in the form every configuration error takes. */
+function schemaError(err: z.ZodError, raw: unknown, where: string): ConfigError {
+  const iss = err.issues[0];
+  let path = iss.path as (string | number)[];
+  let reason = iss.message;
+  if (iss.code === 'unrecognized_keys') {
+    reason = `unknown setting (known: ${knownKeys(path).join(', ')})`;
+    path = [...path, iss.keys[0]];
+  }
+  return new ConfigError(`${where}${pathText(path)}`, valueAt(raw, path), reason, path);
+}
+
 /**
- * The largest TAP MTU: the frame (MTU + 18 with a tag) plus VXLAN, UDP and IPv6 headers must fit
- * one UDP datagram. Receive slots are sized from the configured MTU, so any MTU accepted here is
- * carried whole (jumbo frames were cut at 2 KiB before).
+ * Validate a configuration object (from YAML, or assembled from flags): the schema (types,
+ * defaults, known keys), then what depends on several settings at once. Every error names the
+ * field and its value, and carries its path.
  */
-export const MAX_TAP_MTU = 65535 - 18 - 8 - 8 - 40;
-
-const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-
-function vniSpec(
-  field: string,
-  raw: Record<string, unknown>,
-  defaults: { mtu?: number; local: string; port: number },
-): VniSpec {
-  if (typeof raw !== 'object' || raw === null)
-    throw new ConfigError(field, raw, 'must be a mapping');
-  known(field, raw, [
-    'vni',
-    'tap',
-    'mtu',
-    'mac',
-    'remotes',
-    'learnRemotes',
-    'learning',
-    'maxEntries',
-    'suppressArp',
-  ]);
-  const vni = integer(`${field}.vni`, raw.vni, 0, MAX_VNI);
-  const tap = raw.tap ?? `vtep${vni}`;
-  if (typeof tap !== 'string' || !TAP_NAME.test(tap)) {
-    throw new ConfigError(
-      `${field}.tap`,
-      tap,
-      'must be an interface name of 1..15 letters, digits, "_", "." or "-"',
-    );
-  }
-  const remotesRaw = raw.remotes ?? [];
-  if (!Array.isArray(remotesRaw))
-    throw new ConfigError(`${field}.remotes`, remotesRaw, 'must be a list of addresses');
-  const remotes: RemoteSpec[] = [];
-  remotesRaw.forEach((r, i) => {
-    const spec = checkRemote(`${field}.remotes[${i}]`, r, defaults.local, defaults.port);
-    const twin = remotes.findIndex((o) => o.address === spec.address && o.port === spec.port);
-    // `bridge fdb append` refuses a duplicate too: it would send every flooded frame twice.
-    if (twin >= 0)
-      throw new ConfigError(
-        `${field}.remotes[${i}]`,
-        r,
-        `is the same remote as ${field}.remotes[${twin}] ${JSON.stringify(remotesRaw[twin])}`,
-      );
-    remotes.push(spec);
-  });
-  if (raw.mac !== undefined && (typeof raw.mac !== 'string' || parseMac(raw.mac) === undefined)) {
-    throw new ConfigError(`${field}.mac`, raw.mac, 'must be a MAC address like 02:00:00:00:00:01');
-  }
-  return {
-    vni,
-    tap,
-    mtu: raw.mtu === undefined ? defaults.mtu : integer(`${field}.mtu`, raw.mtu, 68, MAX_TAP_MTU),
-    mac: raw.mac as string | undefined,
-    remotes,
-    learnRemotes: bool(`${field}.learnRemotes`, raw.learnRemotes, false),
-    learning: bool(`${field}.learning`, raw.learning, true),
-    suppressArp: bool(`${field}.suppressArp`, raw.suppressArp, false),
-    maxEntries:
-      raw.maxEntries === undefined
-        ? undefined
-        : integer(`${field}.maxEntries`, raw.maxEntries, 1, 16_777_216),
-  };
-}
-
-function known(field: string, raw: Record<string, unknown>, keys: string[]): void {
-  for (const k of Object.keys(raw)) {
-    if (!keys.includes(k))
-      throw new ConfigError(`${field}.${k}`, raw[k], `unknown setting (known: ${keys.join(', ')})`);
-  }
-}
-
-/** Validate a configuration object (from YAML, or assembled from flags). */
 export function validate(raw: Record<string, unknown>, where = 'config'): Config {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new ConfigError(where, raw, 'must be a mapping');
-  known(where, raw, [
-    'local',
-    'port',
-    'control',
-    'ageing',
-    'maxEntries',
-    'reservedBits',
-    'invalidSourceMac',
-    'sourcePorts',
-    'sourcePortMode',
-    'mtu',
-    'underlayMtu',
-    'udp6ZeroChecksumTx',
-    'udp6ZeroChecksumRx',
-    'metrics',
-    'vnis',
-  ]);
-  const local = address(`${where}.local`, raw.local ?? '0.0.0.0');
-  const reservedBits = raw.reservedBits ?? 'drop';
-  if (reservedBits !== 'drop' && reservedBits !== 'ignore') {
-    throw new ConfigError(`${where}.reservedBits`, reservedBits, 'must be "drop" or "ignore"');
-  }
-  const invalidSourceMac = raw.invalidSourceMac ?? 'deliver';
-  if (invalidSourceMac !== 'deliver' && invalidSourceMac !== 'drop') {
-    throw new ConfigError(
-      `${where}.invalidSourceMac`,
-      invalidSourceMac,
-      'must be "deliver" or "drop"',
-    );
-  }
-  const mode = raw.sourcePortMode ?? 'hash';
-  if (mode !== 'hash' && mode !== 'fixed')
-    throw new ConfigError(`${where}.sourcePortMode`, mode, 'must be "hash" or "fixed"');
-  const range = raw.sourcePorts ?? '49152-65535';
-  const m = typeof range === 'string' ? /^(\d+)-(\d+)$/.exec(range) : null;
-  if (!m)
-    throw new ConfigError(
-      `${where}.sourcePorts`,
-      raw.sourcePorts,
-      'must be a range like 49152-65535',
-    );
-  const sourcePortMin = integer(`${where}.sourcePorts`, m[1], 1, 65535, range);
-  if (Number(m[2]) < sourcePortMin)
-    throw new ConfigError(`${where}.sourcePorts`, range, 'must be MIN-MAX with MIN ≤ MAX');
-  const sourcePortMax = integer(`${where}.sourcePorts`, m[2], sourcePortMin, 65535, range);
-  const control = raw.control;
-  if (control !== undefined && (typeof control !== 'string' || control === '')) {
-    throw new ConfigError(`${where}.control`, control, 'must be a path');
-  }
-  const vnisRaw = raw.vnis;
-  if (!Array.isArray(vnisRaw) || vnisRaw.length === 0)
-    throw new ConfigError(`${where}.vnis`, vnisRaw, 'must list at least one VNI');
-  const mtu = raw.mtu === undefined ? undefined : integer(`${where}.mtu`, raw.mtu, 68, MAX_TAP_MTU);
-  const zeroTx = bool(`${where}.udp6ZeroChecksumTx`, raw.udp6ZeroChecksumTx, false);
-  const zeroRx = bool(`${where}.udp6ZeroChecksumRx`, raw.udp6ZeroChecksumRx, false);
-  for (const [k, on] of [
-    ['udp6ZeroChecksumTx', zeroTx],
-    ['udp6ZeroChecksumRx', zeroRx],
-  ] as const)
-    if (on && isIPv4(local))
-      throw new ConfigError(
-        `${where}.${k}`,
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw schemaError(parsed.error, raw, where);
+  const c = parsed.data;
+  const fail = (path: (string | number)[], value: unknown, reason: string): never => {
+    throw new ConfigError(`${where}${pathText(path)}`, value, reason, path);
+  };
+  const local =
+    canonicalAddress(c.local) ?? fail(['local'], c.local, 'must be an IPv4 or IPv6 address');
+  const [lo, hi] = c.sourcePorts.split('-');
+  const sourcePortMin = integer(`${where}.sourcePorts`, lo, 1, 65535, c.sourcePorts);
+  if (Number(hi) < sourcePortMin)
+    fail(['sourcePorts'], c.sourcePorts, 'must be MIN-MAX with MIN ≤ MAX');
+  const sourcePortMax = integer(`${where}.sourcePorts`, hi, sourcePortMin, 65535, c.sourcePorts);
+  const ageingS =
+    typeof c.ageing === 'number' || /^[0-9]{1,9}(\.[0-9]{1,3})?$/.test(c.ageing)
+      ? Number(c.ageing)
+      : NaN;
+  if (!Number.isFinite(ageingS) || ageingS <= 0 || ageingS > 1_000_000)
+    fail(['ageing'], raw.ageing, 'must be a number of seconds in (0, 1000000]');
+  for (const k of ['udp6ZeroChecksumTx', 'udp6ZeroChecksumRx'] as const)
+    if (c[k] && isIPv4(local))
+      fail(
+        [k],
         true,
         `applies to an IPv6 underlay; local ${local} is IPv4 (IPv4 may always send a zero checksum)`,
       );
   let metrics: string | undefined;
-  if (raw.metrics !== undefined) {
-    const m = parseRemote(`${where}.metrics`, raw.metrics, 0);
-    if (m.port === 0)
-      throw new ConfigError(
-        `${where}.metrics`,
-        raw.metrics,
-        'must be ADDR:PORT, e.g. 127.0.0.1:9110',
-      );
+  if (c.metrics !== undefined) {
+    const m = parseRemote(`${where}.metrics`, c.metrics, 0);
+    if (m.port === 0) fail(['metrics'], c.metrics, 'must be ADDR:PORT, e.g. 127.0.0.1:9110');
     metrics = formatRemote(m, -1);
   }
-  const underlayMtu =
-    raw.underlayMtu === undefined
-      ? undefined
-      : integer(`${where}.underlayMtu`, raw.underlayMtu, 576, 65535);
-  const port = raw.port === undefined ? VXLAN_PORT : integer(`${where}.port`, raw.port, 1, 65535);
-  const vnis = vnisRaw.map((v, i) =>
-    vniSpec(`${where}.vnis[${i}]`, v as Record<string, unknown>, { mtu, local, port }),
-  );
   const seen = new Set<number>();
   const taps = new Set<string>();
-  vnis.forEach((v, i) => {
-    if (seen.has(v.vni)) throw new ConfigError(`${where}.vnis[${i}].vni`, v.vni, 'appears twice');
-    if (taps.has(v.tap))
-      throw new ConfigError(`${where}.vnis[${i}].tap`, v.tap, 'is used by two VNIs');
+  const vnis: VniSpec[] = c.vnis.map((v, i) => {
+    const tap = v.tap ?? `vtep${v.vni}`;
+    if (seen.has(v.vni)) fail(['vnis', i, 'vni'], v.vni, 'appears twice');
+    if (taps.has(tap)) fail(['vnis', i, 'tap'], tap, 'is used by two VNIs');
     seen.add(v.vni);
-    taps.add(v.tap);
+    taps.add(tap);
+    const remotes: RemoteSpec[] = [];
+    v.remotes.forEach((r, k) => {
+      const field = `${where}.vnis[${i}].remotes[${k}]`;
+      let spec: RemoteSpec;
+      try {
+        spec = checkRemote(field, r, local, c.port);
+      } catch (err) {
+        const e = err as ConfigError;
+        throw new ConfigError(e.field, e.value, e.reason, ['vnis', i, 'remotes', k]);
+      }
+      const twin = remotes.findIndex((o) => o.address === spec.address && o.port === spec.port);
+      // `bridge fdb append` refuses a duplicate too: it would send every flooded frame twice.
+      if (twin >= 0)
+        fail(
+          ['vnis', i, 'remotes', k],
+          r,
+          `is the same remote as ${where}.vnis[${i}].remotes[${twin}] ${JSON.stringify(v.remotes[twin])}`,
+        );
+      remotes.push(spec);
+    });
+    return {
+      vni: v.vni,
+      tap,
+      mtu: v.mtu ?? c.mtu,
+      mac: v.mac,
+      remotes,
+      learnRemotes: v.learnRemotes,
+      learning: v.learning,
+      maxEntries: v.maxEntries,
+      suppressArp: v.suppressArp,
+    };
   });
-  const ageing = raw.ageing === undefined ? DEFAULT_AGEING_MS / 1000 : raw.ageing;
-  if (typeof ageing !== 'number' && typeof ageing !== 'string')
-    throw new ConfigError(`${where}.ageing`, ageing, 'must be seconds');
-  const ageingS =
-    typeof ageing === 'number' || /^[0-9]{1,9}(\.[0-9]{1,3})?$/.test(ageing) ? Number(ageing) : NaN;
-  if (!Number.isFinite(ageingS) || ageingS <= 0 || ageingS > 1_000_000) {
-    throw new ConfigError(`${where}.ageing`, ageing, 'must be a number of seconds in (0, 1000000]');
-  }
   return {
     local,
-    port,
-    underlayMtu,
-    udp6ZeroChecksumTx: zeroTx,
-    udp6ZeroChecksumRx: zeroRx,
+    port: c.port,
+    underlayMtu: c.underlayMtu,
+    udp6ZeroChecksumTx: c.udp6ZeroChecksumTx,
+    udp6ZeroChecksumRx: c.udp6ZeroChecksumRx,
     ...(metrics !== undefined ? { metrics } : {}),
-    control: control as string | undefined,
+    control: c.control,
     ageingMs: Math.round(ageingS * 1000),
-    maxEntries:
-      raw.maxEntries === undefined
-        ? DEFAULT_MAX_ENTRIES
-        : integer(`${where}.maxEntries`, raw.maxEntries, 1, 16_777_216),
-    reservedBits,
-    invalidSourceMac,
-    sourcePortMode: mode,
+    maxEntries: c.maxEntries,
+    reservedBits: c.reservedBits,
+    invalidSourceMac: c.invalidSourceMac,
+    sourcePortMode: c.sourcePortMode,
     sourcePortMin,
     sourcePortMax,
     vnis,
   };
 }
 
-/** Read and validate a YAML configuration file. */
+/**
+ * Read and validate a YAML configuration file. An error names the file, line and column of the
+ * value at fault (`/etc/vtep.yaml:7:9 vnis[0].remotes[1]`), as a compiler would.
+ */
 export function loadConfigFile(path: string): Config {
   let text: string;
   try {
@@ -371,17 +275,34 @@ export function loadConfigFile(path: string): Config {
   } catch (err) {
     throw new ConfigError('--config', path, `cannot be read: ${(err as Error).message}`);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const at = lines.linePos(e.pos[0]);
     throw new ConfigError(
       '--config',
       path,
-      `is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+      `is not valid YAML at line ${at.line}, column ${at.col}: ${e.message.split('\n')[0]}`,
     );
   }
-  return validate(raw as Record<string, unknown>, path);
+  try {
+    return validate(doc.toJS() as Record<string, unknown>, path);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || err.path === undefined) throw err;
+    // The node of the value at fault, or of the nearest enclosing one that exists (a missing key).
+    let node: unknown;
+    for (let n = err.path.length; n >= 0 && !node; n--)
+      node = doc.getIn(err.path.slice(0, n), true);
+    const range = (node as { range?: [number, number] } | undefined)?.range ?? [0, 0];
+    const at = lines.linePos(range[0]);
+    throw new ConfigError(
+      `${path}:${at.line}:${at.col} ${pathText(err.path).slice(1)}`,
+      err.value,
+      err.reason.split(`${path}.`).join(''), // other places it names, relative to the file
+      err.path,
+    );
+  }
 }
 
 /** `192.0.2.1`, or `192.0.2.1:8472` / `[2001:db8::1]:8472` when the port is not `defaultPort`. */

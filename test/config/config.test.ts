@@ -246,6 +246,27 @@ t.test('YAML files: several VNIs; unreadable and invalid files are named', async
   const wrong = join(dir, 'wrong.yaml');
   writeFileSync(wrong, 'vnis:\n  - vni: x\n');
   t.throws(() => loadConfigFile(wrong), {
-    message: new RegExp(`invalid ${wrong.replace(/[.]/g, '\\.')}\\.vnis\\[0\\]\\.vni "x"`),
+    message: new RegExp(
+      `^invalid ${wrong.replace(/[.]/g, '\\.')}:2:10 vnis\\[0\\]\\.vni "x": must be an integer`,
+    ),
   });
+  // Positions, as a compiler gives them: the value at fault, or where a missing one belongs.
+  const cases: [string, RegExp][] = [
+    [
+      'local: 192.0.2.2\nvnis:\n  - vni: 5000\n    remotes:\n      - 192.0.2.1\n      - 192.0.2.1:4789\n',
+      /:6:9 vnis\[0\]\.remotes\[1\] "192\.0\.2\.1:4789": is the same remote as vnis\[0\]\.remotes\[0\] "192\.0\.2\.1"$/,
+    ],
+    ['vnis:\n  - vni: 1\n    colour: red\n', /:3:13 vnis\[0\]\.colour "red": unknown setting/],
+    ['vnis:\n  - tap: x\n', /^missing .*:2:5 vnis\[0\]\.vni: must be an integer/],
+    [
+      'local: 10.0.0.300\nvnis: [{vni: 1}]\n',
+      /:1:8 local "10\.0\.0\.300": must be an IPv4 or IPv6 address$/,
+    ],
+    ['vnis: [1\n', /is not valid YAML at line 2, column 1: /],
+  ];
+  for (const [text, re] of cases) {
+    const f = join(dir, 'case.yaml');
+    writeFileSync(f, text);
+    t.throws(() => loadConfigFile(f), { message: re }, String(re));
+  }
 });

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
+import { VXLAN_PORT } from '../wire/udp.js';
+import { MAX_VNI } from '../wire/vxlan.js';
+import { parseMac } from '../wire/mac.js';
+
+/**
+ * The shape of vtep's configuration — the YAML file's keys, their types, defaults and the
+ * messages for wrong values — as a zod schema. What depends on several settings together (a
+ * remote against `local`, duplicate remotes, a VNI or TAP used twice, the order of a port range)
+ * is checked after it, in config.ts.
+ */
+
+/**
+ * The largest TAP MTU: the frame (MTU + 18 with a tag) plus VXLAN, UDP and IPv6 headers must fit
+ * one UDP datagram. Receive slots are sized from the configured MTU, so any MTU accepted here is
+ * carried whole.
+ */
+export const MAX_TAP_MTU = 65535 - 18 - 8 - 8 - 40;
+
+export const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/**
+ * A decimal integer in min..max. Strings (flags, `"port": "4789"` in YAML) must be plain digits:
+ * `1e3`, `' 5'`, `0x10` and `5.0` are refused rather than read as something the user did not
+ * write.
+ */
+export function intIn(min: number, max: number) {
+  const error = `must be an integer in ${min}..${max}`;
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^-?[0-9]{1,16}$/.test(v) ? Number(v) : v),
+    z.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
+  );
+}
+
+const bool = z.boolean({ error: 'must be true or false' });
+
+function oneOf<T extends string>(...values: [T, ...T[]]) {
+  return z.enum(values, { error: `must be ${values.map((v) => `"${v}"`).join(' or ')}` });
+}
+
+/** A mapping with exactly these keys (others are reported as unknown by the caller). */
+function mapping<T extends z.ZodRawShape>(shape: T) {
+  return z.strictObject(shape, {
+    error: (iss) => (iss.code === 'invalid_type' ? 'must be a mapping' : undefined),
+  });
+}
+
+export const vniShape = {
+  vni: intIn(0, MAX_VNI),
+  tap: z
+    .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
+    .regex(TAP_NAME, {
+      error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"',
+    })
+    .optional(),
+  mtu: intIn(68, MAX_TAP_MTU).optional(),
+  mac: z
+    .string({ error: 'must be a MAC address like 02:00:00:00:00:01' })
+    .refine((m) => parseMac(m) !== undefined, {
+      error: 'must be a MAC address like 02:00:00:00:00:01',
+    })
+    .optional(),
+  /** Checked one by one against `local` afterwards. */
+  remotes: z.array(z.unknown(), { error: 'must be a list of addresses' }).default([]),
+  learnRemotes: bool.default(false),
+  learning: bool.default(true),
+  maxEntries: intIn(1, 16_777_216).optional(),
+  suppressArp: bool.default(false),
+};
+
+export const configShape = {
+  local: z.string({ error: 'must be an IPv4 or IPv6 address' }).default('0.0.0.0'),
+  port: intIn(1, 65535).default(VXLAN_PORT),
+  control: z.string({ error: 'must be a path' }).min(1, { error: 'must be a path' }).optional(),
+  ageing: z.union([z.number(), z.string()], { error: 'must be seconds' }).default(300),
+  maxEntries: intIn(1, 16_777_216).default(DEFAULT_MAX_ENTRIES),
+  reservedBits: oneOf('drop', 'ignore').default('drop'),
+  invalidSourceMac: oneOf('deliver', 'drop').default('deliver'),
+  sourcePorts: z
+    .string({ error: 'must be a range like 49152-65535' })
+    .regex(/^\d+-\d+$/, { error: 'must be a range like 49152-65535' })
+    .default('49152-65535'),
+  sourcePortMode: oneOf('hash', 'fixed').default('hash'),
+  mtu: intIn(68, MAX_TAP_MTU).optional(),
+  underlayMtu: intIn(576, 65535).optional(),
+  udp6ZeroChecksumTx: bool.default(false),
+  udp6ZeroChecksumRx: bool.default(false),
+  metrics: z.string({ error: 'must be ADDR:PORT, e.g. 127.0.0.1:9110' }).optional(),
+  vnis: z
+    .array(mapping(vniShape), { error: 'must list at least one VNI' })
+    .min(1, { error: 'must list at least one VNI' }),
+};
+
+export const configSchema = mapping(configShape);
+export type RawConfig = z.output<typeof configSchema>;
+
+/** The keys a mapping at `path` may have, for "unknown setting" messages. */
+export function knownKeys(path: readonly PropertyKey[]): string[] {
+  return Object.keys(path.length === 0 ? configShape : vniShape);
+}

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Argument, Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, integer, loadConfigFile, validate, type Config } from '../config/config.js';
 import { formatEvent, formatFdb, formatStats, formatStatus } from '../control/format.js';
 import { ControlError, request, subscribe } from '../control/server.js';
@@ -220,13 +220,22 @@ async function ask(
   }
 }
 
-/** Strict flag parsers for the client commands (the server checks again). */
-function vniFlag(v: unknown): number | undefined {
-  return v === undefined ? undefined : integer('--vni', v, 0, MAX_VNI);
+/**
+ * An integer option, parsed strictly by commander as it reads the command line (the running
+ * vtep checks again): a bad value is commander's usage error, naming the flag and value.
+ */
+function intOption(flags: string, description: string, min: number, max: number): Option {
+  return new Option(flags, description).argParser((v: string) => {
+    try {
+      return integer(flags.split(' ')[0], v, min, max);
+    } catch (err) {
+      throw new InvalidArgumentError((err as ConfigError).reason);
+    }
+  });
 }
-function portFlag(v: unknown): number | undefined {
-  return v === undefined ? undefined : integer('--port', v, 1, 65535);
-}
+const vniOption = (description = 'VNI') => intOption('--vni <n>', description, 0, MAX_VNI);
+const portOption = (description: string) => intOption('--port <port>', description, 1, 65535);
+
 function macArg(v: string): string {
   if (parseMac(v) === undefined)
     throw new ConfigError('MAC', v, 'must be a MAC address like 02:00:00:00:00:01');
@@ -323,10 +332,10 @@ export function program(): Command {
     .command('fdb')
     .description('show and change the forwarding table of a running vtep');
   control(fdb.command('show').description('list entries (like bridge fdb show)'))
-    .option('--vni <n>', 'only this VNI')
+    .addOption(vniOption('only this VNI'))
     .option('--json', 'JSON output')
     .action(async (o) => {
-      const rows = (await ask(o.control, { cmd: 'fdb.show', vni: vniFlag(o.vni) })) as (FdbRow & {
+      const rows = (await ask(o.control, { cmd: 'fdb.show', vni: o.vni })) as (FdbRow & {
         dev: string;
       })[];
       const devs = new Map(rows.map((r) => [r.vni, r.dev]));
@@ -344,36 +353,36 @@ export function program(): Command {
       .description('add a static entry (like bridge fdb add: an existing one needs --replace)')
       .argument('<mac>'),
   )
-    .requiredOption('--vni <n>', 'VNI')
+    .addOption(vniOption().makeOptionMandatory())
     .requiredOption('--remote <addr>', 'remote VTEP address')
-    .option('--port <port>', 'remote UDP port (default: ours)')
+    .addOption(portOption('remote UDP port (default: ours)'))
     .option('--replace', 'replace an existing entry (static or learned)')
     .action(async (mac, o) => {
       await ask(o.control, {
         cmd: 'fdb.add',
         mac: macArg(mac),
-        vni: vniFlag(o.vni),
+        vni: o.vni,
         remote: o.remote,
-        port: portFlag(o.port),
+        port: o.port,
         replace: o.replace === true,
       });
     });
   control(fdb.command('del').description('delete an entry').argument('<mac>'))
-    .requiredOption('--vni <n>', 'VNI')
+    .addOption(vniOption().makeOptionMandatory())
     .action(async (mac, o) => {
-      await ask(o.control, { cmd: 'fdb.del', mac: macArg(mac), vni: vniFlag(o.vni) });
+      await ask(o.control, { cmd: 'fdb.del', mac: macArg(mac), vni: o.vni });
     });
   control(fdb.command('flush').description('remove entries (all, or those matching every option)'))
-    .option('--vni <n>', 'only this VNI')
+    .addOption(vniOption('only this VNI'))
     .option('--remote <addr>', 'only entries behind this remote')
-    .option('--port <port>', 'with --remote: its UDP port (default: ours)')
+    .addOption(portOption('with --remote: its UDP port (default: ours)'))
     .option('--learned-only', 'keep static entries')
     .action(async (o) => {
       const r = (await ask(o.control, {
         cmd: 'fdb.flush',
-        vni: vniFlag(o.vni),
+        vni: o.vni,
         remote: o.remote,
-        port: portFlag(o.port),
+        port: o.port,
         learnedOnly: o.learnedOnly === true,
       })) as { removed: number };
       await print(`removed ${r.removed}\n`);
@@ -390,13 +399,13 @@ export function program(): Command {
     ['del', 'remove a remote; entries learned behind it are flushed'],
   ] as const)
     control(remote.command(verb).description(what).argument('<addr[:port]>'))
-      .requiredOption('--vni <n>', 'VNI')
-      .option('--port <port>', 'its UDP port (default: ours)')
+      .addOption(vniOption().makeOptionMandatory())
+      .addOption(portOption('its UDP port (default: ours)'))
       .action(async (addr, o) =>
         printChanges(
           await ask(
             o.control,
-            { cmd: `remote.${verb}`, vni: vniFlag(o.vni), remote: addr, port: portFlag(o.port) },
+            { cmd: `remote.${verb}`, vni: o.vni, remote: addr, port: o.port },
             { remote: 'ADDR' },
           ),
         ),
@@ -405,28 +414,26 @@ export function program(): Command {
     .command('vni')
     .description('add or remove a VNI live (its TAP is created or closed); until the next reload');
   control(vniCmd.command('add').description('add a VNI with its own TAP'))
-    .requiredOption('--vni <n>', 'VNI')
+    .addOption(vniOption().makeOptionMandatory())
     .option('--tap <name>', 'TAP device name (default vtep<VNI>)')
-    .option('--mtu <bytes>', 'TAP MTU (default: from the underlay)')
+    .addOption(intOption('--mtu <bytes>', 'TAP MTU (default: from the underlay)', 68, 65535))
     .option('--remote <addr[:port]>', 'remote VTEP; repeat for several', collect)
     .option('--learn-remotes', 'accept and learn VXLAN from any sender')
     .action(async (o) =>
       printChanges(
         await ask(o.control, {
           cmd: 'vni.add',
-          vni: vniFlag(o.vni),
+          vni: o.vni,
           tap: o.tap,
-          mtu: o.mtu === undefined ? undefined : integer('--mtu', o.mtu, 68, 65535),
+          mtu: o.mtu,
           remotes: o.remote,
           learnRemotes: o.learnRemotes === true,
         }),
       ),
     );
   control(vniCmd.command('del').description('remove a VNI; its TAP and table go with it'))
-    .requiredOption('--vni <n>', 'VNI')
-    .action(async (o) =>
-      printChanges(await ask(o.control, { cmd: 'vni.del', vni: vniFlag(o.vni) })),
-    );
+    .addOption(vniOption().makeOptionMandatory())
+    .action(async (o) => printChanges(await ask(o.control, { cmd: 'vni.del', vni: o.vni })));
   control(
     p
       .command('showconf')

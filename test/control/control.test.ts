@@ -409,15 +409,15 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
   const cases: [string[], RegExp][] = [
     [
       ['fdb', 'add', '02:00:00:00:00:01', '--vni', 'abc', '--remote', '192.0.2.3'],
-      /^vtep: invalid --vni "abc": must be an integer in 0\.\.16777215\n$/,
+      /^vtep: option '--vni <n>' argument 'abc' is invalid\. must be an integer in 0\.\.16777215\n/,
     ],
     [
       ['fdb', 'add', '02:00:00:00:00:01', '--vni', '1e3', '--remote', '192.0.2.3'],
-      /invalid --vni "1e3"/,
+      /option '--vni <n>' argument '1e3' is invalid/,
     ],
     [
       ['fdb', 'add', '02:00:00:00:00:01', '--vni', ' 5000', '--remote', '192.0.2.3'],
-      /invalid --vni " 5000"/,
+      /option '--vni <n>' argument ' 5000' is invalid/,
     ],
     [
       ['fdb', 'add', '02:00:00:00:00:01', '--vni', '7', '--remote', '192.0.2.3'],
@@ -445,7 +445,7 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
     ],
     [
       ['fdb', 'add', '02:00:00:00:00:01', '--vni', '5000', '--remote', '192.0.2.3', '--port', '0'],
-      /invalid --port "0": must be an integer in 1\.\.65535/,
+      /option '--port <port>' argument '0' is invalid\. must be an integer in 1\.\.65535/,
     ],
     [
       ['fdb', 'del', '02:00:00:00:00:09', '--vni', '5000'],
@@ -455,7 +455,10 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
       ['fdb', 'flush', '--remote', 'nowhere'],
       /invalid --remote "nowhere": must be an IPv4 or IPv6 address/,
     ],
-    [['fdb', 'show', '--vni', '-1'], /invalid --vni "-1": must be an integer/],
+    [
+      ['fdb', 'show', '--vni', '-1'],
+      /option '--vni <n>' argument '-1' is invalid\. must be an integer/,
+    ],
   ];
   for (const [args, re] of cases) {
     t.equal(await vtep(...args), 2, `exit 2: ${args.join(' ')}`);

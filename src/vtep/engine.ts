@@ -485,7 +485,6 @@ export class Engine {
     const eth = this.eth.bind(slab, off, len);
     if (eth.checkLen() !== Drop.NONE) return false;
     const table = vs.neigh!;
-    const tag = eth.vlanTagged ? slab.subarray(off + 12, off + 16) : undefined;
     let answer = 0;
     const arp = parseArp(eth, this.arp);
     if (arp !== undefined) {
@@ -493,7 +492,7 @@ export class Engine {
       if (!fromTap || arp.op !== ArpOp.REQUEST || arp.senderIp === arp.targetIp) return false;
       const mac = table.lookup(arp.targetIp, now);
       if (mac !== undefined && mac !== arp.senderMac)
-        answer = emitArpReply(arp, mac, tag, this.replySlab, 0);
+        answer = emitArpReply(slab, off, arp, mac, this.replySlab, 0);
     } else {
       const nd = parseNd(eth);
       if (nd === undefined) return false;
@@ -503,7 +502,7 @@ export class Engine {
       if (!fromTap || nd.type !== 'ns' || dad) return false;
       const mac = table.lookup(key6(nd.target), now);
       if (mac !== undefined && mac !== eth.src)
-        answer = emitNa(nd, eth.src, mac, tag, this.replySlab, 0);
+        answer = emitNa(slab, off, nd, mac, this.replySlab, 0);
     }
     if (answer === 0) {
       vs.flooded++;

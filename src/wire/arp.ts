@@ -1,4 +1,4 @@
-import { EtherType, type EthernetFrame } from './ethernet.js';
+import { EtherType, emitAnswerHeader, type EthernetFrame } from './ethernet.js';
 import { readMac, writeMac } from './mac.js';
 
 /**
@@ -50,25 +50,18 @@ export function parseArp(eth: EthernetFrame, out: Arp): Arp | undefined {
 }
 
 /**
- * The reply to `req` on behalf of `mac`, the owner of `req.targetIp`, written at `out[off]`
- * with the request's 802.1Q tag (`tag`: the 4 tag bytes, or none). Returns its length.
+ * The reply to `req`, the request in `frame[frameOff…]`, on behalf of `mac`, the owner of
+ * `req.targetIp`, written at `out[off]` (the request's 802.1Q tag kept). Returns its length.
  */
 export function emitArpReply(
+  frame: Buffer,
+  frameOff: number,
   req: Arp,
   mac: number,
-  tag: Uint8Array | undefined,
   out: Buffer,
   off: number,
 ): number {
-  writeMac(out, off, req.senderMac);
-  writeMac(out, off + 6, mac);
-  let o = off + 12;
-  if (tag) {
-    out.set(tag, o);
-    o += 4;
-  }
-  out.writeUInt16BE(EtherType.ARP, o);
-  o += 2;
+  const o = off + emitAnswerHeader(frame, frameOff, out, off, EtherType.ARP, mac);
   out.writeUInt16BE(1, o + field.HTYPE[0]);
   out.writeUInt16BE(0x0800, o + field.PTYPE[0]);
   out[o + field.HLEN] = 6;

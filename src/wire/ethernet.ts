@@ -131,3 +131,29 @@ export function emitEthernet(repr: EthernetRepr, buf: Buffer, offset: number): n
   buf.writeUInt16BE(repr.ethertype, offset + field.VLAN_ETHERTYPE[0]);
   return VLAN_HEADER_LEN;
 }
+
+/**
+ * The Ethernet header of an answer to the frame at `frame[off]` (an ICMP error, an ARP reply, a
+ * neighbour advertisement): to the frame's source, from its destination or from `src` (the
+ * address answered for), its 802.1Q tag kept byte for byte (VLAN, priority, TPID), then
+ * `ethertype`. The frame must have passed `checkLen()`. Returns the header's length.
+ */
+export function emitAnswerHeader(
+  frame: Buffer,
+  off: number,
+  out: Buffer,
+  outOff: number,
+  ethertype: number,
+  src?: number,
+): number {
+  frame.copy(out, outOff, off + field.SRC[0], off + field.SRC[1]);
+  if (src === undefined) frame.copy(out, outOff + field.SRC[0], off, off + field.DST[1]);
+  else writeMac(out, outOff + field.SRC[0], src);
+  let o = outOff + field.ETHERTYPE[0];
+  if (isVlanTpid(frame.readUInt16BE(off + field.ETHERTYPE[0]))) {
+    frame.copy(out, o, off + field.ETHERTYPE[0], off + field.VLAN_TCI[1]);
+    o += 4;
+  }
+  out.writeUInt16BE(ethertype, o);
+  return o + 2 - outOff;
+}

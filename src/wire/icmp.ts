@@ -3,6 +3,7 @@ import { Drop } from './drop.js';
 import {
   EtherType,
   EthernetFrame,
+  emitAnswerHeader,
   HEADER_LEN as ETHERNET_HEADER_LEN,
   VLAN_HEADER_LEN,
 } from './ethernet.js';
@@ -74,13 +75,6 @@ export function emitTooBig(
   return 0;
 }
 
-/** Ethernet header of the answer: addresses swapped, the tag (if any) kept. */
-function emitL2(frame: Buffer, off: number, l2: number, out: Buffer, outOff: number): void {
-  frame.copy(out, outOff, off, off + l2);
-  frame.copy(out, outOff, off + 6, off + 12); // dst := the frame's source
-  frame.copy(out, outOff + 6, off, off + 6); // src := the frame's destination
-}
-
 function tooBig4(
   frame: Buffer,
   ipOff: number,
@@ -101,8 +95,7 @@ function tooBig4(
   if (dst >>> 28 === 0xe || dst === 0xffffffff) return 0; // multicast, broadcast
   const quoted = Math.min(ip4.totalLen, IPV4_ERROR_MAX - IPV4_HEADER_LEN - 8);
   const total = IPV4_HEADER_LEN + 8 + quoted;
-  emitL2(frame, ipOff - l2, l2, out, outOff);
-  const o = outOff + l2;
+  const o = outOff + emitAnswerHeader(frame, ipOff - l2, out, outOff, EtherType.IPV4);
   out.fill(0, o, o + IPV4_HEADER_LEN + 8);
   out[o] = 0x45;
   out.writeUInt16BE(total, o + 2);
@@ -140,8 +133,7 @@ function tooBig6(
   const packetLen = IPV6_HEADER_LEN + ip6.payloadLen;
   const quoted = Math.min(packetLen, IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMP_HEADER_LEN);
   const icmpLen = ICMP_HEADER_LEN + quoted;
-  emitL2(frame, ipOff - l2, l2, out, outOff);
-  const o = outOff + l2;
+  const o = outOff + emitAnswerHeader(frame, ipOff - l2, out, outOff, EtherType.IPV6);
   out.fill(0, o, o + IPV6_HEADER_LEN + ICMP_HEADER_LEN);
   out[o] = 0x60;
   out.writeUInt16BE(icmpLen, o + 4);

@@ -1,6 +1,6 @@
 import { checksum, ipv6PseudoSum } from './checksum.js';
 import { Drop } from './drop.js';
-import { EtherType, type EthernetFrame } from './ethernet.js';
+import { EtherType, emitAnswerHeader, type EthernetFrame } from './ethernet.js';
 import { IpProtocol } from './ipv4.js';
 import { HEADER_LEN as IPV6_HEADER_LEN, Ipv6Packet } from './ipv6.js';
 import { readMac, writeMac } from './mac.js';
@@ -74,27 +74,19 @@ export function parseNd(eth: EthernetFrame): Nd | undefined {
 export const NA_FRAME_LEN = 14 + IPV6_HEADER_LEN + ND_HEADER_LEN + 8;
 
 /**
- * The solicited advertisement answering `ns` (from `requester`, the frame's source MAC) on
- * behalf of `mac`, owner of `ns.target`, at `out[off]`, with the solicitation's 802.1Q tag if
- * any. Returns its length.
+ * The solicited advertisement answering `ns`, the solicitation in `frame[frameOff…]`, on behalf
+ * of `mac`, owner of `ns.target`, at `out[off]` (the solicitation's 802.1Q tag kept). Returns
+ * its length.
  */
 export function emitNa(
+  frame: Buffer,
+  frameOff: number,
   ns: Nd,
-  requester: number,
   mac: number,
-  tag: Uint8Array | undefined,
   out: Buffer,
   off: number,
 ): number {
-  writeMac(out, off, requester);
-  writeMac(out, off + 6, mac);
-  let o = off + 12;
-  if (tag) {
-    out.set(tag, o);
-    o += 4;
-  }
-  out.writeUInt16BE(EtherType.IPV6, o);
-  o += 2;
+  const o = off + emitAnswerHeader(frame, frameOff, out, off, EtherType.IPV6, mac);
   const payload = ND_HEADER_LEN + 8;
   out.fill(0, o, o + IPV6_HEADER_LEN + payload);
   out[o] = 0x60;

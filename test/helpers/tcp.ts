@@ -1,3 +1,4 @@
+import type { Test } from 'tap';
 import type { Netns } from '../../src/lab/netns.js';
 import { bg, until } from '../../src/lab/sh.js';
 
@@ -34,3 +35,26 @@ export async function tcpTransfer(
     srv.kill();
   }
 }
+
+/** `tcpTransfer` client → server for each pair (VM namespace roles), asserting 1 MiB byte for byte. */
+export async function tcpBetween(
+  t: Test,
+  topo: { get(role: string): Netns },
+  pairs: readonly (readonly [server: string, ip: string, client: string])[],
+  how = '',
+): Promise<void> {
+  for (const [server, ip, client] of pairs) {
+    const r = await tcpTransfer(topo.get(server), ip, topo.get(client));
+    t.equal(r.received, 1 << 20, `${client} → ${server}: 1 MiB over TCP${how}`);
+    t.ok(r.sameSha, `${client} → ${server}: byte for byte`);
+  }
+}
+
+/** Both directions between our VM (vmB) and each peer VM. */
+export const BOTH_WAYS = (vm: Record<'ovs' | 'vtep' | 'kernel', { ip: string }>) =>
+  [
+    ['vmA', vm.ovs.ip, 'vmB'],
+    ['vmB', vm.vtep.ip, 'vmA'],
+    ['vmC', vm.kernel.ip, 'vmB'],
+    ['vmB', vm.vtep.ip, 'vmC'],
+  ] as const;

@@ -8,7 +8,7 @@ import t from 'tap';
 import { Topology, UNDERLAY6, VM } from '../../src/lab/topology.js';
 import { underlayCapture } from '../helpers/capture.js';
 import { needs } from '../helpers/prereq.js';
-import { tcpTransfer } from '../helpers/tcp.js';
+import { BOTH_WAYS, tcpBetween } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
 
 const ready = needs(t, {
@@ -60,16 +60,7 @@ t.test('IPv6 underlay with OVS and kernel VXLAN: both directions, valid checksum
     t.ok(ping(topo, 'vmB', VM.kernel.ip), 'vtep VM → kernel VM');
     t.ok(ping(topo, 'vmC', VM.vtep.ip), 'kernel VM → vtep VM');
   });
-  for (const [server, ip, client] of [
-    ['vmA', VM.ovs.ip, 'vmB'],
-    ['vmB', VM.vtep.ip, 'vmA'],
-    ['vmC', VM.kernel.ip, 'vmB'],
-    ['vmB', VM.vtep.ip, 'vmC'],
-  ] as const) {
-    const r = await tcpTransfer(topo.get(server), ip, topo.get(client));
-    t.equal(r.received, 1 << 20, `${client} → ${server}: 1 MiB over TCP`);
-    t.ok(r.sameSha, `${client} → ${server}: byte for byte`);
-  }
+  await tcpBetween(t, topo, BOTH_WAYS(VM));
   t.equal(
     ((await topo.ask('stats')) as typeof st).drops.sender_not_remote,
     0,

@@ -7,7 +7,7 @@ import { readPcap } from '../helpers/pcapread.js';
 import { underlayCapture } from '../helpers/capture.js';
 import { logMessages } from '../helpers/log.js';
 import { needs } from '../helpers/prereq.js';
-import { tcpTransfer } from '../helpers/tcp.js';
+import { BOTH_WAYS, tcpBetween } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
 
 const ready = needs(t, {
@@ -57,16 +57,7 @@ t.test('jumbo frames: 9000-byte MTU end to end with OVS and kernel VXLAN', async
     `whole 9050-byte datagrams on the underlay (largest ${Math.max(...sizes)})`,
   );
   t.equal(fragments(file), 0, 'no fragment');
-  for (const [server, ip, client] of [
-    ['vmA', VM.ovs.ip, 'vmB'],
-    ['vmB', VM.vtep.ip, 'vmA'],
-    ['vmC', VM.kernel.ip, 'vmB'],
-    ['vmB', VM.vtep.ip, 'vmC'],
-  ] as const) {
-    const r = await tcpTransfer(topo.get(server), ip, topo.get(client));
-    t.equal(r.received, 1 << 20, `${client} → ${server}: 1 MiB over TCP at MTU 9000`);
-    t.ok(r.sameSha, `${client} → ${server}: byte for byte`);
-  }
+  await tcpBetween(t, topo, BOTH_WAYS(VM), ' at MTU 9000');
   const after = (await topo.ask('stats')) as Stats;
   t.equal(after.drops.frame_too_big, 0, 'nothing cut or refused as too big');
   t.equal(after.drops.datagram_truncated, 0, 'no datagram cut by a small receive slot');
@@ -97,14 +88,10 @@ t.test(
       'vtep said so at start',
     );
     const file = await underlayCapture(topo, '-s 128 ip', async () => {
-      for (const [server, ip, client] of [
+      await tcpBetween(t, topo, [
         ['vmC', VM.kernel.ip, 'vmB'],
         ['vmB', VM.vtep.ip, 'vmC'],
-      ] as const) {
-        const r = await tcpTransfer(topo.get(server), ip, topo.get(client));
-        t.equal(r.received, 1 << 20, `${client} → ${server}: 1 MiB over TCP`);
-        t.ok(r.sameSha, `${client} → ${server}: byte for byte`);
-      }
+      ]);
     });
     t.ok(readPcap(file).length > 100, 'the transfer was captured');
     t.equal(fragments(file), 0, 'not one outer IP fragment on the underlay');

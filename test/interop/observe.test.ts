@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import t from 'tap';
-import { sleep, until } from '../../src/lab/sh.js';
+import { until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
 import { needs } from '../helpers/prereq.js';
 
@@ -65,7 +65,17 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     buf = lines.pop()!;
     for (const l of lines) events.push(JSON.parse(l));
   });
-  await sleep(300);
+  // The monitor is live once it reports a probe: a unicast frame to an unknown MAC (a miss).
+  const probe = () =>
+    topo
+      .get('vmB')
+      .exec(
+        `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('0200000eeeee${VM.vtep.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
+      );
+  t.ok(
+    await until(() => (probe(), events.some((e) => e.event === 'miss')), 10_000, 300),
+    'the monitor is subscribed',
+  );
   // What the VMs said while starting up is learned already: start from an empty table.
   await topo.ask('fdb.flush', {});
   const before = scrape();
@@ -106,8 +116,8 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
       `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('0200000ee0ee${VM.vtep.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
     );
   t.match(
-    await seen((e) => e.event === 'miss'),
-    { mac: '02:00:00:0e:e0:ee', vni: topo.vni },
+    await seen((e) => e.event === 'miss' && e.mac === '02:00:00:0e:e0:ee'),
+    { vni: topo.vni, dev: topo.tap },
     'miss',
   );
 

@@ -61,12 +61,20 @@ t.test('ND: solicitations and advertisements only, hop limit 255, sane options',
     'zero-length option',
   );
   t.equal(parseNd(eth.bind(nd({}).subarray(0, 70))), undefined, 'cut short');
-  const ns = parseNd(eth.bind(nd({})))!;
+  // A tagged solicitation gets a tagged advertisement, priority bits and all.
+  const plain = nd({});
+  const tagged = Buffer.concat([
+    plain.subarray(0, 12),
+    Buffer.from('8100a064', 'hex'),
+    plain.subarray(12),
+  ]);
+  tagged.fill(0xbb, 6, 12); // the asker's MAC
+  const ns = parseNd(eth.bind(tagged))!;
   const out = Buffer.alloc(100, 0xa5);
-  const tag = Buffer.from('81000064', 'hex');
-  const n = emitNa(ns, 0x020000000007, 0x020000000001, tag, out, 0);
+  const n = emitNa(tagged, 0, ns, 0x020000000001, out, 0);
   t.equal(n, 4 + 14 + 40 + 32);
-  t.equal(out.readUInt32BE(12), 0x81000064, 'tagged like the solicitation');
+  t.equal(out.subarray(0, 6).toString('hex'), 'bbbbbbbbbbbb', 'to the asker');
+  t.equal(out.readUInt32BE(12), 0x8100a064, 'tagged like the solicitation, priority kept');
   t.match(
     parseNd(eth.bind(out.subarray(0, n))),
     { type: 'na', mac: 0x020000000001 },

@@ -1,0 +1,237 @@
+import { EventEmitter } from 'node:events';
+import { createConnection, type Socket } from 'node:net';
+import { JsonSplitter } from './jsonstream.js';
+
+/**
+ * An OVSDB client (RFC 7047): JSON-RPC 1.0 over `unix:PATH` or `tcp:HOST:PORT`, what
+ * `ovn-controller-vtep` and `ovs-vtep` speak to the hardware_vtep database. Requests get
+ * promises; `update`/`update2` notifications of monitors become events; the server's `echo`
+ * (its liveness probe) is answered. Malformed or unexpected messages never throw out of the
+ * client: they are reported (`protocolError`) and, where the stream cannot be trusted any more,
+ * end the connection (`close`), from which a caller reconnects.
+ *
+ * Events: `update` (monitorId, tableUpdates), `update2` (monitorId, tableUpdates2),
+ * `protocolError` (Error), `close` (Error | undefined).
+ */
+
+/** A JSON-RPC error answer, or an operation of a transaction that failed. */
+export class OvsdbError extends Error {
+  override readonly name = 'OvsdbError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export interface OvsdbSchema {
+  name: string;
+  version: string;
+  tables: Record<string, { columns: Record<string, unknown> }>;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  method: string;
+}
+
+/** `unix:PATH` or `tcp:HOST:PORT` (what ovsdb-server's --remote and ovs-vsctl's --db take). */
+export function parseTarget(target: string): { path: string } | { host: string; port: number } {
+  const unix = /^unix:(.+)$/.exec(target);
+  if (unix) return { path: unix[1] };
+  const tcp = /^tcp:(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(target);
+  if (tcp && Number(tcp[2]) >= 1 && Number(tcp[2]) <= 65535)
+    return { host: tcp[1].replace(/^\[|\]$/g, ''), port: Number(tcp[2]) };
+  throw new OvsdbError(
+    'ERR_OVSDB_TARGET',
+    `ovsdb target ${JSON.stringify(target)} must be unix:PATH or tcp:HOST:PORT`,
+  );
+}
+
+export class OvsdbClient extends EventEmitter {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly splitter = new JsonSplitter();
+  private closed = false;
+
+  private constructor(
+    private readonly sock: Socket,
+    readonly target: string,
+  ) {
+    super();
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => this.receive(chunk));
+    sock.on('error', (err) => this.end(err));
+    sock.on('close', () => this.end(new OvsdbError('ECONNRESET', `${target}: connection closed`)));
+  }
+
+  /** Connect; rejects with the errno when the server is not there. */
+  static connect(target: string, timeoutMs = 5000): Promise<OvsdbClient> {
+    const where = parseTarget(target);
+    return new Promise((resolve, reject) => {
+      const sock =
+        'path' in where ? createConnection(where.path) : createConnection(where.port, where.host);
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new OvsdbError('ETIMEDOUT', `${target}: no connection within ${timeoutMs} ms`));
+      }, timeoutMs);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        resolve(new OvsdbClient(sock, target));
+      });
+      sock.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new OvsdbError(err.code ?? 'EIO', `${target}: ${err.message}`));
+      });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** One JSON-RPC request; resolves with its result, rejects with the server's error. */
+  request(method: string, params: unknown[]): Promise<unknown> {
+    if (this.closed)
+      return Promise.reject(new OvsdbError('ECONNRESET', `${this.target}: connection closed`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, method });
+      this.sock.write(JSON.stringify({ method, params, id }));
+    });
+  }
+
+  listDbs(): Promise<string[]> {
+    return this.request('list_dbs', []) as Promise<string[]>;
+  }
+
+  getSchema(db: string): Promise<OvsdbSchema> {
+    return this.request('get_schema', [db]) as Promise<OvsdbSchema>;
+  }
+
+  /**
+   * A transaction. Resolves with the operations' results; an operation that failed (RFC 7047
+   * §5.2: the result has `error`) rejects with its index, error and details.
+   */
+  async transact(db: string, ...ops: object[]): Promise<Record<string, unknown>[]> {
+    const results = (await this.request('transact', [db, ...ops])) as (Record<
+      string,
+      unknown
+    > | null)[];
+    const bad = results.findIndex((r) => r !== null && typeof r.error === 'string');
+    if (bad >= 0) {
+      const r = results[bad]!;
+      throw new OvsdbError(
+        String(r.error),
+        `${db} transaction: operation ${bad} failed: ${String(r.error)}${r.details ? `: ${String(r.details)}` : ''}`,
+        r.details,
+      );
+    }
+    return results as Record<string, unknown>[];
+  }
+
+  /** `monitor`: the tables' current rows now, `update` events as they change. */
+  monitor(db: string, monitorId: unknown, requests: Record<string, unknown>): Promise<unknown> {
+    return this.request('monitor', [db, monitorId, requests]);
+  }
+
+  /** `monitor_cond` (RFC 7047 as extended by OVS): `update2` events carry row diffs. */
+  monitorCond(db: string, monitorId: unknown, requests: Record<string, unknown>): Promise<unknown> {
+    return this.request('monitor_cond', [db, monitorId, requests]);
+  }
+
+  echo(...params: unknown[]): Promise<unknown> {
+    return this.request('echo', params);
+  }
+
+  close(): void {
+    this.sock.destroy();
+    this.end(undefined);
+  }
+
+  private receive(chunk: string): void {
+    let texts: string[];
+    try {
+      texts = this.splitter.push(chunk);
+    } catch (err) {
+      // The stream cannot be resynchronised: end it, so the caller reconnects and resyncs.
+      this.protocolError(
+        new OvsdbError('ERR_OVSDB_PROTOCOL', `${this.target}: ${(err as Error).message}`),
+      );
+      this.sock.destroy();
+      return;
+    }
+    for (const text of texts) {
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        this.protocolError(
+          new OvsdbError('ERR_OVSDB_PROTOCOL', `${this.target}: not JSON: ${text.slice(0, 80)}`),
+        );
+        continue;
+      }
+      this.dispatch(msg);
+    }
+  }
+
+  private dispatch(msg: Record<string, unknown>): void {
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
+      return this.protocolError(
+        new OvsdbError('ERR_OVSDB_PROTOCOL', `${this.target}: a message that is not an object`),
+      );
+    if (typeof msg.method === 'string') {
+      const params = Array.isArray(msg.params) ? msg.params : [];
+      if (msg.method === 'echo' && msg.id !== undefined && msg.id !== null) {
+        this.sock.write(JSON.stringify({ result: params, error: null, id: msg.id }));
+        return;
+      }
+      if ((msg.method === 'update' || msg.method === 'update2') && params.length >= 2) {
+        this.emit(msg.method, params[0], params[1]);
+        return;
+      }
+      return this.protocolError(
+        new OvsdbError('ERR_OVSDB_PROTOCOL', `${this.target}: unexpected ${msg.method} request`),
+      );
+    }
+    const id = typeof msg.id === 'number' ? msg.id : NaN;
+    const p = this.pending.get(id);
+    if (!p)
+      return this.protocolError(
+        new OvsdbError(
+          'ERR_OVSDB_PROTOCOL',
+          `${this.target}: an answer to no request (id ${JSON.stringify(msg.id)})`,
+        ),
+      );
+    this.pending.delete(id);
+    if (msg.error !== null && msg.error !== undefined) {
+      const e = msg.error as { error?: string; details?: string } | string;
+      const code = typeof e === 'string' ? e : (e.error ?? 'error');
+      const details = typeof e === 'string' ? undefined : e.details;
+      p.reject(
+        new OvsdbError(
+          code,
+          `${this.target}: ${p.method}: ${code}${details ? `: ${details}` : ''}`,
+          details,
+        ),
+      );
+    } else p.resolve(msg.result);
+  }
+
+  private protocolError(err: OvsdbError): void {
+    // Reported, never thrown: a listener logs it; without one it must not crash the process.
+    if (this.listenerCount('protocolError') > 0) this.emit('protocolError', err);
+  }
+
+  private end(err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    const why = err ?? new OvsdbError('ECONNRESET', `${this.target}: connection closed`);
+    for (const p of this.pending.values()) p.reject(why);
+    this.pending.clear();
+    this.emit('close', err);
+  }
+}

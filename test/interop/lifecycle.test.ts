@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
 import { logEvents, logMessages } from '../helpers/log.js';
+import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
 
 const ready = needs(t, {
@@ -92,11 +93,9 @@ test('SIGHUP: a remote added and a VNI removed while a ping runs; no loss, learn
   // One broadcast from a MAC that never speaks again: its entry survives the reload only if the
   // reload keeps learned entries (a flush and re-learn would lose it).
   const once = '02:ab:cd:ef:00:01';
-  topo
-    .get('vmC')
-    .exec(
-      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth0', 0)); s.send(bytes.fromhex('ffffffffffff${once.replace(/:/g, '')}88b5') + bytes(46))"`,
-    );
+  sendFrames(topo.get('vmC'), 'eth0', [
+    `ffffffffffff${once.replace(/:/g, '')}88b5${'00'.repeat(46)}`,
+  ]);
   const learnedOnce = async () => {
     for (let i = 0; i < 30; i++) {
       const rows = (await topo.ask('fdb.show')) as { mac: string; remote: string }[];

@@ -6,6 +6,7 @@ import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { underlayCapture } from '../helpers/capture.js';
 import { logMessages } from '../helpers/log.js';
+import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
 import { BOTH_WAYS, tcpBetween } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
@@ -108,9 +109,9 @@ t.test(
     // The case that used to leave as two fragments: a VLAN-tagged 1468-byte frame (its datagram
     // would be 1504 bytes). Sent raw from the VM onto our TAP.
     const tagged = await underlayCapture(topo, '-s 128 ip', async () => {
-      vmB.exec(
-        `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('02000000ee01' + '${VM.vtep.mac.replace(/:/g, '')}' + '81000064' + '88b5') + bytes(1468 - 18))"`,
-      );
+      sendFrames(vmB, topo.tap, [
+        `02000000ee01${VM.vtep.mac.replace(/:/g, '')}8100006488b5${'00'.repeat(1468 - 18)}`,
+      ]);
     });
     const st2 = (await topo.ask('stats')) as Stats;
     t.equal(

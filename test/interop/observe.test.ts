@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import t from 'tap';
 import { until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
+import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
 
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (
@@ -67,11 +68,9 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   });
   // The monitor is live once it reports a probe: a unicast frame to an unknown MAC (a miss).
   const probe = () =>
-    topo
-      .get('vmB')
-      .exec(
-        `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('0200000eeeee${VM.vtep.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
-      );
+    sendFrames(topo.get('vmB'), topo.tap, [
+      `0200000eeeee${VM.vtep.mac.replace(/:/g, '')}88b5${'00'.repeat(46)}`,
+    ]);
   t.ok(
     await until(() => (probe(), events.some((e) => e.event === 'miss')), 10_000, 300),
     'the monitor is subscribed',
@@ -98,11 +97,9 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   );
 
   // The OVS VM's MAC now speaks from behind the kernel peer: a move.
-  topo
-    .get('vmC')
-    .exec(
-      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth0', 0)); s.send(bytes.fromhex('ffffffffffff${VM.ovs.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
-    );
+  sendFrames(topo.get('vmC'), 'eth0', [
+    `ffffffffffff${VM.ovs.mac.replace(/:/g, '')}88b5${'00'.repeat(46)}`,
+  ]);
   t.match(
     await seen((e) => e.event === 'move'),
     { mac: VM.ovs.mac, from: `${UNDERLAY.ovs}:4789`, remote: `${UNDERLAY.kernel}:4789` },
@@ -110,11 +107,9 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   );
 
   // A unicast frame to a MAC nobody knows: a miss (flooded).
-  topo
-    .get('vmB')
-    .exec(
-      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${topo.tap}', 0)); s.send(bytes.fromhex('0200000ee0ee${VM.vtep.mac.replace(/:/g, '')}88b5') + bytes(46))"`,
-    );
+  sendFrames(topo.get('vmB'), topo.tap, [
+    `0200000ee0ee${VM.vtep.mac.replace(/:/g, '')}88b5${'00'.repeat(46)}`,
+  ]);
   t.match(
     await seen((e) => e.event === 'miss' && e.mac === '02:00:00:0e:e0:ee'),
     { vni: topo.vni, dev: topo.tap },
@@ -124,11 +119,9 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   // A MAC that speaks once ages out after --ageing 4 (the VMs themselves keep talking: neighbour
   // probes refresh their entries).
   const once = '02:0a:9e:00:00:01';
-  topo
-    .get('vmC')
-    .exec(
-      `python3 -c "import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth0', 0)); s.send(bytes.fromhex('ffffffffffff${once.replace(/:/g, '')}88b5') + bytes(46))"`,
-    );
+  sendFrames(topo.get('vmC'), 'eth0', [
+    `ffffffffffff${once.replace(/:/g, '')}88b5${'00'.repeat(46)}`,
+  ]);
   t.match(await seen((e) => e.event === 'learn' && e.mac === once), {
     remote: `${UNDERLAY.kernel}:4789`,
   });

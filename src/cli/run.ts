@@ -26,7 +26,7 @@ import { underlayLink, type UnderlayLink } from '../io/netif.js';
 import type { DatagramSender } from '../io/types.js';
 import { RawUdpSender, UdpSocket } from '../io/udp.js';
 import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
-import { formatMac, parseMac, stableMac } from '../wire/mac.js';
+import { formatMac, parseMac, stableMac, writeMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { startMetrics, type Metrics } from './metrics.js';
 import { TapPort, type TapStatus } from './tapport.js';
@@ -580,8 +580,8 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
     if (mac !== port.spec.mac) {
       port.spec.mac = mac;
       ctx.engine.updateVni(v.vni, { ownMacs: [mac] });
-      const b = Buffer.alloc(6);
-      b.writeUIntBE(mac, 0, 6);
+      const b = new Uint8Array(6);
+      writeMac(b, 0, mac);
       trySet(`vni ${v.vni} mac ${formatMac(mac)}`, () => port.tap?.setMac(b), say);
     }
   }

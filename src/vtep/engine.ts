@@ -10,10 +10,13 @@ import {
 } from '../io/types.js';
 import { Drop, DROP_REASON_COUNT, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
 import { ArpOp, emitArpReply, parseArp, type Arp } from '../wire/arp.js';
-import { EthernetFrame } from '../wire/ethernet.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
-import { HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN } from '../wire/ethernet.js';
+import {
+  EthernetFrame,
+  HEADER_LEN as ETHERNET_HEADER_LEN,
+  VLAN_HEADER_LEN,
+} from '../wire/ethernet.js';
 import { formatMac, isMulticast, isValidUnicast, readMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
 import { silent, type Log } from '../util/log.js';

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(openvswitch-switch openvswitch-vtep tshark iperf3 ethtool iproute2 tcpdump libvirt-clients
+debs=(openvswitch-switch openvswitch-vtep ovn-central ovn-host ovn-controller-vtep tshark iperf3 ethtool iproute2 tcpdump libvirt-clients
   virtinst python3-scapy iputils-ping systemd g++ make python3)
 missing=()
 for p in "${debs[@]}"; do

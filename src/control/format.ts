@@ -19,7 +19,12 @@ export function formatFdb(rows: FdbRow[], tapOf: (vni: number) => string): strin
   return rows
     .map((r) => {
       const [addr, port] = splitKey(r.remote);
-      const state = r.static ? 'permanent' : `age ${r.ageSeconds}s used ${r.usedSeconds}s`;
+      // `bridge fdb` marks entries a controller installed as `extern_learn`; ours says which one.
+      const state = !r.static
+        ? `age ${r.ageSeconds}s used ${r.usedSeconds}s`
+        : r.source === 'ovsdb'
+          ? 'permanent extern_learn ovsdb'
+          : 'permanent';
       return `${r.mac} dev ${tapOf(r.vni)} dst ${addr} port ${port} vni ${r.vni} self ${state}`;
     })
     .join('\n');

@@ -53,6 +53,9 @@ function sameRemote(a: Remote, b: Remote): boolean {
   return a === b || a.key === b.key;
 }
 
+/** Who put a static entry there: an operator (config, `vtep fdb add`) or the OVSDB controller. */
+export type StaticSource = 'static' | 'ovsdb';
+
 export class FdbEntry {
   /** Neighbours on the VNI's learned list (null for static entries and at the ends). */
   prev: FdbEntry | null = null;
@@ -65,6 +68,8 @@ export class FdbEntry {
     public isStatic: boolean,
     public updated: number,
     public used: number,
+    /** For static entries: who added it. */
+    public source: StaticSource = 'static',
   ) {}
 }
 
@@ -94,6 +99,7 @@ class VniTable {
   tail: FdbEntry | null = null;
   learnedCount = 0;
   flood: Remote[];
+  floodSource: StaticSource = 'static';
   learning: boolean;
   maxEntries: number;
 
@@ -163,6 +169,8 @@ export interface FlushFilter {
   remote?: Remote;
   /** Keep static entries. */
   learnedOnly?: boolean;
+  /** Only static entries added by this source. */
+  source?: StaticSource;
 }
 
 export interface FdbRow {
@@ -170,6 +178,8 @@ export interface FdbRow {
   mac: string;
   remote: string;
   static: boolean;
+  /** Where the entry came from: traffic, an operator, or the OVSDB controller. */
+  source: 'learned' | StaticSource;
   /** Seconds since traffic from this MAC was last seen (learned) or since it was added (static). */
   ageSeconds: number;
   /** Seconds since a frame was last sent to this MAC. */
@@ -249,9 +259,11 @@ export class Fdb {
     if (o.maxEntries !== undefined) t.maxEntries = o.maxEntries;
   }
 
-  /** Replace a VNI's flood list. */
-  setFlood(vni: number, remotes: readonly Remote[]): void {
-    this.table(vni).flood = [...remotes];
+  /** Replace a VNI's flood list (and say who set it, for `fdb show`). */
+  setFlood(vni: number, remotes: readonly Remote[], source: StaticSource = 'static'): void {
+    const t = this.table(vni);
+    t.flood = [...remotes];
+    t.floodSource = source;
   }
 
   hasVni(vni: number): boolean {
@@ -346,7 +358,13 @@ export class Fdb {
   }
 
   /** Add or replace a static entry. Throws `ERR_FDB_FULL` when no room can be made. */
-  addStatic(vni: number, mac: number, remote: Remote, now: number): void {
+  addStatic(
+    vni: number,
+    mac: number,
+    remote: Remote,
+    now: number,
+    source: StaticSource = 'static',
+  ): void {
     const t = this.table(vni);
     if (isMulticast(mac) || mac === 0) {
       throw new FdbError('ERR_FDB_MAC', `mac ${formatMac(mac)} is not a unicast address`);
@@ -357,6 +375,7 @@ export class Fdb {
       e.isStatic = true;
       e.remote = remote;
       e.updated = now;
+      e.source = source;
       return;
     }
     if (this.makeRoom(t) === 'full') {
@@ -365,7 +384,7 @@ export class Fdb {
         `vni ${vni}: table full (${t.entries.size} entries, ${this.total} in all), no learned entry to evict`,
       );
     }
-    t.entries.set(mac, new FdbEntry(vni, mac, remote, true, now, now));
+    t.entries.set(mac, new FdbEntry(vni, mac, remote, true, now, now, source));
     this.total++;
   }
 
@@ -386,6 +405,7 @@ export class Fdb {
       for (const e of t.entries.values()) {
         if (filter.remote !== undefined && !sameRemote(e.remote, filter.remote)) continue;
         if (filter.learnedOnly && e.isStatic) continue;
+        if (filter.source !== undefined && (!e.isStatic || e.source !== filter.source)) continue;
         this.remove(t, e);
         n++;
       }
@@ -442,12 +462,14 @@ export class Fdb {
       .sort((a, b) => a - b);
     for (const v of vnis) {
       const t = this.tables.get(v)!;
+      const floodSource = t.floodSource;
       if (opts.flood && t.flood.length)
         yield t.flood.map((r) => ({
           vni: v,
           mac: '00:00:00:00:00:00',
           remote: r.key,
           static: true,
+          source: floodSource,
           ageSeconds: 0,
           usedSeconds: 0,
           flood: true,
@@ -462,6 +484,7 @@ export class Fdb {
             mac: formatMac(e.mac),
             remote: e.remote.key,
             static: e.isStatic,
+            source: e.isStatic ? e.source : 'learned',
             ageSeconds: Math.floor((now - e.updated) / 1000),
             usedSeconds: Math.floor((now - e.used) / 1000),
           });

@@ -253,6 +253,7 @@ t.test('text formats', async (t) => {
           mac: '52:54:00:00:00:0a',
           remote: '192.0.2.1:4789',
           static: false,
+          source: 'learned',
           ageSeconds: 3,
           usedSeconds: 1,
         },
@@ -261,14 +262,25 @@ t.test('text formats', async (t) => {
           mac: '52:54:00:00:00:0c',
           remote: '[2001:db8::3]:8472',
           static: true,
+          source: 'static',
           ageSeconds: 9,
           usedSeconds: 9,
+        },
+        {
+          vni: 5000,
+          mac: '52:54:00:00:00:0d',
+          remote: '192.0.2.9:4789',
+          static: true,
+          source: 'ovsdb',
+          ageSeconds: 0,
+          usedSeconds: 0,
         },
       ],
       () => 'vtep0',
     ),
     '52:54:00:00:00:0a dev vtep0 dst 192.0.2.1 port 4789 vni 5000 self age 3s used 1s\n' +
-      '52:54:00:00:00:0c dev vtep0 dst 2001:db8::3 port 8472 vni 5000 self permanent',
+      '52:54:00:00:00:0c dev vtep0 dst 2001:db8::3 port 8472 vni 5000 self permanent\n' +
+      '52:54:00:00:00:0d dev vtep0 dst 192.0.2.9 port 4789 vni 5000 self permanent extern_learn ovsdb',
   );
   const s = {
     underlay: '192.0.2.2:4789',

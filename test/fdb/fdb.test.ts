@@ -145,6 +145,7 @@ t.test('flood lists, learning switch, flush, list', async (t) => {
       mac: '02:00:00:00:00:01',
       remote: '192.0.2.1:4789',
       static: false,
+      source: 'learned',
       ageSeconds: 61,
       usedSeconds: 61,
     },
@@ -153,6 +154,7 @@ t.test('flood lists, learning switch, flush, list', async (t) => {
       mac: '02:00:00:00:00:02',
       remote: '192.0.2.2:4789',
       static: false,
+      source: 'learned',
       ageSeconds: 61,
       usedSeconds: 61,
     },
@@ -161,11 +163,21 @@ t.test('flood lists, learning switch, flush, list', async (t) => {
       mac: '02:00:00:00:00:03',
       remote: '192.0.2.2:4789',
       static: true,
+      source: 'static',
       ageSeconds: 61,
       usedSeconds: 61,
     },
   ]);
   t.equal(fdb.list(0).length, 4);
+  // Entries the OVSDB controller installs say so, and are flushed apart from the operator's.
+  fdb.addStatic(10, 0x020000000004, B, 0, 'ovsdb');
+  t.equal(fdb.list(0, 10).find((r) => r.mac === '02:00:00:00:00:04')?.source, 'ovsdb');
+  t.equal(fdb.flush({ source: 'ovsdb' }), 1, 'only the ovsdb entry');
+  fdb.addStatic(10, 0x020000000004, B, 0, 'ovsdb');
+  fdb.addStatic(10, 0x020000000004, B, 0);
+  t.equal(fdb.get(10, 0x020000000004)?.source, 'static', 'an operator replacing it owns it');
+  t.equal(fdb.flush({ source: 'ovsdb' }), 0);
+  t.ok(fdb.delete(10, 0x020000000004));
   t.equal(fdb.flush({ remote: B, learnedOnly: true }), 2);
   t.equal(fdb.flush({ vni: 10 }), 2);
   t.equal(fdb.delete(10, 0x020000000003), false);
@@ -278,6 +290,7 @@ t.test(
           mac: '00:00:00:00:00:00',
           remote: '192.0.2.1:4789',
           static: true,
+          source: 'static',
           ageSeconds: 0,
           usedSeconds: 0,
           flood: true,
@@ -287,6 +300,7 @@ t.test(
           mac: '00:00:00:00:00:00',
           remote: '192.0.2.3:4789',
           static: true,
+          source: 'static',
           ageSeconds: 0,
           usedSeconds: 0,
           flood: true,
@@ -295,6 +309,14 @@ t.test(
       'the flood list, first, as all-zeros rows',
     );
     t.equal(withFlood.length, 26);
+    fdb.setFlood(2, fdb.floodList(2), 'ovsdb');
+    t.ok(
+      [...fdb.listChunks(0, 2, 512, { flood: true })]
+        .flat()
+        .filter((row) => row.flood)
+        .every((row) => row.source === 'ovsdb'),
+      'a flood list set by OVSDB says so',
+    );
   },
 );
 

@@ -1,4 +1,4 @@
-import { Fdb, type FdbCounters } from '../fdb/fdb.js';
+import { Fdb, type FdbCounters, type StaticSource } from '../fdb/fdb.js';
 import { makeRemote, type Remote } from '../fdb/remote.js';
 import { ADDR_LEN, addrToString, addrTruncated, writeAddr } from '../io/addr.js';
 import {
@@ -29,6 +29,7 @@ import {
   type ReservedBitsPolicy,
 } from '../wire/vxlan.js';
 import { flowHash, sourcePort } from './flowhash.js';
+import { LocalMacs } from './localmacs.js';
 import { NeighTable, key6 } from './neigh.js';
 import { SenderTable } from './senders.js';
 
@@ -45,9 +46,21 @@ import { SenderTable } from './senders.js';
 
 export interface VniConfig {
   vni: number;
-  tap: FrameDevice;
+  /** The TAP, or null when it is down right now (see `setTap`); then `tapName` names it. */
+  tap: FrameDevice | null;
+  tapName?: string;
   /** Configured remote VTEPs: the flood list, and (unless learnRemotes) the only accepted senders. */
   remotes: Remote[];
+  /** Who set the flood list (`fdb show` says so); default `static`. */
+  floodSource?: StaticSource;
+  /** Senders accepted besides the flood list (a controller's remotes that only send unicast). */
+  senders?: Remote[];
+  /**
+   * Record the source MACs seen on the TAP side and report them through `onLocalMac` (what an
+   * OVSDB hardware_vtep switch publishes as Ucast_Macs_Local). Off by default: it costs a lookup
+   * per frame.
+   */
+  localMacs?: boolean;
   /** Accept and learn VXLAN from any sender (Linux behaviour) instead of configured remotes only (OVS). */
   learnRemotes?: boolean;
   /** MAC learning (default on). */
@@ -115,6 +128,8 @@ export interface VniStats {
   suppress?: { answered: number; flooded: number; entries: number };
   /** TAP → underlay (encapsulated; one per datagram sent, so a flood counts each copy). */
   tx: DirectionCounters;
+  /** TAP-side source MACs recorded for a controller (`localMacs` on), and those not recorded at the cap. */
+  localMacs?: { entries: number; capHit: number };
 }
 
 export interface EngineStats {
@@ -134,6 +149,7 @@ const SENDER_CACHE_MAX = 65536;
 class VniState {
   readonly vni: number;
   remotes: Remote[] = [];
+  extraSenders: Remote[] = [];
   readonly senders = new SenderTable();
   ownMacs: Set<number>;
   maxFrame: number;
@@ -150,15 +166,18 @@ class VniState {
   neigh: NeighTable | undefined;
   answered = 0;
   flooded = 0;
+  /** Source MACs of the TAP side, while `localMacs` is on. */
+  local: LocalMacs | undefined;
 
   constructor(cfg: VniConfig) {
     this.vni = cfg.vni;
     this.tap = cfg.tap;
-    this.tapName = cfg.tap.name;
-    this.tapTx = new TxBatch(cfg.tap.rx.batchSize);
+    this.tapName = cfg.tap?.name ?? cfg.tapName ?? '-';
+    this.tapTx = new TxBatch(cfg.tap?.rx.batchSize ?? 64);
     this.ownMacs = new Set(cfg.ownMacs ?? []);
     this.maxFrame = (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
     this.learnRemotes = cfg.learnRemotes ?? false;
+    this.extraSenders = [...(cfg.senders ?? [])];
     this.setRemotes(cfg.remotes);
   }
 
@@ -167,6 +186,8 @@ class VniState {
     this.remotes = [...remotes];
     this.senders.clear();
     this.learnedSenders = 0;
+    // A sender is known by address: where both lists have one, the flood list's remote wins.
+    for (const r of this.extraSenders) this.senders.add(r);
     for (const r of this.remotes) this.senders.add(r);
   }
 }
@@ -174,6 +195,8 @@ class VniState {
 /** What can change on a running VNI without re-creating it (a reload). */
 export interface VniUpdate {
   remotes?: Remote[];
+  floodSource?: StaticSource;
+  senders?: Remote[];
   suppressArp?: boolean;
   learnRemotes?: boolean;
   learning?: boolean;
@@ -218,6 +241,11 @@ export class Engine {
    * does not know (flooded), as Linux vxlan's l2miss; at most 100 a second are reported.
    */
   onMiss: ((vni: number, mac: number) => void) | undefined;
+  /**
+   * A TAP-side source MAC of a VNI with `localMacs` on appeared (`present` true) or aged out
+   * (false): the OVSDB gateway publishes or withdraws it.
+   */
+  onLocalMac: ((vni: number, mac: number, present: boolean) => void) | undefined;
   private readonly missLimit = new RateLimiter(100, 1000);
   private readonly udpTx: TxBatch;
   private readonly slots = new Map<Remote, Uint8Array>();
@@ -252,16 +280,24 @@ export class Engine {
   }
 
   addVni(cfg: VniConfig): void {
-    this.checkTap(cfg.vni, cfg.tap);
+    if (cfg.tap !== null) this.checkTap(cfg.vni, cfg.tap);
     this.checkRemotes(cfg.vni, cfg.remotes);
+    this.checkRemotes(cfg.vni, cfg.senders ?? []);
     this.fdb.addVni(cfg.vni, {
       flood: cfg.remotes,
       learning: cfg.learning,
       maxEntries: cfg.maxEntries,
     });
+    if (cfg.floodSource) this.fdb.setFlood(cfg.vni, cfg.remotes, cfg.floodSource);
     const vs = new VniState(cfg);
     if (cfg.suppressArp) vs.neigh = new NeighTable(this.fdb.ageingMs);
+    if (cfg.localMacs) vs.local = new LocalMacs(cfg.maxEntries ?? this.fdb.maxEntries);
     this.vnis.set(cfg.vni, vs);
+  }
+
+  /** The TAP-side MACs of a VNI with `localMacs` on (empty otherwise), ascending. */
+  localMacs(vni: number): number[] {
+    return this.vnis.get(vni)?.local?.macs() ?? [];
   }
 
   /** Stop serving a VNI: its table goes with it. The caller closes its TAP. */
@@ -282,13 +318,18 @@ export class Engine {
    */
   updateVni(vni: number, u: VniUpdate): void {
     const vs = this.state(vni);
+    if (u.senders !== undefined) {
+      this.checkRemotes(vni, u.senders);
+      vs.extraSenders = [...u.senders];
+      if (u.remotes === undefined) vs.setRemotes(vs.remotes);
+    }
     if (u.remotes !== undefined) {
       this.checkRemotes(vni, u.remotes);
       const keep = new Set(u.remotes.map((r) => r.key));
       for (const r of vs.remotes)
         if (!keep.has(r.key)) this.fdb.flush({ vni, remote: r, learnedOnly: true });
       vs.setRemotes(u.remotes);
-      this.fdb.setFlood(vni, u.remotes);
+      this.fdb.setFlood(vni, u.remotes, u.floodSource);
     }
     if (u.learnRemotes !== undefined) vs.learnRemotes = u.learnRemotes;
     if (u.learning !== undefined || u.maxEntries !== undefined)
@@ -425,6 +466,10 @@ export class Engine {
         this.drop(Drop.ETHERNET_TRUNCATED, now, vni, -1, vs);
         continue;
       }
+      if (vs.local !== undefined) {
+        const src = readMac(slab, off + 6);
+        if (vs.local.see(src, now) && this.onLocalMac) this.onLocalMac(vni, src, true);
+      }
       if (len > vs.maxFrame) {
         this.drop(Drop.FRAME_TOO_BIG, now, vni, -1, vs);
         continue;
@@ -525,8 +570,19 @@ export class Engine {
   private readonly arp: Arp = { op: 0, senderMac: 0, senderIp: 0, targetMac: 0, targetIp: 0 };
   private readonly replySlab = Buffer.alloc(NA_FRAME_LEN + 4);
 
-  /** Age the FDB; returns when the next entry is due (ms, same clock as `now`). */
+  /**
+   * `count` frames came from a TAP whose port has no VNI (an OVSDB port not bound to a logical
+   * switch yet): counted and dropped.
+   */
+  unboundReceived(count: number, now: number): void {
+    this.drops[Drop.PORT_UNBOUND] += count - 1;
+    this.drop(Drop.PORT_UNBOUND, now, -1, -1);
+  }
+
+  /** Age the FDB (and TAP-side MACs); returns when the next FDB entry is due (ms, as `now`). */
   sweep(now: number): number | undefined {
+    for (const vs of this.vnis.values())
+      vs.local?.sweep(now, this.fdb.ageingMs, (mac) => this.onLocalMac?.(vs.vni, mac, false));
     return this.fdb.sweep(now).nextDue;
   }
 
@@ -553,6 +609,7 @@ export class Engine {
         ...(vs.neigh
           ? { suppress: { answered: vs.answered, flooded: vs.flooded, entries: vs.neigh.size } }
           : {}),
+        ...(vs.local ? { localMacs: { entries: vs.local.size, capHit: vs.local.capHit } } : {}),
       })),
       drops,
       icmpTooBig: this.icmpTooBig,

@@ -51,12 +51,14 @@ export const Drop = {
    * fragment (RFC 7348 §4.3), so it is dropped and the sender told (ICMP frag needed / PTB).
    */
   PATH_MTU_EXCEEDED: 21,
+  /** A frame from a TAP whose OVSDB port is not bound to a logical switch yet (no VNI). */
+  PORT_UNBOUND: 22,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 22;
+export const DROP_REASON_COUNT = 23;
 
 /**
  * The reasons the engine counts (and `vtep stats` lists). The IPv4, IPv6 and UDP header reasons

@@ -772,3 +772,87 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a controller-driven VNI: TAP-side MACs reported and aged, extra senders, unbound ports',
+  async (t) => {
+    const h = harness([{ vni: 9, localMacs: true, maxEntries: 3, remotes: [PEER_A] }]);
+    const tap = h.taps.get(9)!;
+    const events: [number, string, boolean][] = [];
+    h.engine.onLocalMac = (vni, mac, present) => events.push([vni, formatMac(mac), present]);
+    tap.inject(frame(BCAST, VM_B));
+    tap.inject(frame(BCAST, VM_B)); // again: nothing new
+    tap.inject(frame(BCAST, 0x010000000001)); // a group source: never published
+    await settle();
+    t.same(events, [[9, '52:54:00:00:00:02', true]], 'a new TAP-side MAC, once');
+    // The cap (the VNI's maxEntries) bounds what is published, not what is forwarded.
+    for (const m of [0x020000000011, 0x020000000012, 0x020000000013]) tap.inject(frame(BCAST, m));
+    await settle();
+    t.same(h.engine.localMacs(9), [0x020000000011, 0x020000000012, VM_B]);
+    t.same(h.engine.stats().vnis[0].localMacs, { entries: 3, capHit: 1 });
+    t.equal(h.inbox.get(PEER_A)!.length, 6, 'every frame forwarded all the same');
+    // Ageing with the FDB's ageing time: a MAC seen again later stays.
+    h.clock.now += 200_000;
+    tap.inject(frame(BCAST, VM_B));
+    await settle();
+    events.length = 0;
+    h.engine.sweep(h.clock.now + 100_001);
+    t.same(
+      events.map((e) => e[1]),
+      ['02:00:00:00:00:11', '02:00:00:00:00:12'],
+      'the two not seen for 300 s are withdrawn',
+    );
+    t.same(h.engine.localMacs(9), [VM_B]);
+    t.same(h.engine.localMacs(77), [], 'no such VNI: none');
+
+    // PEER_C is not on the flood list but is one of the controller's senders.
+    h.underlay.receive(vxlan(9, frame(VM_B, VM_C)), h.peerC);
+    await settle();
+    t.equal(h.engine.stats().drops.sender_not_remote, 1, 'not accepted yet');
+    h.engine.updateVni(9, { senders: [h.remotes.get(PEER_C)] });
+    h.underlay.receive(vxlan(9, frame(VM_B, VM_C)), h.peerC);
+    await settle();
+    t.equal(h.fdb.lookup(9, VM_C, 0)?.key, '192.0.2.3:4789', 'accepted and learned');
+    t.same(
+      h.fdb.floodList(9).map((r) => r.key),
+      ['192.0.2.1:4789'],
+      'the flood list is unchanged',
+    );
+    h.engine.updateVni(9, {
+      remotes: [h.remotes.get(PEER_C)],
+      floodSource: 'ovsdb',
+      senders: [h.remotes.get(PEER_A)],
+    });
+    t.same(
+      h.fdb.list(0, 9).map((r) => [r.mac, r.source]),
+      [['52:54:00:00:00:03', 'learned']],
+    );
+    t.equal(
+      [...h.fdb.listChunks(0, 9, 512, { flood: true })][0][0].source,
+      'ovsdb',
+      'flood rows say who set them',
+    );
+    h.underlay.receive(vxlan(9, frame(VM_B, VM_A)), h.peerA);
+    await settle();
+    t.equal(h.fdb.lookup(9, VM_A, 0)?.key, '192.0.2.1:4789', 'PEER_A still accepted as a sender');
+
+    // A VNI added while its TAP is down, with an OVSDB flood list.
+    h.engine.addVni({
+      vni: 10,
+      tap: null,
+      tapName: 'gw1',
+      remotes: [h.remotes.get(PEER_A)],
+      floodSource: 'ovsdb',
+    });
+    const s10 = h.engine.stats().vnis.find((v) => v.vni === 10)!;
+    t.match(s10, { tap: 'gw1', tapUp: false });
+    t.equal(h.fdb.list(0, 10).length, 0);
+    t.equal([...h.fdb.listChunks(0, 10, 512, { flood: true })][0][0].source, 'ovsdb');
+    h.engine.addVni({ vni: 11, tap: null, remotes: [] });
+    t.equal(h.engine.stats().vnis.find((v) => v.vni === 11)!.tap, '-');
+
+    // Frames from a port with no VNI are counted.
+    h.engine.unboundReceived(5, h.clock.now);
+    t.equal(h.engine.stats().drops.port_unbound, 5);
+  },
+);

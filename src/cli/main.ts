@@ -70,6 +70,13 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.metrics$/, '--metrics'],
+  [/^flags\.ovsdb\.target$/, '--ovsdb'],
+  [/^flags\.ovsdb\.physicalSwitch$/, '--physical-switch'],
+  [/^flags\.ovsdb\.ports(\[\d+\])?$/, '--tap'],
+  [/^flags\.ovsdb\.mtu$/, '--mtu'],
+  [/^flags\.ovsdb\.privateKey$/, '--ovsdb-private-key'],
+  [/^flags\.ovsdb\.certificate$/, '--ovsdb-certificate'],
+  [/^flags\.ovsdb\.caCert$/, '--ovsdb-ca-cert'],
   [/^flags\.(\w+)$/, '--$1'],
 ];
 
@@ -79,9 +86,66 @@ function flagOf(field: string): string {
   return field;
 }
 
+/** The OVSDB gateway from flags: `--ovsdb`, `--physical-switch`, `--tap` (repeated) and TLS files. */
+function ovsdbFromFlags(o: Record<string, unknown>, taps: string[]): Record<string, unknown> {
+  if (o.vni !== undefined)
+    throw new ConfigError(
+      '--vni',
+      o.vni,
+      "cannot be given with --ovsdb: a port's VNI comes from its binding (static VNIs beside ovsdb go in --config FILE)",
+    );
+  for (const [k, flag] of [
+    ['remote', '--remote'],
+    ['mac', '--mac'],
+    ['learnRemotes', '--learn-remotes'],
+    ['suppressArp', '--suppress-arp'],
+  ] as const)
+    if (o[k] !== undefined)
+      throw new ConfigError(
+        flag,
+        o[k],
+        'sets a static VNI and cannot be given with --ovsdb (the database gives remotes)',
+      );
+  if (o.physicalSwitch === undefined)
+    throw new ConfigError('--physical-switch', undefined, 'required with --ovsdb');
+  if (taps.length === 0)
+    throw new ConfigError(
+      '--tap',
+      undefined,
+      'required with --ovsdb: the TAP(s) to create as ports',
+    );
+  const out: Record<string, unknown> = {
+    target: o.ovsdb,
+    physicalSwitch: o.physicalSwitch,
+    ports: taps,
+    mtu: o.mtu,
+    privateKey: o.ovsdbPrivateKey,
+    certificate: o.ovsdbCertificate,
+    caCert: o.ovsdbCaCert,
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
 function fromFlags(o: Record<string, unknown>): Config {
-  if (o.vni === undefined)
-    throw new ConfigError('--vni', undefined, 'required (or give --config FILE)');
+  const taps = (o.tap as string[] | undefined) ?? [];
+  if (o.ovsdb === undefined) {
+    for (const [k, flag] of [
+      ['physicalSwitch', '--physical-switch'],
+      ['ovsdbPrivateKey', '--ovsdb-private-key'],
+      ['ovsdbCertificate', '--ovsdb-certificate'],
+      ['ovsdbCaCert', '--ovsdb-ca-cert'],
+    ] as const)
+      if (o[k] !== undefined) throw new ConfigError(flag, o[k], 'needs --ovsdb');
+    if (o.vni === undefined)
+      throw new ConfigError('--vni', undefined, 'required (or give --config FILE, or --ovsdb)');
+    if (taps.length > 1)
+      throw new ConfigError(
+        '--tap',
+        taps[1],
+        'is a second TAP: one VNI from flags has one (several: --config FILE, or --ovsdb ports)',
+      );
+  }
   const raw: Record<string, unknown> = {
     local: o.local,
     port: o.port,
@@ -96,10 +160,11 @@ function fromFlags(o: Record<string, unknown>): Config {
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
+    ...(o.ovsdb !== undefined ? { ovsdb: ovsdbFromFlags(o, taps) } : {}),
     vnis: [
       {
         vni: o.vni,
-        tap: o.tap,
+        tap: taps[0],
         mtu: o.mtu,
         mac: o.mac,
         remotes: o.remote,
@@ -109,7 +174,8 @@ function fromFlags(o: Record<string, unknown>): Config {
     ],
   };
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
-  const vni = (raw.vnis as Record<string, unknown>[])[0];
+  if (raw.ovsdb) raw.vnis = [];
+  const vni = (raw.vnis as Record<string, unknown>[])[0] ?? {};
   for (const k of Object.keys(vni)) if (vni[k] === undefined) delete vni[k];
   try {
     return validate(raw, 'flags');
@@ -264,8 +330,20 @@ export function program(): Command {
     .option('--local <addr>', 'local underlay address to bind (default 0.0.0.0)')
     .option('--port <port>', 'UDP port (RFC 7348: 4789)')
     .option('--vni <n>', 'VXLAN network identifier')
-    .option('--tap <name>', 'TAP device name (default vtep<VNI>)')
+    .option(
+      '--tap <name>',
+      'TAP device name (default vtep<VNI>); with --ovsdb, a port to create (repeat for several)',
+      collect,
+    )
     .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect)
+    .option(
+      '--ovsdb <target>',
+      'be a hardware_vtep gateway (OVN, vtep-ctl): the VTEP database at unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT',
+    )
+    .option('--physical-switch <name>', 'with --ovsdb: our Physical_Switch (created if absent)')
+    .option('--ovsdb-private-key <file>', 'with an ssl: --ovsdb: our private key (PEM)')
+    .option('--ovsdb-certificate <file>', 'with an ssl: --ovsdb: our certificate (PEM)')
+    .option('--ovsdb-ca-cert <file>', "with an ssl: --ovsdb: the CA of the server's certificate")
     .option(
       '--mtu <bytes>',
       'TAP MTU (default: the underlay MTU less 50 bytes of VXLAN over IPv4, 70 over IPv6)',

@@ -28,7 +28,9 @@ import { RawUdpSender, UdpSocket } from '../io/udp.js';
 import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
 import { formatMac, parseMac, stableMac, writeMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
+import { Gateway, type GatewayStatus } from '../ovsdb/gateway.js';
 import { startMetrics, type Metrics } from './metrics.js';
+import { OvsdbPorts } from './ovsdbports.js';
 import { TapPort, type TapStatus } from './tapport.js';
 import type { Log } from '../util/log.js';
 
@@ -54,6 +56,8 @@ export interface RunningStats extends EngineStats {
   underlayMtu: string;
   sourcePorts: string;
   taps: TapStatus[];
+  /** The OVSDB session and what it bound, when `ovsdb` is configured. */
+  ovsdb?: GatewayStatus;
   /**
    * Losses in the kernel, before vtep sees a packet, where a flood's loss actually is: the
    * underlay socket's receive-buffer drops and each TAP's queue drops (null when unknown, e.g.
@@ -109,19 +113,32 @@ export function defaultMtu(link: UnderlayLink, family: 4 | 6): number {
   return link.mtu - encapOverhead(family) - 14;
 }
 
-/** A configuration whose every VNI has its MTU decided. */
-type Resolved = Omit<Config, 'vnis'> & { vnis: (VniSpec & { mtu: number })[] };
+/** A configuration whose every VNI (and OVSDB port) has its MTU decided. */
+type Resolved = Omit<Config, 'vnis'> & {
+  vnis: (VniSpec & { mtu: number })[];
+  /** The MTU of the OVSDB ports. */
+  ovsdbMtu: number;
+};
 
 /** The configuration with every VNI's MTU decided (configured, or derived from the underlay). */
 function resolveMtus(cfg: Config, link: UnderlayLink): Resolved {
   const family = isIPv4(cfg.local) ? 4 : 6;
-  return { ...cfg, vnis: cfg.vnis.map((v) => ({ ...v, mtu: v.mtu ?? defaultMtu(link, family) })) };
+  return {
+    ...cfg,
+    vnis: cfg.vnis.map((v) => ({ ...v, mtu: v.mtu ?? defaultMtu(link, family) })),
+    ovsdbMtu: cfg.ovsdb?.mtu ?? defaultMtu(link, family),
+  };
+}
+
+/** The largest frame MTU of the configuration: static VNIs and OVSDB ports. */
+function largestMtu(cfg: Resolved): number {
+  return Math.max(...cfg.vnis.map((v) => v.mtu), cfg.ovsdb ? cfg.ovsdbMtu : 0);
 }
 
 /** The largest datagram the underlay ring must hold: what the link carries, or our own frames. */
 function udpPayloadMax(cfg: Resolved, link: UnderlayLink): number {
   const ip = isIPv4(cfg.local) ? 20 : 40;
-  return Math.max(link.mtu - ip - 8, 16 + Math.max(...cfg.vnis.map((v) => v.mtu)) + L2_MAX);
+  return Math.max(link.mtu - ip - 8, 16 + largestMtu(cfg) + L2_MAX);
 }
 
 /** Say when a VNI's MTU cannot fit the underlay: its larger packets will get ICMP "too big". */
@@ -243,6 +260,56 @@ export async function startVtep(
     };
     for (const v of cfg.vnis) addVni(v, openPort(v));
     let metrics: Metrics | undefined;
+
+    // The OVSDB gateway: its ports are opened now and carry a VNI once bound.
+    let current: Resolved = cfg;
+    let gateway: Gateway | undefined;
+    const gw = cfg.ovsdb
+      ? new OvsdbPorts({
+          engine,
+          fdb,
+          remotes,
+          ports,
+          staticVnis: () => new Set(current.vnis.map((v) => v.vni)),
+          dstPort: () => current.port,
+          learning: {},
+          log,
+          clock,
+        })
+      : undefined;
+    if (cfg.ovsdb && gw) {
+      for (const name of cfg.ovsdb.ports) {
+        const port = TapPort.open(
+          {
+            vni: -1,
+            name,
+            mtu: cfg.ovsdbMtu,
+            mac: stableMac(`vtep:${name}:ovsdb`),
+            slotSize: slotFor(cfg.ovsdbMtu + L2_MAX),
+          },
+          engine,
+          log,
+          clock,
+        );
+        opened.push(port);
+        gw.add(port);
+        port.onBatch = (n) => metrics?.observeBatch('tap', n);
+        port.start();
+      }
+      const o = cfg.ovsdb;
+      gateway = new Gateway({
+        target: o.target,
+        me: { name: o.physicalSwitch, tunnelIp: cfg.local, ports: o.ports },
+        host: gw,
+        log,
+        ...(o.privateKey && o.certificate && o.caCert
+          ? { tls: { privateKey: o.privateKey, certificate: o.certificate, caCert: o.caCert } }
+          : {}),
+      });
+      const g = gateway;
+      engine.onLocalMac = () => g.localMacsChanged();
+      gateway.start();
+    }
     underlay.start(
       (n) => {
         metrics?.observeBatch('underlay', n);
@@ -253,7 +320,6 @@ export async function startVtep(
     // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
     const ageing = setInterval(() => engine.sweep(clock()), 1000);
 
-    let current: Resolved = cfg;
     let currentLink = link;
     const reload = (given: Config): string[] => {
       const nextLink = underlayLink(given.local, given.underlayMtu);
@@ -262,9 +328,16 @@ export async function startVtep(
       if (payload > underlay.rx.capacity)
         throw new ConfigError(
           'mtu',
-          Math.max(...next.vnis.map((v) => v.mtu)),
+          largestMtu(next),
           `needs ${payload}-byte underlay receive slots, the running ones hold ${underlay.rx.capacity}; restart to raise it`,
         );
+      for (const v of next.vnis)
+        if (gw?.vnis().includes(v.vni) && !current.vnis.some((c) => c.vni === v.vni))
+          throw new ConfigError(
+            `vni ${v.vni}`,
+            v.vni,
+            'is carried by an OVSDB port now (its logical switch has this tunnel_key)',
+          );
       const changes = applyReload(current, next, {
         engine,
         fdb,
@@ -288,12 +361,18 @@ export async function startVtep(
     };
     const status = (): Status => {
       const now = clock();
-      const taps = [...ports.values()].map((p) => p.status(now));
+      const unbound = [...(gw?.taps.values() ?? [])].filter((p) => p.spec.vni < 0);
+      const taps = [...ports.values(), ...unbound].map((p) => p.status(now));
       const problems = taps
         .filter((t) => t.state !== 'up')
         .map(
           (t) =>
-            `tap ${t.name} (vni ${t.vni}) is down for ${(t.downForMs / 1000).toFixed(1)} s${t.lastError ? `: ${t.lastError}` : ''}`,
+            `tap ${t.name} (vni ${t.vni ?? 'unbound'}) is down for ${(t.downForMs / 1000).toFixed(1)} s${t.lastError ? `: ${t.lastError}` : ''}`,
+        );
+      const g = gateway?.status();
+      if (g && g.state !== 'connected')
+        problems.push(
+          `ovsdb ${g.target} is not connected (${g.state} for ${g.forSeconds} s${g.lastError ? `: ${g.lastError}` : ''}); forwarding goes on with what it last knew`,
         );
       return {
         healthy: problems.length === 0,
@@ -308,6 +387,7 @@ export async function startVtep(
       underlayMtu: `${currentLink.mtu} ${currentLink.source === 'interface' ? currentLink.name : currentLink.source}`,
       sourcePorts,
       taps: status().taps,
+      ...(gateway ? { ovsdb: gateway.status() } : {}),
       kernel: {
         udpReceiveDrops: underlay.kernelDrops() ?? null,
         tapQueueDrops: [...ports.values()].map((p) => ({
@@ -405,6 +485,9 @@ export async function startVtep(
         cfg.vnis
           .map((v) => `vni ${v.vni} on ${v.tap} (${formatMac(ports.get(v.vni)!.spec.mac)})`)
           .join(', ') +
+        (cfg.ovsdb
+          ? `${cfg.vnis.length ? ', ' : ''}ovsdb ${cfg.ovsdb.target} physical switch ${cfg.ovsdb.physicalSwitch} ports ${cfg.ovsdb.ports.join(',')}`
+          : '') +
         (control ? `, control ${control.path}` : '') +
         (metrics ? `, metrics http://${metrics.address}/metrics` : ''),
       {
@@ -418,6 +501,13 @@ export async function startVtep(
         })),
         ...(control ? { control: control.path } : {}),
         ...(metrics ? { metrics: metrics.address } : {}),
+        ...(cfg.ovsdb
+          ? {
+              ovsdb: cfg.ovsdb.target,
+              physicalSwitch: cfg.ovsdb.physicalSwitch,
+              ports: cfg.ovsdb.ports,
+            }
+          : {}),
       },
     );
     let stopping: Promise<void> | undefined;
@@ -436,6 +526,7 @@ export async function startVtep(
         // Forwarding, TAPs and sockets are released synchronously; only the listener's close
         // callback is awaited, and it no longer waits for clients (they are ended).
         stopping ??= (async () => {
+          gateway?.close();
           clearInterval(ageing);
           underlay.stop();
           closeAll();
@@ -462,6 +553,7 @@ interface ReloadContext {
 
 /** Settings bound to sockets opened at start: a reload that changes them is refused. */
 const RESTART_ONLY = [
+  'ovsdb',
   'local',
   'port',
   'sourcePortMode',
@@ -479,7 +571,7 @@ const RESTART_ONLY = [
  */
 function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[] {
   for (const k of RESTART_ONLY) {
-    if (cur[k] !== next[k])
+    if (JSON.stringify(cur[k]) !== JSON.stringify(next[k]))
       throw new ConfigError(
         k,
         next[k],
@@ -630,6 +722,17 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
       throw argError('vni', v, `is not configured (configured: ${c.fdb.vnis().join(', ')})`);
     return vni;
   };
+  /** A VNI of the configuration (not one an OVSDB binding brought): what remote/vni commands edit. */
+  const staticVniArg = (v: unknown): number => {
+    const vni = vniArg(v);
+    if (!c.config().vnis.some((x) => x.vni === vni))
+      throw argError(
+        'vni',
+        v,
+        'is carried by an OVSDB port: its remotes and binding come from the database',
+      );
+    return vni;
+  };
   const macArg = (v: unknown): number => {
     const m = parseMac(String(v));
     if (m === undefined) throw argError('mac', v, 'is not a MAC address like 02:00:00:00:00:01');
@@ -723,7 +826,7 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
     'remote.add': {
       fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
       run: (a) => {
-        const vni = vniArg(a.vni);
+        const vni = staticVniArg(a.vni);
         const r = remoteArg(a);
         const cfg = c.config();
         const spec = { address: r.address, port: r.port };
@@ -739,7 +842,7 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
     'remote.del': {
       fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
       run: (a) => {
-        const vni = vniArg(a.vni);
+        const vni = staticVniArg(a.vni);
         const r = remoteArg(a);
         const cfg = c.config();
         const vs = cfg.vnis.find((v) => v.vni === vni)!;
@@ -773,8 +876,8 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
     'vni.del': {
       fields: { vni: 'integer' },
       run: (a) => {
-        const vni = vniArg(a.vni);
-        if (c.config().vnis.length === 1)
+        const vni = staticVniArg(a.vni);
+        if (c.config().vnis.length === 1 && !c.config().ovsdb)
           throw argError('vni', a.vni, 'is the only VNI; stop vtep instead');
         return live('vni', a.vni, (s) => {
           s.vnis = (s.vnis as VniSettings[]).filter((v) => v.vni !== vni);

@@ -14,6 +14,7 @@ import { formatMac, writeMac } from '../wire/mac.js';
  */
 
 export interface TapSpec {
+  /** The VNI it carries; -1 while it carries none (an OVSDB port not bound yet). */
   vni: number;
   name: string;
   mtu: number;
@@ -25,7 +26,8 @@ export interface TapSpec {
 export type TapState = 'up' | 'down';
 
 export interface TapStatus {
-  vni: number;
+  /** null: an OVSDB port bound to no logical switch yet. */
+  vni: number | null;
   name: string;
   state: TapState;
   /** Times the device was re-created after being lost. */
@@ -83,7 +85,8 @@ export class TapPort {
     tap.start(
       (n) => {
         this.onBatch?.(n);
-        this.engine.tapReceived(this.spec.vni, n, this.clock());
+        if (this.spec.vni >= 0) this.engine.tapReceived(this.spec.vni, n, this.clock());
+        else this.engine.unboundReceived(n, this.clock());
       },
       (err) => this.lost(err),
     );
@@ -91,7 +94,7 @@ export class TapPort {
 
   status(now: number): TapStatus {
     return {
-      vni: this.spec.vni,
+      vni: this.spec.vni >= 0 ? this.spec.vni : null,
       name: this.spec.name,
       state: this.state,
       recreated: this.recreated,
@@ -107,7 +110,7 @@ export class TapPort {
     this.downSince = this.clock();
     this.tap?.close();
     this.tap = null;
-    this.engine.setTap(this.spec.vni, null);
+    if (this.engine.hasVni(this.spec.vni)) this.engine.setTap(this.spec.vni, null);
     this.log(
       'warn',
       'tap_lost',
@@ -139,7 +142,7 @@ export class TapPort {
         return;
       }
       this.tap = tap;
-      this.engine.setTap(this.spec.vni, tap);
+      if (this.engine.hasVni(this.spec.vni)) this.engine.setTap(this.spec.vni, tap);
       this.start();
       this.state = 'up';
       this.lastError = undefined;

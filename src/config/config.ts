@@ -33,6 +33,17 @@ export interface VniSpec {
   suppressArp: boolean;
 }
 
+/** `ovsdb:` (see schema.ts): the hardware_vtep database that drives the gateway ports. */
+export interface OvsdbSpec {
+  target: string;
+  physicalSwitch: string;
+  ports: string[];
+  mtu?: number;
+  privateKey?: string;
+  certificate?: string;
+  caCert?: string;
+}
+
 export interface Config {
   local: string;
   port: number;
@@ -54,6 +65,7 @@ export interface Config {
   sourcePortMode: 'hash' | 'fixed';
   sourcePortMin: number;
   sourcePortMax: number;
+  ovsdb?: OvsdbSpec;
   vnis: VniSpec[];
 }
 
@@ -205,12 +217,56 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     if (m.port === 0) fail(['metrics'], c.metrics, 'must be ADDR:PORT, e.g. 127.0.0.1:9110');
     metrics = formatRemote(m, -1);
   }
+  let ovsdb: OvsdbSpec | undefined;
+  if (c.ovsdb !== undefined) {
+    const o = c.ovsdb;
+    const target = /^(unix:.+|(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:[\]]+):[0-9]{1,5})$/.test(o.target)
+      ? o.target
+      : fail(['ovsdb', 'target'], o.target, 'must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT');
+    const port = Number(/:([0-9]+)$/.exec(target)?.[1]);
+    if (!target.startsWith('unix:') && !(port >= 1 && port <= 65535))
+      fail(['ovsdb', 'target'], o.target, 'has a port outside 1..65535');
+    if (target.startsWith('ssl:'))
+      for (const k of ['privateKey', 'certificate', 'caCert'] as const)
+        if (o[k] === undefined)
+          fail(
+            ['ovsdb', k],
+            undefined,
+            'is needed for an ssl: target (our key, our certificate, the CA of the server)',
+          );
+    // The schema's only encapsulation is vxlan_over_ipv4, and tunnel_ips must name an address.
+    if (!isIPv4(local) || local === '0.0.0.0')
+      fail(
+        ['local'],
+        c.local,
+        'must be the IPv4 address announced as tunnel_ips when ovsdb is configured (hardware_vtep knows vxlan_over_ipv4 only)',
+      );
+    const names = new Set<string>();
+    o.ports.forEach((name, i) => {
+      if (names.has(name)) fail(['ovsdb', 'ports', i], name, 'appears twice');
+      names.add(name);
+    });
+    ovsdb = {
+      target,
+      physicalSwitch: o.physicalSwitch,
+      ports: o.ports,
+      ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
+      ...(o.privateKey !== undefined ? { privateKey: o.privateKey } : {}),
+      ...(o.certificate !== undefined ? { certificate: o.certificate } : {}),
+      ...(o.caCert !== undefined ? { caCert: o.caCert } : {}),
+    };
+  } else if (c.vnis.length === 0) fail(['vnis'], raw.vnis, 'must list at least one VNI');
   const seen = new Set<number>();
-  const taps = new Set<string>();
+  const taps = new Set<string>(ovsdb?.ports);
   const vnis: VniSpec[] = c.vnis.map((v, i) => {
     const tap = v.tap ?? `vtep${v.vni}`;
     if (seen.has(v.vni)) fail(['vnis', i, 'vni'], v.vni, 'appears twice');
-    if (taps.has(tap)) fail(['vnis', i, 'tap'], tap, 'is used by two VNIs');
+    if (taps.has(tap))
+      fail(
+        ['vnis', i, 'tap'],
+        tap,
+        ovsdb?.ports.includes(tap) ? 'is an ovsdb port' : 'is used by two VNIs',
+      );
     seen.add(v.vni);
     taps.add(tap);
     const remotes: RemoteSpec[] = [];
@@ -260,6 +316,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     sourcePortMode: c.sourcePortMode,
     sourcePortMin,
     sourcePortMax,
+    ...(ovsdb ? { ovsdb } : {}),
     vnis,
   };
 }
@@ -332,6 +389,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     ...(cfg.udp6ZeroChecksumTx ? { udp6ZeroChecksumTx: true } : {}),
     ...(cfg.udp6ZeroChecksumRx ? { udp6ZeroChecksumRx: true } : {}),
     ...(cfg.metrics !== undefined ? { metrics: cfg.metrics } : {}),
+    ...(cfg.ovsdb !== undefined ? { ovsdb: { ...cfg.ovsdb, ports: [...cfg.ovsdb.ports] } } : {}),
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,
       tap: v.tap,

@@ -69,6 +69,32 @@ export const vniShape = {
   suppressArp: bool.default(false),
 };
 
+/** `ovsdb:`: vtep as a hardware_vtep gateway driven by OVN (ovn-controller-vtep) or vtep-ctl. */
+export const ovsdbShape = {
+  /** `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT` (checked in config.ts). */
+  target: z.string({ error: 'must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT' }),
+  physicalSwitch: z
+    .string({ error: 'must be a Physical_Switch name' })
+    .min(1, { error: 'must be a Physical_Switch name' })
+    .max(255, { error: 'must be at most 255 characters' }),
+  /** TAPs created at start, one Physical_Port each; a port's VNI comes from its binding. */
+  ports: z
+    .array(
+      z
+        .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
+        .regex(TAP_NAME, {
+          error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"',
+        }),
+      { error: 'must list at least one TAP name' },
+    )
+    .min(1, { error: 'must list at least one TAP name' }),
+  mtu: intIn(68, MAX_TAP_MTU).optional(),
+  /** ssl: our key, our certificate, and the CA that signed the server's (as ovs-vsctl -p -c -C). */
+  privateKey: z.string({ error: 'must be a path' }).optional(),
+  certificate: z.string({ error: 'must be a path' }).optional(),
+  caCert: z.string({ error: 'must be a path' }).optional(),
+};
+
 export const configShape = {
   local: z.string({ error: 'must be an IPv4 or IPv6 address' }).default('0.0.0.0'),
   port: intIn(1, 65535).default(VXLAN_PORT),
@@ -87,9 +113,9 @@ export const configShape = {
   udp6ZeroChecksumTx: bool.default(false),
   udp6ZeroChecksumRx: bool.default(false),
   metrics: z.string({ error: 'must be ADDR:PORT, e.g. 127.0.0.1:9110' }).optional(),
-  vnis: z
-    .array(mapping(vniShape), { error: 'must list at least one VNI' })
-    .min(1, { error: 'must list at least one VNI' }),
+  ovsdb: mapping(ovsdbShape).optional(),
+  /** At least one unless `ovsdb` gives ports (checked in config.ts). */
+  vnis: z.array(mapping(vniShape), { error: 'must list at least one VNI' }).default([]),
 };
 
 export const configSchema = mapping(configShape);
@@ -97,5 +123,6 @@ export type RawConfig = z.output<typeof configSchema>;
 
 /** The keys a mapping at `path` may have, for "unknown setting" messages. */
 export function knownKeys(path: readonly PropertyKey[]): string[] {
-  return Object.keys(path.length === 0 ? configShape : vniShape);
+  if (path.length === 0) return Object.keys(configShape);
+  return Object.keys(path[0] === 'ovsdb' ? ovsdbShape : vniShape);
 }

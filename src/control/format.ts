@@ -3,7 +3,7 @@ import type { EngineStats } from '../vtep/engine.js';
 
 /** What `vtep stats` / `vtep status` get about a TAP (src/cli/tapport.ts). */
 interface TapInfo {
-  vni: number;
+  vni: number | null;
   name: string;
   state: string;
   recreated: number;
@@ -35,11 +35,27 @@ function splitKey(key: string): [string, string] {
   return [key.slice(0, i).replace(/^\[|\]$/g, ''), key.slice(i + 1)];
 }
 
+/** What `vtep stats` gets about the OVSDB session (src/ovsdb/gateway.ts GatewayStatus). */
+interface OvsdbInfo {
+  target: string;
+  physicalSwitch: string;
+  state: string;
+  forSeconds: number;
+  connects: number;
+  lastError?: string;
+  transactions: { ok: number; failed: number };
+  protocolErrors: number;
+  ports: { name: string; vni: number | null; logicalSwitch?: string; problem?: string }[];
+  remoteMacs: number;
+  localMacs: number;
+}
+
 export function formatStats(
   s: EngineStats & {
     underlay?: string;
     sourcePorts?: string;
     taps?: TapInfo[];
+    ovsdb?: OvsdbInfo;
     kernel?: {
       udpReceiveDrops: number | null;
       tapQueueDrops: { vni: number; drops: number | null }[];
@@ -63,6 +79,16 @@ export function formatStats(
       );
     const vd = Object.entries(v.drops ?? {});
     if (vd.length) lines.push(`    drops: ${vd.map(([r, n]) => `${r} ${n}`).join(' ')}`);
+  }
+  if (s.ovsdb) {
+    const o = s.ovsdb;
+    lines.push(
+      `ovsdb ${o.target} physical-switch ${o.physicalSwitch}: ${o.state} for ${o.forSeconds} s, sessions ${o.connects}, transactions ${o.transactions.ok} ok ${o.transactions.failed} failed, protocol-errors ${o.protocolErrors}, remote-macs ${o.remoteMacs} local-macs ${o.localMacs}${o.lastError ? `, last error: ${o.lastError}` : ''}`,
+    );
+    for (const p of o.ports)
+      lines.push(
+        `    port ${p.name} ${p.vni === null ? 'unbound' : `vni ${p.vni}`}${p.logicalSwitch ? ` logical-switch ${p.logicalSwitch}` : ''}${p.problem ? ` (${p.problem})` : ''}`,
+      );
   }
   if (s.pathMaxFrame !== undefined)
     lines.push(
@@ -101,7 +127,7 @@ export function formatStatus(s: {
   const head = `${s.healthy ? 'healthy' : 'degraded'}: up ${s.uptimeSeconds} s, ${s.taps.length} VNI${s.taps.length === 1 ? '' : 's'}`;
   return [
     head,
-    ...s.taps.map((t) => `  vni ${t.vni} dev ${t.name} ${tapState(t)}`),
+    ...s.taps.map((t) => `  vni ${t.vni ?? '-'} dev ${t.name} ${tapState(t)}`),
     ...s.problems.map((p) => `  problem: ${p}`),
   ].join('\n');
 }

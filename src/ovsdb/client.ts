@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { JsonSplitter } from './jsonstream.js';
 
 /**
@@ -38,17 +40,33 @@ interface Pending {
   method: string;
 }
 
-/** `unix:PATH` or `tcp:HOST:PORT` (what ovsdb-server's --remote and ovs-vsctl's --db take). */
-export function parseTarget(target: string): { path: string } | { host: string; port: number } {
+export type Target = { path: string } | { host: string; port: number; ssl: boolean };
+
+/**
+ * `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT` (what ovsdb-server's --remote and ovs-vsctl's
+ * --db take).
+ */
+export function parseTarget(target: string): Target {
   const unix = /^unix:(.+)$/.exec(target);
   if (unix) return { path: unix[1] };
-  const tcp = /^tcp:(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(target);
-  if (tcp && Number(tcp[2]) >= 1 && Number(tcp[2]) <= 65535)
-    return { host: tcp[1].replace(/^\[|\]$/g, ''), port: Number(tcp[2]) };
+  const tcp = /^(tcp|ssl):(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(target);
+  if (tcp && Number(tcp[3]) >= 1 && Number(tcp[3]) <= 65535)
+    return { host: tcp[2].replace(/^\[|\]$/g, ''), port: Number(tcp[3]), ssl: tcp[1] === 'ssl' };
   throw new OvsdbError(
     'ERR_OVSDB_TARGET',
-    `ovsdb target ${JSON.stringify(target)} must be unix:PATH or tcp:HOST:PORT`,
+    `ovsdb target ${JSON.stringify(target)} must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT`,
   );
+}
+
+/**
+ * For `ssl:`: our private key and certificate, and the CA certificate the server's must be signed
+ * by (ovs-vsctl's --private-key, --certificate, --ca-cert). As in Open vSwitch, the server is
+ * authenticated by its CA, not by its host name.
+ */
+export interface TlsFiles {
+  privateKey: string;
+  certificate: string;
+  caCert: string;
 }
 
 export class OvsdbClient extends EventEmitter {
@@ -69,16 +87,45 @@ export class OvsdbClient extends EventEmitter {
   }
 
   /** Connect; rejects with the errno when the server is not there. */
-  static connect(target: string, timeoutMs = 5000): Promise<OvsdbClient> {
+  static connect(target: string, timeoutMs = 5000, tls?: TlsFiles): Promise<OvsdbClient> {
     const where = parseTarget(target);
     return new Promise((resolve, reject) => {
-      const sock =
-        'path' in where ? createConnection(where.path) : createConnection(where.port, where.host);
+      let sock: Socket;
+      if ('path' in where) sock = createConnection(where.path);
+      else if (!where.ssl) sock = createConnection(where.port, where.host);
+      else {
+        if (!tls) {
+          reject(
+            new OvsdbError(
+              'ERR_OVSDB_TARGET',
+              `${target}: ssl needs a key, a certificate and a CA`,
+            ),
+          );
+          return;
+        }
+        let files: { key: Buffer; cert: Buffer; ca: Buffer };
+        try {
+          files = {
+            key: readFileSync(tls.privateKey),
+            cert: readFileSync(tls.certificate),
+            ca: readFileSync(tls.caCert),
+          };
+        } catch (err) {
+          reject(new OvsdbError('ERR_OVSDB_TLS', `${target}: ${(err as Error).message}`));
+          return;
+        }
+        sock = tlsConnect({
+          host: where.host,
+          port: where.port,
+          ...files,
+          checkServerIdentity: () => undefined,
+        });
+      }
       const timer = setTimeout(() => {
         sock.destroy();
         reject(new OvsdbError('ETIMEDOUT', `${target}: no connection within ${timeoutMs} ms`));
       }, timeoutMs);
-      sock.once('connect', () => {
+      sock.once('path' in where || !where.ssl ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         resolve(new OvsdbClient(sock, target));
       });

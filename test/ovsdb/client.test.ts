@@ -46,8 +46,9 @@ t.test('the stream splitter: any JSON texts, cut anywhere, come out whole and on
   t.throws(() => new JsonSplitter().push('hello'), /not a JSON object or array/);
   t.throws(() => new JsonSplitter(10).push('{"a":"0123456789'), /longer than 10 bytes/);
   t.same(parseTarget('unix:/run/x.sock'), { path: '/run/x.sock' });
-  t.same(parseTarget('tcp:[::1]:6640'), { host: '::1', port: 6640 });
-  t.throws(() => parseTarget('ssl:1.2.3.4:6640'), { code: 'ERR_OVSDB_TARGET' });
+  t.same(parseTarget('tcp:[::1]:6640'), { host: '::1', port: 6640, ssl: false });
+  t.same(parseTarget('ssl:192.0.2.1:6640'), { host: '192.0.2.1', port: 6640, ssl: true });
+  t.throws(() => parseTarget('pssl:6640'), { code: 'ERR_OVSDB_TARGET' });
   t.throws(() => parseTarget('tcp:1.2.3.4:70000'), { code: 'ERR_OVSDB_TARGET' });
 });
 

@@ -1,0 +1,178 @@
+import type { Fdb } from '../fdb/fdb.js';
+import type { Remote, Remotes } from '../fdb/remote.js';
+import type { GatewayHost } from '../ovsdb/gateway.js';
+import type { GatewayView, LogicalSwitchView } from '../ovsdb/hwvtep.js';
+import type { Log } from '../util/log.js';
+import type { Engine } from '../vtep/engine.js';
+import { formatMac } from '../wire/mac.js';
+import type { TapPort } from './tapport.js';
+
+/**
+ * The data-plane side of the OVSDB gateway: the TAPs named in `ovsdb.ports`, opened at start and
+ * kept whatever their binding, and what the database says about them applied to the engine and
+ * the FDB. A binding moves a TAP to a VNI (or off it) without closing the device; remote MACs
+ * become static entries marked `ovsdb`, the unknown-dst locators the flood list; only what
+ * differs from the last state is touched, so an update or a resync costs what changed.
+ */
+
+interface Applied {
+  port: TapPort;
+  /** MAC → locator address, as installed. */
+  macs: Map<number, string>;
+  flood: string;
+  senders: string;
+}
+
+export interface OvsdbPortsContext {
+  engine: Engine;
+  fdb: Fdb;
+  remotes: Remotes;
+  /** The running VNI → port map (static VNIs and bound OVSDB ports); kept up to date here. */
+  ports: Map<number, TapPort>;
+  /** VNIs of the static configuration: a binding to one of them is refused. */
+  staticVnis: () => Set<number>;
+  /** UDP port of the remotes (locators carry an address only). */
+  dstPort: () => number;
+  learning: { maxEntries?: number };
+  log: Log;
+  clock: () => number;
+}
+
+export class OvsdbPorts implements GatewayHost {
+  /** By TAP name. */
+  readonly taps = new Map<string, TapPort>();
+  private readonly applied = new Map<number, Applied>();
+  /** Bindings refused here (a clash with a static VNI), by port name. */
+  readonly refused = new Map<string, string>();
+
+  constructor(private readonly c: OvsdbPortsContext) {}
+
+  add(port: TapPort): void {
+    this.taps.set(port.spec.name, port);
+  }
+
+  localMacs(vni: number): number[] {
+    return this.applied.has(vni) ? this.c.engine.localMacs(vni) : [];
+  }
+
+  /** The VNIs bound through OVSDB right now. */
+  vnis(): number[] {
+    return [...this.applied.keys()];
+  }
+
+  apply(view: GatewayView): void {
+    const byPort = new Map<string, LogicalSwitchView>();
+    for (const ls of view.switches.values()) byPort.set(ls.port, ls);
+    const statics = this.c.staticVnis();
+    const before = new Map(this.refused);
+    this.refused.clear();
+    // Unbind first, so that a VNI moving from one port to another is free when bound again.
+    const want = new Map<string, LogicalSwitchView | undefined>();
+    for (const [name, port] of this.taps) {
+      let ls = byPort.get(name);
+      if (ls && statics.has(ls.vni)) {
+        const why = `vni ${ls.vni} of logical switch ${ls.name} is a static VNI of this vtep; not bound`;
+        this.refused.set(name, why);
+        ls = undefined;
+      }
+      want.set(name, ls);
+      if (port.spec.vni >= 0 && port.spec.vni !== ls?.vni) this.unbind(port);
+    }
+    for (const [name, ls] of want) {
+      if (!ls) continue;
+      const port = this.taps.get(name)!;
+      if (port.spec.vni !== ls.vni) this.bind(port, ls);
+      this.update(ls);
+    }
+    for (const [name, why] of this.refused)
+      if (before.get(name) !== why)
+        this.c.log('warn', 'ovsdb_port', `port ${name}: ${why}`, { port: name });
+  }
+
+  private remote(ip: string): Remote {
+    return this.c.remotes.get(ip, this.c.dstPort());
+  }
+
+  private bind(port: TapPort, ls: LogicalSwitchView): void {
+    const flood = ls.flood.map((ip) => this.remote(ip));
+    this.c.engine.addVni({
+      vni: ls.vni,
+      tap: port.tap,
+      tapName: port.spec.name,
+      remotes: flood,
+      floodSource: 'ovsdb',
+      senders: ls.senders.map((ip) => this.remote(ip)),
+      localMacs: true,
+      ownMacs: [port.spec.mac],
+      mtu: port.spec.mtu,
+      maxEntries: this.c.learning.maxEntries,
+    });
+    port.spec.vni = ls.vni;
+    this.c.ports.set(ls.vni, port);
+    this.applied.set(ls.vni, {
+      port,
+      macs: new Map(),
+      flood: ls.flood.join(','),
+      senders: ls.senders.join(','),
+    });
+    this.c.log(
+      'info',
+      'ovsdb_bind',
+      `port ${port.spec.name}: bound to logical switch ${ls.name}, vni ${ls.vni}`,
+      { port: port.spec.name, vni: ls.vni, logicalSwitch: ls.name },
+    );
+  }
+
+  private unbind(port: TapPort): void {
+    const vni = port.spec.vni;
+    this.c.engine.removeVni(vni);
+    this.c.ports.delete(vni);
+    this.applied.delete(vni);
+    port.spec.vni = -1;
+    this.c.log('info', 'ovsdb_unbind', `port ${port.spec.name}: no longer carries vni ${vni}`, {
+      port: port.spec.name,
+      vni,
+    });
+  }
+
+  /** Flood list, senders and remote MACs of a bound switch: only what changed. */
+  private update(ls: LogicalSwitchView): void {
+    const a = this.applied.get(ls.vni)!;
+    const flood = ls.flood.join(',');
+    const senders = ls.senders.join(',');
+    if (flood !== a.flood || senders !== a.senders) {
+      this.c.engine.updateVni(ls.vni, {
+        remotes: ls.flood.map((ip) => this.remote(ip)),
+        floodSource: 'ovsdb',
+        senders: ls.senders.map((ip) => this.remote(ip)),
+      });
+      a.flood = flood;
+      a.senders = senders;
+    }
+    const now = this.c.clock();
+    for (const [mac, ip] of a.macs)
+      if (ls.remoteMacs.get(mac) !== ip) {
+        a.macs.delete(mac);
+        const e = this.c.fdb.get(ls.vni, mac);
+        // An operator's `fdb add --replace` took it over: theirs now.
+        if (e?.isStatic && e.source === 'ovsdb' && !ls.remoteMacs.has(mac))
+          this.c.fdb.delete(ls.vni, mac);
+      }
+    for (const [mac, ip] of ls.remoteMacs) {
+      if (a.macs.get(mac) === ip) continue;
+      const e = this.c.fdb.get(ls.vni, mac);
+      if (e?.isStatic && e.source === 'static') continue; // the operator's entry wins
+      try {
+        this.c.fdb.addStatic(ls.vni, mac, this.remote(ip), now, 'ovsdb');
+        a.macs.set(mac, ip);
+      } catch (err) {
+        this.c.log(
+          'warn',
+          'ovsdb_fdb',
+          `vni ${ls.vni}: ${formatMac(mac)} behind ${ip} not installed: ${(err as Error).message}`,
+          { vni: ls.vni, mac: formatMac(mac), remote: ip },
+        );
+      }
+    }
+  }
+}

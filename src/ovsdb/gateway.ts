@@ -41,6 +41,12 @@ export interface GatewayOptions {
   probeMs?: number;
   /** Gather TAP-side MAC changes this long before writing them (default 50 ms). */
   batchMs?: number;
+  /**
+   * Apply database changes once it has been quiet this long (default 20 ms): controllers write in
+   * bursts (ovn-controller-vtep sets a tunnel key, resets it and sets it again within a
+   * millisecond at start), and a binding applied mid-burst would flap the TAP's VNI.
+   */
+  settleMs?: number;
 }
 
 export type SessionState = 'connecting' | 'connected' | 'backoff' | 'stopped';
@@ -72,6 +78,7 @@ export class Gateway {
   private retryTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private writeTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
   private probeOut = false;
   private readonly replica = new Replica();
   private view: GatewayView | undefined;
@@ -86,7 +93,7 @@ export class Gateway {
   private readonly opts: Required<Omit<GatewayOptions, 'tls'>> & { tls?: TlsFiles };
 
   constructor(opts: GatewayOptions) {
-    this.opts = { backoffMs: [100, 5000], probeMs: 5000, batchMs: 50, ...opts };
+    this.opts = { backoffMs: [100, 5000], probeMs: 5000, batchMs: 50, settleMs: 20, ...opts };
   }
 
   start(): void {
@@ -136,6 +143,7 @@ export class Gateway {
     this.enter('stopped');
     clearTimeout(this.retryTimer);
     clearTimeout(this.writeTimer);
+    clearTimeout(this.settleTimer);
     clearInterval(this.probeTimer);
     this.client?.close();
   }
@@ -168,7 +176,8 @@ export class Gateway {
       const bad = this.replica.apply(updates);
       if (bad) this.protocolError(`${bad} malformed row update(s) ignored`);
       this.awaitingUpdate = false;
-      this.changed();
+      clearTimeout(this.settleTimer);
+      this.settleTimer = setTimeout(() => this.changed(), this.opts.settleMs);
     });
     client.on('close', (err?: Error) => {
       if (this.client === client) this.lost(err?.message ?? 'connection closed');
@@ -214,6 +223,7 @@ export class Gateway {
 
   private lost(why: string): void {
     clearInterval(this.probeTimer);
+    clearTimeout(this.settleTimer);
     this.client = undefined;
     this.writing = false;
     if (this.stopped) return;

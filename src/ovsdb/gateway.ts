@@ -191,8 +191,10 @@ export class Gateway {
       const initial = await client.monitor(DB, 'vtep', requests);
       this.replica.reset(initial);
     } catch (err) {
+      if (this.client !== client) return; // the session already ended (and said why)
+      this.client = undefined;
       client.close();
-      if (this.client === client) this.lost((err as Error).message);
+      this.lost((err as Error).message);
       return;
     }
     this.connects++;

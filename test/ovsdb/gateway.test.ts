@@ -1,0 +1,263 @@
+// The gateway's session (src/ovsdb/gateway.ts), in this process, with a recording host: against a
+// real ovsdb-server holding the hardware_vtep schema (registration, bindings, our MACs, a server
+// restart, convergence for any sequence of MAC sets), and against fake servers for what a real one
+// does not do (garbage, a missing database, silence).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t from 'tap';
+import { sleep } from '../../src/lab/sh.js';
+import { Gateway, type GatewayHost } from '../../src/ovsdb/gateway.js';
+import type { GatewayView } from '../../src/ovsdb/hwvtep.js';
+import type { Level } from '../../src/util/log.js';
+import { formatMac } from '../../src/wire/mac.js';
+import { needs } from '../helpers/prereq.js';
+import { VtepDb } from '../helpers/vtepdb.js';
+
+class Host implements GatewayHost {
+  views: GatewayView[] = [];
+  macs = new Map<number, number[]>();
+  apply(v: GatewayView): void {
+    this.views.push(v);
+  }
+  localMacs(vni: number): number[] {
+    return this.macs.get(vni) ?? [];
+  }
+  get last(): GatewayView | undefined {
+    return this.views[this.views.length - 1];
+  }
+}
+
+function recorder() {
+  const lines: { level: Level; event: string; msg: string }[] = [];
+  return {
+    lines,
+    log: (level: Level, event: string, msg: string) => lines.push({ level, event, msg }),
+  };
+}
+
+async function within(ms: number, cond: () => boolean): Promise<boolean> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (cond()) return true;
+    await sleep(10);
+  }
+  return false;
+}
+
+const me = { name: 'ps0', tunnelIp: '192.0.2.2', ports: ['tap0'] };
+
+t.test('against ovsdb-server: register, bind, publish, survive a restart', async (t) => {
+  if (!needs(t, { commands: ['ovsdb-server', 'ovsdb-tool', 'vtep-ctl'] })) return;
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-gw-'));
+  const db = new VtepDb(dir).start();
+  const host = new Host();
+  const r = recorder();
+  const gw = new Gateway({ target: db.target, me, host, log: r.log, backoffMs: [50, 200] });
+  t.teardown(async () => {
+    gw.close();
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  gw.start();
+  t.ok(
+    await within(3000, () => db.ctl(['list-ports', 'ps0'], true).trim() === 'tap0'),
+    'registered',
+  );
+  t.match(gw.status(), { state: 'connected', connects: 1, transactions: { ok: 1, failed: 0 } });
+  t.match(r.lines, [{ event: 'ovsdb_connected' }]);
+
+  db.ctl(['add-ls', 'ls0', '--', 'set', 'Logical_Switch', 'ls0', 'tunnel_key=42']);
+  db.ctl(['bind-ls', 'ps0', 'tap0', '0', 'ls0']);
+  db.ctl(['add-ucast-remote', 'ls0', '52:54:00:00:00:0a', '192.0.2.1']);
+  t.ok(
+    await within(1000, () => host.last?.switches.values().next().value?.remoteMacs.size === 1),
+    'the host is told the binding and the remote MAC',
+  );
+  t.match(gw.status(), { ports: [{ name: 'tap0', vni: 42, logicalSwitch: 'ls0' }], remoteMacs: 1 });
+
+  host.macs.set(42, [0x52540000000b]);
+  gw.localMacsChanged();
+  gw.localMacsChanged(); // gathered into one write
+  t.ok(
+    await within(1000, () => db.ctl(['list-local-macs', 'ls0']).includes('52:54:00:00:00:0b')),
+    'a local MAC is published',
+  );
+  t.ok(await within(1000, () => gw.status().localMacs === 1), 'status counts it');
+
+  // Any sequence of MAC sets converges to exactly the last one, with no row twice.
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.uniqueArray(fc.integer({ min: 1, max: 40 }), { maxLength: 12 }), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+      async (sets) => {
+        for (const s of sets) {
+          host.macs.set(
+            42,
+            s.map((x) => 0x020000000000 + x),
+          );
+          gw.localMacsChanged();
+          await sleep(5 + (s.length % 3) * 20);
+        }
+        const want = sets[sets.length - 1].map((x) => formatMac(0x020000000000 + x)).sort();
+        const rows = () =>
+          db
+            .rows('Ucast_Macs_Local')
+            .map((r) => String(r.MAC))
+            .sort();
+        return within(3000, () => JSON.stringify(rows()) === JSON.stringify(want));
+      },
+    ),
+    { numRuns: 6 },
+  );
+
+  await db.stop();
+  t.ok(await within(2000, () => gw.status().state !== 'connected'), 'the loss is seen');
+  t.match(r.lines.find((l) => l.event === 'ovsdb_lost')?.msg, /session lost/);
+  db.start();
+  t.ok(await within(3000, () => gw.status().connects === 2), 'reconnected with backoff');
+  await sleep(300);
+  t.equal(db.rows('Physical_Switch').length, 1, 'no duplicate switch');
+  t.equal(db.rows('Physical_Port').length, 1, 'no duplicate port');
+  t.equal(db.rows('Mcast_Macs_Local').length, 1, 'one unknown-dst row');
+
+  // Unbound: the host hears it, our rows go.
+  db.ctl(['unbind-ls', 'ps0', 'tap0', '0']);
+  t.ok(await within(1000, () => host.last?.switches.size === 0), 'unbound');
+  t.ok(await within(1000, () => db.rows('Ucast_Macs_Local').length === 0), 'our rows withdrawn');
+  gw.close();
+  t.equal(gw.status().state, 'stopped');
+});
+
+/** A fake OVSDB server: `reply` gets each request and the socket. */
+async function fakeServer(
+  reply: (req: { method: string; params: unknown[]; id: unknown }, s: Socket) => void,
+): Promise<{ server: Server; path: string; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-fake-'));
+  const path = join(dir, 'db.sock');
+  const server = createServer((s) => {
+    let buf = '';
+    s.on('data', (d) => {
+      buf += String(d);
+      // Requests from our client arrive one JSON object per write; good enough for a fake.
+      for (;;) {
+        const end = buf.indexOf('}{') >= 0 ? buf.indexOf('}{') + 1 : buf.length;
+        const text = buf.slice(0, end);
+        try {
+          reply(JSON.parse(text) as never, s);
+        } catch {
+          return;
+        }
+        buf = buf.slice(end);
+        if (!buf) return;
+      }
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  return { server, path, dir };
+}
+
+t.test('against a fake server: garbage, a missing database, silence', async (t) => {
+  // 1. No hardware_vtep database: said once, retried.
+  let calls = 0;
+  const f1 = await fakeServer((req, s) => {
+    calls++;
+    s.write(JSON.stringify({ id: req.id, error: null, result: ['Open_vSwitch'] }));
+  });
+  const r1 = recorder();
+  const g1 = new Gateway({
+    target: `unix:${f1.path}`,
+    me,
+    host: new Host(),
+    log: r1.log,
+    backoffMs: [20, 40],
+  });
+  g1.start();
+  t.ok(await within(1000, () => calls >= 3), 'retried');
+  g1.close();
+  t.match(g1.status(), { state: 'stopped', connects: 0, lastError: /no hardware_vtep database/ });
+  t.equal(
+    r1.lines.filter((l) => l.event === 'ovsdb_lost').length,
+    1,
+    'one log line for one reason, however many retries',
+  );
+  f1.server.close();
+  rmSync(f1.dir, { recursive: true, force: true });
+
+  // 2. A server that answers, then sends garbage, bad updates and an unexpected request.
+  let sock: Socket | undefined;
+  const f2 = await fakeServer((req, s) => {
+    sock = s;
+    if (req.method === 'list_dbs')
+      s.write(JSON.stringify({ id: req.id, error: null, result: ['hardware_vtep'] }));
+    else if (req.method === 'monitor')
+      s.write(JSON.stringify({ id: req.id, error: null, result: {} }));
+    else if (req.method === 'transact')
+      s.write(
+        JSON.stringify({
+          id: req.id,
+          error: null,
+          result: [{ error: 'constraint violation', details: 'nope' }],
+        }),
+      );
+    // echo: never answered (silence)
+  });
+  const host = new Host();
+  const r2 = recorder();
+  const g2 = new Gateway({
+    target: `unix:${f2.path}`,
+    me,
+    host,
+    log: r2.log,
+    backoffMs: [20, 40],
+    probeMs: 150,
+    settleMs: 1,
+  });
+  t.teardown(() => {
+    g2.close();
+    f2.server.close();
+    rmSync(f2.dir, { recursive: true, force: true });
+  });
+  g2.start();
+  t.ok(await within(1000, () => g2.status().state === 'connected'), 'connected');
+  t.ok(await within(1000, () => g2.status().transactions.failed >= 1), 'a failed transaction');
+  t.match(r2.lines.find((l) => l.event === 'ovsdb_transaction')?.msg, /constraint violation: nope/);
+  sock!.write(
+    '{"method":"update","params":["vtep",{"Nope":{}, "Physical_Port":{"x":5}}],"id":null}',
+  );
+  sock!.write('{"method":"steal","params":[],"id":7}');
+  sock!.write('{"id":12345,"result":[],"error":null}');
+  sock!.write('{"not json');
+  t.ok(await within(1000, () => g2.status().protocolErrors >= 3), 'counted');
+  t.ok(
+    r2.lines.some((l) => l.event === 'ovsdb_protocol'),
+    'and logged',
+  );
+  t.equal(host.last?.switches.size ?? 0, 0, 'nothing bound from garbage');
+  // The echo probe gets no answer: the session is given up and started again.
+  t.ok(
+    await within(2000, () => r2.lines.some((l) => l.event === 'ovsdb_probe')),
+    'an unanswered echo ends the session',
+  );
+  t.ok(await within(2000, () => g2.status().connects >= 2), 'and a new one starts');
+
+  // 3. Nobody there at all.
+  const r3 = recorder();
+  const g3 = new Gateway({
+    target: `unix:${join(f2.dir, 'absent.sock')}`,
+    me,
+    host: new Host(),
+    log: r3.log,
+    backoffMs: [10, 20],
+  });
+  g3.start();
+  t.ok(await within(1000, () => g3.status().state === 'backoff'), 'backing off');
+  t.match(r3.lines[0]?.msg, /cannot connect: .*ENOENT/);
+  t.match(g3.status().ports, [{ name: 'tap0', vni: null }], 'ports listed before any session');
+  g3.close();
+});

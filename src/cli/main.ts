@@ -103,7 +103,7 @@ function ovsdbFromFlags(o: Record<string, unknown>, taps: string[]): Record<stri
     if (o[k] !== undefined)
       throw new ConfigError(
         flag,
-        o[k],
+        Array.isArray(o[k]) ? (o[k] as unknown[])[0] : o[k],
         'sets a static VNI and cannot be given with --ovsdb (the database gives remotes)',
       );
   if (o.physicalSwitch === undefined)

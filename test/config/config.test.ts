@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, loadConfigFile, parseRemote, validate } from '../../src/config/config.js';
+import {
+  ConfigError,
+  loadConfigFile,
+  parseRemote,
+  toSettings,
+  validate,
+} from '../../src/config/config.js';
 
 const base = {
   local: '192.0.2.2',
@@ -69,6 +75,61 @@ t.test('defaults and parsed values', async (t) => {
     [c2.sourcePortMin, c2.sourcePortMax, c2.sourcePortMode, c2.reservedBits],
     [50000, 50010, 'fixed', 'ignore'],
   );
+});
+
+t.test('ovsdb: a gateway with or without static VNIs', async (t) => {
+  const ovsdb = { target: 'unix:/run/vtep/db.sock', physicalSwitch: 'ps0', ports: ['gw0', 'gw1'] };
+  const c = validate({ local: '192.0.2.2', ovsdb });
+  t.same(c.ovsdb, ovsdb);
+  t.same(c.vnis, [], 'no static VNI needed');
+  t.same(validate(toSettings(c)), c, 'showconf round trip');
+  const tcp = validate({ ...base, ovsdb: { ...ovsdb, target: 'tcp:[::1]:6640', mtu: 1400 } });
+  t.same([tcp.ovsdb?.target, tcp.ovsdb?.mtu, tcp.vnis.length], ['tcp:[::1]:6640', 1400, 1]);
+  const ssl = { privateKey: '/k', certificate: '/c', caCert: '/ca' };
+  t.same(validate({ ...base, ovsdb: { ...ovsdb, target: 'ssl:192.0.2.9:6640', ...ssl } }).ovsdb, {
+    ...ovsdb,
+    target: 'ssl:192.0.2.9:6640',
+    ...ssl,
+  });
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [
+      { ...base, ovsdb: { ...ovsdb, target: 'pssl:6640' } },
+      /config\.ovsdb\.target "pssl:6640": must be unix:PATH/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, target: 'tcp:h:99999' } },
+      /config\.ovsdb\.target "tcp:h:99999": has a port outside/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, target: 'ssl:h:1' } },
+      /missing config\.ovsdb\.privateKey: is needed for an ssl: target/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, ports: [] } },
+      /config\.ovsdb\.ports \[\]: must list at least one TAP name/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, ports: ['a', 'a'] } },
+      /config\.ovsdb\.ports\[1\] "a": appears twice/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, physicalSwitch: '' } },
+      /config\.ovsdb\.physicalSwitch "": must be a Physical_Switch name/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, colour: 1 } },
+      /config\.ovsdb\.colour 1: unknown setting \(known: target, physicalSwitch, ports, mtu/,
+    ],
+    [
+      { ...base, local: '2001:db8::2', vnis: [], ovsdb },
+      /config\.local "2001:db8::2": must be the IPv4 address announced as tunnel_ips/,
+    ],
+    [
+      { ...base, ovsdb: { ...ovsdb, ports: ['vtep5000'] } },
+      /config\.vnis\[0\]\.tap "vtep5000": is an ovsdb port/,
+    ],
+  ];
+  for (const [raw, re] of cases) t.throws(() => validate(raw), re, re.source);
 });
 
 t.test('every bad value names its field and the value', async (t) => {

@@ -331,7 +331,61 @@ t.test('CLI: bad input exits 2 naming the flag; help exits 0', async (t) => {
   t.equal(await run('run', '--vni', 'x'), 2);
   t.match(errors.pop(), /invalid --vni "x": must be an integer in 0\.\.16777215/);
   t.equal(await run('run'), 2);
-  t.match(errors.pop(), /missing --vni: required \(or give --config FILE\)/);
+  t.match(errors.pop(), /missing --vni: required \(or give --config FILE, or --ovsdb\)/);
+  // The OVSDB gateway from flags: each mistake names its flag.
+  const gw = ['run', '--local', '192.0.2.2', '--ovsdb', 'unix:/run/vtep.db'];
+  t.equal(await run(...gw, '--tap', 'gw0'), 2);
+  t.match(errors.pop(), /missing --physical-switch: required with --ovsdb/);
+  t.equal(await run(...gw, '--physical-switch', 'ps0'), 2);
+  t.match(errors.pop(), /missing --tap: required with --ovsdb: the TAP\(s\) to create as ports/);
+  t.equal(await run(...gw, '--physical-switch', 'ps0', '--tap', 'gw0', '--vni', '5'), 2);
+  t.match(errors.pop(), /invalid --vni "5": cannot be given with --ovsdb/);
+  t.equal(await run(...gw, '--physical-switch', 'ps0', '--tap', 'gw0', '--remote', '192.0.2.1'), 2);
+  t.match(errors.pop(), /invalid --remote "192\.0\.2\.1": sets a static VNI/);
+  t.equal(await run(...gw, '--physical-switch', 'ps0', '--tap', 'gw0', '--tap', 'gw0'), 2);
+  t.match(errors.pop(), /invalid --tap "gw0": appears twice/);
+  t.equal(
+    await run(
+      'run',
+      '--local',
+      '192.0.2.2',
+      '--ovsdb',
+      'tcp:x',
+      '--physical-switch',
+      'p',
+      '--tap',
+      'g',
+    ),
+    2,
+  );
+  t.match(
+    errors.pop(),
+    /invalid --ovsdb "tcp:x": must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT/,
+  );
+  t.equal(
+    await run(
+      'run',
+      '--ovsdb',
+      'ssl:192.0.2.1:6640',
+      '--local',
+      '192.0.2.2',
+      '--physical-switch',
+      'p',
+      '--tap',
+      'g',
+    ),
+    2,
+  );
+  t.match(errors.pop(), /missing --ovsdb-private-key: is needed for an ssl: target/);
+  t.equal(await run('run', '--ovsdb', 'unix:/x', '--physical-switch', 'p', '--tap', 'g'), 2);
+  t.match(
+    errors.pop(),
+    /invalid --local "0\.0\.0\.0": must be the IPv4 address announced as tunnel_ips/,
+  );
+  t.equal(await run('run', '--vni', '1', '--physical-switch', 'p'), 2);
+  t.match(errors.pop(), /invalid --physical-switch "p": needs --ovsdb/);
+  t.equal(await run('run', '--vni', '1', '--tap', 'a', '--tap', 'b'), 2);
+  t.match(errors.pop(), /invalid --tap "b": is a second TAP/);
   t.equal(await run('run', '--vni', '1', '--local', 'nowhere'), 2);
   t.match(errors.pop(), /invalid --local "nowhere"/);
   t.equal(await run('run', '--vni', '1', '--remote', '192.0.2.1', '--remote', 'x'), 2);

@@ -34,13 +34,13 @@ export class VtepDb {
     return r.stdout;
   }
 
-  /** Create the database file (once) and start the server. */
-  start(extraRemotes: string[] = []): this {
+  /** Create the database file (once) and start the server; `extra`: more remotes and options. */
+  start(extra: string[] = []): this {
     if (!existsSync(this.file)) this.run(['ovsdb-tool', 'create', this.file, VTEP_SCHEMA]);
     this.run([
       'ovsdb-server',
       `--remote=punix:${this.sock}`,
-      ...extraRemotes.map((r) => `--remote=${r}`),
+      ...extra,
       `--pidfile=${join(this.dir, `${this.name}.pid`)}`,
       `--unixctl=${join(this.dir, `${this.name}.ctl`)}`,
       `--log-file=${join(this.dir, `${this.name}.log`)}`,

@@ -2,6 +2,7 @@
 // real ovsdb-server holding the hardware_vtep schema (registration, bindings, our MACs, a server
 // restart, convergence for any sequence of MAC sets), and against fake servers for what a real one
 // does not do (garbage, a missing database, silence).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -66,6 +67,7 @@ t.test('against ovsdb-server: register, bind, publish, survive a restart', async
     await within(3000, () => db.ctl(['list-ports', 'ps0'], true).trim() === 'tap0'),
     'registered',
   );
+  t.ok(await within(1000, () => gw.status().transactions.ok === 1), 'in one transaction');
   t.match(gw.status(), { state: 'connected', connects: 1, transactions: { ok: 1, failed: 0 } });
   t.match(r.lines, [{ event: 'ovsdb_connected' }]);
 
@@ -131,6 +133,122 @@ t.test('against ovsdb-server: register, bind, publish, survive a restart', async
   t.ok(await within(1000, () => db.rows('Ucast_Macs_Local').length === 0), 'our rows withdrawn');
   gw.close();
   t.equal(gw.status().state, 'stopped');
+});
+
+t.test('over tcp: and ssl: (mutual certificates, as ovsdb-server does it)', async (t) => {
+  if (!needs(t, { commands: ['ovsdb-server', 'ovsdb-tool', 'vtep-ctl', 'openssl'] })) return;
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-gwtls-'));
+  const f = (n: string) => join(dir, n);
+  const ssl = (args: string[]) => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=test-ca',
+  ]);
+  // A CA nobody trusts, whose own certificate a client presents.
+  ssl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('rogue.key'),
+    '-out',
+    f('rogue.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=rogue',
+  ]);
+  for (const who of ['server', 'client']) {
+    ssl(['req', ...ec, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who}`]);
+    ssl([
+      'x509',
+      '-req',
+      '-in',
+      f(`${who}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f(`${who}.pem`),
+      '-days',
+      '2',
+    ]);
+  }
+  const base = 21000 + (process.pid % 20000);
+  const db = new VtepDb(dir).start([
+    `--remote=ptcp:${base}:127.0.0.1`,
+    `--remote=pssl:${base + 1}:127.0.0.1`,
+    `--private-key=${f('server.key')}`,
+    `--certificate=${f('server.pem')}`,
+    `--ca-cert=${f('ca.pem')}`,
+  ]);
+  t.teardown(async () => {
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const [target, tls] of [
+    [`tcp:127.0.0.1:${base}`, undefined],
+    [
+      `ssl:127.0.0.1:${base + 1}`,
+      { privateKey: f('client.key'), certificate: f('client.pem'), caCert: f('ca.pem') },
+    ],
+  ] as const) {
+    const gw = new Gateway({
+      target,
+      me: { ...me, name: target.slice(0, 3) },
+      host: new Host(),
+      log: () => {},
+      ...(tls ? { tls } : {}),
+    });
+    gw.start();
+    t.ok(
+      await within(3000, () => db.ctl(['list-ps'], true).includes(target.slice(0, 3))),
+      `registered over ${target}`,
+    );
+    gw.close();
+  }
+  // A client certificate the server's CA did not sign: refused, said, retried.
+  const r = recorder();
+  const bad = new Gateway({
+    target: `ssl:127.0.0.1:${base + 1}`,
+    me,
+    host: new Host(),
+    log: r.log,
+    backoffMs: [50, 100],
+    tls: { privateKey: f('rogue.key'), certificate: f('rogue.pem'), caCert: f('ca.pem') },
+  });
+  bad.start();
+  t.ok(await within(3000, () => r.lines.some((l) => l.event === 'ovsdb_lost')), 'refused');
+  t.equal(bad.status().connects, 0);
+  bad.close();
+  const missing = new Gateway({
+    target: `ssl:127.0.0.1:${base + 1}`,
+    me,
+    host: new Host(),
+    log: r.log,
+    tls: { privateKey: f('none.key'), certificate: f('client.pem'), caCert: f('ca.pem') },
+  });
+  missing.start();
+  t.ok(
+    await within(1000, () => /none\.key/.test(missing.status().lastError ?? '')),
+    'a missing key file is named',
+  );
+  missing.close();
 });
 
 /** A fake OVSDB server: `reply` gets each request and the socket. */

@@ -101,7 +101,55 @@ export async function startMetrics(
     collect() {
       this.reset();
       for (const t of s().taps)
-        this.set({ vni: String(t.vni), dev: t.name }, t.state === 'up' ? 1 : 0);
+        this.set(
+          { vni: t.vni === null ? '' : String(t.vni), dev: t.name },
+          t.state === 'up' ? 1 : 0,
+        );
+    },
+  });
+  // The OVSDB gateway's session (series exist only with `ovsdb` configured).
+  new Gauge({
+    name: 'vtep_ovsdb_connected',
+    help: '1 while the session with the hardware_vtep database is up',
+    labelNames: ['target'],
+    registers: [register],
+    collect() {
+      this.reset();
+      const o = s().ovsdb;
+      if (o) this.set({ target: o.target }, o.state === 'connected' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'vtep_ovsdb_sessions_total',
+    help: 'Sessions established with the hardware_vtep database (more than 1: reconnects)',
+    registers: [register],
+    collect() {
+      this.reset();
+      const o = s().ovsdb;
+      if (o) this.inc(o.connects);
+    },
+  });
+  new Counter({
+    name: 'vtep_ovsdb_transactions_total',
+    help: 'Transactions written to the hardware_vtep database, by result',
+    labelNames: ['result'],
+    registers: [register],
+    collect() {
+      this.reset();
+      const o = s().ovsdb;
+      if (!o) return;
+      this.inc({ result: 'ok' }, o.transactions.ok);
+      this.inc({ result: 'failed' }, o.transactions.failed);
+    },
+  });
+  new Counter({
+    name: 'vtep_ovsdb_protocol_errors_total',
+    help: 'Malformed or unexpected messages and rows from the hardware_vtep database (ignored)',
+    registers: [register],
+    collect() {
+      this.reset();
+      const o = s().ovsdb;
+      if (o) this.inc(o.protocolErrors);
     },
   });
   new Counter({

@@ -33,7 +33,7 @@ if (ready) {
   const config = join(topo.dir, 'vtep.yaml');
   writeFileSync(
     config,
-    `local: ${UNDERLAY.vtep}\nageing: 3\novsdb:\n  target: ${db.target}\n  physicalSwitch: ps0\n  ports: [${topo.tap}]\n  mtu: 1450\n`,
+    `local: ${UNDERLAY.vtep}\nageing: 3\nmetrics: ${UNDERLAY.vtep}:9110\novsdb:\n  target: ${db.target}\n  physicalSwitch: ps0\n  ports: [${topo.tap}, ${topo.tap}2]\n  mtu: 1450\n`,
   );
   await topo.startVtep([], { config });
 }
@@ -67,6 +67,15 @@ async function within(ms: number, cond: () => Promise<boolean> | boolean): Promi
   }
   return -1;
 }
+/** `vtep_ovsdb_*` samples from a scrape on the vtep's host: `name{labels} value` lines. */
+const ovsdbMetrics = () =>
+  topo
+    .get('hostB')
+    .exec(
+      `${process.execPath} -e "fetch('http://${UNDERLAY.vtep}:9110/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"`,
+    )
+    .split('\n')
+    .filter((l) => l.startsWith('vtep_ovsdb_'));
 const localMacs = () =>
   db
     .ctl(['list-local-macs', 'ls0'])
@@ -79,14 +88,29 @@ test('registers its switch and port; a binding gives the TAP its VNI live', asyn
     (await within(3000, () => db.ctl(['list-ps']).includes('ps0'))) >= 0,
     'vtep-ctl list-ps shows ps0',
   );
-  t.equal(db.ctl(['list-ports', 'ps0']).trim(), topo.tap, 'the TAP is its port');
+  t.same(
+    db.ctl(['list-ports', 'ps0']).trim().split('\n').sort(),
+    [topo.tap, `${topo.tap}2`],
+    'each TAP is a port',
+  );
   t.same(
     db.rows('Physical_Switch').map((r) => r.tunnel_ips),
     [UNDERLAY.vtep],
     'tunnel_ips is our underlay address',
   );
   let s = await stats();
-  t.match(s.ovsdb, { state: 'connected', connects: 1, ports: [{ name: topo.tap, vni: null }] });
+  t.match(s.ovsdb, {
+    state: 'connected',
+    connects: 1,
+    ports: [
+      { name: topo.tap, vni: null },
+      { name: `${topo.tap}2`, vni: null },
+    ],
+  });
+  const m = ovsdbMetrics();
+  t.ok(m.includes(`vtep_ovsdb_connected{target="${db.target}"} 1`), m.join('\n'));
+  t.ok(m.includes('vtep_ovsdb_sessions_total 1'));
+  t.ok(m.includes('vtep_ovsdb_transactions_total{result="failed"} 0'));
   t.same(s.vnis, [], 'no VNI before a binding');
   t.equal(
     spawnSync(process.execPath, [vtepBin(), 'status', '--control', topo.control]).status,
@@ -103,6 +127,23 @@ test('registers its switch and port; a binding gives the TAP its VNI live', asyn
   s = await stats();
   t.match(s.ovsdb.ports, [{ name: topo.tap, vni: 5000, logicalSwitch: 'ls0' }]);
   t.equal(s.vnis[0].tap, topo.tap);
+
+  // A second port on another logical switch: a second VNI of the same switch.
+  db.ctl(['add-ls', 'ls1', '--', 'set', 'Logical_Switch', 'ls1', 'tunnel_key=6000']);
+  db.ctl(['bind-ls', 'ps0', `${topo.tap}2`, '0', 'ls1']);
+  t.ok(
+    (await within(1000, async () => (await stats()).vnis.length === 2)) >= 0,
+    'two ports, two VNIs',
+  );
+  t.same(
+    (await stats()).vnis.map((v) => [v.vni, v.tap]),
+    [
+      [5000, topo.tap],
+      [6000, `${topo.tap}2`],
+    ],
+  );
+  db.ctl(['unbind-ls', 'ps0', `${topo.tap}2`, '0']);
+  t.ok((await within(1000, async () => (await stats()).vnis.length === 1)) >= 0, 'unbound again');
 });
 
 test('remote MACs and the flood list from vtep-ctl reach the FDB within a second; ping both ways', async (t) => {
@@ -261,11 +302,12 @@ test('an ovsdb-server restart: reconnect, resync, no stale entries, no duplicate
   t.match(out, / 0% packet loss/, 'no ping lost while the database was away');
   await sleep(500);
   t.equal(db.rows('Physical_Switch').length, 1, 'one Physical_Switch');
-  t.equal(db.rows('Physical_Port').length, 1, 'one Physical_Port');
+  t.equal(db.rows('Physical_Port').length, 2, 'one Physical_Port per TAP');
   t.equal(db.rows('Physical_Locator').filter((r) => r.dst_ip === UNDERLAY.vtep).length, 1);
   const macs = db.rows('Ucast_Macs_Local').map((r) => r.MAC);
   t.same(macs, [VM.vtep.mac], 'one Ucast_Macs_Local row, not two');
   t.equal(db.rows('Mcast_Macs_Local').length, 1, 'one unknown-dst row');
   const events = logEvents(topo.vtepLog).map((e) => e.event);
   t.ok(events.includes('ovsdb_lost') && events.includes('ovsdb_connected'), 'logged plainly');
+  t.ok(ovsdbMetrics().includes('vtep_ovsdb_sessions_total 2'), 'the metric counts the reconnect');
 });

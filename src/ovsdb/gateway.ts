@@ -7,6 +7,7 @@ import {
   Replica,
   gatewayView,
   reconcileOps,
+  schemaGaps,
   type GatewayView,
   type Me,
   type PortView,
@@ -186,6 +187,9 @@ export class Gateway {
       const dbs = await client.listDbs();
       if (!Array.isArray(dbs) || !dbs.includes(DB))
         throw new Error(`the server has no ${DB} database (it has ${JSON.stringify(dbs)})`);
+      const gaps = schemaGaps(await client.getSchema(DB));
+      if (gaps.length)
+        throw new Error(`its ${DB} schema lacks ${gaps.join(', ')} (not vtep.ovsschema?)`);
       const requests: Record<string, { columns: string[] }> = {};
       for (const [table, columns] of Object.entries(MONITORED)) requests[table] = { columns };
       const initial = await client.monitor(DB, 'vtep', requests);

@@ -27,6 +27,24 @@ export const MONITORED: Record<string, string[]> = {
 };
 
 export const DB = 'hardware_vtep';
+
+/**
+ * What the server's schema lacks of what we read and write (empty: it serves us). A database
+ * whose tables or columns differ from vtep.ovsschema's is refused with their names rather than
+ * misread.
+ */
+export function schemaGaps(schema: unknown): string[] {
+  const tables = (schema as { tables?: Record<string, { columns?: Record<string, unknown> }> })
+    ?.tables;
+  if (typeof tables !== 'object' || tables === null) return ['(no tables)'];
+  const gaps: string[] = [];
+  for (const [table, columns] of Object.entries(MONITORED)) {
+    const have = tables[table]?.columns;
+    if (typeof have !== 'object' || have === null) gaps.push(table);
+    else for (const c of columns) if (!(c in have)) gaps.push(`${table}.${c}`);
+  }
+  return gaps;
+}
 /** The only encapsulation the schema knows. */
 export const ENCAP = 'vxlan_over_ipv4';
 

@@ -3,7 +3,7 @@
 // restart, convergence for any sequence of MAC sets), and against fake servers for what a real one
 // does not do (garbage, a missing database, silence).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { sleep } from '../../src/lab/sh.js';
 import { Gateway, type GatewayHost } from '../../src/ovsdb/gateway.js';
-import type { GatewayView } from '../../src/ovsdb/hwvtep.js';
+import { MONITORED, type GatewayView } from '../../src/ovsdb/hwvtep.js';
 import type { Level } from '../../src/util/log.js';
 import { formatMac } from '../../src/wire/mac.js';
 import { needs } from '../helpers/prereq.js';
@@ -251,6 +251,19 @@ t.test('over tcp: and ssl: (mutual certificates, as ovsdb-server does it)', asyn
   missing.close();
 });
 
+// The real schema when installed (openvswitch-vtep); else enough of it for the fake to pass.
+const SCHEMA_FILE = '/usr/share/openvswitch/vtep.ovsschema';
+const schema: unknown = existsSync(SCHEMA_FILE)
+  ? JSON.parse(readFileSync(SCHEMA_FILE, 'utf8'))
+  : {
+      tables: Object.fromEntries(
+        Object.entries(MONITORED).map(([t, cols]) => [
+          t,
+          { columns: Object.fromEntries(cols.map((c) => [c, {}])) },
+        ]),
+      ),
+    };
+
 /** A fake OVSDB server: `reply` gets each request and the socket. */
 async function fakeServer(
   reply: (req: { method: string; params: unknown[]; id: unknown }, s: Socket) => void,
@@ -313,6 +326,8 @@ t.test('against a fake server: garbage, a missing database, silence', async (t) 
     sock = s;
     if (req.method === 'list_dbs')
       s.write(JSON.stringify({ id: req.id, error: null, result: ['hardware_vtep'] }));
+    else if (req.method === 'get_schema')
+      s.write(JSON.stringify({ id: req.id, error: null, result: schema }));
     else if (req.method === 'monitor')
       s.write(JSON.stringify({ id: req.id, error: null, result: {} }));
     else if (req.method === 'transact')
@@ -364,7 +379,24 @@ t.test('against a fake server: garbage, a missing database, silence', async (t) 
   );
   t.ok(await within(2000, () => g2.status().connects >= 2), 'and a new one starts');
 
-  // 3. Nobody there at all.
+  // 3. A database by that name with another schema: refused by name, not misread.
+  const f3 = await fakeServer((req, s) => {
+    const result =
+      req.method === 'list_dbs'
+        ? ['hardware_vtep']
+        : { name: 'hardware_vtep', tables: { Global: { columns: {} } } };
+    s.write(JSON.stringify({ id: req.id, error: null, result }));
+  });
+  const r4 = recorder();
+  const g4 = new Gateway({ target: `unix:${f3.path}`, me, host: new Host(), log: r4.log });
+  g4.start();
+  t.ok(await within(1000, () => r4.lines.length > 0), 'said');
+  t.match(r4.lines[0].msg, /schema lacks Global\.switches, Physical_Switch, .*not vtep\.ovsschema/);
+  g4.close();
+  f3.server.close();
+  rmSync(f3.dir, { recursive: true, force: true });
+
+  // 4. Nobody there at all.
   const r3 = recorder();
   const g3 = new Gateway({
     target: `unix:${join(f2.dir, 'absent.sock')}`,

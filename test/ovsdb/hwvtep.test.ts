@@ -9,6 +9,7 @@ import {
   int,
   pairs,
   reconcileOps,
+  schemaGaps,
   str,
   uuids,
   type Me,
@@ -100,6 +101,15 @@ t.test('datum readers never throw on the wrong shape', async (t) => {
   t.equal(db.rows('Physical_Port').size, 0);
   t.equal(db.rows('Nope').size, 0);
   t.equal(db.row('Global', undefined), undefined);
+});
+
+t.test('schema check: what a server lacks of what we use, by name', async (t) => {
+  t.same(schemaGaps(null), ['(no tables)']);
+  t.same(schemaGaps({ tables: 5 }), ['(no tables)']);
+  const gaps = schemaGaps({ tables: { Global: { columns: { switches: {} } }, Physical_Port: {} } });
+  t.equal(gaps[0], 'Physical_Switch');
+  t.ok(gaps.includes('Physical_Port'), 'a table without columns');
+  t.notOk(gaps.includes('Global') || gaps.includes('Global.switches'));
 });
 
 t.test('the view: bindings, remote MACs, flood lists, senders, our rows', async (t) => {

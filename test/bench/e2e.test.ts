@@ -19,7 +19,9 @@ import { needs } from '../helpers/prereq.js';
 
 const sample = (k: number): Sample => ({
   tcpMbps: 700 * k,
+  tcpRevMbps: 600 * k,
   pps64: 90_000 * k,
+  pps64Rev: 70_000 * k,
   pps1400: 80_000 * k,
   rttP50Us: 80 / k,
   rttP99Us: 200 / k,
@@ -56,13 +58,15 @@ function fixed(): E2eResult {
 
 t.test('report and chart from a fixed result', async (t) => {
   const text = formatE2e(fixed());
-  t.match(text, /TCP throughput \(Mbit\/s\)\s+700\s+700\s+1400/);
+  t.match(text, /TCP encap \(Mbit\/s\)\s+700\s+700\s+1400/);
+  t.match(text, /TCP decap \(Mbit\/s\)\s+600\s+600\s+1200/);
+  t.match(text, /UDP 64 B decap \(kpps received\)\s+70\s+70\s+140/);
   t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+n\/a/);
   t.match(text, /^MET {4}TCP throughput vs OVS userspace: 1\.00× \(target ≥ 1\.0×\)$/m);
   t.match(text, /^MISSED TCP throughput vs kernel VXLAN: 0\.40× \(target ≥ 0\.5×\)$/m);
   const svg = chartSvg(fixed());
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-  t.equal((svg.match(/<rect x=/g) ?? []).length, 12, 'four panels of three bars');
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 18, 'six panels of three bars');
   t.match(svg, />1400<\/text>/);
   t.match(svg, /2 cores AMD EPYC, Linux 6\.x/);
   const dir = mkdtempSync(join(tmpdir(), 'vtep-e2e-out-'));
@@ -82,11 +86,17 @@ t.test('one short round: every system measured, everything torn down', async (t)
     prefix,
     progress: (_d, _t, what) => steps.push(what),
   });
-  t.equal(steps.length, 12, 'four measurements for each of three systems');
+  t.equal(steps.length, 18, 'six measurements for each of three systems');
   for (const s of SYSTEMS) {
     const m = r.medians[s];
     t.ok(
-      m.tcpMbps > 0 && m.pps64 > 0 && m.pps1400 > 0 && m.rttP50Us > 0 && m.rttP99Us >= m.rttP50Us,
+      m.tcpMbps > 0 &&
+        m.tcpRevMbps > 0 &&
+        m.pps64 > 0 &&
+        m.pps64Rev > 0 &&
+        m.pps1400 > 0 &&
+        m.rttP50Us > 0 &&
+        m.rttP99Us >= m.rttP50Us,
       `${s}: a number for every metric`,
     );
     t.equal(
@@ -95,6 +105,6 @@ t.test('one short round: every system measured, everything torn down', async (t)
       `${s}: process CPU only where there is a process`,
     );
   }
-  t.equal(r.targets.length, 4);
+  t.equal(r.targets.length, 6);
   t.notOk(sh('ip netns list').includes(prefix), 'no namespace left');
 });

@@ -94,6 +94,10 @@ export function formatStats(
     lines.push(
       `path: largest inner frame ${s.pathMaxFrame} bytes, icmp-too-big sent ${s.icmpTooBig ?? 0}`,
     );
+  if (s.offload && s.offload.superFrames + s.offload.checksums > 0)
+    lines.push(
+      `offload: tcp super-frames ${s.offload.superFrames} cut into ${s.offload.segments} segments, checksums finished ${s.offload.checksums}`,
+    );
   const f = s.fdb;
   lines.push(
     `fdb: entries ${f.entries} learned ${f.learned} moved ${f.moved} aged ${f.aged} evicted ${f.evicted} cap-hit ${f.capHit} static-conflict ${f.staticConflict}`,

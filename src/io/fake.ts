@@ -21,6 +21,8 @@ interface Queued {
   bytes: Buffer;
   /** Source address slot (datagrams only). */
   from?: Uint8Array;
+  /** Per-frame metadata (a TAP's virtio-net header), when the ring has `meta`. */
+  meta?: Uint8Array;
 }
 
 abstract class FakeReceiver {
@@ -30,7 +32,7 @@ abstract class FakeReceiver {
   private scheduled = false;
   closed = false;
 
-  constructor(opts: RingOptions & { withAddrs?: boolean }) {
+  constructor(opts: RingOptions & { withAddrs?: boolean; metaLen?: number }) {
     this.rx = new RxRing(opts);
   }
 
@@ -74,6 +76,11 @@ abstract class FakeReceiver {
         rx.addrs.set(item.from, n * ADDR_LEN);
         rx.addrs[n * ADDR_LEN + 1] = item.bytes.length > len ? 1 : 0;
       }
+      if (rx.meta) {
+        const m = rx.meta.length / rx.batchSize;
+        rx.meta.fill(0, n * m, (n + 1) * m);
+        if (item.meta) rx.meta.set(item.meta.subarray(0, m), n * m);
+      }
       n++;
     }
     if (n > 0) cb(n);
@@ -88,13 +95,14 @@ export class FakeTap extends FakeReceiver implements FrameDevice {
 
   constructor(
     readonly name = 'fake0',
-    opts: RingOptions = {},
+    opts: RingOptions & { metaLen?: number } = {},
   ) {
     super(opts);
   }
 
-  inject(frame: Uint8Array): void {
-    this.enqueue({ bytes: Buffer.from(frame) });
+  /** `meta`: the frame's virtio-net header, for a fake opened with `metaLen` (offloads). */
+  inject(frame: Uint8Array, meta?: Uint8Array): void {
+    this.enqueue({ bytes: Buffer.from(frame), ...(meta ? { meta } : {}) });
   }
 
   write(slab: Uint8Array, batch: TxBatch): number {

@@ -10,6 +10,16 @@ import {
 } from '../io/types.js';
 import { Drop, DROP_REASON_COUNT, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
 import { ArpOp, emitArpReply, parseArp, type Arp } from '../wire/arp.js';
+import {
+  GsoType,
+  VNET_HDR_LEN,
+  VnetFlags,
+  finishChecksum,
+  readVnetHdr,
+  segmentTcp,
+  type Segments,
+  type VnetHdr,
+} from '../wire/gso.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
 import {
@@ -140,8 +150,15 @@ export interface EngineStats {
   icmpTooBig: number;
   /** The largest inner frame that fits the underlay path. */
   pathMaxFrame: number;
+  /** TAP offloads at work: TCP super-frames cut, the segments they gave, checksums finished. */
+  offload: { superFrames: number; segments: number; checksums: number };
   fdb: FdbCounters & { entries: number };
 }
+
+/** Headroom in front of each segment cut from a super-frame: our VXLAN and UDP headers go there. */
+const SEG_HEADROOM = 64;
+/** Segments of one super-frame at most: 64 KiB at the smallest MSS a peer may announce (88). */
+const MAX_SEGMENTS = 768;
 
 /** How many learned-sender remotes to cache before starting over (bounds memory under spoofing). */
 const SENDER_CACHE_MAX = 65536;
@@ -453,12 +470,18 @@ export class Engine {
     b.clear();
   }
 
-  /** Frames 0..count-1 of the VNI's TAP receive ring arrived. */
+  /**
+   * Frames 0..count-1 of the VNI's TAP receive ring arrived. With offloads (the ring has a
+   * virtio-net header per frame), a TCP super-frame is cut into segments first and a partial
+   * checksum is finished; then every frame takes the same path.
+   */
   tapReceived(vni: number, count: number, now: number): void {
     const vs = this.vnis.get(vni);
     if (vs === undefined || vs.tap === null) return;
     const rx = vs.tap.rx;
-    const { slab, lengths } = rx;
+    const { slab, lengths, meta } = rx;
+    // Everything queued from the segment slab went out at the end of the last call.
+    this.segUsed = 0;
     for (let i = 0; i < count; i++) {
       const off = rx.offset(i);
       const len = lengths[i];
@@ -470,35 +493,118 @@ export class Engine {
         const src = readMac(slab, off + 6);
         if (vs.local.see(src, now) && this.onLocalMac) this.onLocalMac(vni, src, true);
       }
-      if (len > vs.maxFrame) {
-        this.drop(Drop.FRAME_TOO_BIG, now, vni, -1, vs);
-        continue;
+      if (meta !== null && meta[i * VNET_HDR_LEN] !== 0) {
+        const h = readVnetHdr(meta, i * VNET_HDR_LEN, this.vnet);
+        if (h.gsoType !== GsoType.NONE) {
+          this.superFrame(vs, slab, off, len, h, now);
+          continue;
+        }
+        if (h.flags & VnetFlags.NEEDS_CSUM) {
+          if (!finishChecksum(slab, off, len, h.csumStart, h.csumOffset)) {
+            this.drop(Drop.OFFLOAD_INVALID, now, vni, -1, vs);
+            continue;
+          }
+          this.offload.checksums++;
+        }
       }
-      if (len > this.pathMax) {
-        this.tooBig(vs, slab, off, len, now);
-        continue;
-      }
-      if (vs.neigh !== undefined && this.neighbours(vs, slab, off, len, now, true)) continue;
-      emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
-      const dst = readMac(slab, off);
-      const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
-      const port = this.raw ? sourcePort(flowHash(slab, off, len), this.portMin, this.portMax) : 0;
-      if (remote !== null) {
-        this.enqueue(vs, slab, off, len, remote, port, -1, now);
-        continue;
-      }
-      if (this.onMiss && !isMulticast(dst) && this.missLimit.allow(now)) this.onMiss(vni, dst);
-      const flood = this.fdb.floodList(vni);
-      if (flood.length === 0) {
-        this.drop(Drop.NO_REMOTE, now, vni, -1, vs);
-        continue;
-      }
-      const firstPort = flood[0].port;
-      for (let k = 0; k < flood.length; k++)
-        this.enqueue(vs, slab, off, len, flood[k], port, firstPort, now);
+      this.encapFrame(vs, slab, off, len, now);
     }
     this.flushUnderlay(now);
   }
+
+  /** One frame from a TAP, from its Ethernet header on: to one remote, or flooded. */
+  private encapFrame(vs: VniState, slab: Buffer, off: number, len: number, now: number): void {
+    const vni = vs.vni;
+    if (len > vs.maxFrame) {
+      this.drop(Drop.FRAME_TOO_BIG, now, vni, -1, vs);
+      return;
+    }
+    if (len > this.pathMax) {
+      this.tooBig(vs, slab, off, len, now);
+      return;
+    }
+    if (vs.neigh !== undefined && this.neighbours(vs, slab, off, len, now, true)) return;
+    emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
+    const dst = readMac(slab, off);
+    const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
+    const port = this.raw ? sourcePort(flowHash(slab, off, len), this.portMin, this.portMax) : 0;
+    if (remote !== null) {
+      this.enqueue(vs, slab, off, len, remote, port, -1, now);
+      return;
+    }
+    if (this.onMiss && !isMulticast(dst) && this.missLimit.allow(now)) this.onMiss(vni, dst);
+    const flood = this.fdb.floodList(vni);
+    if (flood.length === 0) {
+      this.drop(Drop.NO_REMOTE, now, vni, -1, vs);
+      return;
+    }
+    const firstPort = flood[0].port;
+    for (let k = 0; k < flood.length; k++)
+      this.enqueue(vs, slab, off, len, flood[k], port, firstPort, now);
+  }
+
+  /**
+   * A TCP super-frame (TSO from the TAP): cut into MSS-sized segments in the segment slab, each
+   * behind headroom for our headers, then encapsulated one by one. When the slab is full, what
+   * is queued from it goes out first.
+   */
+  private superFrame(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    h: VnetHdr,
+    now: number,
+  ): void {
+    const type = h.gsoType & ~GsoType.ECN;
+    let n = 0;
+    if (type === GsoType.TCPV4 || type === GsoType.TCPV6) {
+      const room = this.segSlab.length - this.segUsed;
+      n = segmentTcp(slab, off, len, h, this.segSlab, this.segUsed, room, SEG_HEADROOM, this.segs);
+      if (n < 0) {
+        if (this.batchSlab === this.segSlab) this.flushUnderlay(now);
+        this.segUsed = 0;
+        n = segmentTcp(
+          slab,
+          off,
+          len,
+          h,
+          this.segSlab,
+          0,
+          this.segSlab.length,
+          SEG_HEADROOM,
+          this.segs,
+        );
+      }
+    }
+    if (n <= 0) {
+      this.drop(Drop.OFFLOAD_INVALID, now, vs.vni, -1, vs);
+      return;
+    }
+    const last = this.segs.offsets[n - 1] + this.segs.lengths[n - 1];
+    this.segUsed = Math.ceil(last / 64) * 64;
+    this.offload.superFrames++;
+    this.offload.segments += n;
+    for (let k = 0; k < n; k++)
+      this.encapFrame(vs, this.segSlab, this.segs.offsets[k], this.segs.lengths[k], now);
+  }
+
+  /** Where super-frames are cut into segments (1 MiB: 16 of 64 KiB), and what was done there. */
+  private readonly segSlab = Buffer.alloc(1 << 20);
+  private segUsed = 0;
+  private readonly segs: Segments = {
+    offsets: new Uint32Array(MAX_SEGMENTS),
+    lengths: new Uint32Array(MAX_SEGMENTS),
+  };
+  private readonly vnet: VnetHdr = {
+    flags: 0,
+    gsoType: 0,
+    hdrLen: 0,
+    gsoSize: 0,
+    csumStart: 0,
+    csumOffset: 0,
+  };
+  private readonly offload = { superFrames: 0, segments: 0, checksums: 0 };
 
   /**
    * A frame that fits the TAP but not the underlay path: dropped, and its sender told the MTU
@@ -614,6 +720,7 @@ export class Engine {
       drops,
       icmpTooBig: this.icmpTooBig,
       pathMaxFrame: this.pathMax,
+      offload: { ...this.offload },
       fdb: { ...this.fdb.counters, entries: this.fdb.size },
     };
   }

@@ -53,12 +53,17 @@ export const Drop = {
   PATH_MTU_EXCEEDED: 21,
   /** A frame from a TAP whose OVSDB port is not bound to a logical switch yet (no VNI). */
   PORT_UNBOUND: 22,
+  /**
+   * A TAP frame whose offload request (virtio-net header) cannot be carried out: a GSO type we
+   * did not negotiate, checksum offsets outside the frame, a super-frame that is not TCP over IP.
+   */
+  OFFLOAD_INVALID: 23,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 23;
+export const DROP_REASON_COUNT = 24;
 
 /**
  * The reasons the engine counts (and `vtep stats` lists). The IPv4, IPv6 and UDP header reasons

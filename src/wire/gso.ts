@@ -1,0 +1,196 @@
+import { sum, fold, ipv4PseudoSum } from './checksum.js';
+
+/**
+ * Offloads at the TAP (IFF_VNET_HDR): the virtio-net header the kernel puts in front of each
+ * frame, and the two jobs it leaves to us. A frame marked NEEDS_CSUM carries a partial L4
+ * checksum (the pseudo-header sum) that we finish; a TCP "super-frame" of up to 64 KiB (TSO,
+ * `gso_type` TCPV4/TCPV6) is cut into `gso_size`-byte segments, each a whole frame with its own
+ * IP and TCP headers, lengths, IDs, sequence numbers and checksums, as the kernel's
+ * `tcp_gso_segment` would. Segments are written into a caller's slab, each behind `headroom`
+ * bytes for the tunnel headers, so the engine encapsulates them like any frame. Pure and
+ * allocation-free; never throws on packet contents (returns 0 for "cannot", a drop).
+ *
+ * The header's 16-bit fields are little-endian: the virtio "legacy" layout in the byte order of
+ * the host, and the hosts we run on (x86-64, arm64) are little-endian.
+ */
+
+export const VNET_HDR_LEN = 12;
+
+export const VnetFlags = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
+export const GsoType = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, ECN: 0x80 } as const;
+
+/** The kernel's TUNSETOFFLOAD bits (linux/if_tun.h). */
+export const TunOffload = { CSUM: 0x01, TSO4: 0x02, TSO6: 0x04, TSO_ECN: 0x08, UFO: 0x10 } as const;
+
+export interface VnetHdr {
+  flags: number;
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+export function readVnetHdr(b: Uint8Array, o: number, out: VnetHdr): VnetHdr {
+  out.flags = b[o];
+  out.gsoType = b[o + 1];
+  out.hdrLen = b[o + 2] | (b[o + 3] << 8);
+  out.gsoSize = b[o + 4] | (b[o + 5] << 8);
+  out.csumStart = b[o + 6] | (b[o + 7] << 8);
+  out.csumOffset = b[o + 8] | (b[o + 9] << 8);
+  return out;
+}
+
+export function writeVnetHdr(b: Uint8Array, o: number, h: VnetHdr): void {
+  b[o] = h.flags;
+  b[o + 1] = h.gsoType;
+  b[o + 2] = h.hdrLen & 0xff;
+  b[o + 3] = h.hdrLen >> 8;
+  b[o + 4] = h.gsoSize & 0xff;
+  b[o + 5] = h.gsoSize >> 8;
+  b[o + 6] = h.csumStart & 0xff;
+  b[o + 7] = h.csumStart >> 8;
+  b[o + 8] = h.csumOffset & 0xff;
+  b[o + 9] = h.csumOffset >> 8;
+  b[o + 10] = 0;
+  b[o + 11] = 0;
+}
+
+/**
+ * Finish a partial checksum (NEEDS_CSUM): the field at `csumStart + csumOffset` holds the
+ * pseudo-header sum; the one's complement sum from `csumStart` to the end goes there. Returns
+ * false (nothing written) when the offsets do not fit the frame.
+ */
+export function finishChecksum(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  csumStart: number,
+  csumOffset: number,
+): boolean {
+  const at = csumStart + csumOffset;
+  if (csumStart >= len || at + 2 > len) return false;
+  const c = fold(sum(b, off + csumStart, len - csumStart));
+  b[off + at] = c >> 8;
+  b[off + at + 1] = c & 0xff;
+  return true;
+}
+
+/** Where the IP header starts after Ethernet (and one 802.1Q/802.1ad tag), and its version. */
+function l3(b: Uint8Array, off: number, len: number): { at: number; v: 4 | 6 } | undefined {
+  if (len < 14) return undefined;
+  let at = 12;
+  let type = (b[off + at] << 8) | b[off + at + 1];
+  if (type === 0x8100 || type === 0x88a8) {
+    at += 4;
+    if (len < at + 2) return undefined;
+    type = (b[off + at] << 8) | b[off + at + 1];
+  }
+  at += 2;
+  if (type === 0x0800) return { at, v: 4 };
+  if (type === 0x86dd) return { at, v: 6 };
+  return undefined;
+}
+
+/** Where `segmentTcp` put the segments: offsets into the destination and lengths. */
+export interface Segments {
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+}
+
+/** Segments are this many bytes apart at most aligned: room for headers in front of each. */
+const ALIGN = 8;
+
+/**
+ * Cut a TCP super-frame (`b[off .. off+len)`, header `h` with gso_type TCPV4 or TCPV6) into
+ * segments of at most `h.gsoSize` payload bytes, written one after another into
+ * `dst[dstOff .. dstOff+room)`, each behind `headroom` free bytes. Returns the number of segments
+ * (their offsets and lengths in `out`); -1 when they need more than `room` (flush and call again
+ * with more); 0 when the frame cannot be segmented (not TCP over IPv4/IPv6 where the header says,
+ * an MSS of 0, more than `out` holds): a drop for the caller.
+ */
+export function segmentTcp(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  h: VnetHdr,
+  dst: Uint8Array,
+  dstOff: number,
+  room: number,
+  headroom: number,
+  out: Segments,
+): number {
+  const net = l3(b, off, len);
+  if (net === undefined || h.gsoSize === 0) return 0;
+  const ipHdrLen = net.v === 4 ? (b[off + net.at] & 0x0f) * 4 : 40;
+  const l4 = net.v === 4 ? net.at + ipHdrLen : h.csumStart;
+  if (net.v === 4 && (ipHdrLen < 20 || b[off + net.at + 9] !== 6)) return 0;
+  if (net.v === 6 && (l4 < net.at + 40 || (l4 === net.at + 40 && b[off + net.at + 6] !== 6)))
+    return 0;
+  if (l4 + 20 > len) return 0;
+  const tcpHdrLen = (b[off + l4 + 12] >> 4) * 4;
+  const hdrLen = l4 + tcpHdrLen;
+  if (tcpHdrLen < 20 || hdrLen > len) return 0;
+  const payload = len - hdrLen;
+  const mss = h.gsoSize;
+  const n = Math.max(1, Math.ceil(payload / mss));
+  if (n > out.lengths.length) return 0;
+  const stride = Math.ceil((headroom + hdrLen + Math.min(mss, payload)) / ALIGN) * ALIGN;
+  if (n * stride > room) return -1;
+
+  const seq0 = readU32(b, off + l4 + 4);
+  const flags0 = b[off + l4 + 13];
+  const id0 = net.v === 4 ? (b[off + net.at + 4] << 8) | b[off + net.at + 5] : 0;
+  // Pseudo-header parts that do not change between segments.
+  let pseudo: number;
+  if (net.v === 4) {
+    const src = readU32(b, off + net.at + 12);
+    const dstIp = readU32(b, off + net.at + 16);
+    pseudo = ipv4PseudoSum(src, dstIp, 6, 0);
+  } else pseudo = sum(b, off + net.at + 8, 32) + 6;
+
+  for (let k = 0; k < n; k++) {
+    const o = dstOff + k * stride + headroom;
+    const chunk = Math.min(mss, payload - k * mss);
+    const segLen = hdrLen + chunk;
+    dst.set(b.subarray(off, off + hdrLen), o);
+    dst.set(b.subarray(off + hdrLen + k * mss, off + hdrLen + k * mss + chunk), o + hdrLen);
+    if (net.v === 4) {
+      const ip = o + net.at;
+      writeU16(dst, ip + 2, segLen - net.at);
+      writeU16(dst, ip + 4, (id0 + k) & 0xffff);
+      dst[ip + 10] = 0;
+      dst[ip + 11] = 0;
+      writeU16(dst, ip + 10, fold(sum(dst, ip, ipHdrLen)));
+    } else writeU16(dst, o + net.at + 4, segLen - net.at - 40);
+    const t = o + l4;
+    writeU32(dst, t + 4, (seq0 + k * mss) >>> 0);
+    let flags = flags0;
+    if (k < n - 1) flags &= ~0x09; // FIN and PSH only on the last segment
+    if (k > 0) flags &= ~0x80; // CWR only on the first
+    dst[t + 13] = flags;
+    dst[t + 16] = 0;
+    dst[t + 17] = 0;
+    const tcpLen = segLen - l4;
+    writeU16(dst, t + 16, fold(sum(dst, t, tcpLen, pseudo + tcpLen)));
+    out.offsets[k] = o;
+    out.lengths[k] = segLen;
+  }
+  return n;
+}
+
+function readU32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+function writeU16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >> 8;
+  b[o + 1] = v & 0xff;
+}

@@ -67,6 +67,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.sourcePorts$/, '--source-ports'],
   [/^flags\.sourcePortMode$/, '--source-port-mode'],
   [/^flags\.underlayMtu$/, '--underlay-mtu'],
+  [/^flags\.tapOffload$/, '--no-tap-offload'],
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.metrics$/, '--metrics'],
@@ -157,6 +158,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     sourcePorts: o.sourcePorts,
     sourcePortMode: o.sourcePortMode,
     underlayMtu: o.underlayMtu,
+    tapOffload: o.tapOffload,
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
@@ -351,6 +353,10 @@ export function program(): Command {
     .option(
       '--underlay-mtu <bytes>',
       'underlay path MTU (default: the MTU of the interface holding --local, else 1500)',
+    )
+    .option(
+      '--no-tap-offload',
+      'no TAP offloads (by default the kernel hands us 64 KiB TCP super-frames and partial checksums)',
     )
     .option('--udp6-zero-checksum-tx', 'IPv6 underlay: send a zero UDP checksum (RFC 6935)')
     .option('--udp6-zero-checksum-rx', 'IPv6 underlay: accept a zero UDP checksum (RFC 6935)')

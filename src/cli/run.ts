@@ -26,6 +26,7 @@ import { underlayLink, type UnderlayLink } from '../io/netif.js';
 import type { DatagramSender } from '../io/types.js';
 import { RawUdpSender, UdpSocket } from '../io/udp.js';
 import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
+import { TunOffload } from '../wire/gso.js';
 import { formatMac, parseMac, stableMac, writeMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { Gateway, type GatewayStatus } from '../ovsdb/gateway.js';
@@ -102,6 +103,11 @@ export function notify(state: string): void {
 const HEADROOM = 64;
 /** Bytes of a frame beyond its MTU: Ethernet header and one 802.1Q tag. */
 const L2_MAX = 18;
+
+/** The largest frame a TAP with TCP segmentation offload hands us: 64 KiB of IP, and L2. */
+const SUPER_FRAME = 65535 + L2_MAX;
+/** What we offer the kernel on TAPs: partial checksums and TCP super-frames over IPv4 and IPv6. */
+const TAP_OFFLOADS = TunOffload.CSUM | TunOffload.TSO4 | TunOffload.TSO6;
 
 /** A receive slot for frames or datagrams of up to `bytes`: at least 2 KiB, cache-line aligned. */
 export function slotFor(bytes: number): number {
@@ -237,7 +243,14 @@ export async function startVtep(
       v.remotes.map((r) => remotes.get(r.address, r.port));
     const openPort = (v: VniSpec & { mtu: number }) =>
       TapPort.open(
-        { vni: v.vni, name: v.tap, mtu: v.mtu, mac: tapMac(v), slotSize: slotFor(v.mtu + L2_MAX) },
+        {
+          vni: v.vni,
+          name: v.tap,
+          mtu: v.mtu,
+          mac: tapMac(v),
+          slotSize: slotFor(cfg.tapOffload ? SUPER_FRAME : v.mtu + L2_MAX),
+          offloads: cfg.tapOffload ? TAP_OFFLOADS : 0,
+        },
         engine,
         log,
         clock,
@@ -285,7 +298,8 @@ export async function startVtep(
             name,
             mtu: cfg.ovsdbMtu,
             mac: stableMac(`vtep:${name}:ovsdb`),
-            slotSize: slotFor(cfg.ovsdbMtu + L2_MAX),
+            slotSize: slotFor(cfg.tapOffload ? SUPER_FRAME : cfg.ovsdbMtu + L2_MAX),
+            offloads: cfg.tapOffload ? TAP_OFFLOADS : 0,
           },
           engine,
           log,
@@ -554,6 +568,7 @@ interface ReloadContext {
 /** Settings bound to sockets opened at start: a reload that changes them is refused. */
 const RESTART_ONLY = [
   'ovsdb',
+  'tapOffload',
   'local',
   'port',
   'sourcePortMode',

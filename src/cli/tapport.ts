@@ -2,6 +2,7 @@ import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
 import type { Log } from '../util/log.js';
 import type { Engine } from '../vtep/engine.js';
+import { TunOffload } from '../wire/gso.js';
 import { formatMac, writeMac } from '../wire/mac.js';
 
 /**
@@ -19,8 +20,10 @@ export interface TapSpec {
   name: string;
   mtu: number;
   mac: number;
-  /** Receive slot size (headroom + largest frame), from the MTU. */
+  /** Receive slot size (headroom + largest frame), from the MTU (64 KiB with offloads). */
   slotSize: number;
+  /** TUNSETOFFLOAD flags to offer (0: none, no virtio-net header). */
+  offloads?: number;
 }
 
 export type TapState = 'up' | 'down';
@@ -36,6 +39,16 @@ export interface TapStatus {
   downForMs: number;
   /** Why the last re-creation attempt failed, while down. */
   lastError?: string;
+  /** Offloads the kernel accepted: `csum,tso4,tso6`, or `off`. */
+  offloads: string;
+}
+
+/** `csum,tso4,tso6` for TUNSETOFFLOAD flags, `off` for none. */
+export function offloadNames(flags: number): string {
+  const names = Object.entries(TunOffload)
+    .filter(([, bit]) => flags & bit)
+    .map(([name]) => name.toLowerCase());
+  return names.length ? names.join(',') : 'off';
 }
 
 const FIRST_RETRY_MS = 100;
@@ -76,6 +89,8 @@ export class TapPort {
       mac,
       batchSize: 64,
       slotSize: spec.slotSize,
+      vnetHdr: (spec.offloads ?? 0) !== 0,
+      offloads: spec.offloads,
     });
   }
 
@@ -98,6 +113,7 @@ export class TapPort {
       name: this.spec.name,
       state: this.state,
       recreated: this.recreated,
+      offloads: offloadNames(this.tap?.offloads ?? 0),
       downForMs: this.state === 'down' ? Math.round(now - this.downSince) : 0,
       ...(this.state === 'down' && this.lastError ? { lastError: this.lastError } : {}),
     };

@@ -49,6 +49,8 @@ export interface Config {
   port: number;
   /** MTU of the underlay path; undefined: the MTU of the interface holding `local` (else 1500). */
   underlayMtu?: number;
+  /** TAP offloads: partial checksums and TCP super-frames from the kernel (default on). */
+  tapOffload: boolean;
   /** IPv6 underlay: send a zero UDP checksum (RFC 6935; Linux `udp6zerocsumtx`). */
   udp6ZeroChecksumTx: boolean;
   /** IPv6 underlay: accept a zero UDP checksum (Linux `udp6zerocsumrx`). */
@@ -305,6 +307,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     local,
     port: c.port,
     underlayMtu: c.underlayMtu,
+    tapOffload: c.tapOffload,
     udp6ZeroChecksumTx: c.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: c.udp6ZeroChecksumRx,
     ...(metrics !== undefined ? { metrics } : {}),
@@ -386,6 +389,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     sourcePortMode: cfg.sourcePortMode,
     sourcePorts: `${cfg.sourcePortMin}-${cfg.sourcePortMax}`,
     ...(cfg.underlayMtu !== undefined ? { underlayMtu: cfg.underlayMtu } : {}),
+    ...(cfg.tapOffload ? {} : { tapOffload: false }),
     ...(cfg.udp6ZeroChecksumTx ? { udp6ZeroChecksumTx: true } : {}),
     ...(cfg.udp6ZeroChecksumRx ? { udp6ZeroChecksumRx: true } : {}),
     ...(cfg.metrics !== undefined ? { metrics: cfg.metrics } : {}),

@@ -110,6 +110,8 @@ export const configShape = {
   sourcePortMode: oneOf('hash', 'fixed').default('hash'),
   mtu: intIn(68, MAX_TAP_MTU).optional(),
   underlayMtu: intIn(576, 65535).optional(),
+  /** TAP offloads (virtio-net header, checksum and TCP segmentation): on unless false. */
+  tapOffload: bool.default(true),
   udp6ZeroChecksumTx: bool.default(false),
   udp6ZeroChecksumRx: bool.default(false),
   metrics: z.string({ error: 'must be ADDR:PORT, e.g. 127.0.0.1:9110' }).optional(),

@@ -9,6 +9,7 @@ interface TapInfo {
   recreated: number;
   downForMs: number;
   lastError?: string;
+  offloads?: string;
 }
 
 /**
@@ -69,7 +70,7 @@ export function formatStats(
     const t = s.taps?.find((x) => x.vni === v.vni);
     const state = t ? tapState(t) : v.tapUp ? 'UP' : 'DOWN';
     lines.push(
-      `vni ${v.vni} dev ${v.tap} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries} tap ${state}`,
+      `vni ${v.vni} dev ${v.tap} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries} tap ${state}${t?.offloads ? ` offload ${t.offloads}` : ''}`,
     );
     lines.push(`    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`);
     lines.push(`    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`);

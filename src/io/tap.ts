@@ -23,10 +23,17 @@ export interface TapOptions extends RingOptions {
   /** Keep the device when the fd closes (TUNSETPERSIST). */
   persist?: boolean;
   /**
-   * IFF_VNET_HDR: each frame carries a 12-byte virtio-net header in `rx.meta`, the slot for
-   * offloads (TUNSETOFFLOAD, TSO/checksum). Off by default: no offload is negotiated yet.
+   * IFF_VNET_HDR: each frame carries a 12-byte virtio-net header in `rx.meta`, where the kernel
+   * asks for the offloads negotiated with `offloads`.
    */
   vnetHdr?: boolean;
+  /**
+   * TUNSETOFFLOAD flags (src/wire/gso.ts TunOffload: CSUM, TSO4, TSO6) to offer the kernel, with
+   * `vnetHdr`: it then hands us partial checksums and TCP super-frames of up to 64 KiB (give
+   * slots that large). A kernel that refuses them leaves the device without offloads
+   * (`offloads` 0), which always works.
+   */
+  offloads?: number;
 }
 
 const IFNAMSIZ = 16;
@@ -59,6 +66,8 @@ function checkName(name: string): void {
 export class TapDevice implements FrameDevice {
   readonly rx: RxRing;
   lastError: string | undefined;
+  /** The TUNSETOFFLOAD flags in force (0: none). */
+  offloads = 0;
   private readonly h: FdHandle;
   private readonly metaLen: number;
 
@@ -89,6 +98,14 @@ export class TapDevice implements FrameDevice {
     const tap = new TapDevice(fd, actual, rx, metaLen);
     try {
       if (opts.persist) io.tapSetPersist(fd, true);
+      if (opts.vnetHdr && opts.offloads) {
+        try {
+          io.tapSetOffload(fd, opts.offloads);
+          tap.offloads = opts.offloads;
+        } catch {
+          io.tapSetOffload(fd, 0); // an older kernel: no offloads, frames as they are
+        }
+      }
       if (opts.mtu !== undefined) io.ifSetMtu(actual, opts.mtu);
       if (opts.mac !== undefined) io.ifSetMac(actual, opts.mac);
       if (opts.up ?? true) io.ifSetUp(actual, true);

@@ -21,6 +21,7 @@ t.test('defaults and parsed values', async (t) => {
     local: '192.0.2.2',
     port: 4789,
     underlayMtu: undefined,
+    tapOffload: true,
     udp6ZeroChecksumTx: false,
     udp6ZeroChecksumRx: false,
     control: undefined,
@@ -71,6 +72,10 @@ t.test('defaults and parsed values', async (t) => {
   t.equal(c2.ageingMs, 1500);
   t.equal(c2.vnis[0].mtu, 9000);
   t.equal(validate({ ...base, underlayMtu: 9050 }).underlayMtu, 9050);
+  const noOffload = validate({ ...base, tapOffload: false });
+  t.equal(noOffload.tapOffload, false);
+  t.equal(toSettings(noOffload).tapOffload, false, 'showconf says so');
+  t.same(validate(toSettings(noOffload)), noOffload);
   t.same(
     [c2.sourcePortMin, c2.sourcePortMax, c2.sourcePortMode, c2.reservedBits],
     [50000, 50010, 'fixed', 'ignore'],

@@ -34,6 +34,12 @@
 #ifndef UDP_NO_CHECK6_RX
 #define UDP_NO_CHECK6_RX 102
 #endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103  // linux/udp.h: UDP GSO, one send of equal-sized datagrams
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 #include <string>
 #include <vector>
@@ -253,7 +259,8 @@ bool DontFragment(int fd, int family) {
 
 // udpOpen(family, address, port, rcvbuf, sndbuf, flags) -> [fd, boundPort]. Non-blocking both
 // ways. flags (IPv6 only, RFC 6935/6936 tunnels): bit 0 sends a zero UDP checksum
-// (UDP_NO_CHECK6_TX, the kernel's udp6zerocsumtx), bit 1 accepts one (UDP_NO_CHECK6_RX).
+// (UDP_NO_CHECK6_TX, the kernel's udp6zerocsumtx), bit 1 accepts one (UDP_NO_CHECK6_RX);
+// bit 2 (any family): send-only, a drop-all filter keeps anything from queueing on it.
 Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].As<Napi::Number>().Int32Value();
@@ -285,6 +292,15 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
       int err = errno;
       close(fd);
       THROW_SYS(env, bit == 0 ? "setsockopt(UDP_NO_CHECK6_TX)" : "setsockopt(UDP_NO_CHECK6_RX)", err, "udp " + address);
+    }
+  }
+  if (flags & 4) {
+    struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {1, drop_all};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+      int err = errno;
+      close(fd);
+      THROW_SYS(env, "setsockopt(SO_ATTACH_FILTER)", err, "udp " + address);
     }
   }
   // Best effort: the kernel caps these at net.core.[rw]mem_max; SO_*BUFFORCE needs CAP_NET_ADMIN.
@@ -462,6 +478,50 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   }
   if (sent == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
   return Napi::Number::New(env, sent);
+}
+
+// sendGso(fd, slab, offset, length, segSize, addrs, slot) -> bytes sent, or -errno. One sendmsg
+// of slab[offset .. +length) to the address in slot `slot` of `addrs`, which the kernel cuts into
+// datagrams of segSize bytes (the last may be shorter): UDP_SEGMENT, UDP GSO. The caller keeps
+// length within 64 KiB and 64 segments.
+Napi::Value SendGso(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto slab = info[1].As<Napi::Uint8Array>();
+  uint32_t offset = info[2].As<Napi::Number>().Uint32Value();
+  uint32_t length = info[3].As<Napi::Number>().Uint32Value();
+  uint32_t segSize = info[4].As<Napi::Number>().Uint32Value();
+  auto addrs = info[5].As<Napi::Uint8Array>();
+  uint32_t slot = info[6].As<Napi::Number>().Uint32Value();
+  if (static_cast<size_t>(offset) + length > slab.ByteLength() ||
+      (static_cast<size_t>(slot) + 1) * kAddrLen > addrs.ByteLength() || segSize == 0 || segSize > 0xffff) {
+    THROW_TYPE(env, "sendGso: datagram or address outside its array");
+  }
+  iovec iov = {slab.Data() + offset, length};
+  sockaddr_storage ss;
+  msghdr m;
+  memset(&m, 0, sizeof(m));
+  m.msg_name = &ss;
+  m.msg_namelen = SlotToSockaddr(addrs.Data() + static_cast<size_t>(slot) * kAddrLen, &ss, false);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))];
+  if (segSize < length) {
+    memset(control, 0, sizeof(control));
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = static_cast<uint16_t>(segSize);
+    memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+  }
+  ssize_t rc;
+  do {
+    rc = sendmsg(fd, &m, 0);
+  } while (rc < 0 && errno == EINTR);
+  return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc));
 }
 
 // lastErrno() -> the first errno of the last sendBatch/writeBatch (0 if all went).
@@ -766,7 +826,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen},
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
-      {"socketDrops", SocketDrops},
+      {"socketDrops", SocketDrops}, {"sendGso", SendGso},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

@@ -24,7 +24,7 @@ import { Remotes, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
 import { underlayLink, type UnderlayLink } from '../io/netif.js';
 import type { DatagramSender } from '../io/types.js';
-import { RawUdpSender, UdpSocket } from '../io/udp.js';
+import { GsoSender, RawUdpSender, UdpSocket } from '../io/udp.js';
 import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
 import { TunOffload } from '../wire/gso.js';
 import { formatMac, parseMac, stableMac, writeMac } from '../wire/mac.js';
@@ -227,9 +227,23 @@ export async function startVtep(
         );
       }
     }
+    // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
+    let gso: GsoSender | undefined;
+    if (cfg.tapOffload) {
+      try {
+        gso = GsoSender.open(cfg.local, { count: 8, zeroChecksum6: cfg.udp6ZeroChecksumTx });
+        opened.push(gso);
+        sourcePorts += `, gso ports ${gso.ports.join(',')}`;
+      } catch (err) {
+        log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {
+          error: (err as Error).message,
+        });
+      }
+    }
     const engine = new Engine({
       underlay,
       raw,
+      gso,
       fdb,
       reservedBits: cfg.reservedBits,
       invalidSourceMac: cfg.invalidSourceMac,

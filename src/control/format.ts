@@ -97,7 +97,7 @@ export function formatStats(
     );
   if (s.offload && s.offload.superFrames + s.offload.checksums > 0)
     lines.push(
-      `offload: tcp super-frames ${s.offload.superFrames} cut into ${s.offload.segments} segments, checksums finished ${s.offload.checksums}`,
+      `offload: tcp super-frames ${s.offload.superFrames} cut into ${s.offload.segments} segments (${s.offload.gsoSends} udp gso sends), checksums finished ${s.offload.checksums}`,
     );
   const f = s.fdb;
   lines.push(

@@ -18,7 +18,7 @@ export interface NativeIo {
     port: number,
     rcvbuf: number,
     sndbuf: number,
-    /** bit 0: UDP_NO_CHECK6_TX, bit 1: UDP_NO_CHECK6_RX (IPv6 only). */
+    /** bit 0: UDP_NO_CHECK6_TX, bit 1: UDP_NO_CHECK6_RX (IPv6 only); bit 2: send-only. */
     flags: number,
   ): [fd: number, port: number];
   rawUdpOpen(family: 4 | 6, address: string, zeroChecksum6: boolean): number;
@@ -31,6 +31,16 @@ export interface NativeIo {
     count: number,
     raw: boolean,
     status: Uint8Array,
+  ): number;
+  /** One UDP_SEGMENT sendmsg: `length` bytes cut into `segSize`-byte datagrams; bytes or -errno. */
+  sendGso(
+    fd: number,
+    slab: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    addrs: Uint8Array,
+    slot: number,
   ): number;
   /** First errno of the last sendBatch/writeBatch (0 when all went). */
   lastErrno(): number;

@@ -166,3 +166,25 @@ export function toIoError(err: unknown): IoError {
   const e = err as { code?: string; message?: string };
   return new IoError(e.code ?? 'EIO', e.message ?? String(err));
 }
+
+/**
+ * UDP GSO (UDP_SEGMENT): one send of `length` bytes that the kernel cuts into `segSize`-byte
+ * datagrams (the last may be shorter) to the address in slot `slot` of `addrs`, from a source
+ * port chosen by `hash` (one per flow). Returns the bytes sent, or -errno.
+ */
+export interface SegmentSender {
+  sendSegments(
+    slab: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    addrs: Uint8Array,
+    slot: number,
+    hash: number,
+  ): number;
+  /** The errno name for a negative result (EAGAIN, EMSGSIZE, …). */
+  errnoName(errno: number): string;
+  /** Source ports in use, for `vtep stats`. */
+  readonly ports: number[];
+  close(): void;
+}

@@ -10,6 +10,7 @@ import {
   type OnBatch,
   type OnIoError,
   type RingOptions,
+  type SegmentSender,
   type TxBatch,
 } from './types.js';
 
@@ -201,5 +202,67 @@ export class RawUdpSender implements DatagramSender {
 
   close(): void {
     this.h.close();
+  }
+}
+
+/**
+ * UDP GSO for the encapsulation of TCP super-frames: a few send-only UDP sockets, each bound to a
+ * port of its own on the local address, used by flow hash. One `sendmsg` with UDP_SEGMENT hands
+ * the kernel up to 64 datagrams at once (it cuts them, and the veth or NIC passes them on as one
+ * packet as far as it can), and every datagram of a flow leaves from the same source port while
+ * different flows spread over the pool: the per-flow entropy of RFC 7348 §5 without a raw socket
+ * (which cannot do GSO). DF is set as on the main socket.
+ */
+export class GsoSender implements SegmentSender {
+  private constructor(
+    private readonly fds: number[],
+    readonly ports: number[],
+  ) {}
+
+  static open(address: string, opts: { count?: number; zeroChecksum6?: boolean } = {}): GsoSender {
+    const family = familyOf(address);
+    const io = native();
+    const fds: number[] = [];
+    const ports: number[] = [];
+    try {
+      for (let i = 0; i < (opts.count ?? 8); i++) {
+        const [fd, port] = io.udpOpen(
+          family,
+          address,
+          0,
+          4096,
+          4 << 20,
+          4 | (opts.zeroChecksum6 ? 1 : 0),
+        );
+        fds.push(fd);
+        ports.push(port);
+      }
+    } catch (err) {
+      for (const fd of fds) io.closeFd(fd);
+      throw toIoError(err);
+    }
+    return new GsoSender(fds, ports);
+  }
+
+  sendSegments(
+    slab: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    addrs: Uint8Array,
+    slot: number,
+    hash: number,
+  ): number {
+    const fd = this.fds[(hash >>> 0) % this.fds.length];
+    return native().sendGso(fd, slab, offset, length, segSize, addrs, slot);
+  }
+
+  errnoName(errno: number): string {
+    return native().errnoName(errno);
+  }
+
+  close(): void {
+    const io = native();
+    for (const fd of this.fds.splice(0)) io.closeFd(fd);
   }
 }

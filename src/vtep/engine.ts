@@ -7,6 +7,7 @@ import {
   type DatagramSender,
   type DatagramSocket,
   type FrameDevice,
+  type SegmentSender,
 } from '../io/types.js';
 import { Drop, DROP_REASON_COUNT, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
 import { ArpOp, emitArpReply, parseArp, type Arp } from '../wire/arp.js';
@@ -91,6 +92,12 @@ export interface EngineOptions {
   underlay: DatagramSocket;
   /** When set, datagrams leave through this raw sender with a UDP header we write, so the source port follows the flow. */
   raw?: DatagramSender;
+  /**
+   * UDP GSO: the segments of a TCP super-frame going to one remote leave in one send per up to
+   * 64 datagrams, from a source port per flow. Without it (or when the kernel refuses GSO, e.g.
+   * no checksum offload on the egress device) they go through the batch like any frame.
+   */
+  gso?: SegmentSender;
   fdb: Fdb;
   reservedBits?: ReservedBitsPolicy;
   /** Source port range for raw mode (default 49152..65535, RFC 7348 §5). */
@@ -150,8 +157,11 @@ export interface EngineStats {
   icmpTooBig: number;
   /** The largest inner frame that fits the underlay path. */
   pathMaxFrame: number;
-  /** TAP offloads at work: TCP super-frames cut, the segments they gave, checksums finished. */
-  offload: { superFrames: number; segments: number; checksums: number };
+  /**
+   * TAP offloads at work: TCP super-frames cut, the segments they gave, checksums finished, and
+   * UDP GSO sends that carried segments (0 when the kernel cannot, or every remote is flooded).
+   */
+  offload: { superFrames: number; segments: number; checksums: number; gsoSends: number };
   fdb: FdbCounters & { entries: number };
 }
 
@@ -159,6 +169,8 @@ export interface EngineStats {
 const SEG_HEADROOM = 64;
 /** Segments of one super-frame at most: 64 KiB at the smallest MSS a peer may announce (88). */
 const MAX_SEGMENTS = 768;
+/** Bytes of one UDP GSO send at most: what fits one IP packet's length field, with room. */
+const GSO_MAX_BYTES = 65000;
 
 /** How many learned-sender remotes to cache before starting over (bounds memory under spoofing). */
 const SENDER_CACHE_MAX = 65536;
@@ -265,6 +277,7 @@ export class Engine {
   onLocalMac: ((vni: number, mac: number, present: boolean) => void) | undefined;
   private readonly missLimit = new RateLimiter(100, 1000);
   private readonly udpTx: TxBatch;
+  private gso: SegmentSender | undefined;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
   private readonly log: Log;
@@ -276,6 +289,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     this.underlay = opts.underlay;
     this.sender = opts.raw ?? opts.underlay;
+    this.gso = opts.gso;
     this.raw = opts.raw !== undefined;
     this.fdb = opts.fdb;
     this.configure({ ...opts, underlayMtu: opts.underlayMtu ?? 1500 });
@@ -558,7 +572,9 @@ export class Engine {
   ): void {
     const type = h.gsoType & ~GsoType.ECN;
     let n = 0;
-    if (type === GsoType.TCPV4 || type === GsoType.TCPV6) {
+    const tcp = type === GsoType.TCPV4 || type === GsoType.TCPV6;
+    if (tcp && this.gso !== undefined && this.segmentsViaGso(vs, slab, off, len, h, now)) return;
+    if (tcp) {
       const room = this.segSlab.length - this.segUsed;
       n = segmentTcp(slab, off, len, h, this.segSlab, this.segUsed, room, SEG_HEADROOM, this.segs);
       if (n < 0) {
@@ -589,6 +605,91 @@ export class Engine {
       this.encapFrame(vs, this.segSlab, this.segs.offsets[k], this.segs.lengths[k], now);
   }
 
+  /**
+   * A TCP super-frame to one known remote, by UDP GSO: the segments are cut packed (each behind
+   * its VXLAN header, exactly one datagram apart), and handed to the kernel up to 64 and 64 KiB
+   * at a time. Returns false to leave the frame to the per-segment path: flooded, not cut, or
+   * segments too big for the path (that path answers with ICMP).
+   */
+  private segmentsViaGso(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    h: VnetHdr,
+    now: number,
+  ): boolean {
+    const dst = readMac(slab, off);
+    const remote = isMulticast(dst) ? null : this.fdb.lookup(vs.vni, dst, now);
+    if (remote === null || h.gsoSize + h.hdrLen > Math.min(this.pathMax, vs.maxFrame)) return false;
+    const segs = this.segs;
+    const seg = (at: number) =>
+      segmentTcp(
+        slab,
+        off,
+        len,
+        h,
+        this.segSlab,
+        at,
+        this.segSlab.length - at,
+        VXLAN_HEADER_LEN,
+        segs,
+        1,
+      );
+    let n = seg(this.segUsed);
+    if (n < 0) {
+      if (this.batchSlab === this.segSlab) this.flushUnderlay(now);
+      this.segUsed = 0;
+      n = seg(0);
+    }
+    if (n <= 0) return false;
+    const inner = segs.lengths[0];
+    if (inner > this.pathMax) return false;
+    for (let k = 0; k < n; k++) emitVxlan(vs.vni, this.segSlab, segs.offsets[k] - VXLAN_HEADER_LEN);
+    const end = segs.offsets[n - 1] + segs.lengths[n - 1];
+    this.segUsed = Math.ceil(end / 64) * 64;
+    // What is queued goes first: a flow's earlier frames stay ahead of its segments.
+    this.flushUnderlay(now);
+    const stride = VXLAN_HEADER_LEN + inner;
+    const perSend = Math.min(64, Math.floor(GSO_MAX_BYTES / stride));
+    const hash = flowHash(this.segSlab, segs.offsets[0], inner);
+    const addr = this.slotOf(remote);
+    this.offload.superFrames++;
+    this.offload.segments += n;
+    for (let k = 0; k < n; k += perSend) {
+      const m = Math.min(perSend, n - k);
+      const start = segs.offsets[k] - VXLAN_HEADER_LEN;
+      const last = k + m - 1;
+      const bytes = segs.offsets[last] + segs.lengths[last] - start;
+      const rc = this.gso!.sendSegments(this.segSlab, start, bytes, stride, addr, 0, hash);
+      if (rc >= 0) {
+        this.offload.gsoSends++;
+        vs.tx.packets += m;
+        vs.tx.bytes += bytes - m * VXLAN_HEADER_LEN;
+        continue;
+      }
+      const err = this.gso!.errnoName(-rc);
+      if (err === 'EAGAIN' || err === 'EWOULDBLOCK' || err === 'ENOBUFS') {
+        this.dropN(Drop.UNDERLAY_QUEUE_FULL, m, now, vs, err);
+        continue;
+      }
+      this.dropN(Drop.UNDERLAY_SEND_FAILED, m, now, vs, err);
+      if (err === 'EIO' || err === 'EINVAL' || err === 'ENOPROTOOPT' || err === 'EOPNOTSUPP') {
+        // The kernel cannot do UDP GSO here (no checksum offload on the egress device, an old
+        // kernel): say so once and carry on without it.
+        this.gso = undefined;
+        this.log(
+          'warn',
+          'gso_off',
+          `udp gso refused by the kernel (${err}): segments are sent one by one from now on`,
+          { error: err },
+        );
+        return true;
+      }
+    }
+    return true;
+  }
+
   /** Where super-frames are cut into segments (1 MiB: 16 of 64 KiB), and what was done there. */
   private readonly segSlab = Buffer.alloc(1 << 20);
   private segUsed = 0;
@@ -604,7 +705,7 @@ export class Engine {
     csumStart: 0,
     csumOffset: 0,
   };
-  private readonly offload = { superFrames: 0, segments: 0, checksums: 0 };
+  private readonly offload = { superFrames: 0, segments: 0, checksums: 0, gsoSends: 0 };
 
   /**
    * A frame that fits the TAP but not the underlay path: dropped, and its sender told the MTU

@@ -98,16 +98,15 @@ export interface Segments {
   lengths: Uint32Array;
 }
 
-/** Segments are this many bytes apart at most aligned: room for headers in front of each. */
-const ALIGN = 8;
-
 /**
  * Cut a TCP super-frame (`b[off .. off+len)`, header `h` with gso_type TCPV4 or TCPV6) into
  * segments of at most `h.gsoSize` payload bytes, written one after another into
  * `dst[dstOff .. dstOff+room)`, each behind `headroom` free bytes. Returns the number of segments
  * (their offsets and lengths in `out`); -1 when they need more than `room` (flush and call again
  * with more); 0 when the frame cannot be segmented (not TCP over IPv4/IPv6 where the header says,
- * an MSS of 0, more than `out` holds): a drop for the caller.
+ * an MSS of 0, more than `out` holds): a drop for the caller. Segments start `align` bytes apart
+ * at least; with `align` 1 they are packed exactly `headroom + hdrLen + mss` apart, the layout
+ * UDP GSO sends in one call (each datagram: our header in the headroom, then a segment).
  */
 export function segmentTcp(
   b: Uint8Array,
@@ -119,6 +118,7 @@ export function segmentTcp(
   room: number,
   headroom: number,
   out: Segments,
+  align = 8,
 ): number {
   const net = l3(b, off, len);
   if (net === undefined || h.gsoSize === 0) return 0;
@@ -135,7 +135,7 @@ export function segmentTcp(
   const mss = h.gsoSize;
   const n = Math.max(1, Math.ceil(payload / mss));
   if (n > out.lengths.length) return 0;
-  const stride = Math.ceil((headroom + hdrLen + Math.min(mss, payload)) / ALIGN) * ALIGN;
+  const stride = Math.ceil((headroom + hdrLen + Math.min(mss, payload)) / align) * align;
   if (n * stride > room) return -1;
 
   const seq0 = readU32(b, off + l4 + 4);

@@ -9,7 +9,7 @@ import { ipv6Bytes } from '../../src/io/addr.js';
 import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
-import { TxStatus } from '../../src/io/types.js';
+import { TxBatch, TxStatus, type DatagramSocket, type SegmentSender } from '../../src/io/types.js';
 import { VNET_HDR_LEN, writeVnetHdr } from '../../src/wire/gso.js';
 import { superFrame } from '../helpers/superframe.js';
 import { checksum } from '../../src/wire/checksum.js';
@@ -973,3 +973,171 @@ function sfSpec() {
     id: 1,
   };
 }
+
+/** A UDP GSO sender over the fakes: cuts each send into datagrams and sends them through `via`. */
+class FakeGso implements SegmentSender {
+  readonly ports = [50000];
+  calls: { length: number; segSize: number; hash: number }[] = [];
+  /** Errno to answer with instead of sending, when set. */
+  fail: number | undefined;
+  constructor(private readonly via: DatagramSocket) {}
+  sendSegments(
+    slab: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    addrs: Uint8Array,
+    slot: number,
+    hash: number,
+  ): number {
+    if (this.fail !== undefined) return -this.fail;
+    this.calls.push({ length, segSize, hash });
+    const b = new TxBatch(64);
+    for (let o = offset; o < offset + length; o += segSize) {
+      const i = b.push(o, Math.min(segSize, offset + length - o));
+      b.addrs.set(addrs.subarray(slot * 20, slot * 20 + 20), i * 20);
+    }
+    this.via.send(slab, b);
+    return length;
+  }
+  errnoName(errno: number): string {
+    return ({ 5: 'EIO', 11: 'EAGAIN', 90: 'EMSGSIZE' } as Record<number, string>)[errno] ?? 'E?';
+  }
+  close(): void {}
+}
+
+t.test('UDP GSO: a super-frame to a known remote leaves in a few sends; fallbacks', async (t) => {
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789);
+  const peer = net.bind(PEER_A, 4789, { batchSize: 1024 });
+  const other = net.bind(PEER_C, 4789, { batchSize: 1024 });
+  const got: Buffer[] = [];
+  peer.start(
+    (n) => {
+      for (let i = 0; i < n; i++) got.push(Buffer.from(peer.rx.frame(i)));
+    },
+    () => {},
+  );
+  other.start(
+    () => {},
+    () => {},
+  );
+  const drained = async () => {
+    for (let last = -1; last !== got.length;) {
+      last = got.length;
+      await settle();
+    }
+  };
+  const tap = new FakeTap('gso0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+  const remotes = new Remotes();
+  const logs: string[] = [];
+  const gso = new FakeGso(underlay);
+  const fdb = new Fdb();
+  const engine = new Engine({
+    underlay,
+    fdb,
+    gso,
+    log: (_l, event) => logs.push(event),
+  });
+  engine.addVni({ vni: 3, tap, remotes: [remotes.get(PEER_A), remotes.get(PEER_C)], mtu: 1450 });
+  tap.start(
+    (n) => engine.tapReceived(3, n, 0),
+    () => {},
+  );
+  const meta = (h: Parameters<typeof writeVnetHdr>[2]) => {
+    const m = new Uint8Array(VNET_HDR_LEN);
+    writeVnetHdr(m, 0, h);
+    return m;
+  };
+  const payload = Uint8Array.from({ length: 64_000 }, (_, i) => (i * 13) & 0xff);
+  const sf = superFrame({ ...sfSpec(), payload, tcpOptions: 3 });
+  const dstMac = sf.frame.readUIntBE(0, 6);
+  // Unknown destination: flooded one by one, not by GSO.
+  tap.inject(sf.frame, meta(sf.hdr));
+  await drained();
+  t.equal(gso.calls.length, 0, 'a flood does not go by GSO');
+  const n = Math.ceil(64_000 / 1398);
+  t.equal(got.length, n);
+  // Known: by GSO, in sends of at most 64 KiB.
+  fdb.addStatic(3, dstMac, remotes.get(PEER_A), 0);
+  got.length = 0;
+  tap.inject(sf.frame, meta(sf.hdr));
+  await drained();
+  t.equal(gso.calls.length, 2, '64 KB of segments: two sends under 64 KiB each');
+  t.ok(gso.calls.every((c) => c.length <= 65000 && c.segSize === 8 + sf.hdr.hdrLen + 1398));
+  t.equal(got.length, n, 'the same datagrams arrive');
+  const inner = got.map((d) => {
+    const r = decapsulate(d);
+    return typeof r === 'number' ? Buffer.alloc(0) : Buffer.from(r.frame);
+  });
+  t.same(
+    Buffer.concat(inner.map((f) => f.subarray(sf.hdr.hdrLen))),
+    Buffer.from(payload),
+    'the byte stream, whole',
+  );
+  t.ok(inner.every((f) => checksum(f, 14, 20) === 0));
+  const s = engine.stats();
+  t.match(s.offload, { gsoSends: 2 });
+  t.equal(s.vnis[0].tx.packets, 3 * n, 'flooded to two remotes, then once by GSO');
+
+  // Many at once: the segment slab fills and starts over.
+  got.length = 0;
+  for (let k = 0; k < 20; k++) tap.inject(sf.frame, meta(sf.hdr));
+  await drained();
+  t.equal(got.length, 20 * n, 'twenty super-frames by GSO');
+  // A full queue drops what that send held, counted.
+  gso.fail = 11;
+  tap.inject(sf.frame, meta(sf.hdr));
+  await drained();
+  t.equal(engine.stats().drops.underlay_queue_full, n);
+  // The kernel refuses GSO: said once, then the segments go one by one.
+  gso.fail = 5;
+  tap.inject(sf.frame, meta(sf.hdr));
+  await drained();
+  t.ok(logs.includes('gso_off'));
+  gso.fail = undefined;
+  const calls = gso.calls.length;
+  got.length = 0;
+  tap.inject(sf.frame, meta(sf.hdr));
+  await drained();
+  t.equal(gso.calls.length, calls, 'GSO not tried again');
+  t.equal(got.length, n, 'segments still arrive');
+});
+
+t.test('UDP GSO: other refusals, and segments too big for the path', async (t) => {
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789);
+  const tap = new FakeTap('gso1', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+  const remotes = new Remotes();
+  const gso = new FakeGso(underlay);
+  const fdb = new Fdb();
+  const engine = new Engine({ underlay, fdb, gso, underlayMtu: 1200 });
+  engine.addVni({ vni: 4, tap, remotes: [remotes.get(PEER_A)], mtu: 1450 });
+  tap.start(
+    (n) => engine.tapReceived(4, n, 0),
+    () => {},
+  );
+  const sf = superFrame({ ...sfSpec(), payload: new Uint8Array(5000) });
+  fdb.addStatic(4, sf.frame.readUIntBE(0, 6), remotes.get(PEER_A), 0);
+  const m = new Uint8Array(VNET_HDR_LEN);
+  writeVnetHdr(m, 0, sf.hdr);
+  tap.inject(sf.frame, m);
+  await settle();
+  t.equal(gso.calls.length, 0, 'segments over the path MTU: not by GSO');
+  t.ok(engine.stats().drops.path_mtu_exceeded > 0, 'answered as too big, one by one');
+  engine.configure({ underlayMtu: 1500 });
+  gso.fail = 90;
+  tap.inject(sf.frame, m);
+  await settle();
+  t.equal(engine.stats().drops.underlay_send_failed, 4, 'EMSGSIZE: that send is lost, counted');
+  gso.fail = undefined;
+  tap.inject(sf.frame, m);
+  await settle();
+  t.equal(gso.calls.length, 1, 'and GSO stays on');
+  // A super-frame that cannot be cut is left to the other path, which drops it.
+  const bad = Buffer.from(sf.frame);
+  bad[14 + 9] = 17;
+  tap.inject(bad, m);
+  await settle();
+  t.equal(engine.stats().drops.offload_invalid, 1);
+});

@@ -95,9 +95,10 @@ export function formatStats(
     lines.push(
       `path: largest inner frame ${s.pathMaxFrame} bytes, icmp-too-big sent ${s.icmpTooBig ?? 0}`,
     );
-  if (s.offload && s.offload.superFrames + s.offload.checksums > 0)
+  const o = s.offload;
+  if (o && o.superFrames + o.checksums + o.coalesced > 0)
     lines.push(
-      `offload: tcp super-frames ${s.offload.superFrames} cut into ${s.offload.segments} segments (${s.offload.gsoSends} udp gso sends), checksums finished ${s.offload.checksums}`,
+      `offload: tcp super-frames ${o.superFrames} cut into ${o.segments} segments (${o.gsoSends} udp gso sends), checksums finished ${o.checksums}, ${o.coalescedSegments} received segments coalesced into ${o.coalesced} frames`,
     );
   const f = s.fdb;
   lines.push(

@@ -91,6 +91,8 @@ abstract class FakeReceiver {
 /** A fake TAP: `inject` plays the kernel sending a frame out of the TAP; `written` keeps what we wrote. */
 export class FakeTap extends FakeReceiver implements FrameDevice {
   readonly written: Buffer[] = [];
+  /** The virtio-net header given with each written frame (null: none given). */
+  readonly writtenMeta: (Buffer | null)[] = [];
   lastError: string | undefined;
 
   constructor(
@@ -113,6 +115,9 @@ export class FakeTap extends FakeReceiver implements FrameDevice {
     for (let i = 0; i < batch.count; i++) {
       this.written.push(
         Buffer.from(slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i])),
+      );
+      this.writtenMeta.push(
+        batch.meta ? Buffer.from(batch.meta.subarray(i * 12, i * 12 + 12)) : null,
       );
       batch.status[i] = TxStatus.SENT;
     }

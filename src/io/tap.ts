@@ -166,8 +166,8 @@ export class TapDevice implements FrameDevice {
   }
 
   /**
-   * Write frames; returns how many the kernel took. With a vnet header, a zeroed header (no
-   * offload) is sent in front of each frame from a scratch area.
+   * Write frames; returns how many the kernel took. With a vnet header, each frame gets its
+   * header from `batch.meta`, or a zeroed one (no offload) from a scratch area.
    */
   write(slab: Uint8Array, batch: TxBatch): number {
     if (this.h.fd < 0) {
@@ -175,7 +175,7 @@ export class TapDevice implements FrameDevice {
       return 0;
     }
     const io = native();
-    const meta = this.metaLen ? this.zeroMeta(batch.count) : null;
+    const meta = this.metaLen ? (batch.meta ?? this.zeroMeta(batch.count)) : null;
     const n = io.writeBatch(
       this.h.fd,
       slab,

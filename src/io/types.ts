@@ -100,6 +100,11 @@ export class TxBatch {
   readonly addrs: Uint8Array;
   /** Per item, what became of it (TxStatus), so counters credit exactly the items that went. */
   readonly status: Uint8Array;
+  /**
+   * Per-item metadata for a TAP with a virtio-net header (12 bytes each: offloads asked of the
+   * kernel, e.g. a coalesced TCP frame); null: a zeroed header, nothing asked.
+   */
+  meta: Uint8Array | null = null;
   count = 0;
 
   constructor(readonly capacity: number) {

@@ -21,6 +21,7 @@ import {
   type Segments,
   type VnetHdr,
 } from '../wire/gso.js';
+import { canFollow, coalesce, tcpSegment, type TcpSeg } from '../wire/gro.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
 import {
@@ -161,7 +162,15 @@ export interface EngineStats {
    * TAP offloads at work: TCP super-frames cut, the segments they gave, checksums finished, and
    * UDP GSO sends that carried segments (0 when the kernel cannot, or every remote is flooded).
    */
-  offload: { superFrames: number; segments: number; checksums: number; gsoSends: number };
+  offload: {
+    superFrames: number;
+    segments: number;
+    checksums: number;
+    gsoSends: number;
+    /** Decap: frames written into TAPs that coalesced several TCP segments, and those segments. */
+    coalesced: number;
+    coalescedSegments: number;
+  };
   fdb: FdbCounters & { entries: number };
 }
 
@@ -197,6 +206,17 @@ class VniState {
   flooded = 0;
   /** Source MACs of the TAP side, while `localMacs` is on. */
   local: LocalMacs | undefined;
+  /** Segments of one TCP flow held to be written as one frame (see `toTap`). */
+  readonly run = {
+    count: 0,
+    offs: new Uint32Array(1024),
+    lens: new Uint32Array(1024),
+    first: { v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 } as TcpSeg,
+    mss: 0,
+    bytes: 0,
+    next: 0,
+    ended: false,
+  };
 
   constructor(cfg: VniConfig) {
     this.vni = cfg.vni;
@@ -460,12 +480,102 @@ export class Engine {
       }
       this.fdb.learn(dec.vni, src, remote, now);
       if (vs.neigh !== undefined) this.neighbours(vs, slab, dec.offset, dec.length, now, false);
-      // A batch larger than the TAP's is written in parts, never lost.
-      if (vs.tapTx.full) this.flushTap(vs, slab, now);
-      vs.tapTx.push(dec.offset, dec.length);
+      this.toTap(vs, slab, dec.offset, dec.length, now);
     }
-    for (const vs of this.vnis.values()) this.flushTap(vs, slab, now);
+    for (const vs of this.vnis.values()) {
+      this.closeRun(vs, slab, now);
+      this.flushTap(vs, slab, now);
+    }
   }
+
+  /**
+   * A decapsulated frame for the VNI's TAP. With a virtio-net header on the TAP, consecutive
+   * segments of one TCP flow are held as a run and written as one coalesced frame (gro.ts);
+   * anything else is queued as it is (a batch larger than the TAP's is written in parts).
+   */
+  private toTap(vs: VniState, slab: Buffer, off: number, len: number, now: number): void {
+    const g = vs.run;
+    if (vs.tap!.rx.meta === null) return this.queueTap(vs, slab, off, len, now);
+    const s = this.seg;
+    const isSeg = tcpSegment(slab, off, len, s);
+    if (g.count > 0) {
+      if (
+        isSeg &&
+        !g.ended &&
+        g.count < g.offs.length &&
+        s.payload <= g.mss &&
+        g.first.hdrLen - 14 + g.bytes + s.payload <= 0xffff &&
+        canFollow(slab, g.offs[0], g.first, slab, off, s, g.next)
+      ) {
+        g.offs[g.count] = off;
+        g.lens[g.count++] = len;
+        g.next = (s.seq + s.payload) >>> 0;
+        g.bytes += s.payload;
+        g.ended = s.payload < g.mss || (s.flags & 0x08) !== 0;
+        return;
+      }
+      this.closeRun(vs, slab, now);
+    }
+    if (!isSeg) return this.queueTap(vs, slab, off, len, now);
+    Object.assign(g.first, s);
+    g.offs[0] = off;
+    g.lens[0] = len;
+    g.count = 1;
+    g.mss = s.payload;
+    g.bytes = s.payload;
+    g.next = (s.seq + s.payload) >>> 0;
+    g.ended = (s.flags & 0x08) !== 0;
+  }
+
+  private queueTap(vs: VniState, slab: Buffer, off: number, len: number, now: number): void {
+    if (vs.tapTx.full) this.flushTap(vs, slab, now);
+    vs.tapTx.push(off, len);
+  }
+
+  /** Write out the VNI's run: one frame as it is, several as one coalesced frame. */
+  private closeRun(vs: VniState, slab: Buffer, now: number): void {
+    const g = vs.run;
+    if (g.count === 0) return;
+    const count = g.count;
+    g.count = 0;
+    if (count === 1 || vs.tap === null) {
+      this.queueTap(vs, slab, g.offs[0], g.lens[0], now);
+      return;
+    }
+    this.flushTap(vs, slab, now); // what came before the run goes first
+    const b = this.groTx;
+    b.clear();
+    const n = coalesce(
+      slab,
+      g.offs,
+      g.lens,
+      count,
+      g.first,
+      this.groSlab,
+      0,
+      b.meta!,
+      0,
+      this.vnet,
+    );
+    b.push(0, n);
+    b.status[0] = TxStatus.NONE;
+    vs.tap.write(this.groSlab, b);
+    let bytes = 0;
+    for (let k = 0; k < count; k++) bytes += g.lens[k];
+    if (b.status[0] !== TxStatus.SENT) {
+      this.dropN(Drop.TAP_WRITE_FAILED, count, now, vs, vs.tap.lastError);
+      return;
+    }
+    vs.rx.packets += count;
+    vs.rx.bytes += bytes;
+    this.offload.coalesced++;
+    this.offload.coalescedSegments += count;
+  }
+
+  private readonly seg: TcpSeg = { v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 };
+  /** One coalesced frame at a time: 64 KiB of IP and the Ethernet header. */
+  private readonly groSlab = Buffer.alloc(65536 + 64);
+  private readonly groTx = Object.assign(new TxBatch(1), { meta: new Uint8Array(VNET_HDR_LEN) });
 
   /** Write the VNI's queued frames; rx counts exactly the frames the TAP took. */
   private flushTap(vs: VniState, slab: Buffer, now: number): void {
@@ -705,7 +815,14 @@ export class Engine {
     csumStart: 0,
     csumOffset: 0,
   };
-  private readonly offload = { superFrames: 0, segments: 0, checksums: 0, gsoSends: 0 };
+  private readonly offload = {
+    superFrames: 0,
+    segments: 0,
+    checksums: 0,
+    gsoSends: 0,
+    coalesced: 0,
+    coalescedSegments: 0,
+  };
 
   /**
    * A frame that fits the TAP but not the underlay path: dropped, and its sender told the MTU

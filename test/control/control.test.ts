@@ -301,7 +301,14 @@ t.test('text formats', async (t) => {
     drops: { vni_unknown: 3, no_remote: 4 },
     icmpTooBig: 2,
     pathMaxFrame: 1464,
-    offload: { superFrames: 3, segments: 130, checksums: 5, gsoSends: 2 },
+    offload: {
+      superFrames: 3,
+      segments: 130,
+      checksums: 5,
+      gsoSends: 2,
+      coalesced: 4,
+      coalescedSegments: 90,
+    },
     kernel: { udpReceiveDrops: 7, tapQueueDrops: [{ vni: 5000, drops: null }] },
     fdb: { entries: 2, learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
   };
@@ -314,7 +321,7 @@ t.test('text formats', async (t) => {
       '    TX: packets 2 bytes 120',
       '    drops: no_remote 4',
       'path: largest inner frame 1464 bytes, icmp-too-big sent 2',
-      'offload: tcp super-frames 3 cut into 130 segments (2 udp gso sends), checksums finished 5',
+      'offload: tcp super-frames 3 cut into 130 segments (2 udp gso sends), checksums finished 5, 90 received segments coalesced into 4 frames',
       'fdb: entries 2 learned 2 moved 0 aged 0 evicted 0 cap-hit 0 static-conflict 0',
       'kernel drops: udp-receive 7, tap-queue vni 5000 ?',
       'drops: ',
@@ -324,7 +331,17 @@ t.test('text formats', async (t) => {
   );
   t.match(formatStats({ ...s, underlay: undefined, drops: {} }), /drops: none$/);
   t.notMatch(
-    formatStats({ ...s, offload: { superFrames: 0, segments: 0, checksums: 0, gsoSends: 0 } }),
+    formatStats({
+      ...s,
+      offload: {
+        superFrames: 0,
+        segments: 0,
+        checksums: 0,
+        gsoSends: 0,
+        coalesced: 0,
+        coalescedSegments: 0,
+      },
+    }),
     /offload/,
     'no offload line while offloads are idle',
   );

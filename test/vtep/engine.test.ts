@@ -10,7 +10,7 @@ import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
 import { TxBatch, TxStatus, type DatagramSocket, type SegmentSender } from '../../src/io/types.js';
-import { VNET_HDR_LEN, writeVnetHdr } from '../../src/wire/gso.js';
+import { VNET_HDR_LEN, readVnetHdr, segmentTcp, writeVnetHdr } from '../../src/wire/gso.js';
 import { superFrame } from '../helpers/superframe.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { addrToString as slotText } from '../../src/io/addr.js';
@@ -1141,3 +1141,63 @@ t.test('UDP GSO: other refusals, and segments too big for the path', async (t) =
   await settle();
   t.equal(engine.stats().drops.offload_invalid, 1);
 });
+
+t.test(
+  'decap: consecutive TCP segments of a flow are written into the TAP as one frame',
+  async (t) => {
+    const net = new FakeNetwork();
+    const underlay = net.bind(LOCAL, 4789);
+    const peer = net.bind(PEER_A, 4789);
+    const tap = new FakeTap('gro0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+    const plain = new FakeTap('gro1');
+    const remotes = new Remotes();
+    const engine = new Engine({ underlay, fdb: new Fdb() });
+    engine.addVni({ vni: 5, tap, remotes: [remotes.get(PEER_A)], mtu: 1450 });
+    engine.addVni({ vni: 6, tap: plain, remotes: [remotes.get(PEER_A)], mtu: 1450 });
+    underlay.start(
+      (n) => engine.underlayReceived(n, 0),
+      () => {},
+    );
+    const payload = Uint8Array.from({ length: 20_000 }, (_, i) => (i * 5) & 0xff);
+    const sf = superFrame({ ...sfSpec(), payload, flags: 0x18 });
+    const segs = Buffer.alloc(1 << 20);
+    const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };
+    const n = segmentTcp(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
+    const seg = (k: number) => segs.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]);
+    // An ARP-ish frame first, then the flow's segments, then another flow's segment.
+    underlay.receive(vxlan(5, frame(VM_B, VM_A, 60)), peer);
+    for (let k = 0; k < n; k++) underlay.receive(vxlan(5, seg(k)), peer);
+    const other = Buffer.from(seg(0));
+    other.writeUInt16BE(40001, 34); // another source port: another flow
+    underlay.receive(vxlan(5, other), peer);
+    // The same segments to a TAP without a virtio-net header: written one by one.
+    for (let k = 0; k < n; k++) underlay.receive(vxlan(6, seg(k)), peer);
+    await settle();
+    t.equal(tap.written.length, 3, 'the first frame, the coalesced flow, the other flow');
+    t.equal(tap.writtenMeta[0], null, 'as they are: a zeroed header');
+    const big = tap.written[1];
+    t.equal(big.length, sf.frame.length, `${n} segments as one ${big.length}-byte frame`);
+    t.same(big.subarray(sf.hdr.hdrLen), Buffer.from(payload), 'the stream whole');
+    const m = readVnetHdr(tap.writtenMeta[1]!, 0, {
+      flags: 0,
+      gsoType: 0,
+      hdrLen: 0,
+      gsoSize: 0,
+      csumStart: 0,
+      csumOffset: 0,
+    });
+    t.match(m, { flags: 1, gsoType: 1, gsoSize: 1398, csumStart: 34, csumOffset: 16 });
+    t.equal(plain.written.length, n, 'no virtio-net header: no coalescing');
+    const s = engine.stats();
+    t.match(s.offload, { coalesced: 1, coalescedSegments: n });
+    t.equal(s.vnis[0].rx.packets, n + 2, 'rx counts the segments');
+    // A TAP that refuses the coalesced frame: its segments count as failed writes.
+    tap.write = (_slab, b) => {
+      b.status[0] = TxStatus.REFUSED;
+      return 0;
+    };
+    for (let k = 0; k < n; k++) underlay.receive(vxlan(5, seg(k)), peer);
+    await settle();
+    t.equal(engine.stats().vnis[0].drops.tap_write_failed, n);
+  },
+);

@@ -23,7 +23,7 @@ import { Fdb, FdbError, type FdbRow } from '../fdb/fdb.js';
 import { Remotes, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
 import { underlayLink, type UnderlayLink } from '../io/netif.js';
-import type { DatagramSender } from '../io/types.js';
+import type { DatagramSender, SegmentSender } from '../io/types.js';
 import { GsoSender, RawUdpSender, UdpSocket } from '../io/udp.js';
 import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
 import { TunOffload } from '../wire/gso.js';
@@ -228,12 +228,20 @@ export async function startVtep(
       }
     }
     // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
-    let gso: GsoSender | undefined;
-    if (cfg.tapOffload) {
+    let gso: SegmentSender | undefined;
+    // Fixed source port: GSO from the bound socket itself.
+    if (cfg.tapOffload && cfg.sourcePortMode === 'fixed') gso = underlay;
+    else if (cfg.tapOffload) {
       try {
-        gso = GsoSender.open(cfg.local, { count: 8, zeroChecksum6: cfg.udp6ZeroChecksumTx });
-        opened.push(gso);
-        sourcePorts += `, gso ports ${gso.ports.join(',')}`;
+        const pool = GsoSender.open(cfg.local, {
+          count: 8,
+          zeroChecksum6: cfg.udp6ZeroChecksumTx,
+          portMin: cfg.sourcePortMin,
+          portMax: cfg.sourcePortMax,
+        });
+        opened.push(pool);
+        gso = pool;
+        sourcePorts += `, gso ports ${pool.ports.join(',')}`;
       } catch (err) {
         log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {
           error: (err as Error).message,

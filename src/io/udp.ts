@@ -71,7 +71,7 @@ function sendVia(
  * batch with the rest marked QUEUE_FULL (a counted drop) instead of stalling the thread that also
  * receives, ages and answers the control socket. DF is set (no fragmentation, RFC 7348 §4.3).
  */
-export class UdpSocket implements DatagramSocket {
+export class UdpSocket implements DatagramSocket, SegmentSender {
   readonly rx: RxRing;
   lastError: string | undefined;
   private readonly h: FdHandle;
@@ -149,6 +149,27 @@ export class UdpSocket implements DatagramSocket {
     return sendVia(this.h.fd, false, slab, batch, this);
   }
 
+  /** UDP GSO from this socket's own port (source port mode `fixed`); see `GsoSender`. */
+  get ports(): number[] {
+    return [this.port];
+  }
+
+  sendSegments(
+    slab: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    addrs: Uint8Array,
+    slot: number,
+  ): number {
+    if (this.h.fd < 0) return -9; // EBADF
+    return native().sendGso(this.h.fd, slab, offset, length, segSize, addrs, slot);
+  }
+
+  errnoName(errno: number): string {
+    return native().errnoName(errno);
+  }
+
   /**
    * Datagrams the kernel dropped before we could read them (receive buffer full): under a
    * flood, that is where the loss is. Undefined when closed or unavailable.
@@ -219,23 +240,44 @@ export class GsoSender implements SegmentSender {
     readonly ports: number[],
   ) {}
 
-  static open(address: string, opts: { count?: number; zeroChecksum6?: boolean } = {}): GsoSender {
+  /**
+   * `count` sockets on ports spread over `portMin..portMax` (the source port range, RFC 7348
+   * §5); a port in use is skipped for the next one free.
+   */
+  static open(
+    address: string,
+    opts: { count?: number; zeroChecksum6?: boolean; portMin?: number; portMax?: number } = {},
+  ): GsoSender {
     const family = familyOf(address);
     const io = native();
     const fds: number[] = [];
     const ports: number[] = [];
+    const min = opts.portMin ?? 49152;
+    const span = (opts.portMax ?? 65535) - min + 1;
+    const count = Math.min(opts.count ?? 8, span);
     try {
-      for (let i = 0; i < (opts.count ?? 8); i++) {
-        const [fd, port] = io.udpOpen(
-          family,
-          address,
-          0,
-          4096,
-          4 << 20,
-          4 | (opts.zeroChecksum6 ? 1 : 0),
-        );
-        fds.push(fd);
-        ports.push(port);
+      for (let i = 0; i < count; i++) {
+        let opened: [number, number] | undefined;
+        let lastErr: unknown;
+        for (let k = 0; k < Math.min(span, 64) && !opened; k++) {
+          const port = min + ((Math.floor((i * span) / count) + k) % span);
+          try {
+            opened = io.udpOpen(
+              family,
+              address,
+              port,
+              4096,
+              4 << 20,
+              4 | (opts.zeroChecksum6 ? 1 : 0),
+            );
+          } catch (err) {
+            lastErr = err;
+            if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+          }
+        }
+        if (!opened) throw lastErr;
+        fds.push(opened[0]);
+        ports.push(opened[1]);
       }
     } catch (err) {
       for (const fd of fds) io.closeFd(fd);

@@ -14,6 +14,7 @@ import { readPcap } from '../helpers/pcapread.js';
 import { VXLAN_FIELDS, tsharkFields } from '../helpers/tshark.js';
 import { needs } from '../helpers/prereq.js';
 import { tcpTransfer } from '../helpers/tcp.js';
+import { underlayCapture } from '../helpers/capture.js';
 
 const VNI = 5000;
 const MARKER = 0x88b5; // local experimental EtherType: frames the tests craft
@@ -122,14 +123,60 @@ test('ARP resolves across the overlay', async (t) => {
 });
 
 test('1 MB over TCP through the tunnel arrives byte for byte, both peers', async (t) => {
-  for (const [server, ip] of [
-    ['vmA', VM.ovs.ip],
-    ['vmC', VM.kernel.ip],
-  ] as const) {
-    const r = await tcpTransfer(topo.get(server), ip, topo.get('vmB'));
-    t.equal(r.received, 1 << 20, `${server}: 1 MiB received`);
-    t.ok(r.sameSha, `${server}: same SHA-256 as sent`);
-  }
+  type Off = { superFrames: number; gsoSends: number; coalesced: number };
+  const offload = async () => ((await topo.ask('stats')) as { offload: Off }).offload;
+  const before = await offload();
+  const file = await underlayCapture(topo, 'udp port 4789', async () => {
+    for (const [server, ip] of [
+      ['vmA', VM.ovs.ip],
+      ['vmC', VM.kernel.ip],
+    ] as const) {
+      const r = await tcpTransfer(topo.get(server), ip, topo.get('vmB'));
+      t.equal(r.received, 1 << 20, `${server}: 1 MiB received`);
+      t.ok(r.sameSha, `${server}: same SHA-256 as sent`);
+      const back = await tcpTransfer(topo.get('vmB'), VM.vtep.ip, topo.get(server));
+      t.equal(back.received, 1 << 20, `${server} → vmB: 1 MiB received`);
+      t.ok(back.sameSha, `${server} → vmB: same SHA-256 as sent`);
+    }
+  });
+  // The offloads did the work: TSO super-frames from the TAP, UDP GSO to the peers, received
+  // segments coalesced into the TAP.
+  const after = await offload();
+  t.ok(after.superFrames > before.superFrames, `${after.superFrames} TCP super-frames cut`);
+  t.ok(after.gsoSends > before.gsoSends, `${after.gsoSends} UDP GSO sends`);
+  t.ok(after.coalesced > before.coalesced, `${after.coalesced} coalesced writes into the TAP`);
+  // And the wire is what a peer expects: every datagram of ours at most the path MTU, from the
+  // source port range, with IP, UDP (where present) and inner TCP checksums tshark verifies.
+  const { rows } = tsharkFields(
+    file,
+    [
+      'frame.len',
+      'udp.srcport',
+      'ip.checksum.status',
+      'udp.checksum.status',
+      'tcp.checksum.status',
+    ],
+    [
+      '-o',
+      'ip.check_checksum:TRUE',
+      '-o',
+      'udp.check_checksum:TRUE',
+      '-o',
+      'tcp.check_checksum:TRUE',
+      '-Y',
+      `ip.src == ${UNDERLAY.vtep} && tcp`,
+    ],
+  );
+  t.ok(rows.length > 500, `${rows.length} datagrams of ours carrying TCP`);
+  const bad = rows.filter(
+    ([len, sport, ip, udp, tcp]) =>
+      Number(len) > 1514 ||
+      Number(sport) < 49152 ||
+      ip !== '1' ||
+      !['1', '3'].includes(udp) || // verified, or absent (IPv4 allows a zero checksum)
+      tcp !== '1',
+  );
+  t.same(bad.slice(0, 3), [], 'no datagram too big, off range or with a bad checksum');
 });
 
 test('vtep fdb show --json lists both remote VMs behind the right remotes', async (t) => {

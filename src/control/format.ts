@@ -1,4 +1,5 @@
 import type { FdbRow } from '../fdb/fdb.js';
+import type { GatewayStatus } from '../ovsdb/gateway.js';
 import type { EngineStats } from '../vtep/engine.js';
 
 /** What `vtep stats` / `vtep status` get about a TAP (src/cli/tapport.ts). */
@@ -36,27 +37,12 @@ function splitKey(key: string): [string, string] {
   return [key.slice(0, i).replace(/^\[|\]$/g, ''), key.slice(i + 1)];
 }
 
-/** What `vtep stats` gets about the OVSDB session (src/ovsdb/gateway.ts GatewayStatus). */
-interface OvsdbInfo {
-  target: string;
-  physicalSwitch: string;
-  state: string;
-  forSeconds: number;
-  connects: number;
-  lastError?: string;
-  transactions: { ok: number; failed: number };
-  protocolErrors: number;
-  ports: { name: string; vni: number | null; logicalSwitch?: string; problem?: string }[];
-  remoteMacs: number;
-  localMacs: number;
-}
-
 export function formatStats(
   s: EngineStats & {
     underlay?: string;
     sourcePorts?: string;
     taps?: TapInfo[];
-    ovsdb?: OvsdbInfo;
+    ovsdb?: GatewayStatus;
     kernel?: {
       udpReceiveDrops: number | null;
       tapQueueDrops: { vni: number; drops: number | null }[];

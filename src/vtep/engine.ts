@@ -681,28 +681,9 @@ export class Engine {
     now: number,
   ): void {
     const type = h.gsoType & ~GsoType.ECN;
-    let n = 0;
     const tcp = type === GsoType.TCPV4 || type === GsoType.TCPV6;
     if (tcp && this.gso !== undefined && this.segmentsViaGso(vs, slab, off, len, h, now)) return;
-    if (tcp) {
-      const room = this.segSlab.length - this.segUsed;
-      n = segmentTcp(slab, off, len, h, this.segSlab, this.segUsed, room, SEG_HEADROOM, this.segs);
-      if (n < 0) {
-        if (this.batchSlab === this.segSlab) this.flushUnderlay(now);
-        this.segUsed = 0;
-        n = segmentTcp(
-          slab,
-          off,
-          len,
-          h,
-          this.segSlab,
-          0,
-          this.segSlab.length,
-          SEG_HEADROOM,
-          this.segs,
-        );
-      }
-    }
+    const n = tcp ? this.cut(slab, off, len, h, SEG_HEADROOM, 8, now) : 0;
     if (n <= 0) {
       this.drop(Drop.OFFLOAD_INVALID, now, vs.vni, -1, vs);
       return;
@@ -733,25 +714,7 @@ export class Engine {
     const remote = isMulticast(dst) ? null : this.fdb.lookup(vs.vni, dst, now);
     if (remote === null || h.gsoSize + h.hdrLen > Math.min(this.pathMax, vs.maxFrame)) return false;
     const segs = this.segs;
-    const seg = (at: number) =>
-      segmentTcp(
-        slab,
-        off,
-        len,
-        h,
-        this.segSlab,
-        at,
-        this.segSlab.length - at,
-        VXLAN_HEADER_LEN,
-        segs,
-        1,
-      );
-    let n = seg(this.segUsed);
-    if (n < 0) {
-      if (this.batchSlab === this.segSlab) this.flushUnderlay(now);
-      this.segUsed = 0;
-      n = seg(0);
-    }
+    const n = this.cut(slab, off, len, h, VXLAN_HEADER_LEN, 1, now);
     if (n <= 0) return false;
     const inner = segs.lengths[0];
     if (inner > this.pathMax) return false;
@@ -798,6 +761,39 @@ export class Engine {
       }
     }
     return true;
+  }
+
+  /**
+   * Cut a super-frame into the segment slab after what is already there; when the slab is full,
+   * what is queued from it goes out first and cutting starts over at its beginning.
+   */
+  private cut(
+    slab: Buffer,
+    off: number,
+    len: number,
+    h: VnetHdr,
+    headroom: number,
+    align: number,
+    now: number,
+  ): number {
+    const at = (from: number) =>
+      segmentTcp(
+        slab,
+        off,
+        len,
+        h,
+        this.segSlab,
+        from,
+        this.segSlab.length - from,
+        headroom,
+        this.segs,
+        align,
+      );
+    const n = at(this.segUsed);
+    if (n >= 0) return n;
+    if (this.batchSlab === this.segSlab) this.flushUnderlay(now);
+    this.segUsed = 0;
+    return at(0);
   }
 
   /** Where super-frames are cut into segments (1 MiB: 16 of 64 KiB), and what was done there. */

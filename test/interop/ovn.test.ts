@@ -7,21 +7,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Netns, veth } from '../../src/lab/netns.js';
-import { sleep } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { needs } from '../helpers/prereq.js';
+import { within } from '../helpers/within.js';
 import { OVN_COMMANDS, OvnCentral, OvnHypervisor } from '../helpers/ovn.js';
 
 const ready = needs(t, { root: true, commands: ['ip', 'ping', 'ethtool', ...OVN_COMMANDS] });
-
-async function within(ms: number, cond: () => Promise<boolean> | boolean): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await cond()) return Date.now() - t0;
-    await sleep(50);
-  }
-  return -1;
-}
 
 if (ready)
   t.test(

@@ -7,11 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { bg, sleep, until } from '../../src/lab/sh.js';
+import { bg, sleep } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
 import { sendFrames } from '../helpers/afpacket.js';
 import { logEvents } from '../helpers/log.js';
 import { needs } from '../helpers/prereq.js';
+import { within } from '../helpers/within.js';
 import { VtepDb } from '../helpers/vtepdb.js';
 
 const ready = needs(t, {
@@ -58,15 +59,6 @@ type Stats = {
 const stats = async () => (await topo.ask('stats')) as Stats;
 const ping = (from: string, to: string, count = 3) =>
   topo.get(from).exec(`ping -c ${count} -i 0.2 -W 1 ${to}`, { allowFail: true });
-/** Milliseconds until `cond` holds (polled every 20 ms), or -1. */
-async function within(ms: number, cond: () => Promise<boolean> | boolean): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await cond()) return Date.now() - t0;
-    await sleep(20);
-  }
-  return -1;
-}
 /** `vtep_ovsdb_*` samples from a scrape on the vtep's host: `name{labels} value` lines. */
 const ovsdbMetrics = () =>
   topo

@@ -15,6 +15,7 @@ import { MONITORED, type GatewayView } from '../../src/ovsdb/hwvtep.js';
 import type { Level } from '../../src/util/log.js';
 import { formatMac } from '../../src/wire/mac.js';
 import { needs } from '../helpers/prereq.js';
+import { within as soon } from '../helpers/within.js';
 import { VtepDb } from '../helpers/vtepdb.js';
 
 class Host implements GatewayHost {
@@ -39,14 +40,8 @@ function recorder() {
   };
 }
 
-async function within(ms: number, cond: () => boolean): Promise<boolean> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (cond()) return true;
-    await sleep(10);
-  }
-  return false;
-}
+/** True once `cond` holds within `ms`. */
+const within = async (ms: number, cond: () => boolean) => (await soon(ms, cond, 10)) >= 0;
 
 const me = { name: 'ps0', tunnelIp: '192.0.2.2', ports: ['tap0'] };
 

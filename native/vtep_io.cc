@@ -617,6 +617,23 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, rc < 0 ? -err : 0);
 }
 
+// copyBytes(dst, dstOffset, src, srcOffset, length): memmove between two typed arrays. JavaScript
+// can only copy a range between two arrays through a view made for it (an allocation per
+// copy); segmentation copies ranges per segment, so it comes here instead.
+Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto dst = info[0].As<Napi::Uint8Array>();
+  uint32_t dstOff = info[1].As<Napi::Number>().Uint32Value();
+  auto src = info[2].As<Napi::Uint8Array>();
+  uint32_t srcOff = info[3].As<Napi::Number>().Uint32Value();
+  uint32_t len = info[4].As<Napi::Number>().Uint32Value();
+  if (static_cast<size_t>(dstOff) + len > dst.ByteLength() || static_cast<size_t>(srcOff) + len > src.ByteLength()) {
+    THROW_TYPE(env, "copyBytes: range outside its array");
+  }
+  memmove(dst.Data() + dstOff, src.Data() + srcOff, len);
+  return env.Undefined();
+}
+
 // errnoName(errno) -> "EAGAIN"
 Napi::Value ErrnoNameJs(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), ErrnoName(info[0].As<Napi::Number>().Int32Value()));
@@ -827,6 +844,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},
+      {"copyBytes", CopyBytes},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

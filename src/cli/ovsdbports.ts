@@ -33,7 +33,6 @@ export interface OvsdbPortsContext {
   staticVnis: () => Set<number>;
   /** UDP port of the remotes (locators carry an address only). */
   dstPort: () => number;
-  learning: { maxEntries?: number };
   log: Log;
   clock: () => number;
 }
@@ -105,7 +104,6 @@ export class OvsdbPorts implements GatewayHost {
       localMacs: true,
       ownMacs: [port.spec.mac],
       mtu: port.spec.mtu,
-      maxEntries: this.c.learning.maxEntries,
     });
     port.spec.vni = ls.vni;
     this.c.ports.set(ls.vni, port);

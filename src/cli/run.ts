@@ -252,6 +252,7 @@ export async function startVtep(
       underlay,
       raw,
       gso,
+      copy: native().copyBytes,
       fdb,
       reservedBits: cfg.reservedBits,
       invalidSourceMac: cfg.invalidSourceMac,
@@ -307,7 +308,6 @@ export async function startVtep(
           ports,
           staticVnis: () => new Set(current.vnis.map((v) => v.vni)),
           dstPort: () => current.port,
-          learning: {},
           log,
           clock,
         })

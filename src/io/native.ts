@@ -42,6 +42,14 @@ export interface NativeIo {
     addrs: Uint8Array,
     slot: number,
   ): number;
+  /** memmove of `length` bytes between two arrays, without a view made for it. */
+  copyBytes(
+    dst: Uint8Array,
+    dstOffset: number,
+    src: Uint8Array,
+    srcOffset: number,
+    length: number,
+  ): void;
   /** First errno of the last sendBatch/writeBatch (0 when all went). */
   lastErrno(): number;
   writeBatch(

@@ -16,6 +16,8 @@ import {
   VNET_HDR_LEN,
   VnetFlags,
   finishChecksum,
+  jsCopy,
+  type CopyFn,
   readVnetHdr,
   segmentTcp,
   type Segments,
@@ -99,6 +101,8 @@ export interface EngineOptions {
    * no checksum offload on the egress device) they go through the batch like any frame.
    */
   gso?: SegmentSender;
+  /** How segmentation and coalescing copy byte ranges (default: through views; see gso.ts). */
+  copy?: CopyFn;
   fdb: Fdb;
   reservedBits?: ReservedBitsPolicy;
   /** Source port range for raw mode (default 49152..65535, RFC 7348 §5). */
@@ -298,6 +302,7 @@ export class Engine {
   private readonly missLimit = new RateLimiter(100, 1000);
   private readonly udpTx: TxBatch;
   private gso: SegmentSender | undefined;
+  private readonly copy: CopyFn;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
   private readonly log: Log;
@@ -310,6 +315,7 @@ export class Engine {
     this.underlay = opts.underlay;
     this.sender = opts.raw ?? opts.underlay;
     this.gso = opts.gso;
+    this.copy = opts.copy ?? jsCopy;
     this.raw = opts.raw !== undefined;
     this.fdb = opts.fdb;
     this.configure({ ...opts, underlayMtu: opts.underlayMtu ?? 1500 });
@@ -788,6 +794,7 @@ export class Engine {
         headroom,
         this.segs,
         align,
+        this.copy,
       );
     const n = at(this.segUsed);
     if (n >= 0) return n;

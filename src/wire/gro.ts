@@ -1,5 +1,5 @@
 import { fold, ipv4PseudoSum, sum } from './checksum.js';
-import { GsoType, VnetFlags, writeVnetHdr, type VnetHdr } from './gso.js';
+import { GsoType, VnetFlags, jsCopy, writeVnetHdr, type CopyFn, type VnetHdr } from './gso.js';
 
 /**
  * Receive coalescing for the TAP (the kernel's GRO rules, `tcp_gro_receive`): consecutive TCP
@@ -110,12 +110,13 @@ export function coalesce(
   meta: Uint8Array,
   metaOff: number,
   h: VnetHdr,
+  copy: CopyFn = jsCopy,
 ): number {
-  dst.set(slab.subarray(offs[0], offs[0] + f.hdrLen), dstOff);
+  copy(dst, dstOff, slab, offs[0], f.hdrLen);
   let at = dstOff + f.hdrLen;
   let psh = 0;
   for (let k = 0; k < count; k++) {
-    dst.set(slab.subarray(offs[k] + f.hdrLen, offs[k] + lens[k]), at);
+    copy(dst, at, slab, offs[k] + f.hdrLen, lens[k] - f.hdrLen);
     at += lens[k] - f.hdrLen;
     psh |= slab[offs[k] + f.l4 + 13] & PSH;
   }

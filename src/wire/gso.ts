@@ -16,6 +16,24 @@ import { sum, fold, ipv4PseudoSum } from './checksum.js';
 
 export const VNET_HDR_LEN = 12;
 
+/**
+ * Copy `len` bytes from `src[srcOff]` to `dst[dstOff]`. The default makes a view for each copy
+ * between two arrays (an allocation); the composition root passes the addon's `copyBytes`, a
+ * memmove that makes none.
+ */
+export type CopyFn = (
+  dst: Uint8Array,
+  dstOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+) => void;
+
+export const jsCopy: CopyFn = (dst, dstOff, src, srcOff, len) => {
+  if (dst === src) dst.copyWithin(dstOff, srcOff, srcOff + len);
+  else dst.set(src.subarray(srcOff, srcOff + len), dstOff);
+};
+
 export const VnetFlags = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
 export const GsoType = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, ECN: 0x80 } as const;
 
@@ -119,6 +137,7 @@ export function segmentTcp(
   headroom: number,
   out: Segments,
   align = 8,
+  copy: CopyFn = jsCopy,
 ): number {
   const net = l3(b, off, len);
   if (net === undefined || h.gsoSize === 0) return 0;
@@ -153,8 +172,8 @@ export function segmentTcp(
     const o = dstOff + k * stride + headroom;
     const chunk = Math.min(mss, payload - k * mss);
     const segLen = hdrLen + chunk;
-    dst.set(b.subarray(off, off + hdrLen), o);
-    dst.set(b.subarray(off + hdrLen + k * mss, off + hdrLen + k * mss + chunk), o + hdrLen);
+    copy(dst, o, b, off, hdrLen);
+    copy(dst, o + hdrLen, b, off + hdrLen + k * mss, chunk);
     if (net.v === 4) {
       const ip = o + net.at;
       writeU16(dst, ip + 2, segLen - net.at);

@@ -25,7 +25,6 @@ function setup(opts: { maxEntries?: number; statics?: number[] } = {}) {
     ports,
     staticVnis: () => new Set(opts.statics ?? []),
     dstPort: () => 4789,
-    learning: {},
     log: (level, event, msg) => lines.push({ level, event, msg }),
     clock: () => 1000,
   });

@@ -95,6 +95,16 @@ export interface VniOptions {
 
 class VniTable {
   readonly entries = new Map<number, FdbEntry>();
+  /**
+   * The entry last found, by MAC, valid while `gen` has not moved (it moves whenever an entry
+   * leaves the table). A 48-bit MAC is not a small integer to V8: every `Map` lookup boxes it,
+   * an allocation per packet; a flow's packets look up the same MAC again and again, and this
+   * compares it as a number instead.
+   */
+  hotMac = -1;
+  hotEntry: FdbEntry | undefined;
+  hotGen = -1;
+  gen = 0;
   head: FdbEntry | null = null;
   tail: FdbEntry | null = null;
   learnedCount = 0;
@@ -129,6 +139,18 @@ class VniTable {
     else this.tail = e.prev;
     e.prev = e.next = null;
     this.learnedCount--;
+  }
+
+  /** The entry for `mac`, through the one-entry cache. */
+  find(mac: number): FdbEntry | undefined {
+    if (mac === this.hotMac && this.hotGen === this.gen) return this.hotEntry;
+    const e = this.entries.get(mac);
+    if (e !== undefined) {
+      this.hotMac = mac;
+      this.hotEntry = e;
+      this.hotGen = this.gen;
+    }
+    return e;
   }
 
   /** Move a learned entry to the tail: it was just updated. */
@@ -306,10 +328,20 @@ export class Fdb {
    * Never throws: every outcome is a `Learn` code.
    */
   learn(vni: number, mac: number, remote: Remote, now: number): LearnResult {
+    return this.learnHalves(vni, Math.floor(mac / 0x1000000), mac % 0x1000000, remote, now);
+  }
+
+  /**
+   * `learn` with the MAC as its two 24-bit halves (`readMacHalves`): small integers cross the
+   * call without V8 boxing them, where a 48-bit number would be boxed on each call (the engine
+   * learns from every datagram).
+   */
+  learnHalves(vni: number, hi: number, lo: number, remote: Remote, now: number): LearnResult {
+    const mac = hi * 0x1000000 + lo;
     const t = this.tables.get(vni);
     if (t === undefined) return Learn.UNKNOWN_VNI;
     if (!isValidUnicast(mac)) return Learn.INVALID_MAC;
-    const e = t.entries.get(mac);
+    const e = t.find(mac);
     if (e !== undefined) {
       if (e.isStatic) {
         if (!sameRemote(e.remote, remote)) this.counters.staticConflict++;
@@ -351,7 +383,7 @@ export class Fdb {
   lookup(vni: number, mac: number, now: number): Remote | null {
     const t = this.tables.get(vni);
     if (t === undefined) return null;
-    const e = t.entries.get(mac);
+    const e = t.find(mac);
     if (e === undefined) return null;
     e.used = now;
     return e.remote;
@@ -531,6 +563,7 @@ export class Fdb {
   private remove(t: VniTable, e: FdbEntry): void {
     if (!e.isStatic) t.unlink(e);
     t.entries.delete(e.mac);
+    t.gen++;
     this.total--;
   }
 }

@@ -193,7 +193,8 @@ class VniState {
   remotes: Remote[] = [];
   extraSenders: Remote[] = [];
   readonly senders = new SenderTable();
-  ownMacs: Set<number>;
+  /** Our own MACs, as an array: few, and compared as numbers (a Set would box each lookup). */
+  ownMacs: number[];
   maxFrame: number;
   learnRemotes: boolean;
   /** The TAP, or null while it is gone (deleted under us) and not yet re-created. */
@@ -227,7 +228,7 @@ class VniState {
     this.tap = cfg.tap;
     this.tapName = cfg.tap?.name ?? cfg.tapName ?? '-';
     this.tapTx = new TxBatch(cfg.tap?.rx.batchSize ?? 64);
-    this.ownMacs = new Set(cfg.ownMacs ?? []);
+    this.ownMacs = [...(cfg.ownMacs ?? [])];
     this.maxFrame = (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
     this.learnRemotes = cfg.learnRemotes ?? false;
     this.extraSenders = [...(cfg.senders ?? [])];
@@ -392,7 +393,7 @@ export class Engine {
     if (u.learning !== undefined || u.maxEntries !== undefined)
       this.fdb.setVniOptions(vni, { learning: u.learning, maxEntries: u.maxEntries });
     if (u.mtu !== undefined) vs.maxFrame = u.mtu + VLAN_HEADER_LEN;
-    if (u.ownMacs !== undefined) vs.ownMacs = new Set(u.ownMacs);
+    if (u.ownMacs !== undefined) vs.ownMacs = [...u.ownMacs];
     if (u.suppressArp !== undefined && u.suppressArp !== (vs.neigh !== undefined))
       vs.neigh = u.suppressArp ? new NeighTable(this.fdb.ageingMs) : undefined;
   }
@@ -472,7 +473,7 @@ export class Engine {
         continue;
       }
       const src = readMac(slab, dec.offset + 6);
-      if (vs.ownMacs.has(src)) {
+      if (isOwn(vs.ownMacs, src)) {
         this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs);
         continue;
       }
@@ -484,7 +485,13 @@ export class Engine {
         this.drop(Drop.TAP_DOWN, now, dec.vni, i, vs);
         continue;
       }
-      this.fdb.learn(dec.vni, src, remote, now);
+      this.fdb.learnHalves(
+        dec.vni,
+        macHi(slab, dec.offset + 6),
+        macLo(slab, dec.offset + 6),
+        remote,
+        now,
+      );
       if (vs.neigh !== undefined) this.neighbours(vs, slab, dec.offset, dec.length, now, false);
       this.toTap(vs, slab, dec.offset, dec.length, now);
     }
@@ -1091,6 +1098,20 @@ export class Engine {
   }): string {
     return `fdb: vni ${m.vni} ${formatMac(m.mac)} moved from ${m.from.key} to ${m.to.key}${m.suppressed ? ` (${m.suppressed} moves not reported)` : ''}`;
   }
+}
+
+/** The upper and lower 24 bits of the MAC at `o`: small integers (see `Fdb.learnHalves`). */
+function macHi(b: Uint8Array, o: number): number {
+  return (b[o] << 16) | (b[o + 1] << 8) | b[o + 2];
+}
+function macLo(b: Uint8Array, o: number): number {
+  return (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5];
+}
+
+/** Whether `mac` is one of `own`: a plain loop, so the 48-bit number is compared, not boxed. */
+function isOwn(own: number[], mac: number): boolean {
+  for (let k = 0; k < own.length; k++) if (own[k] === mac) return true;
+  return false;
 }
 
 /** UDP header for raw mode: checksum 0 (IPv4 allows it; for IPv6 the kernel computes it). */

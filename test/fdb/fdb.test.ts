@@ -387,3 +387,24 @@ t.test('events while watched: learn, move, evict, age; none while not', async (t
     'age 1 20000000003 192.0.2.3:4789',
   ]);
 });
+
+t.test('the one-entry cache never outlives an entry', async (t) => {
+  const remotes = new Remotes();
+  const A = remotes.get('192.0.2.1');
+  const B = remotes.get('192.0.2.2');
+  const fdb = new Fdb({ ageingMs: 1000 });
+  fdb.addVni(1);
+  const mac = 0x525400000001;
+  t.equal(fdb.learnHalves(1, 0x525400, 0x000001, A, 0), Learn.NEW, 'learned by halves');
+  t.equal(fdb.lookup(1, mac, 0), A, 'found (and cached)');
+  t.equal(fdb.learn(1, mac, A, 1), Learn.REFRESHED, 'the cached entry refreshed');
+  fdb.delete(1, mac);
+  t.equal(fdb.lookup(1, mac, 2), null, 'deleted: not served from the cache');
+  fdb.learn(1, mac, B, 3);
+  t.equal(fdb.lookup(1, mac, 3), B);
+  fdb.sweep(5000);
+  t.equal(fdb.lookup(1, mac, 5000), null, 'aged out: not served from the cache');
+  fdb.learn(1, mac, A, 6000);
+  fdb.flush({ vni: 1 });
+  t.equal(fdb.learn(1, mac, B, 6001), Learn.NEW, 'flushed: learned anew, not refreshed');
+});

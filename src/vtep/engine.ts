@@ -15,6 +15,7 @@ import {
   GsoType,
   VNET_HDR_LEN,
   VnetFlags,
+  emptyVnetHdr,
   finishChecksum,
   jsCopy,
   type CopyFn,
@@ -817,14 +818,7 @@ export class Engine {
     offsets: new Uint32Array(MAX_SEGMENTS),
     lengths: new Uint32Array(MAX_SEGMENTS),
   };
-  private readonly vnet: VnetHdr = {
-    flags: 0,
-    gsoType: 0,
-    hdrLen: 0,
-    gsoSize: 0,
-    csumStart: 0,
-    csumOffset: 0,
-  };
+  private readonly vnet: VnetHdr = emptyVnetHdr();
   private readonly offload = {
     superFrames: 0,
     segments: 0,

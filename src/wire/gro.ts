@@ -1,5 +1,15 @@
-import { fold, ipv4PseudoSum, sum } from './checksum.js';
-import { GsoType, VnetFlags, jsCopy, writeVnetHdr, type CopyFn, type VnetHdr } from './gso.js';
+import { fold } from './checksum.js';
+import {
+  GsoType,
+  VnetFlags,
+  jsCopy,
+  readU32,
+  setIpv4Checksum,
+  tcpPseudoSum,
+  writeVnetHdr,
+  type CopyFn,
+  type VnetHdr,
+} from './gso.js';
 
 /**
  * Receive coalescing for the TAP (the kernel's GRO rules, `tcp_gro_receive`): consecutive TCP
@@ -50,7 +60,7 @@ export function tcpSegment(b: Uint8Array, off: number, len: number, out: TcpSeg)
   out.l4 = l4;
   out.hdrLen = hdrLen;
   out.payload = len - hdrLen;
-  out.seq = ((b[t + 4] << 24) | (b[t + 5] << 16) | (b[t + 6] << 8) | b[t + 7]) >>> 0;
+  out.seq = readU32(b, t + 4);
   out.flags = flags;
   return true;
 }
@@ -124,28 +134,17 @@ export function coalesce(
   const ip = dstOff + L3;
   const t = dstOff + f.l4;
   const tcpLen = len - f.l4;
-  let pseudo: number;
   if (f.v === 4) {
     dst[ip + 2] = (len - L3) >> 8;
     dst[ip + 3] = (len - L3) & 0xff;
-    dst[ip + 10] = 0;
-    dst[ip + 11] = 0;
-    const c = fold(sum(dst, ip, 20));
-    dst[ip + 10] = c >> 8;
-    dst[ip + 11] = c & 0xff;
-    const src =
-      ((dst[ip + 12] << 24) | (dst[ip + 13] << 16) | (dst[ip + 14] << 8) | dst[ip + 15]) >>> 0;
-    const d =
-      ((dst[ip + 16] << 24) | (dst[ip + 17] << 16) | (dst[ip + 18] << 8) | dst[ip + 19]) >>> 0;
-    pseudo = ipv4PseudoSum(src, d, 6, tcpLen);
+    setIpv4Checksum(dst, ip, 20);
   } else {
     dst[ip + 4] = (len - L3 - 40) >> 8;
     dst[ip + 5] = (len - L3 - 40) & 0xff;
-    pseudo = sum(dst, ip + 8, 32) + 6 + (tcpLen >>> 16) + (tcpLen & 0xffff);
   }
   dst[t + 13] = (dst[t + 13] & ~PSH) | psh;
   // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum.
-  const partial = ~fold(pseudo) & 0xffff;
+  const partial = ~fold(tcpPseudoSum(dst, ip, f.v, tcpLen)) & 0xffff;
   dst[t + 16] = partial >> 8;
   dst[t + 17] = partial & 0xff;
   h.flags = VnetFlags.NEEDS_CSUM;

@@ -161,12 +161,7 @@ export function segmentTcp(
   const flags0 = b[off + l4 + 13];
   const id0 = net.v === 4 ? (b[off + net.at + 4] << 8) | b[off + net.at + 5] : 0;
   // Pseudo-header parts that do not change between segments.
-  let pseudo: number;
-  if (net.v === 4) {
-    const src = readU32(b, off + net.at + 12);
-    const dstIp = readU32(b, off + net.at + 16);
-    pseudo = ipv4PseudoSum(src, dstIp, 6, 0);
-  } else pseudo = sum(b, off + net.at + 8, 32) + 6;
+  const pseudo = tcpPseudoSum(b, off + net.at, net.v, 0);
 
   for (let k = 0; k < n; k++) {
     const o = dstOff + k * stride + headroom;
@@ -178,9 +173,7 @@ export function segmentTcp(
       const ip = o + net.at;
       writeU16(dst, ip + 2, segLen - net.at);
       writeU16(dst, ip + 4, (id0 + k) & 0xffff);
-      dst[ip + 10] = 0;
-      dst[ip + 11] = 0;
-      writeU16(dst, ip + 10, fold(sum(dst, ip, ipHdrLen)));
+      setIpv4Checksum(dst, ip, ipHdrLen);
     } else writeU16(dst, o + net.at + 4, segLen - net.at - 40);
     const t = o + l4;
     writeU32(dst, t + 4, (seq0 + k * mss) >>> 0);
@@ -198,7 +191,25 @@ export function segmentTcp(
   return n;
 }
 
-function readU32(b: Uint8Array, o: number): number {
+/** Recompute the IPv4 header checksum of the `len`-byte header at `ip`. */
+export function setIpv4Checksum(b: Uint8Array, ip: number, len: number): void {
+  b[ip + 10] = 0;
+  b[ip + 11] = 0;
+  writeU16(b, ip + 10, fold(sum(b, ip, len)));
+}
+
+/** The TCP pseudo-header sum (RFC 793/8200) for the IP header at `ip` and `tcpLen` bytes of TCP. */
+export function tcpPseudoSum(b: Uint8Array, ip: number, v: 4 | 6, tcpLen: number): number {
+  if (v === 4) return ipv4PseudoSum(readU32(b, ip + 12), readU32(b, ip + 16), 6, tcpLen);
+  return sum(b, ip + 8, 32) + 6 + Math.floor(tcpLen / 0x10000) + (tcpLen & 0xffff);
+}
+
+/** A virtio-net header asking for nothing, to fill (`readVnetHdr`) or to write. */
+export function emptyVnetHdr(): VnetHdr {
+  return { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+}
+
+export function readU32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 

@@ -10,7 +10,13 @@ import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
 import { TxBatch, TxStatus, type DatagramSocket, type SegmentSender } from '../../src/io/types.js';
-import { VNET_HDR_LEN, readVnetHdr, segmentTcp, writeVnetHdr } from '../../src/wire/gso.js';
+import {
+  VNET_HDR_LEN,
+  emptyVnetHdr,
+  readVnetHdr,
+  segmentTcp,
+  writeVnetHdr,
+} from '../../src/wire/gso.js';
 import { superFrame } from '../helpers/superframe.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { addrToString as slotText } from '../../src/io/addr.js';
@@ -1178,14 +1184,7 @@ t.test(
     const big = tap.written[1];
     t.equal(big.length, sf.frame.length, `${n} segments as one ${big.length}-byte frame`);
     t.same(big.subarray(sf.hdr.hdrLen), Buffer.from(payload), 'the stream whole');
-    const m = readVnetHdr(tap.writtenMeta[1]!, 0, {
-      flags: 0,
-      gsoType: 0,
-      hdrLen: 0,
-      gsoSize: 0,
-      csumStart: 0,
-      csumOffset: 0,
-    });
+    const m = readVnetHdr(tap.writtenMeta[1]!, 0, emptyVnetHdr());
     t.match(m, { flags: 1, gsoType: 1, gsoSize: 1398, csumStart: 34, csumOffset: 16 });
     t.equal(plain.written.length, n, 'no virtio-net header: no coalescing');
     const s = engine.stats();

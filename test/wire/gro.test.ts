@@ -8,23 +8,16 @@ import {
   GsoType,
   VNET_HDR_LEN,
   VnetFlags,
+  emptyVnetHdr,
   finishChecksum,
   readVnetHdr,
   segmentTcp,
-  type VnetHdr,
 } from '../../src/wire/gso.js';
 import { canFollow, coalesce, tcpSegment, type TcpSeg } from '../../src/wire/gro.js';
 import { superFrame, type Spec } from '../helpers/superframe.js';
 
 const seg = (): TcpSeg => ({ v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 });
-const hdr = (): VnetHdr => ({
-  flags: 0,
-  gsoType: 0,
-  hdrLen: 0,
-  gsoSize: 0,
-  csumStart: 0,
-  csumOffset: 0,
-});
+const hdr = emptyVnetHdr;
 
 const spec = fc.record({
   v: fc.constantFrom<4 | 6>(4, 6),

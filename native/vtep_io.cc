@@ -261,6 +261,8 @@ bool DontFragment(int fd, int family) {
 // ways. flags (IPv6 only, RFC 6935/6936 tunnels): bit 0 sends a zero UDP checksum
 // (UDP_NO_CHECK6_TX, the kernel's udp6zerocsumtx), bit 1 accepts one (UDP_NO_CHECK6_RX);
 // bit 2 (any family): send-only, a drop-all filter keeps anything from queueing on it.
+// bit 3: SO_REUSEPORT, so that each worker binds its own socket to the port and the kernel
+// spreads flows (by their 4-tuple hash) over them.
 Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].As<Napi::Number>().Int32Value();
@@ -292,6 +294,14 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
       int err = errno;
       close(fd);
       THROW_SYS(env, bit == 0 ? "setsockopt(UDP_NO_CHECK6_TX)" : "setsockopt(UDP_NO_CHECK6_RX)", err, "udp " + address);
+    }
+  }
+  if (flags & 8) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+      int err = errno;
+      close(fd);
+      THROW_SYS(env, "setsockopt(SO_REUSEPORT)", err, "udp " + address);
     }
   }
   if (flags & 4) {
@@ -419,9 +429,10 @@ struct SendScratch {
     }
   }
 };
-SendScratch g_send;
-// The first errno of the last sendBatch/writeBatch call (0 when everything went).
-int g_lastErrno = 0;
+// Per thread: each worker_threads worker runs its own engine and calls these concurrently.
+thread_local SendScratch g_send;
+// The first errno of this thread's last sendBatch/writeBatch call (0 when everything went).
+thread_local int g_lastErrno = 0;
 
 // sendBatch(fd, slab, offsets, lengths, addrs, count, raw, status) -> sent count, or -errno if
 // none. Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`; its
@@ -706,9 +717,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
       return;
     }
     handle_->data = this;
+    // A worker thread's environment may be torn down with the poll still open (process.exit on
+    // the main thread terminates every worker): close it then, or Node aborts on a loop with
+    // open handles.
+    napi_add_async_cleanup_hook(env, &Poller::OnEnvCleanup, this, &cleanup_);
   }
 
-  ~Poller() override { delete context_; }
+  ~Poller() override {
+    RemoveCleanupHook();
+    delete context_;
+  }
 
  private:
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -736,7 +754,35 @@ class Poller : public Napi::ObjectWrap<Poller> {
       uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       handle_ = nullptr;
     }
+    RemoveCleanupHook();
     return info.Env().Undefined();
+  }
+
+  void RemoveCleanupHook() {
+    if (cleanup_ != nullptr) {
+      napi_remove_async_cleanup_hook(cleanup_);
+      cleanup_ = nullptr;
+    }
+  }
+
+  // The environment is going away: close the handle, and say we are done once libuv has.
+  static void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
+    auto* self = static_cast<Poller*>(arg);
+    self->cleanup_ = nullptr;
+    uv_poll_t* h = self->handle_;
+    if (h == nullptr) {
+      napi_remove_async_cleanup_hook(hook);
+      return;
+    }
+    self->handle_ = nullptr;
+    self->active_ = false;
+    uv_poll_stop(h);
+    h->data = hook;
+    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* closed) {
+      auto hk = static_cast<napi_async_cleanup_hook_handle>(closed->data);
+      delete reinterpret_cast<uv_poll_t*>(closed);
+      napi_remove_async_cleanup_hook(hk);
+    });
   }
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
@@ -826,6 +872,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::FunctionReference callback_;
   Napi::AsyncContext* context_ = nullptr;
   uv_poll_t* handle_ = nullptr;
+  napi_async_cleanup_hook_handle cleanup_ = nullptr;
   bool active_ = false;
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iovs_;

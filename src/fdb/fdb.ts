@@ -186,6 +186,22 @@ export interface FdbEvent {
   from?: Remote;
 }
 
+/**
+ * A change of one entry, for copies of the table kept elsewhere (the other workers' engines):
+ * an entry set (learned, moved, added static) or removed (deleted, flushed, aged, evicted). A
+ * refresh is not a change.
+ */
+export type FdbChange =
+  | {
+      op: 'set';
+      vni: number;
+      mac: number;
+      remote: Remote;
+      isStatic: boolean;
+      source: StaticSource;
+    }
+  | { op: 'del'; vni: number; mac: number };
+
 export interface FlushFilter {
   vni?: number;
   remote?: Remote;
@@ -230,6 +246,8 @@ export class Fdb {
   private readonly onMove: FdbOptions['onMove'];
   /** Set while someone watches (`vtep monitor`); checked, never called, otherwise. */
   onEvent: ((e: FdbEvent) => void) | undefined;
+  /** Set when copies of the table are kept elsewhere (workers): every change, as it happens. */
+  onChange: ((c: FdbChange) => void) | undefined;
 
   constructor(opts: FdbOptions = {}) {
     this.ageingMs = DEFAULT_AGEING_MS;
@@ -354,6 +372,7 @@ export class Fdb {
       const from = e.remote;
       e.remote = remote;
       this.counters.moved++;
+      if (this.onChange) this.changed(e);
       if (this.onEvent) this.onEvent({ type: 'move', vni, mac, remote, from });
       if (this.onMove && this.moveLimiter.allow(now)) {
         this.onMove({ vni, mac, from, to: remote, suppressed: this.moveLimiter.takeSuppressed() });
@@ -372,6 +391,7 @@ export class Fdb {
     t.append(entry);
     this.total++;
     this.counters.learned++;
+    if (this.onChange) this.changed(entry);
     if (this.onEvent) this.onEvent({ type: 'learn', vni, mac, remote });
     return result;
   }
@@ -408,6 +428,7 @@ export class Fdb {
       e.remote = remote;
       e.updated = now;
       e.source = source;
+      if (this.onChange) this.changed(e);
       return;
     }
     if (this.makeRoom(t) === 'full') {
@@ -416,8 +437,31 @@ export class Fdb {
         `vni ${vni}: table full (${t.entries.size} entries, ${this.total} in all), no learned entry to evict`,
       );
     }
-    t.entries.set(mac, new FdbEntry(vni, mac, remote, true, now, now, source));
+    const entry = new FdbEntry(vni, mac, remote, true, now, now, source);
+    t.entries.set(mac, entry);
     this.total++;
+    if (this.onChange) this.changed(entry);
+  }
+
+  /**
+   * Learned entries updated after `since` (ms, as `now`), most recent first: what a worker
+   * reports so that the table that ages entries knows they are alive. Stops at the first older
+   * one (the learned list is kept in update order), so it costs what it returns.
+   */
+  *updatedSince(since: number): Generator<FdbEntry> {
+    for (const t of this.tables.values())
+      for (let e = t.tail; e !== null && e.updated > since; e = e.prev) yield e;
+  }
+
+  private changed(e: FdbEntry): void {
+    this.onChange!({
+      op: 'set',
+      vni: e.vni,
+      mac: e.mac,
+      remote: e.remote,
+      isStatic: e.isStatic,
+      source: e.source,
+    });
   }
 
   /** Delete one entry, static or learned. Returns whether it existed. */
@@ -565,5 +609,6 @@ export class Fdb {
     t.entries.delete(e.mac);
     t.gen++;
     this.total--;
+    if (this.onChange) this.onChange({ op: 'del', vni: t.vni, mac: e.mac });
   }
 }

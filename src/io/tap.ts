@@ -34,6 +34,12 @@ export interface TapOptions extends RingOptions {
    * (`offloads` 0), which always works.
    */
   offloads?: number;
+  /**
+   * IFF_MULTI_QUEUE: the device has one queue per fd opened on its name with this flag (each
+   * worker opens its own); the kernel spreads flows over the queues. The first open creates the
+   * device with the flag, and a device created without it cannot take a second queue.
+   */
+  multiQueue?: boolean;
 }
 
 const IFNAMSIZ = 16;
@@ -59,6 +65,23 @@ function checkName(name: string): void {
       'ERR_TAP_NAME_IN_USE',
       `interface ${name} already exists and is ${kind}, not a TAP: choose another --tap name`,
     );
+  }
+}
+
+/** IFF_MULTI_QUEUE in a TAP's `tun_flags`. */
+const IFF_MULTI_QUEUE = 0x0100;
+
+/**
+ * Whether an existing TAP (in our namespace) was made with queues (`ip tuntap add … multi_queue`)
+ * or not; undefined when there is no such TAP. The kernel opens an existing TAP only with the
+ * same choice.
+ */
+export function tapQueueMode(name: string): 'multi' | 'single' | undefined {
+  try {
+    const flags = Number.parseInt(readFileSync(`/sys/class/net/${name}/tun_flags`, 'utf8'), 16);
+    return flags & IFF_MULTI_QUEUE ? 'multi' : 'single';
+  } catch {
+    return undefined;
   }
 }
 
@@ -88,10 +111,18 @@ export class TapDevice implements FrameDevice {
     checkName(name);
     const metaLen = opts.vnetHdr ? io.VNET_HDR_LEN : 0;
     const rx = new RxRing({ ...opts, metaLen });
+    const mode = name ? tapQueueMode(name) : undefined;
+    if (opts.multiQueue && mode === 'single')
+      throw new IoError(
+        'ERR_TAP_SINGLE_QUEUE',
+        `tap ${name} exists without queues, and each worker needs one: re-create it with 'ip tuntap add dev ${name} mode tap multi_queue', or run with workers: 1`,
+      );
+    // An existing multi-queue TAP opens only as such (one queue of it is a TAP all the same).
+    const multiQueue = opts.multiQueue || mode === 'multi';
     let fd: number;
     let actual: string;
     try {
-      [fd, actual] = io.tapOpen(name, opts.vnetHdr ? 1 : 0);
+      [fd, actual] = io.tapOpen(name, (opts.vnetHdr ? 1 : 0) | (multiQueue ? 2 : 0));
     } catch (err) {
       throw toIoError(err);
     }

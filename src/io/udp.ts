@@ -26,6 +26,8 @@ export interface UdpOptions extends RingOptions {
   zeroChecksum6Tx?: boolean;
   /** IPv6: accept datagrams with a zero UDP checksum (Linux udp6zerocsumrx); dropped otherwise. */
   zeroChecksum6Rx?: boolean;
+  /** SO_REUSEPORT: several sockets (one per worker) share the port; flows spread over them. */
+  reusePort?: boolean;
 }
 
 function familyOf(address: string): 4 | 6 {
@@ -101,7 +103,7 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
         port,
         opts.rcvbuf ?? 4 << 20,
         opts.sndbuf ?? 4 << 20,
-        (opts.zeroChecksum6Tx ? 1 : 0) | (opts.zeroChecksum6Rx ? 2 : 0),
+        (opts.zeroChecksum6Tx ? 1 : 0) | (opts.zeroChecksum6Rx ? 2 : 0) | (opts.reusePort ? 8 : 0),
       );
       return new UdpSocket(fd, family, opts.address, bound, rx);
     } catch (err) {

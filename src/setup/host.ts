@@ -23,7 +23,9 @@ export function hostCommands(
   if (!NAME.test(o.tap)) throw new ConfigError('--tap', o.tap, 'must be an interface name');
   const cmds: string[][] = [];
   if (!exists(o.bridge)) cmds.push(['ip', 'link', 'add', o.bridge, 'type', 'bridge']);
-  if (!exists(o.tap)) cmds.push(['ip', 'tuntap', 'add', 'dev', o.tap, 'mode', 'tap']);
+  // multi_queue: each of vtep's workers reads its own queue of it
+  if (!exists(o.tap))
+    cmds.push(['ip', 'tuntap', 'add', 'dev', o.tap, 'mode', 'tap', 'multi_queue']);
   cmds.push(
     ['ip', 'link', 'set', o.tap, 'master', o.bridge],
     ['ip', 'link', 'set', o.bridge, 'up'],

@@ -331,6 +331,13 @@ t.test('host: a Linux bridge holding the TAP, idempotent', async (t) => {
     'ip link set br0 up',
     'ip link set vtep0 up',
   ]);
+  t.same(hostCommands({ bridge: 'br0', tap: 'vtep0' }, () => false).map(render), [
+    'ip link add br0 type bridge',
+    'ip tuntap add dev vtep0 mode tap multi_queue',
+    'ip link set vtep0 master br0',
+    'ip link set br0 up',
+    'ip link set vtep0 up',
+  ]);
   t.throws(() => hostCommands({ bridge: 'br0', tap: 'bad name' }), { name: 'ConfigError' });
   if (!needs(t, { root: true, commands: ['ip'] })) return;
   const [ns] = namespaces(t, 'hb');
@@ -357,6 +364,11 @@ t.test('host: a Linux bridge holding the TAP, idempotent', async (t) => {
   const link = JSON.parse(ns.exec('ip -j -d link show vtp0'))[0];
   t.equal(link.master, 'brv', 'the TAP is a port of the bridge');
   t.equal(link.linkinfo.info_kind, 'tun');
+  t.equal(
+    Number.parseInt(ns.exec('cat /sys/class/net/vtp0/tun_flags'), 16) & 0x100,
+    0x100,
+    "with queues for vtep's workers (IFF_MULTI_QUEUE)",
+  );
   t.ok(JSON.parse(ns.exec('ip -j link show brv'))[0].flags.includes('UP'));
 });
 

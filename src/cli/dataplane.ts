@@ -1,0 +1,116 @@
+import type { Fdb } from '../fdb/fdb.js';
+import { native } from '../io/native.js';
+import type { DatagramSender, SegmentSender } from '../io/types.js';
+import { GsoSender, RawUdpSender, UdpSocket } from '../io/udp.js';
+import type { Log } from '../util/log.js';
+import { Engine } from '../vtep/engine.js';
+import type { ReservedBitsPolicy } from '../wire/vxlan.js';
+
+/**
+ * One data plane: the underlay socket, the senders beside it (raw for per-flow source ports,
+ * UDP GSO for super-frames) and the engine over them. `vtep run` opens one on the main thread
+ * and one in each worker; with workers the underlay sockets share the port (SO_REUSEPORT).
+ */
+
+/** Receive headroom: VXLAN + UDP headers are written in front of a frame in place. */
+export const HEADROOM = 64;
+
+export interface PlaneOptions {
+  local: string;
+  port: number;
+  /** Underlay receive slot size (see `slotFor`). */
+  slotSize: number;
+  zeroChecksum6Tx: boolean;
+  zeroChecksum6Rx: boolean;
+  /** Share the port with the other workers' sockets. */
+  reusePort: boolean;
+  sourcePortMode: 'hash' | 'fixed';
+  sourcePortMin: number;
+  sourcePortMax: number;
+  /** TAPs hand us super-frames: open the GSO senders. */
+  tapOffload: boolean;
+  reservedBits: ReservedBitsPolicy;
+  invalidSourceMac: 'deliver' | 'drop';
+  underlayMtu: number;
+}
+
+export interface Plane {
+  underlay: UdpSocket;
+  engine: Engine;
+  /** How source ports are chosen, for `vtep stats` and the start line. */
+  sourcePorts: string;
+  close(): void;
+}
+
+export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
+  const opened: { close(): void }[] = [];
+  const close = () => opened.reverse().forEach((d) => d.close());
+  try {
+    const underlay = UdpSocket.open({
+      address: o.local,
+      port: o.port,
+      batchSize: 64,
+      headroom: HEADROOM,
+      slotSize: o.slotSize,
+      zeroChecksum6Tx: o.zeroChecksum6Tx,
+      zeroChecksum6Rx: o.zeroChecksum6Rx,
+      reusePort: o.reusePort,
+    });
+    opened.push(underlay);
+    let raw: DatagramSender | undefined;
+    let sourcePorts = `fixed ${underlay.port}`;
+    if (o.sourcePortMode === 'hash') {
+      try {
+        raw = RawUdpSender.open(o.local, { zeroChecksum6: o.zeroChecksum6Tx });
+        opened.push(raw);
+        sourcePorts = `hash ${o.sourcePortMin}-${o.sourcePortMax}`;
+      } catch (err) {
+        log(
+          'warn',
+          'source_ports',
+          `source ports: raw socket unavailable (${(err as Error).message}); sending from port ${underlay.port}`,
+          { error: (err as Error).message, port: underlay.port },
+        );
+      }
+    }
+    // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
+    let gso: SegmentSender | undefined;
+    // Fixed source port: GSO from the bound socket itself.
+    if (o.tapOffload && o.sourcePortMode === 'fixed') gso = underlay;
+    else if (o.tapOffload) {
+      try {
+        const pool = GsoSender.open(o.local, {
+          count: 8,
+          zeroChecksum6: o.zeroChecksum6Tx,
+          portMin: o.sourcePortMin,
+          portMax: o.sourcePortMax,
+        });
+        opened.push(pool);
+        gso = pool;
+        sourcePorts += `, gso ports ${pool.ports.join(',')}`;
+      } catch (err) {
+        log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {
+          error: (err as Error).message,
+        });
+      }
+    }
+    const engine = new Engine({
+      underlay,
+      raw,
+      gso,
+      copy: native().copyBytes,
+      fdb,
+      reservedBits: o.reservedBits,
+      invalidSourceMac: o.invalidSourceMac,
+      sourcePortMin: o.sourcePortMin,
+      sourcePortMax: o.sourcePortMax,
+      dstPort: o.port,
+      underlayMtu: o.underlayMtu,
+      log,
+    });
+    return { underlay, engine, sourcePorts, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}

@@ -68,6 +68,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.sourcePortMode$/, '--source-port-mode'],
   [/^flags\.underlayMtu$/, '--underlay-mtu'],
   [/^flags\.tapOffload$/, '--no-tap-offload'],
+  [/^flags\.workers$/, '--workers'],
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.metrics$/, '--metrics'],
@@ -159,6 +160,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     sourcePortMode: o.sourcePortMode,
     underlayMtu: o.underlayMtu,
     tapOffload: o.tapOffload,
+    workers: o.workers,
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
@@ -209,17 +211,24 @@ async function run(opts: Record<string, unknown>): Promise<void> {
   const cfg = configFrom(opts);
   // The default directory is ours to make; any other must exist (the server says so if not).
   if (cfg.control === DEFAULT_CONTROL) mkdirSync(dirname(DEFAULT_CONTROL), { recursive: true });
-  const vtep = await startVtep(cfg, log, { source: () => configFrom(opts) });
-  const shutdown = (signal: string) => {
+  let fatal: ((err: Error) => void) | undefined;
+  const vtep = await startVtep(cfg, log, {
+    source: () => configFrom(opts),
+    onFatal: (err) => fatal?.(err),
+  });
+  let stopping = false;
+  const shutdown = (signal: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
     log('info', 'stop', `vtep: ${signal}, stopping`, { signal });
     notify('STOPPING=1');
     // Whatever a control client or a device does, exit promptly: a replacement is waiting.
     setTimeout(() => {
       log('warn', 'stop_slow', `vtep: stop took more than ${STOP_DEADLINE_MS} ms; exiting anyway`);
-      process.exit(0);
+      process.exit(code);
     }, STOP_DEADLINE_MS).unref();
     vtep.stop().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         log('error', 'stop_failed', `vtep: stop failed: ${(err as Error).message}`, {
           error: (err as Error).message,
@@ -227,6 +236,11 @@ async function run(opts: Record<string, unknown>): Promise<void> {
         process.exit(1);
       },
     );
+  };
+  // A worker thread that died leaves its flows unforwarded: stop, failing, for a restart.
+  fatal = (err) => {
+    log('error', 'worker_died', `vtep: ${err.message}`, { error: err.message });
+    shutdown('a worker died', 1);
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
@@ -357,6 +371,10 @@ export function program(): Command {
     .option(
       '--no-tap-offload',
       'no TAP offloads (by default the kernel hands us 64 KiB TCP super-frames and partial checksums)',
+    )
+    .option(
+      '--workers <n>',
+      'data-plane threads, each with its own TAP queue and underlay socket (default 1)',
     )
     .option('--udp6-zero-checksum-tx', 'IPv6 underlay: send a zero UDP checksum (RFC 6935)')
     .option('--udp6-zero-checksum-rx', 'IPv6 underlay: accept a zero UDP checksum (RFC 6935)')

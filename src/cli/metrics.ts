@@ -19,6 +19,8 @@ export async function startMetrics(
   host: string,
   port: number,
   stats: () => RunningStats,
+  /** Fetch the worker threads' counters first (with `workers` > 1). */
+  refresh?: () => Promise<void>,
 ): Promise<Metrics> {
   const register = new Registry();
   collectDefaultMetrics({ register });
@@ -183,10 +185,12 @@ export async function startMetrics(
       return;
     }
     snapshot = undefined;
-    register.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-    );
+    (refresh ? refresh() : Promise.resolve())
+      .then(() => register.metrics())
+      .then(
+        (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,4 +1,5 @@
 import { isIPv4 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   ConfigError,
@@ -23,16 +24,24 @@ import { Fdb, FdbError, type FdbRow } from '../fdb/fdb.js';
 import { Remotes, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
 import { underlayLink, type UnderlayLink } from '../io/netif.js';
-import type { DatagramSender, SegmentSender } from '../io/types.js';
-import { GsoSender, RawUdpSender, UdpSocket } from '../io/udp.js';
-import { Engine, encapOverhead, type EngineStats } from '../vtep/engine.js';
+import { tapQueueMode } from '../io/tap.js';
+import type { UdpSocket } from '../io/udp.js';
+import {
+  Engine,
+  encapOverhead,
+  type EngineStats,
+  type VniConfig,
+  type VniUpdate,
+} from '../vtep/engine.js';
 import { TunOffload } from '../wire/gso.js';
 import { formatMac, parseMac, stableMac, writeMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { Gateway, type GatewayStatus } from '../ovsdb/gateway.js';
+import { HEADROOM, openPlane, type PlaneOptions } from './dataplane.js';
 import { startMetrics, type Metrics } from './metrics.js';
 import { OvsdbPorts } from './ovsdbports.js';
 import { TapPort, type TapStatus } from './tapport.js';
+import { Workers, mergeStats, threadStats, type ThreadStats } from './workers.js';
 import type { Log } from '../util/log.js';
 
 /**
@@ -59,6 +68,8 @@ export interface RunningStats extends EngineStats {
   taps: TapStatus[];
   /** The OVSDB session and what it bound, when `ovsdb` is configured. */
   ovsdb?: GatewayStatus;
+  /** With `workers` > 1: each thread's share (0 is the main thread); the counters above add them up. */
+  workers?: ThreadStats[];
   /**
    * Losses in the kernel, before vtep sees a packet, where a flood's loss actually is: the
    * underlay socket's receive-buffer drops and each TAP's queue drops (null when unknown, e.g.
@@ -89,6 +100,11 @@ export interface Running {
 export interface StartOptions {
   /** Reads the configuration again for SIGHUP and `vtep reload`. */
   source?: () => Config;
+  /**
+   * A worker thread died: forwarding for its flows has stopped, so the process should stop (and
+   * its supervisor restart it). Default: log it.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 const clock = () => performance.now();
@@ -99,8 +115,6 @@ export function notify(state: string): void {
   if (socket) native().sdNotify(socket, state);
 }
 
-/** Receive headroom: VXLAN + UDP headers are written in front of a frame in place. */
-const HEADROOM = 64;
 /** Bytes of a frame beyond its MTU: Ethernet header and one 802.1Q tag. */
 const L2_MAX = 18;
 
@@ -172,6 +186,31 @@ export function tapMac(v: VniSpec): number {
   return v.mac !== undefined ? parseMac(v.mac)! : stableMac(`vtep:${v.tap}:${v.vni}`);
 }
 
+/** At most this many workers by default: each holds a TAP receive ring per VNI (4 MiB with offloads). */
+export const MAX_DEFAULT_WORKERS = 8;
+
+/**
+ * How many data-plane threads to run: as configured; otherwise one per core (at most
+ * MAX_DEFAULT_WORKERS), but one when OVSDB drives the ports or a TAP exists without queues
+ * (`ip tuntap add` without `multi_queue`, which cannot take a second queue).
+ */
+export function workerCount(
+  cfg: Config,
+  cores = availableParallelism(),
+  queueMode: (tap: string) => 'multi' | 'single' | undefined = tapQueueMode,
+): { count: number; why: string } {
+  if (cfg.workers !== undefined) return { count: cfg.workers, why: 'configured' };
+  if (cfg.ovsdb) return { count: 1, why: 'ovsdb ports are served by one thread' };
+  const single = cfg.vnis.find((v) => queueMode(v.tap) === 'single');
+  if (single)
+    return {
+      count: 1,
+      why: `tap ${single.tap} exists without queues (ip tuntap add … multi_queue makes them)`,
+    };
+  const count = Math.min(cores, MAX_DEFAULT_WORKERS);
+  return { count, why: `${cores} cores` };
+}
+
 export async function startVtep(
   given: Config,
   log: Log,
@@ -181,6 +220,7 @@ export async function startVtep(
   const link = underlayLink(given.local, given.underlayMtu);
   const cfg = resolveMtus(given, link);
   mtuWarnings(cfg, link, log);
+  const threads = workerCount(cfg);
   const remotes = new Remotes();
   const fdb = new Fdb({
     ageingMs: cfg.ageingMs,
@@ -201,67 +241,45 @@ export async function startVtep(
     opened.reverse().forEach((d) => d.close());
   };
   try {
-    const underlay = UdpSocket.open({
-      address: cfg.local,
+    const planeOptions: PlaneOptions = {
+      local: cfg.local,
       port: cfg.port,
-      batchSize: 64,
-      headroom: HEADROOM,
       slotSize: slotFor(udpPayloadMax(cfg, link)),
       zeroChecksum6Tx: cfg.udp6ZeroChecksumTx,
       zeroChecksum6Rx: cfg.udp6ZeroChecksumRx,
-    });
-    opened.push(underlay);
-    let raw: DatagramSender | undefined;
-    let sourcePorts = `fixed ${underlay.port}`;
-    if (cfg.sourcePortMode === 'hash') {
-      try {
-        raw = RawUdpSender.open(cfg.local, { zeroChecksum6: cfg.udp6ZeroChecksumTx });
-        opened.push(raw);
-        sourcePorts = `hash ${cfg.sourcePortMin}-${cfg.sourcePortMax}`;
-      } catch (err) {
-        log(
-          'warn',
-          'source_ports',
-          `source ports: raw socket unavailable (${(err as Error).message}); sending from port ${underlay.port}`,
-          { error: (err as Error).message, port: underlay.port },
-        );
-      }
-    }
-    // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
-    let gso: SegmentSender | undefined;
-    // Fixed source port: GSO from the bound socket itself.
-    if (cfg.tapOffload && cfg.sourcePortMode === 'fixed') gso = underlay;
-    else if (cfg.tapOffload) {
-      try {
-        const pool = GsoSender.open(cfg.local, {
-          count: 8,
-          zeroChecksum6: cfg.udp6ZeroChecksumTx,
-          portMin: cfg.sourcePortMin,
-          portMax: cfg.sourcePortMax,
-        });
-        opened.push(pool);
-        gso = pool;
-        sourcePorts += `, gso ports ${pool.ports.join(',')}`;
-      } catch (err) {
-        log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {
-          error: (err as Error).message,
-        });
-      }
-    }
-    const engine = new Engine({
-      underlay,
-      raw,
-      gso,
-      copy: native().copyBytes,
-      fdb,
-      reservedBits: cfg.reservedBits,
-      invalidSourceMac: cfg.invalidSourceMac,
+      reusePort: threads.count > 1,
+      sourcePortMode: cfg.sourcePortMode,
       sourcePortMin: cfg.sourcePortMin,
       sourcePortMax: cfg.sourcePortMax,
-      dstPort: cfg.port,
+      tapOffload: cfg.tapOffload,
+      reservedBits: cfg.reservedBits,
+      invalidSourceMac: cfg.invalidSourceMac,
       underlayMtu: link.mtu,
-      log,
-    });
+    };
+    const plane = openPlane(planeOptions, fdb, log);
+    opened.push(plane);
+    const { underlay, engine } = plane;
+    let sourcePorts = plane.sourcePorts;
+    const workers =
+      threads.count > 1
+        ? await Workers.start({
+            count: threads.count - 1,
+            plane: { ...planeOptions, port: underlay.port },
+            fdb,
+            remotes,
+            log,
+            clock,
+            onFatal:
+              opts.onFatal ??
+              ((err) =>
+                log('error', 'worker_died', `vtep: ${err.message}`, { error: err.message })),
+          })
+        : undefined;
+    if (workers) {
+      opened.push({ close: () => void workers.stop() });
+      const theirs = workers.sourcePorts().filter((p) => p !== sourcePorts);
+      if (theirs.length) sourcePorts += `; workers: ${theirs.join('; ')}`;
+    }
     const remotesOf = (v: VniSpec): Remote[] =>
       v.remotes.map((r) => remotes.get(r.address, r.port));
     const openPort = (v: VniSpec & { mtu: number }) =>
@@ -273,13 +291,14 @@ export async function startVtep(
           mac: tapMac(v),
           slotSize: slotFor(cfg.tapOffload ? SUPER_FRAME : v.mtu + L2_MAX),
           offloads: cfg.tapOffload ? TAP_OFFLOADS : 0,
+          multiQueue: threads.count > 1,
         },
         engine,
         log,
         clock,
       );
     const addVni = (v: VniSpec & { mtu: number }, port: TapPort) => {
-      engine.addVni({
+      const vc: VniConfig = {
         vni: v.vni,
         tap: port.tap!,
         remotes: remotesOf(v),
@@ -289,10 +308,16 @@ export async function startVtep(
         ownMacs: [port.spec.mac],
         mtu: v.mtu,
         suppressArp: v.suppressArp,
-      });
+      };
+      engine.addVni(vc);
       ports.set(v.vni, port);
       port.onBatch = (n) => metrics?.observeBatch('tap', n);
       port.start();
+      if (workers) {
+        const { name, slotSize, offloads } = port.spec;
+        workers.addVni(vc, { name, slotSize, offloads: port.tap?.offloads ?? offloads ?? 0 });
+        port.onDevice = (up) => (up ? workers.attach(v.vni) : workers.detach(v.vni));
+      }
     };
     for (const v of cfg.vnis) addVni(v, openPort(v));
     let metrics: Metrics | undefined;
@@ -376,6 +401,7 @@ export async function startVtep(
           );
       const changes = applyReload(current, next, {
         engine,
+        workers,
         fdb,
         ports,
         openPort,
@@ -385,6 +411,7 @@ export async function startVtep(
       });
       if (nextLink.mtu !== currentLink.mtu) {
         engine.configure({ underlayMtu: nextLink.mtu });
+        workers?.configure({ underlayMtu: nextLink.mtu });
         changes.push(`underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`);
         log('info', 'reload', `reload: underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`, {
           change: `underlay mtu ${currentLink.mtu} -> ${nextLink.mtu}`,
@@ -418,7 +445,8 @@ export async function startVtep(
       };
     };
     const stats = (): RunningStats => ({
-      ...engine.stats(),
+      ...(workers ? mergeStats(engine.stats(), workers.latest()) : engine.stats()),
+      ...(workers ? { workers: [threadStats(0, engine.stats()), ...workers.threadStats()] } : {}),
       underlay: `${underlay.address}:${underlay.port}`,
       underlayMtu: `${currentLink.mtu} ${currentLink.source === 'interface' ? currentLink.name : currentLink.source}`,
       sourcePorts,
@@ -469,7 +497,7 @@ export async function startVtep(
           ...(e.from ? { from: e.from.key } : {}),
           time: new Date().toISOString(),
         });
-      engine.onMiss = (vni, mac) =>
+      const miss = (vni: number, mac: number) =>
         emit({
           event: 'miss',
           vni,
@@ -477,11 +505,14 @@ export async function startVtep(
           dev: devOf(vni),
           time: new Date().toISOString(),
         });
+      engine.onMiss = miss;
+      workers?.watchMisses(miss);
       return () => {
         watchers.delete(send);
         if (watchers.size === 0) {
           fdb.onEvent = undefined;
           engine.onMiss = undefined;
+          workers?.watchMisses(undefined);
         }
       };
     };
@@ -494,6 +525,7 @@ export async function startVtep(
             config: () => current,
             tapOf: (vni) => ports.get(vni)?.spec.name ?? '-',
             stats,
+            refresh: workers ? () => workers.refresh() : undefined,
             status,
             reload: reloadFromSource,
             change,
@@ -508,6 +540,7 @@ export async function startVtep(
           cfg.metrics.slice(0, at).replace(/^\[|\]$/g, ''),
           Number(cfg.metrics.slice(at + 1)),
           stats,
+          workers ? () => workers.refresh() : undefined,
         );
       } catch (err) {
         await control?.close();
@@ -517,7 +550,7 @@ export async function startVtep(
     log(
       'info',
       'start',
-      `vtep: listening on ${underlay.address}:${underlay.port} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), source ports ${sourcePorts}, ` +
+      `vtep: listening on ${underlay.address}:${underlay.port} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), ${threads.count} worker${threads.count > 1 ? 's' : ''} (${threads.why}), source ports ${sourcePorts}, ` +
         cfg.vnis
           .map((v) => `vni ${v.vni} on ${v.tap} (${formatMac(ports.get(v.vni)!.spec.mac)})`)
           .join(', ') +
@@ -529,6 +562,7 @@ export async function startVtep(
       {
         underlay: `${underlay.address}:${underlay.port}`,
         underlayMtu: link.mtu,
+        workers: threads.count,
         sourcePorts,
         vnis: cfg.vnis.map((v) => ({
           vni: v.vni,
@@ -565,6 +599,7 @@ export async function startVtep(
           gateway?.close();
           clearInterval(ageing);
           underlay.stop();
+          await workers?.stop();
           closeAll();
           await Promise.all([control?.close(), metrics?.close()]);
         })();
@@ -579,6 +614,7 @@ export async function startVtep(
 
 interface ReloadContext {
   engine: Engine;
+  workers: Workers | undefined;
   fdb: Fdb;
   ports: Map<number, TapPort>;
   openPort(v: VniSpec & { mtu: number }): TapPort;
@@ -591,6 +627,7 @@ interface ReloadContext {
 const RESTART_ONLY = [
   'ovsdb',
   'tapOffload',
+  'workers',
   'local',
   'port',
   'sourcePortMode',
@@ -647,13 +684,21 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
     changes.push(line);
     ctx.log('info', 'reload', `reload: ${line}`, { change: line });
   };
-  ctx.engine.configure({
+  const settings = {
     reservedBits: next.reservedBits,
     invalidSourceMac: next.invalidSourceMac,
     sourcePortMin: next.sourcePortMin,
     sourcePortMax: next.sourcePortMax,
-  });
+  };
+  ctx.engine.configure(settings);
+  ctx.workers?.configure(settings);
   ctx.fdb.setLimits({ ageingMs: next.ageingMs, maxEntries: next.maxEntries });
+  ctx.workers?.limits(next.ageingMs, next.maxEntries);
+  /** A VNI change, in every thread's engine. */
+  const update = (vni: number, u: VniUpdate) => {
+    ctx.engine.updateVni(vni, u);
+    ctx.workers?.updateVni(vni, u);
+  };
   for (const k of [
     'reservedBits',
     'invalidSourceMac',
@@ -668,6 +713,7 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
     ctx.ports.get(v.vni)?.close();
     ctx.ports.delete(v.vni);
     ctx.engine.removeVni(v.vni);
+    ctx.workers?.removeVni(v.vni);
     say(`vni ${v.vni} removed (tap ${v.tap} closed)`);
   }
   for (const v of added) {
@@ -682,33 +728,33 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
     const port = ctx.ports.get(v.vni)!;
     const keys = (list: VniSpec['remotes']) => list.map((r) => `${r.address}:${r.port}`).join(',');
     if (keys(old.remotes) !== keys(v.remotes)) {
-      ctx.engine.updateVni(v.vni, { remotes: ctx.remotesOf(v) });
+      update(v.vni, { remotes: ctx.remotesOf(v) });
       say(`vni ${v.vni} remotes ${keys(old.remotes) || '-'} -> ${keys(v.remotes) || '-'}`);
     }
     if (old.suppressArp !== v.suppressArp) {
-      ctx.engine.updateVni(v.vni, { suppressArp: v.suppressArp });
+      update(v.vni, { suppressArp: v.suppressArp });
       say(`vni ${v.vni} suppressArp ${v.suppressArp}`);
     }
     if (old.learnRemotes !== v.learnRemotes) {
-      ctx.engine.updateVni(v.vni, { learnRemotes: v.learnRemotes });
+      update(v.vni, { learnRemotes: v.learnRemotes });
       say(`vni ${v.vni} learnRemotes ${v.learnRemotes}`);
     }
     if (old.learning !== v.learning || old.maxEntries !== v.maxEntries) {
-      ctx.engine.updateVni(v.vni, {
+      update(v.vni, {
         learning: v.learning,
         maxEntries: v.maxEntries ?? next.maxEntries,
       });
       say(`vni ${v.vni} learning ${v.learning} maxEntries ${v.maxEntries ?? 'default'}`);
     }
     if (old.mtu !== v.mtu) {
-      ctx.engine.updateVni(v.vni, { mtu: v.mtu });
+      update(v.vni, { mtu: v.mtu });
       port.spec.mtu = v.mtu;
       trySet(`vni ${v.vni} mtu ${old.mtu} -> ${v.mtu}`, () => port.tap?.setMtu(v.mtu), say);
     }
     const mac = tapMac(v);
     if (mac !== port.spec.mac) {
       port.spec.mac = mac;
-      ctx.engine.updateVni(v.vni, { ownMacs: [mac] });
+      update(v.vni, { ownMacs: [mac] });
       const b = new Uint8Array(6);
       writeMac(b, 0, mac);
       trySet(`vni ${v.vni} mac ${formatMac(mac)}`, () => port.tap?.setMac(b), say);
@@ -734,6 +780,8 @@ export interface CommandContext {
   config: () => Config;
   tapOf: (vni: number) => string;
   stats: () => RunningStats;
+  /** Fetch the worker threads' counters before `stats` (with `workers` > 1). */
+  refresh?: () => Promise<void>;
   status: () => Status;
   reload: () => string[];
   /** Apply an edit of the running settings (see `startVtep`). */
@@ -938,7 +986,13 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
         );
       },
     },
-    stats: { fields: {}, run: () => c.stats() },
+    stats: {
+      fields: {},
+      run: async () => {
+        await c.refresh?.();
+        return c.stats();
+      },
+    },
     status: { fields: {}, run: () => c.status() },
     reload: { fields: {}, run: () => ({ changes: c.reload() }) },
   };

@@ -24,6 +24,8 @@ export interface TapSpec {
   slotSize: number;
   /** TUNSETOFFLOAD flags to offer (0: none, no virtio-net header). */
   offloads?: number;
+  /** IFF_MULTI_QUEUE: workers open their own queues on the device (`workers` > 1). */
+  multiQueue?: boolean;
 }
 
 export type TapState = 'up' | 'down';
@@ -64,6 +66,8 @@ export class TapPort {
   private closed = false;
   /** Called with each receive batch's size (metrics), when set. */
   onBatch: ((n: number) => void) | undefined;
+  /** Called when the device is lost (false) and when it is back (true): workers follow. */
+  onDevice: ((up: boolean) => void) | undefined;
 
   private constructor(
     public spec: TapSpec,
@@ -91,6 +95,7 @@ export class TapPort {
       slotSize: spec.slotSize,
       vnetHdr: (spec.offloads ?? 0) !== 0,
       offloads: spec.offloads,
+      multiQueue: spec.multiQueue,
     });
   }
 
@@ -127,6 +132,7 @@ export class TapPort {
     this.tap?.close();
     this.tap = null;
     if (this.engine.hasVni(this.spec.vni)) this.engine.setTap(this.spec.vni, null);
+    this.onDevice?.(false);
     this.log(
       'warn',
       'tap_lost',
@@ -160,6 +166,7 @@ export class TapPort {
       this.tap = tap;
       if (this.engine.hasVni(this.spec.vni)) this.engine.setTap(this.spec.vni, tap);
       this.start();
+      this.onDevice?.(true);
       this.state = 'up';
       this.lastError = undefined;
       this.recreated++;

@@ -68,6 +68,12 @@ export interface Config {
   sourcePortMin: number;
   sourcePortMax: number;
   ovsdb?: OvsdbSpec;
+  /**
+   * Data-plane threads: each with its own TAP queue per VNI (IFF_MULTI_QUEUE) and underlay
+   * socket (SO_REUSEPORT); the kernel spreads flows over them. Undefined: decided at start
+   * (`vtep run`: the cores, at most 8; one with ovsdb or a TAP made without queues).
+   */
+  workers?: number;
   vnis: VniSpec[];
 }
 
@@ -243,6 +249,12 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
         c.local,
         'must be the IPv4 address announced as tunnel_ips when ovsdb is configured (hardware_vtep knows vxlan_over_ipv4 only)',
       );
+    if (c.workers !== undefined && c.workers > 1)
+      fail(
+        ['workers'],
+        c.workers,
+        'must be 1 with ovsdb: the ports it binds are served by one thread (a reload of the bindings does not reach workers yet)',
+      );
     const names = new Set<string>();
     o.ports.forEach((name, i) => {
       if (names.has(name)) fail(['ovsdb', 'ports', i], name, 'appears twice');
@@ -320,6 +332,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     sourcePortMin,
     sourcePortMax,
     ...(ovsdb ? { ovsdb } : {}),
+    ...(c.workers !== undefined ? { workers: c.workers } : {}),
     vnis,
   };
 }
@@ -394,6 +407,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     ...(cfg.udp6ZeroChecksumRx ? { udp6ZeroChecksumRx: true } : {}),
     ...(cfg.metrics !== undefined ? { metrics: cfg.metrics } : {}),
     ...(cfg.ovsdb !== undefined ? { ovsdb: { ...cfg.ovsdb, ports: [...cfg.ovsdb.ports] } } : {}),
+    ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,
       tap: v.tap,

@@ -116,6 +116,8 @@ export const configShape = {
   udp6ZeroChecksumRx: bool.default(false),
   metrics: z.string({ error: 'must be ADDR:PORT, e.g. 127.0.0.1:9110' }).optional(),
   ovsdb: mapping(ovsdbShape).optional(),
+  /** Data-plane threads (TAP queues and underlay sockets), at most 64; default: decided at start. */
+  workers: intIn(1, 64).optional(),
   /** At least one unless `ovsdb` gives ports (checked in config.ts). */
   vnis: z.array(mapping(vniShape), { error: 'must list at least one VNI' }).default([]),
 };

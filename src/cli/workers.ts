@@ -1,0 +1,432 @@
+import { Worker } from 'node:worker_threads';
+import { Learn, type Fdb, type FdbChange, type StaticSource } from '../fdb/fdb.js';
+import type { Remote, Remotes } from '../fdb/remote.js';
+import type { Log, Level } from '../util/log.js';
+import type {
+  EngineSettings,
+  EngineStats,
+  VniConfig,
+  VniStats,
+  VniUpdate,
+} from '../vtep/engine.js';
+import type { PlaneOptions } from './dataplane.js';
+
+/**
+ * `workers: N`: N-1 data-plane threads beside the main one. Each has its own engine over its own
+ * TAP queue per VNI and its own underlay socket on the shared port; the kernel spreads flows
+ * over the queues and sockets by hash, so a flow stays on one thread. The main thread keeps the
+ * control plane: configuration, reloads, the control socket, ageing, and the FDB that `vtep fdb`
+ * shows. The workers keep copies of it, coherent by messages:
+ *
+ * - every change of the main table (learned, moved, static added, deleted, flushed, aged) goes to
+ *   every worker, batched per turn of the event loop;
+ * - a worker reports what it learns (new and moved MACs at once, and every second the MACs it
+ *   saw again, so that the main table does not age out a MAC only a worker hears);
+ * - a worker never ages its copy: the main table's ageing decides, and its removals reach all.
+ *
+ * A MAC learned by one thread is therefore known to all within a turn of their event loops;
+ * until then the others flood frames for it, which is what a miss does anyway.
+ */
+
+export interface RemoteSpec {
+  address: string;
+  port: number;
+}
+
+/** A worker's TAP queue: opened on the main queue's device name, with its offloads. */
+export interface QueueSpec {
+  name: string;
+  slotSize: number;
+  offloads: number;
+}
+
+/** `VniConfig` with plain data instead of objects (what crosses the thread boundary). */
+export interface WorkerVni {
+  vni: number;
+  remotes: RemoteSpec[];
+  learnRemotes?: boolean;
+  learning?: boolean;
+  maxEntries?: number;
+  ownMacs: number[];
+  mtu: number;
+  suppressArp?: boolean;
+}
+
+export type WorkerVniUpdate = Omit<VniUpdate, 'remotes' | 'senders' | 'floodSource'> & {
+  remotes?: RemoteSpec[];
+};
+
+export interface WorkerInit {
+  id: number;
+  plane: PlaneOptions;
+  ageingMs: number;
+  maxEntries: number;
+}
+
+/** One FDB change: [vni, mac, address (null: removed), port, static, source]. */
+export type FdbOp = [number, number, string | null, number, boolean, StaticSource];
+/** One MAC a worker learned or saw again: [vni, mac, address, port]. */
+export type Seen = [number, number, string, number];
+
+export type ToWorker =
+  | { t: 'configure'; s: EngineSettings }
+  | { t: 'limits'; ageingMs: number; maxEntries: number }
+  | { t: 'addVni'; cfg: WorkerVni; queue: QueueSpec }
+  | { t: 'updateVni'; vni: number; u: WorkerVniUpdate }
+  | { t: 'removeVni'; vni: number }
+  | { t: 'attach'; vni: number }
+  | { t: 'detach'; vni: number }
+  | { t: 'fdb'; ops: FdbOp[] }
+  | { t: 'stats'; id: number }
+  | { t: 'watch'; on: boolean }
+  | { t: 'stop' };
+
+export type FromWorker =
+  | { t: 'ready'; sourcePorts: string }
+  | { t: 'learned'; seen: Seen[] }
+  | { t: 'stats'; id: number; stats: EngineStats }
+  | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
+  | { t: 'miss'; vni: number; mac: number }
+  | { t: 'stopped' };
+
+const spec = (r: Remote): RemoteSpec => ({ address: r.address, port: r.port });
+
+export function toFdbOp(c: FdbChange): FdbOp {
+  return c.op === 'del'
+    ? [c.vni, c.mac, null, 0, false, 'static']
+    : [c.vni, c.mac, c.remote.address, c.remote.port, c.isStatic, c.source];
+}
+
+/** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */
+export interface ThreadStats {
+  worker: number;
+  rx: { packets: number; bytes: number };
+  tx: { packets: number; bytes: number };
+  drops: number;
+}
+
+export function threadStats(worker: number, s: EngineStats): ThreadStats {
+  const sum = (f: (v: VniStats) => number) => s.vnis.reduce((a, v) => a + f(v), 0);
+  return {
+    worker,
+    rx: { packets: sum((v) => v.rx.packets), bytes: sum((v) => v.rx.bytes) },
+    tx: { packets: sum((v) => v.tx.packets), bytes: sum((v) => v.tx.bytes) },
+    drops: Object.values(s.drops).reduce((a, n) => a + n, 0),
+  };
+}
+
+function addInto(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
+}
+
+/**
+ * The counters of all threads added up; the rest (VNI settings, the FDB and its counters, the
+ * path MTU) is the main thread's, which is the authority for them.
+ */
+export function mergeStats(main: EngineStats, others: readonly EngineStats[]): EngineStats {
+  const out: EngineStats = structuredClone(main);
+  for (const o of others) {
+    for (const v of o.vnis) {
+      const m = out.vnis.find((x) => x.vni === v.vni);
+      if (!m) continue; // a VNI the worker still has while the main one removed it
+      m.rx.packets += v.rx.packets;
+      m.rx.bytes += v.rx.bytes;
+      m.tx.packets += v.tx.packets;
+      m.tx.bytes += v.tx.bytes;
+      addInto(m.drops, v.drops);
+      if (m.suppress && v.suppress) {
+        m.suppress.answered += v.suppress.answered;
+        m.suppress.flooded += v.suppress.flooded;
+      }
+    }
+    addInto(out.drops, o.drops);
+    out.icmpTooBig += o.icmpTooBig;
+    addInto(out.offload, o.offload);
+  }
+  return out;
+}
+
+interface Thread {
+  id: number;
+  worker: Worker;
+  latest: EngineStats | undefined;
+  sourcePorts: string;
+  exited: Promise<void>;
+}
+
+const START_TIMEOUT_MS = 10_000;
+const STATS_TIMEOUT_MS = 1000;
+const STOP_TIMEOUT_MS = 500;
+
+export class Workers {
+  private pending: FdbOp[] = [];
+  private flushing = false;
+  private stopping = false;
+  private failed = false;
+  private statsId = 0;
+  private readonly waiting = new Map<number, { left: number; done: () => void }>();
+  private onMiss: ((vni: number, mac: number) => void) | undefined;
+
+  private constructor(
+    private readonly threads: Thread[],
+    private readonly fdb: Fdb,
+    private readonly remotes: Remotes,
+    private readonly log: Log,
+    private readonly clock: () => number,
+    private readonly onFatal: (err: Error) => void,
+  ) {}
+
+  /**
+   * Start `count` worker threads (ids 1..count) and wait until each has its data plane open.
+   * The main thread's underlay socket must already be bound with `reusePort`.
+   */
+  static async start(o: {
+    count: number;
+    plane: PlaneOptions;
+    fdb: Fdb;
+    remotes: Remotes;
+    log: Log;
+    clock: () => number;
+    onFatal: (err: Error) => void;
+  }): Promise<Workers> {
+    const threads: Thread[] = [];
+    const url = new URL('./worker.js', import.meta.url);
+    let pool: Workers | undefined;
+    const ready: Promise<void>[] = [];
+    for (let id = 1; id <= o.count; id++) {
+      const init: WorkerInit = {
+        id,
+        plane: o.plane,
+        ageingMs: o.fdb.ageingMs,
+        maxEntries: o.fdb.maxEntries,
+      };
+      const worker = new Worker(url, { workerData: init });
+      const t: Thread = {
+        id,
+        worker,
+        latest: undefined,
+        sourcePorts: '',
+        exited: new Promise((resolve) => worker.once('exit', () => resolve())),
+      };
+      threads.push(t);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`worker ${id} did not start within ${START_TIMEOUT_MS} ms`)),
+            START_TIMEOUT_MS,
+          );
+          // Before it is ready, a failure fails the start; after, it is fatal (see died).
+          worker.on('error', (err) => {
+            clearTimeout(timer);
+            if (pool) pool.died(t, err.message);
+            else reject(new Error(`worker ${id}: ${err.message}`));
+          });
+          worker.on('exit', (code) => {
+            clearTimeout(timer);
+            if (pool) pool.died(t, `exited with code ${code}`);
+            else reject(new Error(`worker ${id} exited (code ${code}) before it was ready`));
+          });
+          worker.on('message', (m: FromWorker) => {
+            if (m.t === 'ready') {
+              clearTimeout(timer);
+              t.sourcePorts = m.sourcePorts;
+              resolve();
+            } else pool?.received(t, m);
+          });
+        }),
+      );
+    }
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      await Promise.all(threads.map((t) => t.worker.terminate()));
+      throw err;
+    }
+    pool = new Workers(threads, o.fdb, o.remotes, o.log, o.clock, o.onFatal);
+    o.fdb.onChange = (c) => pool!.changed(c);
+    return pool;
+  }
+
+  get count(): number {
+    return this.threads.length;
+  }
+
+  /** How each worker picks source ports (their GSO senders differ). */
+  sourcePorts(): string[] {
+    return this.threads.map((t) => t.sourcePorts);
+  }
+
+  private send(m: ToWorker): void {
+    for (const t of this.threads) t.worker.postMessage(m);
+  }
+
+  configure(s: EngineSettings): void {
+    this.send({ t: 'configure', s });
+  }
+
+  limits(ageingMs: number, maxEntries: number): void {
+    this.send({ t: 'limits', ageingMs, maxEntries });
+  }
+
+  addVni(cfg: VniConfig, queue: QueueSpec): void {
+    this.flush(); // entries the main table had before stay ordered before the VNI's
+    this.send({
+      t: 'addVni',
+      cfg: {
+        vni: cfg.vni,
+        remotes: cfg.remotes.map(spec),
+        learnRemotes: cfg.learnRemotes,
+        learning: cfg.learning,
+        maxEntries: cfg.maxEntries,
+        ownMacs: cfg.ownMacs ?? [],
+        mtu: cfg.mtu ?? 1500,
+        suppressArp: cfg.suppressArp,
+      },
+      queue,
+    });
+  }
+
+  updateVni(vni: number, u: VniUpdate): void {
+    this.flush();
+    const { remotes, senders: _s, floodSource: _f, ...rest } = u;
+    this.send({
+      t: 'updateVni',
+      vni,
+      u: { ...rest, ...(remotes ? { remotes: remotes.map(spec) } : {}) },
+    });
+  }
+
+  removeVni(vni: number): void {
+    this.flush();
+    this.send({ t: 'removeVni', vni });
+  }
+
+  /** The main queue's device is back (re-created): the workers open their queues on it. */
+  attach(vni: number): void {
+    this.send({ t: 'attach', vni });
+  }
+
+  /** The device is gone: the workers close their queues and drop the VNI's frames as tap_down. */
+  detach(vni: number): void {
+    this.send({ t: 'detach', vni });
+  }
+
+  /** Misses in the workers' engines too, while `vtep monitor` watches (undefined: stop). */
+  watchMisses(onMiss: ((vni: number, mac: number) => void) | undefined): void {
+    this.onMiss = onMiss;
+    this.send({ t: 'watch', on: onMiss !== undefined });
+  }
+
+  /** Ask every worker for its counters; resolves when all answered (or after a second). */
+  refresh(): Promise<void> {
+    const id = ++this.statsId;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve();
+      }, STATS_TIMEOUT_MS);
+      this.waiting.set(id, {
+        left: this.threads.length,
+        done: () => {
+          clearTimeout(timer);
+          this.waiting.delete(id);
+          resolve();
+        },
+      });
+      this.send({ t: 'stats', id });
+    });
+  }
+
+  /** The workers' counters, as last reported. */
+  latest(): EngineStats[] {
+    return this.threads.flatMap((t) => (t.latest ? [t.latest] : []));
+  }
+
+  threadStats(): ThreadStats[] {
+    return this.threads.flatMap((t) => (t.latest ? [threadStats(t.id, t.latest)] : []));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.fdb.onChange = undefined;
+    this.send({ t: 'stop' });
+    await Promise.all(
+      this.threads.map(async (t) => {
+        const timer = setTimeout(() => void t.worker.terminate(), STOP_TIMEOUT_MS);
+        await t.exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  private changed(c: FdbChange): void {
+    this.pending.push(toFdbOp(c));
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    if (this.pending.length === 0) return;
+    const ops = this.pending;
+    this.pending = [];
+    this.send({ t: 'fdb', ops });
+  }
+
+  private received(t: Thread, m: FromWorker): void {
+    switch (m.t) {
+      case 'learned':
+        this.learned(t, m.seen);
+        break;
+      case 'stats': {
+        t.latest = m.stats;
+        const w = this.waiting.get(m.id);
+        if (w && --w.left === 0) w.done();
+        break;
+      }
+      case 'miss':
+        this.onMiss?.(m.vni, m.mac);
+        break;
+      case 'log':
+        this.log(m.level, m.event, `worker ${t.id}: ${m.msg}`, { ...m.fields, worker: t.id });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * What a worker learned or saw again, into the main table (which tells every worker of what
+   * is new or moved). What the main table refuses (learning off, the cap) leaves the worker's
+   * copy too, so no thread keeps an entry the others do not have.
+   */
+  private learned(t: Thread, seen: Seen[]): void {
+    const now = this.clock();
+    const back: FdbOp[] = [];
+    for (const [vni, mac, address, port] of seen) {
+      const r = this.fdb.learn(vni, mac, this.remotes.get(address, port), now);
+      if (r === Learn.STATIC) {
+        const e = this.fdb.get(vni, mac)!;
+        back.push([vni, mac, e.remote.address, e.remote.port, true, e.source]);
+      } else if (
+        r !== Learn.NEW &&
+        r !== Learn.EVICTED &&
+        r !== Learn.MOVED &&
+        r !== Learn.REFRESHED
+      )
+        back.push([vni, mac, null, 0, false, 'static']);
+    }
+    if (back.length) t.worker.postMessage({ t: 'fdb', ops: back } satisfies ToWorker);
+  }
+
+  private died(t: Thread, why: string): void {
+    if (this.stopping || this.failed) return;
+    this.failed = true;
+    // Its TAP queues stay open with nobody reading them: the flows hashed to them would be lost
+    // without a word. Stop, so that a supervisor restarts the whole.
+    this.onFatal(new Error(`worker ${t.id} ${why}`));
+  }
+}

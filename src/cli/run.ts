@@ -265,6 +265,7 @@ export async function startVtep(
         ? await Workers.start({
             count: threads.count - 1,
             plane: { ...planeOptions, port: underlay.port },
+            engine,
             fdb,
             remotes,
             log,

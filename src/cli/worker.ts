@@ -22,6 +22,7 @@ const fdb = new Fdb({ ageingMs: init.ageingMs, maxEntries: init.maxEntries });
 const remotes = new Remotes();
 const plane = openPlane(init.plane, fdb, log);
 const { engine } = plane;
+engine.onNeigh = (vni, ip, mac) => post({ t: 'neigh', vni, ip, mac });
 const queues = new Map<number, { spec: QueueSpec; tap: TapDevice | null }>();
 
 // What this thread learns goes to the main table; what the main table says is applied here
@@ -156,6 +157,9 @@ port.on('message', (m: ToWorker) => {
       break;
     case 'stats':
       post({ t: 'stats', id: m.id, stats: engine.stats() });
+      break;
+    case 'neigh':
+      engine.learnNeigh(m.vni, m.ip, m.mac, clock());
       break;
     case 'watch':
       engine.onMiss = m.on ? (vni, mac) => post({ t: 'miss', vni, mac }) : undefined;

@@ -3,6 +3,7 @@ import { Learn, type Fdb, type FdbChange, type StaticSource } from '../fdb/fdb.j
 import type { Remote, Remotes } from '../fdb/remote.js';
 import type { Log, Level } from '../util/log.js';
 import type {
+  Engine,
   EngineSettings,
   EngineStats,
   VniConfig,
@@ -77,6 +78,7 @@ export type ToWorker =
   | { t: 'attach'; vni: number }
   | { t: 'detach'; vni: number }
   | { t: 'fdb'; ops: FdbOp[] }
+  | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stats'; id: number }
   | { t: 'watch'; on: boolean }
   | { t: 'stop' };
@@ -87,6 +89,7 @@ export type FromWorker =
   | { t: 'stats'; id: number; stats: EngineStats }
   | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
   | { t: 'miss'; vni: number; mac: number }
+  | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stopped' };
 
 const spec = (r: Remote): RemoteSpec => ({ address: r.address, port: r.port });
@@ -168,6 +171,7 @@ export class Workers {
   private onMiss: ((vni: number, mac: number) => void) | undefined;
 
   private constructor(
+    private readonly engine: Engine,
     private readonly threads: Thread[],
     private readonly fdb: Fdb,
     private readonly remotes: Remotes,
@@ -183,6 +187,8 @@ export class Workers {
   static async start(o: {
     count: number;
     plane: PlaneOptions;
+    /** The main thread's engine (its ARP/ND suppression tables are shared too). */
+    engine: Engine;
     fdb: Fdb;
     remotes: Remotes;
     log: Log;
@@ -242,8 +248,9 @@ export class Workers {
       await Promise.all(threads.map((t) => t.worker.terminate()));
       throw err;
     }
-    pool = new Workers(threads, o.fdb, o.remotes, o.log, o.clock, o.onFatal);
+    pool = new Workers(o.engine, threads, o.fdb, o.remotes, o.log, o.clock, o.onFatal);
     o.fdb.onChange = (c) => pool!.changed(c);
+    o.engine.onNeigh = (vni, ip, mac) => pool!.neigh(vni, ip, mac);
     return pool;
   }
 
@@ -309,6 +316,14 @@ export class Workers {
   /** The device is gone: the workers close their queues and drop the VNI's frames as tap_down. */
   detach(vni: number): void {
     this.send({ t: 'detach', vni });
+  }
+
+  /**
+   * An address ARP/ND suppression learned (here or in a worker): into every worker's table, so
+   * that any thread can answer for it.
+   */
+  neigh(vni: number, ip: number | string, mac: number): void {
+    this.send({ t: 'neigh', vni, ip, mac });
   }
 
   /** Misses in the workers' engines too, while `vtep monitor` watches (undefined: stop). */
@@ -389,6 +404,10 @@ export class Workers {
       }
       case 'miss':
         this.onMiss?.(m.vni, m.mac);
+        break;
+      case 'neigh':
+        this.engine.learnNeigh(m.vni, m.ip, m.mac, this.clock());
+        this.neigh(m.vni, m.ip, m.mac);
         break;
       case 'log':
         this.log(m.level, m.event, `worker ${t.id}: ${m.msg}`, { ...m.fields, worker: t.id });

@@ -301,6 +301,11 @@ export class Engine {
    * (false): the OVSDB gateway publishes or withdraws it.
    */
   onLocalMac: ((vni: number, mac: number, present: boolean) => void) | undefined;
+  /**
+   * ARP/ND suppression learned (or re-confirmed, at most twice per ageing time) an address:
+   * for the other workers' tables, when set.
+   */
+  onNeigh: ((vni: number, ip: number | string, mac: number) => void) | undefined;
   private readonly missLimit = new RateLimiter(100, 1000);
   private readonly udpTx: TxBatch;
   private gso: SegmentSender | undefined;
@@ -864,7 +869,7 @@ export class Engine {
     let answer = 0;
     const arp = parseArp(eth, this.arp);
     if (arp !== undefined) {
-      if (arp.senderIp !== 0) table.learn(arp.senderIp, arp.senderMac, now);
+      if (arp.senderIp !== 0) this.learnNeighbour(vs, arp.senderIp, arp.senderMac, now);
       if (!fromTap || arp.op !== ArpOp.REQUEST || arp.senderIp === arp.targetIp) return false;
       const mac = table.lookup(arp.targetIp, now);
       if (mac !== undefined && mac !== arp.senderMac)
@@ -873,8 +878,8 @@ export class Engine {
       const nd = parseNd(eth);
       if (nd === undefined) return false;
       const dad = nd.src.every((x) => x === 0);
-      if (nd.type === 'na') table.learn(key6(nd.target), nd.mac || eth.src, now);
-      else if (!dad && nd.mac !== 0) table.learn(key6(nd.src), nd.mac, now);
+      if (nd.type === 'na') this.learnNeighbour(vs, key6(nd.target), nd.mac || eth.src, now);
+      else if (!dad && nd.mac !== 0) this.learnNeighbour(vs, key6(nd.src), nd.mac, now);
       if (!fromTap || nd.type !== 'ns' || dad) return false;
       const mac = table.lookup(key6(nd.target), now);
       if (mac !== undefined && mac !== eth.src)
@@ -892,6 +897,15 @@ export class Engine {
     if (b.status[0] !== TxStatus.SENT) return false; // could not answer: let it be flooded
     vs.answered++;
     return true;
+  }
+
+  private learnNeighbour(vs: VniState, ip: number | string, mac: number, now: number): void {
+    if (vs.neigh!.learn(ip, mac, now) && this.onNeigh) this.onNeigh(vs.vni, ip, mac);
+  }
+
+  /** An address another worker learned, into this engine's suppression table (if it has one). */
+  learnNeigh(vni: number, ip: number | string, mac: number, now: number): void {
+    this.vnis.get(vni)?.neigh?.learn(ip, mac, now);
   }
 
   private readonly eth = new EthernetFrame();

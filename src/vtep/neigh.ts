@@ -7,6 +7,8 @@
 interface Neigh {
   mac: number;
   updated: number;
+  /** When it was last news for other threads' copies (learned, changed, or half aged since). */
+  told: number;
 }
 
 export class NeighTable {
@@ -21,11 +23,18 @@ export class NeighTable {
     return this.entries.size;
   }
 
-  learn(ip: number | string, mac: number, now: number): void {
+  /**
+   * Returns whether this is news for copies of the table elsewhere (workers): a new address, a
+   * new MAC, or a confirmation half an ageing time after the last news; not every confirmation.
+   */
+  learn(ip: number | string, mac: number, now: number): boolean {
+    const old = this.entries.get(ip);
+    const news = old === undefined || old.mac !== mac || now - old.told >= this.ageingMs / 2;
     // Re-inserted at the end: the map's order is the order of updates.
     this.entries.delete(ip);
     if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(ip, { mac, updated: now });
+    this.entries.set(ip, { mac, updated: now, told: news ? now : old.told });
+    return news;
   }
 
   /** The MAC for `ip`, unless unknown or not confirmed for `ageingMs`. */

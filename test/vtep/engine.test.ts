@@ -714,11 +714,14 @@ t.test(
   async (t) => {
     const h = harness([{ vni: 8, suppressArp: true }]);
     const tap = h.taps.get(8)!;
+    const told: [number, number | string, string][] = [];
+    h.engine.onNeigh = (vni, ip, mac) => told.push([vni, ip, formatMac(mac)]);
     const IP_A = 0x0a000001;
     const IP_B = 0x0a000002;
     // VM_A answers an ARP request from behind PEER_A: learned.
     h.underlay.receive(vxlan(8, arpFrame(2, VM_B, VM_A, IP_A, IP_B)), h.peerA);
     await settle();
+    t.same(told, [[8, IP_A, formatMac(VM_A)]], 'news for the other workers');
     tap.written.length = 0;
     // VM_B asks for 10.0.0.1: answered here, nothing goes to the underlay.
     tap.inject(arpFrame(1, BCAST, VM_B, IP_B, IP_A));
@@ -764,6 +767,14 @@ t.test(
     t.equal(checksum(na, 54, 32, pseudo), 0, 'ICMPv6 checksum verifies');
     // flooded counts requests for unknown addresses; a gratuitous ARP is not one
     t.match(h.engine.stats().vnis[0].suppress, { answered: 3, flooded: 1 });
+    // What another worker learned answers here too, and is not told back.
+    const n = told.length;
+    h.engine.learnNeigh(8, 0x0a000007, VM_A, 0);
+    h.engine.learnNeigh(99, 0x0a000007, VM_A, 0); // a VNI this engine does not have: ignored
+    t.equal(told.length, n, 'learned from another thread: not news to tell');
+    tap.inject(arpFrame(1, BCAST, VM_B, IP_B, 0x0a000007));
+    await settle();
+    t.match(h.engine.stats().vnis[0].suppress, { answered: 4 }, 'answered from it');
 
     // Off: requests go out as before and nothing is answered.
     h.engine.updateVni(8, { suppressArp: false });
@@ -775,7 +786,7 @@ t.test(
     h.engine.updateVni(8, { suppressArp: true });
     t.same(
       h.engine.stats().vnis[0].suppress,
-      { answered: 3, flooded: 1, entries: 0 },
+      { answered: 4, flooded: 1, entries: 0 },
       'on again: a fresh table',
     );
   },

@@ -51,7 +51,10 @@ const ready = needs(t, { root: true, commands: ['ip', 'ovs-vswitchd', 'tcpdump',
 if (ready) {
   const topo = await Topology.build({ prefix: `n${process.pid % 10000}`, reap: true });
   t.teardown(() => topo.teardown());
-  await topo.startVtep();
+  // One worker: the batches are ordered against a fence frame, and queues keep order only within
+  // a flow (the bytes each worker's engine writes are the same; test/interop/workers.test.ts
+  // covers the spreading).
+  await topo.startVtep(['--workers', '1']);
   for (const vm of ['vmA', 'vmB', 'vmC'])
     topo.get(vm).exec('sysctl -qw net.ipv6.conf.all.disable_ipv6=1');
 

@@ -1,7 +1,8 @@
 // UDP packet generator and counter for the end-to-end benchmark, run inside the VM
 // namespaces. It uses our batched sendmmsg/recvmmsg path because Node's dgram (~110 kpps here)
 // and iperf3 -u (one send per packet) would be the bottleneck before the tunnel is.
-//   node udpflood.js send <ip> <port> <payload bytes> <seconds>   → {"sent": n}
+//   node udpflood.js send <ip> <port> <payload bytes> <seconds> [flows]  → {"sent": n}
+//     flows: that many sockets (source ports), batches sent from each in turn (default 1)
 //   node udpflood.js recv <ip> <port> <seconds>                   → {"received": n, "pps": x}
 import { writeAddr } from '../src/io/addr.js';
 import { TxBatch } from '../src/io/types.js';
@@ -13,17 +14,20 @@ const port = Number(portText);
 if (mode === 'send') {
   const size = Number(a);
   const seconds = Number(b);
-  const sock = UdpSocket.open({ address: ip.includes(':') ? '::' : '0.0.0.0', port: 0 });
+  const flows = Number(process.argv[7] ?? 1);
+  const socks = Array.from({ length: flows }, () =>
+    UdpSocket.open({ address: ip.includes(':') ? '::' : '0.0.0.0', port: 0 }),
+  );
   const batch = new TxBatch(64);
   const slab = Buffer.alloc(64 * 2048, 0x61);
   for (let i = 0; i < 64; i++) writeAddr(batch.addrs, batch.push(i * 2048, size), ip, port);
   const end = Date.now() + seconds * 1000;
   let sent = 0;
   while (Date.now() < end) {
-    for (let k = 0; k < 16; k++) sent += sock.send(slab, batch);
+    for (let k = 0; k < 16; k++) sent += socks[k % flows].send(slab, batch);
     await new Promise((r) => setImmediate(r));
   }
-  sock.close();
+  for (const s of socks) s.close();
   console.log(JSON.stringify({ sent }));
 } else if (mode === 'recv') {
   const seconds = Number(a);

@@ -16,8 +16,16 @@ import { bg, sh, sleep, until } from './sh.js';
  * machine drift hits all of them alike; medians are reported.
  */
 
-export type System = 'vtep' | 'ovs' | 'kernel';
-export const SYSTEMS: System[] = ['vtep', 'ovs', 'kernel'];
+/** `vtep` runs two workers (the default on a two-core machine), `vtep1` one, side by side. */
+export type System = 'vtep' | 'vtep1' | 'ovs' | 'kernel';
+export const SYSTEMS: System[] = ['vtep', 'vtep1', 'ovs', 'kernel'];
+/** `--workers` of each vtep system. */
+const WORKERS: Partial<Record<System, number>> = { vtep: 2, vtep1: 1 };
+/** Namespace prefix letter of each system. */
+const LETTER: Record<System, string> = { vtep: 'v', vtep1: 'w', ovs: 'o', kernel: 'k' };
+/** Flows of the multi-flow runs: TCP streams (iperf3 -P), UDP source ports. */
+export const TCP_FLOWS = 4;
+export const UDP_FLOWS = 8;
 
 export interface Sample {
   /** Encap: the VM behind the system under test sends. */
@@ -26,6 +34,11 @@ export interface Sample {
   /** Decap: the VM behind the kernel peer sends, the system under test decapsulates. */
   tcpRevMbps: number;
   pps64Rev: number;
+  /** The same with several flows (TCP_FLOWS streams, UDP_FLOWS source ports): what workers spread. */
+  tcp4Mbps: number;
+  tcp4RevMbps: number;
+  pps64x8: number;
+  pps64x8Rev: number;
   pps1400: number;
   rttP50Us: number;
   rttP99Us: number;
@@ -105,6 +118,7 @@ class Pair {
     else if (this.system === 'ovs') this.ovs = await ovsSide(s, join(this.dir, 'ovs'));
     else {
       this.vtep = await vtepSide(s, {
+        extra: ['--workers', String(WORKERS[this.system])],
         tap: `${this.prefix}tap`.slice(0, 15),
         control: join(this.dir, 'vtep.sock'),
         log: join(this.dir, 'vtep.log'),
@@ -160,14 +174,16 @@ function machineCpu(): number {
   return (v[0] + v[1] + v[2] + v[5] + v[6]) / TICK; // user nice system irq softirq
 }
 
-async function tcp(pair: Pair, seconds: number, decap = false): Promise<number> {
+async function tcp(pair: Pair, seconds: number, decap = false, streams = 1): Promise<number> {
   const srv = bg(`${pair.get('vp').prefix} iperf3 -s -1 -B ${P_VM.ip}`);
   await sleep(300);
   try {
     // -R: the server (behind the kernel peer) sends, so the system under test decapsulates
     const out = pair
       .get('vs')
-      .exec(`iperf3 -c ${P_VM.ip} -t ${seconds} -J${decap ? ' -R' : ''}`, { allowFail: true });
+      .exec(`iperf3 -c ${P_VM.ip} -t ${seconds} -P ${streams} -J${decap ? ' -R' : ''}`, {
+        allowFail: true,
+      });
     const j = JSON.parse(out);
     return (j.end?.sum_received?.bits_per_second ?? 0) / 1e6;
   } catch {
@@ -182,6 +198,7 @@ async function udp(
   size: number,
   seconds: number,
   decap = false,
+  flows = 1,
 ): Promise<{ pps: number; cpu: number; machine: number }> {
   const flood = distFile('bench', 'udpflood.js');
   const [from, to, toIp] = decap ? ['vp', 'vs', S_VM.ip] : ['vs', 'vp', P_VM.ip];
@@ -194,7 +211,7 @@ async function udp(
   const pid = pair.pid();
   const cpu0 = procCpu(pid);
   const m0 = machineCpu();
-  pair.get(from).exec(`${process.execPath} ${flood} send ${toIp} 9000 ${size} ${seconds}`);
+  pair.get(from).exec(`${process.execPath} ${flood} send ${toIp} 9000 ${size} ${seconds} ${flows}`);
   const cpu1 = procCpu(pid);
   const m1 = machineCpu();
   await until(() => out.includes('received'), (seconds + 5) * 1000);
@@ -235,7 +252,12 @@ export interface E2eResult {
   generator: string;
   samples: Record<System, Sample[]>;
   medians: Record<System, Sample>;
-  ratios: { vtepOverOvs: Record<string, number>; vtepOverKernel: Record<string, number> };
+  ratios: {
+    vtepOverOvs: Record<string, number>;
+    vtepOverKernel: Record<string, number>;
+    /** `--workers 2` over `--workers 1`, same run. */
+    workers2OverWorkers1: Record<string, number>;
+  };
   targets: { name: string; value: number; target: number; met: boolean }[];
 }
 
@@ -248,10 +270,21 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
   const base = mkdtempSync(join(tmpdir(), 'vtep-e2e-'));
   const pairs = SYSTEMS.map((s) => {
     mkdirSync(join(base, s));
-    return new Pair(s, `${prefix}${s[0]}`, join(base, s), o.profileDir);
+    return new Pair(s, `${prefix}${LETTER[s]}`, join(base, s), o.profileDir);
   });
-  const samples: Record<System, Sample[]> = { vtep: [], ovs: [], kernel: [] };
-  const steps = ['tcp', 'tcp decap', 'udp 64B', 'udp 64B decap', 'udp 1400B', 'latency'];
+  const samples: Record<System, Sample[]> = { vtep: [], vtep1: [], ovs: [], kernel: [] };
+  const steps = [
+    'tcp',
+    'tcp decap',
+    'tcp x4',
+    'tcp x4 decap',
+    'udp 64B',
+    'udp 64B decap',
+    'udp 64B x8',
+    'udp 64B x8 decap',
+    'udp 1400B',
+    'latency',
+  ];
   const total = rounds * SYSTEMS.length * steps.length;
   let done = 0;
   const step = (what: string) => o.progress?.(++done, total, what);
@@ -266,10 +299,18 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
         step(`${p.system} tcp`);
         const tcpRevMbps = await tcp(p, seconds, true);
         step(`${p.system} tcp decap`);
+        const tcp4Mbps = await tcp(p, seconds, false, TCP_FLOWS);
+        step(`${p.system} tcp x${TCP_FLOWS}`);
+        const tcp4RevMbps = await tcp(p, seconds, true, TCP_FLOWS);
+        step(`${p.system} tcp x${TCP_FLOWS} decap`);
         const u64 = await udp(p, 64, udpSeconds);
         step(`${p.system} udp 64B`);
         const u64Rev = await udp(p, 64, udpSeconds, true);
         step(`${p.system} udp 64B decap`);
+        const u64x8 = await udp(p, 64, udpSeconds, false, UDP_FLOWS);
+        step(`${p.system} udp 64B x${UDP_FLOWS}`);
+        const u64x8Rev = await udp(p, 64, udpSeconds, true, UDP_FLOWS);
+        step(`${p.system} udp 64B x${UDP_FLOWS} decap`);
         const u1400 = await udp(p, 1400, udpSeconds);
         step(`${p.system} udp 1400B`);
         const lat = latency(p);
@@ -277,8 +318,12 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
         samples[p.system].push({
           tcpMbps,
           tcpRevMbps,
+          tcp4Mbps,
+          tcp4RevMbps,
           pps64: u64.pps,
           pps64Rev: u64Rev.pps,
+          pps64x8: u64x8.pps,
+          pps64x8Rev: u64x8Rev.pps,
           pps1400: u1400.pps,
           rttP50Us: lat.p50,
           rttP99Us: lat.p99,
@@ -300,8 +345,12 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
         {
           tcpMbps: m((x) => x.tcpMbps),
           tcpRevMbps: m((x) => x.tcpRevMbps),
+          tcp4Mbps: m((x) => x.tcp4Mbps),
+          tcp4RevMbps: m((x) => x.tcp4RevMbps),
           pps64: m((x) => x.pps64),
           pps64Rev: m((x) => x.pps64Rev),
+          pps64x8: m((x) => x.pps64x8),
+          pps64x8Rev: m((x) => x.pps64x8Rev),
           pps1400: m((x) => x.pps1400),
           rttP50Us: m((x) => x.rttP50Us),
           rttP99Us: m((x) => x.rttP99Us),
@@ -314,14 +363,19 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
   const ratio = (a: Sample, b: Sample) => ({
     tcp: a.tcpMbps / b.tcpMbps,
     tcpDecap: a.tcpRevMbps / b.tcpRevMbps,
+    tcp4: a.tcp4Mbps / b.tcp4Mbps,
+    tcp4Decap: a.tcp4RevMbps / b.tcp4RevMbps,
     pps64: a.pps64 / b.pps64,
     pps64Decap: a.pps64Rev / b.pps64Rev,
+    pps64x8: a.pps64x8 / b.pps64x8,
+    pps64x8Decap: a.pps64x8Rev / b.pps64x8Rev,
     pps1400: a.pps1400 / b.pps1400,
     // latency: higher is better for us, so the ratio is theirs over ours
     latencyP50: b.rttP50Us / a.rttP50Us,
   });
   const vo = ratio(medians.vtep, medians.ovs);
   const vk = ratio(medians.vtep, medians.kernel);
+  const workers = ratio(medians.vtep, medians.vtep1);
   const round = (r: Record<string, number>) =>
     Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v.toFixed(3))]));
   // The speed issue's targets: TCP at least the kernel's, 64-byte rates at least OVS's, each way.
@@ -344,11 +398,14 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
     },
     rounds,
     seconds,
-    generator:
-      'bench/udpflood: sendmmsg batches of 64 from one VM, a recvmmsg counter in the other (encap: from the VM behind the system under test; decap: towards it); iperf3 (-R for decap)',
+    generator: `bench/udpflood: sendmmsg batches of 64 from one VM (from ${UDP_FLOWS} source ports in the x${UDP_FLOWS} runs), a recvmmsg counter in the other (encap: from the VM behind the system under test; decap: towards it); iperf3 (-R for decap, -P ${TCP_FLOWS} in the x${TCP_FLOWS} runs); vtep with --workers 2 and --workers 1`,
     samples,
     medians,
-    ratios: { vtepOverOvs: round(vo), vtepOverKernel: round(vk) },
+    ratios: {
+      vtepOverOvs: round(vo),
+      vtepOverKernel: round(vk),
+      workers2OverWorkers1: round(workers),
+    },
     targets,
   };
 }
@@ -358,8 +415,12 @@ export function formatE2e(r: E2eResult): string {
   const rows: [string, (s: Sample) => string][] = [
     ['TCP encap (Mbit/s)', (s) => s.tcpMbps.toFixed(0)],
     ['TCP decap (Mbit/s)', (s) => s.tcpRevMbps.toFixed(0)],
+    [`TCP x${TCP_FLOWS} encap (Mbit/s)`, (s) => s.tcp4Mbps.toFixed(0)],
+    [`TCP x${TCP_FLOWS} decap (Mbit/s)`, (s) => s.tcp4RevMbps.toFixed(0)],
     ['UDP 64 B encap (kpps received)', (s) => (s.pps64 / 1e3).toFixed(0)],
     ['UDP 64 B decap (kpps received)', (s) => (s.pps64Rev / 1e3).toFixed(0)],
+    [`UDP 64 B x${UDP_FLOWS} encap (kpps)`, (s) => (s.pps64x8 / 1e3).toFixed(0)],
+    [`UDP 64 B x${UDP_FLOWS} decap (kpps)`, (s) => (s.pps64x8Rev / 1e3).toFixed(0)],
     ['UDP 1400 B (kpps received)', (s) => (s.pps1400 / 1e3).toFixed(0)],
     ['RTT p50 (µs)', (s) => s.rttP50Us.toFixed(0)],
     ['RTT p99 (µs)', (s) => s.rttP99Us.toFixed(0)],
@@ -369,16 +430,19 @@ export function formatE2e(r: E2eResult): string {
     ],
     ['machine CPU s / Mpkt (64 B)', (s) => s.machineCpuSecPerMpps.toFixed(2)],
   ];
-  const w = [32, 10, 10, 10];
+  const w = [32, 10, 10, 10, 10];
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' ');
-  const out = [line(['median of ' + r.rounds + ' rounds', 'vtep', 'ovs', 'kernel'])];
-  for (const [name, f] of rows)
-    out.push(line([name, f(r.medians.vtep), f(r.medians.ovs), f(r.medians.kernel)]));
+  const out = [
+    line(['median of ' + r.rounds + ' rounds', 'vtep', 'vtep', 'ovs', 'kernel']),
+    line(['', '2 workers', '1 worker', '', '']),
+  ];
+  for (const [name, f] of rows) out.push(line([name, ...SYSTEMS.map((s) => f(r.medians[s]))]));
   out.push(
     '',
-    'ratios vtep/OVS: ' + JSON.stringify(r.ratios.vtepOverOvs),
-    'ratios vtep/kernel: ' + JSON.stringify(r.ratios.vtepOverKernel),
+    'ratios vtep (2 workers)/OVS: ' + JSON.stringify(r.ratios.vtepOverOvs),
+    'ratios vtep (2 workers)/kernel: ' + JSON.stringify(r.ratios.vtepOverKernel),
+    'ratios vtep 2 workers/1 worker: ' + JSON.stringify(r.ratios.workers2OverWorkers1),
     '',
   );
   for (const t of r.targets)
@@ -393,12 +457,19 @@ export function chartSvg(r: E2eResult): string {
   const panels: [string, (s: Sample) => number, string][] = [
     ['TCP encap', (s) => s.tcpMbps, 'Mbit/s'],
     ['TCP decap', (s) => s.tcpRevMbps, 'Mbit/s'],
+    [`TCP x${TCP_FLOWS} encap`, (s) => s.tcp4Mbps, 'Mbit/s'],
     ['UDP 64 B encap', (s) => s.pps64 / 1e3, 'kpps'],
     ['UDP 64 B decap', (s) => s.pps64Rev / 1e3, 'kpps'],
+    [`UDP 64 B x${UDP_FLOWS} encap`, (s) => s.pps64x8 / 1e3, 'kpps'],
     ['UDP 1400 B', (s) => s.pps1400 / 1e3, 'kpps'],
     ['RTT p50 (lower is better)', (s) => s.rttP50Us, 'µs'],
   ];
-  const colors: Record<System, string> = { vtep: '#2b7bb9', ovs: '#e08a1e', kernel: '#5a9e4b' };
+  const colors: Record<System, string> = {
+    vtep: '#2b7bb9',
+    vtep1: '#8fb9dc',
+    ovs: '#e08a1e',
+    kernel: '#5a9e4b',
+  };
   const pw = 220;
   const ph = 220;
   const W = pw * panels.length + 20;
@@ -417,13 +488,15 @@ export function chartSvg(r: E2eResult): string {
     SYSTEMS.forEach((s, k) => {
       const v = f(r.medians[s]);
       const h = Math.round((v / max) * (ph - 60));
-      const x = x0 + 15 + k * 65;
+      const x = x0 + 10 + k * 50;
       const y = y0 + 20 + (ph - 60 - h);
-      parts.push(`<rect x="${x}" y="${y}" width="50" height="${h}" fill="${colors[s]}"/>`);
+      parts.push(`<rect x="${x}" y="${y}" width="42" height="${h}" fill="${colors[s]}"/>`);
       parts.push(
-        `<text x="${x + 25}" y="${y - 4}" text-anchor="middle">${v >= 100 ? v.toFixed(0) : v.toFixed(1)}</text>`,
+        `<text x="${x + 21}" y="${y - 4}" text-anchor="middle">${v >= 100 ? v.toFixed(0) : v.toFixed(1)}</text>`,
       );
-      parts.push(`<text x="${x + 25}" y="${y0 + ph - 25}" text-anchor="middle">${s}</text>`);
+      parts.push(
+        `<text x="${x + 21}" y="${y0 + ph - 25}" text-anchor="middle">${s === 'vtep' ? 'vtep×2' : s}</text>`,
+      );
     });
     parts.push(`<text x="${x0 + 10}" y="${y0 + ph - 8}" fill="#555">${unit}</text>`);
   });

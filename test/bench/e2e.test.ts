@@ -20,7 +20,11 @@ import { needs } from '../helpers/prereq.js';
 const sample = (k: number): Sample => ({
   tcpMbps: 700 * k,
   tcpRevMbps: 600 * k,
+  tcp4Mbps: 900 * k,
+  tcp4RevMbps: 800 * k,
   pps64: 90_000 * k,
+  pps64x8: 95_000 * k,
+  pps64x8Rev: 75_000 * k,
   pps64Rev: 70_000 * k,
   pps1400: 80_000 * k,
   rttP50Us: 80 / k,
@@ -44,11 +48,21 @@ function fixed(): E2eResult {
     generator: 'g',
     samples: {
       vtep: [sample(1)],
+      vtep1: [sample(0.5)],
       ovs: [sample(1)],
       kernel: [{ ...sample(2), cpuSecPerMpps: null }],
     },
-    medians: { vtep: sample(1), ovs: sample(1), kernel: { ...sample(2), cpuSecPerMpps: null } },
-    ratios: { vtepOverOvs: { tcp: 1 }, vtepOverKernel: { tcp: 0.5 } },
+    medians: {
+      vtep: sample(1),
+      vtep1: sample(0.5),
+      ovs: sample(1),
+      kernel: { ...sample(2), cpuSecPerMpps: null },
+    },
+    ratios: {
+      vtepOverOvs: { tcp: 1 },
+      vtepOverKernel: { tcp: 0.5 },
+      workers2OverWorkers1: { tcp4: 2 },
+    },
     targets: [
       { name: 'TCP throughput vs OVS userspace', value: 1, target: 1, met: true },
       { name: 'TCP throughput vs kernel VXLAN', value: 0.4, target: 0.5, met: false },
@@ -58,15 +72,19 @@ function fixed(): E2eResult {
 
 t.test('report and chart from a fixed result', async (t) => {
   const text = formatE2e(fixed());
-  t.match(text, /TCP encap \(Mbit\/s\)\s+700\s+700\s+1400/);
-  t.match(text, /TCP decap \(Mbit\/s\)\s+600\s+600\s+1200/);
-  t.match(text, /UDP 64 B decap \(kpps received\)\s+70\s+70\s+140/);
-  t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+n\/a/);
+  t.match(text, /\s+vtep\s+vtep\s+ovs\s+kernel\n\s+2 workers\s+1 worker\s*\n/);
+  t.match(text, /TCP encap \(Mbit\/s\)\s+700\s+350\s+700\s+1400/);
+  t.match(text, /TCP decap \(Mbit\/s\)\s+600\s+300\s+600\s+1200/);
+  t.match(text, /TCP x4 encap \(Mbit\/s\)\s+900\s+450\s+900\s+1800/);
+  t.match(text, /UDP 64 B decap \(kpps received\)\s+70\s+35\s+70\s+140/);
+  t.match(text, /UDP 64 B x8 decap \(kpps\)\s+75\s+38\s+75\s+150/);
+  t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+9\.00\s+n\/a/);
+  t.match(text, /ratios vtep 2 workers\/1 worker: \{"tcp4":2\}/);
   t.match(text, /^MET {4}TCP throughput vs OVS userspace: 1\.00× \(target ≥ 1\.0×\)$/m);
   t.match(text, /^MISSED TCP throughput vs kernel VXLAN: 0\.40× \(target ≥ 0\.5×\)$/m);
   const svg = chartSvg(fixed());
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-  t.equal((svg.match(/<rect x=/g) ?? []).length, 18, 'six panels of three bars');
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 32, 'eight panels of four bars');
   t.match(svg, />1400<\/text>/);
   t.match(svg, /2 cores AMD EPYC, Linux 6\.x/);
   const dir = mkdtempSync(join(tmpdir(), 'vtep-e2e-out-'));
@@ -86,7 +104,7 @@ t.test('one short round: every system measured, everything torn down', async (t)
     prefix,
     progress: (_d, _t, what) => steps.push(what),
   });
-  t.equal(steps.length, 18, 'six measurements for each of three systems');
+  t.equal(steps.length, 40, 'ten measurements for each of four systems');
   for (const s of SYSTEMS) {
     const m = r.medians[s];
     t.ok(
@@ -94,6 +112,10 @@ t.test('one short round: every system measured, everything torn down', async (t)
         m.tcpRevMbps > 0 &&
         m.pps64 > 0 &&
         m.pps64Rev > 0 &&
+        m.tcp4Mbps > 0 &&
+        m.tcp4RevMbps > 0 &&
+        m.pps64x8 > 0 &&
+        m.pps64x8Rev > 0 &&
         m.pps1400 > 0 &&
         m.rttP50Us > 0 &&
         m.rttP99Us >= m.rttP50Us,

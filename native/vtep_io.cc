@@ -417,26 +417,40 @@ void SockaddrToSlot(const sockaddr_storage* ss, uint8_t* slot) {
 }
 
 // Scratch arrays for sendmmsg, grown once to the largest batch seen.
+struct GsoControl {
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
+};
 struct SendScratch {
   std::vector<mmsghdr> msgs;
   std::vector<iovec> iovs;
   std::vector<sockaddr_storage> addrs;
+  std::vector<GsoControl> controls;
+  // first[k]: the first datagram of message k (a run of datagrams sent as one with GSO).
+  std::vector<uint32_t> first;
   void Reserve(size_t n) {
     if (msgs.size() < n) {
       msgs.resize(n);
       iovs.resize(n);
       addrs.resize(n);
+      controls.resize(n);
+      first.resize(n + 1);
     }
   }
 };
+// UDP GSO limits: segments per send (UDP_MAX_SEGMENTS on older kernels) and bytes per send.
+constexpr uint32_t kGsoMaxSegments = 64;
+constexpr uint32_t kGsoMaxBytes = 65000;
 // Per thread: each worker_threads worker runs its own engine and calls these concurrently.
 thread_local SendScratch g_send;
 // The first errno of this thread's last sendBatch/writeBatch call (0 when everything went).
 thread_local int g_lastErrno = 0;
 
-// sendBatch(fd, slab, offsets, lengths, addrs, count, raw, status) -> sent count, or -errno if
+// sendBatch(fd, slab, offsets, lengths, addrs, count, flags, status) -> sent count, or -errno if
 // none. Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`; its
-// outcome goes to status[i] (kTxSent, kTxQueueFull, kTxRefused).
+// outcome goes to status[i] (kTxSent, kTxQueueFull, kTxRefused). flags: bit 0, a raw socket (the
+// datagram carries its UDP header); bit 1, UDP GSO runs: consecutive datagrams of one length to
+// one address (a flow's packets, as a TAP read hands them over) leave as one message with
+// UDP_SEGMENT, cut by the kernel after its stack has been crossed once (a bound UDP socket only).
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -445,7 +459,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   auto lengths = info[3].As<Napi::Uint32Array>();
   auto addrs = info[4].As<Napi::Uint8Array>();
   uint32_t count = info[5].As<Napi::Number>().Uint32Value();
-  bool raw = info[6].ToBoolean();
+  uint32_t flags = info[6].IsNumber() ? info[6].As<Napi::Number>().Uint32Value() : (info[6].ToBoolean() ? 1 : 0);
+  bool raw = (flags & 1) != 0;
+  bool runs = (flags & 2) != 0 && !raw;
   auto status = info[7].As<Napi::Uint8Array>();
   if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
       static_cast<size_t>(count) * kAddrLen > addrs.ByteLength() || count > status.ByteLength()) {
@@ -454,38 +470,207 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   uint8_t* st = status.Data();
   g_send.Reserve(count);
   uint8_t* base = slab.Data();
+  const uint8_t* slots = addrs.Data();
   size_t slabLen = slab.ByteLength();
-  for (uint32_t i = 0; i < count; i++) {
+  uint32_t msgCount = 0;
+  for (uint32_t i = 0; i < count;) {
     if (static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) THROW_TYPE(env, "sendBatch: datagram outside the slab");
-    g_send.iovs[i].iov_base = base + offsets[i];
-    g_send.iovs[i].iov_len = lengths[i];
-    mmsghdr& m = g_send.msgs[i];
+    uint32_t j = i + 1;
+    if (runs) {
+      while (j < count && j - i < kGsoMaxSegments && lengths[j] == lengths[i] &&
+             (j - i + 1) * lengths[i] <= kGsoMaxBytes && static_cast<size_t>(offsets[j]) + lengths[j] <= slabLen &&
+             memcmp(slots + j * kAddrLen, slots + i * kAddrLen, kAddrLen) == 0) {
+        j++;
+      }
+    }
+    for (uint32_t k = i; k < j; k++) {
+      g_send.iovs[k].iov_base = base + offsets[k];
+      g_send.iovs[k].iov_len = lengths[k];
+    }
+    mmsghdr& m = g_send.msgs[msgCount];
     memset(&m, 0, sizeof(m));
     m.msg_hdr.msg_iov = &g_send.iovs[i];
-    m.msg_hdr.msg_iovlen = 1;
-    m.msg_hdr.msg_name = &g_send.addrs[i];
-    m.msg_hdr.msg_namelen = SlotToSockaddr(addrs.Data() + i * kAddrLen, &g_send.addrs[i], raw);
+    m.msg_hdr.msg_iovlen = j - i;
+    m.msg_hdr.msg_name = &g_send.addrs[msgCount];
+    m.msg_hdr.msg_namelen = SlotToSockaddr(slots + i * kAddrLen, &g_send.addrs[msgCount], raw);
+    if (j - i > 1) {
+      GsoControl& c = g_send.controls[msgCount];
+      memset(c.buf, 0, sizeof(c.buf));
+      m.msg_hdr.msg_control = c.buf;
+      m.msg_hdr.msg_controllen = sizeof(c.buf);
+      cmsghdr* h = CMSG_FIRSTHDR(&m.msg_hdr);
+      h->cmsg_level = SOL_UDP;
+      h->cmsg_type = UDP_SEGMENT;
+      h->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t gso = static_cast<uint16_t>(lengths[i]);
+      memcpy(CMSG_DATA(h), &gso, sizeof(gso));
+    }
+    g_send.first[msgCount++] = i;
+    i = j;
   }
-  // sendmmsg stops at the first datagram the kernel refuses. A queue that is full (EAGAIN,
-  // ENOBUFS) ends the batch; any other refusal (EMSGSIZE, ENETUNREACH, a bad address) is about
-  // that one datagram, so it is skipped and the rest still go.
+  g_send.first[msgCount] = count;
+  // sendmmsg stops at the first message the kernel refuses. A queue that is full (EAGAIN,
+  // ENOBUFS) ends the batch; any other refusal (EMSGSIZE, ENETUNREACH, a bad address, EIO for
+  // GSO on a device without checksum offload) is about that message, so it is skipped and the
+  // rest still go.
   uint32_t pos = 0, sent = 0;
+  uint32_t* first = g_send.first.data();
   g_lastErrno = 0;
-  while (pos < count) {
-    int n = sendmmsg(fd, g_send.msgs.data() + pos, count - pos, 0);
+  while (pos < msgCount) {
+    int n = sendmmsg(fd, g_send.msgs.data() + pos, msgCount - pos, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (g_lastErrno == 0) g_lastErrno = errno;
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-        memset(st + pos, kTxQueueFull, count - pos);
+        memset(st + first[pos], kTxQueueFull, count - first[pos]);
         break;
       }
-      st[pos++] = kTxRefused;
+      memset(st + first[pos], kTxRefused, first[pos + 1] - first[pos]);
+      pos++;
       continue;
     }
-    memset(st + pos, kTxSent, n);
+    uint32_t items = first[pos + n] - first[pos];
+    memset(st + first[pos], kTxSent, items);
     pos += n;
-    sent += n;
+    sent += items;
+  }
+  if (sent == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
+  return Napi::Number::New(env, sent);
+}
+
+// sendBatchPool(rawFd, poolFds, poolPorts, slab, offsets, lengths, addrs, count, status) -> sent
+// count, or -errno if none. A raw socket's batch (each datagram starts with our UDP header) where
+// runs of consecutive datagrams of one length, to one address, from one source port that a
+// pool socket is bound to, leave from that socket as one UDP GSO message (the UDP header left
+// to the kernel); the rest goes through the raw socket with sendmmsg. Runs and the rest are sent
+// in batch order, so a flow's datagrams keep theirs. Outcomes in status[], as for sendBatch.
+Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int rawFd = info[0].As<Napi::Number>().Int32Value();
+  auto poolFds = info[1].As<Napi::Int32Array>();
+  auto poolPorts = info[2].As<Napi::Uint32Array>();
+  auto slab = info[3].As<Napi::Uint8Array>();
+  auto offsets = info[4].As<Napi::Uint32Array>();
+  auto lengths = info[5].As<Napi::Uint32Array>();
+  auto addrs = info[6].As<Napi::Uint8Array>();
+  uint32_t count = info[7].As<Napi::Number>().Uint32Value();
+  auto status = info[8].As<Napi::Uint8Array>();
+  if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
+      static_cast<size_t>(count) * kAddrLen > addrs.ByteLength() || count > status.ByteLength() ||
+      poolFds.ElementLength() != poolPorts.ElementLength()) {
+    THROW_TYPE(env, "sendBatchPool: count exceeds the batch arrays");
+  }
+  uint8_t* st = status.Data();
+  uint8_t* base = slab.Data();
+  const uint8_t* slots = addrs.Data();
+  size_t slabLen = slab.ByteLength();
+  for (uint32_t i = 0; i < count; i++) {
+    if (lengths[i] < 8 || static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) {
+      THROW_TYPE(env, "sendBatchPool: datagram outside the slab");
+    }
+  }
+  g_send.Reserve(count);
+  g_lastErrno = 0;
+  uint32_t sent = 0;
+  bool full = false;
+  auto portOf = [&](uint32_t i) { return (static_cast<uint32_t>(base[offsets[i]]) << 8) | base[offsets[i] + 1]; };
+  // Raw datagrams [a, b) through sendmmsg; false when the queue is full (the rest is marked so).
+  auto sendRaw = [&](uint32_t a, uint32_t b) {
+    for (uint32_t k = a; k < b; k++) {
+      g_send.iovs[k].iov_base = base + offsets[k];
+      g_send.iovs[k].iov_len = lengths[k];
+      mmsghdr& m = g_send.msgs[k];
+      memset(&m, 0, sizeof(m));
+      m.msg_hdr.msg_iov = &g_send.iovs[k];
+      m.msg_hdr.msg_iovlen = 1;
+      m.msg_hdr.msg_name = &g_send.addrs[k];
+      m.msg_hdr.msg_namelen = SlotToSockaddr(slots + k * kAddrLen, &g_send.addrs[k], true);
+    }
+    uint32_t pos = a;
+    while (pos < b) {
+      int n = sendmmsg(rawFd, g_send.msgs.data() + pos, b - pos, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (g_lastErrno == 0) g_lastErrno = errno;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;
+        st[pos++] = kTxRefused;
+        continue;
+      }
+      memset(st + pos, kTxSent, n);
+      pos += n;
+      sent += n;
+    }
+    return true;
+  };
+  uint32_t a = 0;  // first datagram not sent yet
+  for (uint32_t i = 0; i < count && !full;) {
+    uint32_t j = i + 1;
+    while (j < count && j - i < kGsoMaxSegments && lengths[j] == lengths[i] &&
+           (j - i + 1) * lengths[i] <= kGsoMaxBytes && portOf(j) == portOf(i) &&
+           memcmp(slots + j * kAddrLen, slots + i * kAddrLen, kAddrLen) == 0) {
+      j++;
+    }
+    int pool = -1;
+    if (j - i > 1) {
+      for (uint32_t p = 0; p < poolPorts.ElementLength(); p++) {
+        if (poolPorts[p] == portOf(i)) pool = static_cast<int>(p);
+      }
+    }
+    if (pool < 0) {
+      i = j;
+      continue;
+    }
+    if (a < i && !sendRaw(a, i)) {
+      full = true;  // marked below, from the first one without an outcome
+      break;
+    }
+    // the run, without our UDP headers: the kernel writes one per segment
+    uint32_t seg = lengths[i] - 8;
+    for (uint32_t k = i; k < j; k++) {
+      g_send.iovs[k].iov_base = base + offsets[k] + 8;
+      g_send.iovs[k].iov_len = seg;
+    }
+    sockaddr_storage ss;
+    msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_name = &ss;
+    m.msg_namelen = SlotToSockaddr(slots + i * kAddrLen, &ss, false);
+    m.msg_iov = &g_send.iovs[i];
+    m.msg_iovlen = j - i;
+    GsoControl c;
+    memset(c.buf, 0, sizeof(c.buf));
+    m.msg_control = c.buf;
+    m.msg_controllen = sizeof(c.buf);
+    cmsghdr* h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_UDP;
+    h->cmsg_type = UDP_SEGMENT;
+    h->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = static_cast<uint16_t>(seg);
+    memcpy(CMSG_DATA(h), &gso, sizeof(gso));
+    ssize_t rc;
+    do {
+      rc = sendmsg(poolFds[pool], &m, 0);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      if (g_lastErrno == 0) g_lastErrno = errno;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+        full = true;
+        a = i;
+        break;
+      }
+      memset(st + i, kTxRefused, j - i);
+    } else {
+      memset(st + i, kTxSent, j - i);
+      sent += j - i;
+    }
+    a = i = j;
+  }
+  if (!full && a < count && !sendRaw(a, count)) full = true;
+  if (full) {
+    // everything from the first datagram without an outcome on is queue-full
+    for (uint32_t k = a; k < count; k++) {
+      if (st[k] != kTxSent && st[k] != kTxRefused) st[k] = kTxQueueFull;
+    }
   }
   if (sent == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
   return Napi::Number::New(env, sent);
@@ -890,7 +1075,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen},
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
-      {"socketDrops", SocketDrops}, {"sendGso", SendGso},
+      {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
       {"copyBytes", CopyBytes},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));

@@ -18,7 +18,10 @@ export interface NativeIo {
     port: number,
     rcvbuf: number,
     sndbuf: number,
-    /** bit 0: UDP_NO_CHECK6_TX, bit 1: UDP_NO_CHECK6_RX (IPv6 only); bit 2: send-only. */
+    /**
+     * bit 0: UDP_NO_CHECK6_TX, bit 1: UDP_NO_CHECK6_RX (IPv6 only); bit 2: send-only; bit 3:
+     * SO_REUSEPORT.
+     */
     flags: number,
   ): [fd: number, port: number];
   rawUdpOpen(family: 4 | 6, address: string, zeroChecksum6: boolean): number;
@@ -29,7 +32,23 @@ export interface NativeIo {
     lengths: Uint32Array,
     addrs: Uint8Array,
     count: number,
-    raw: boolean,
+    /** bit 0: a raw socket (datagrams carry their UDP header); bit 1: UDP GSO runs. */
+    flags: number,
+    status: Uint8Array,
+  ): number;
+  /**
+   * A raw socket's batch, with runs of one flow (one length, address and pool source port) sent
+   * from the pool socket bound to that port as one UDP_SEGMENT message; sent count or -errno.
+   */
+  sendBatchPool(
+    rawFd: number,
+    poolFds: Int32Array,
+    poolPorts: Uint32Array,
+    slab: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint8Array,
+    count: number,
     status: Uint8Array,
   ): number;
   /** One UDP_SEGMENT sendmsg: `length` bytes cut into `segSize`-byte datagrams; bytes or -errno. */

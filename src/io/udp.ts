@@ -36,29 +36,45 @@ function familyOf(address: string): 4 | 6 {
   throw new IoError('ERR_ADDRESS', `local address ${JSON.stringify(address)} is not IPv4 or IPv6`);
 }
 
-/** Shared send path: sendmmsg over a socket fd, with the errno of a partial batch kept. */
+/**
+ * Shared send path: sendmmsg over a socket fd (or, with `pool`, a raw socket's batch whose runs
+ * leave from the pool's sockets with GSO), with the errno of a partial batch kept.
+ */
 function sendVia(
   fd: number,
-  raw: boolean,
+  flags: number,
   slab: Uint8Array,
   batch: TxBatch,
   self: { lastError: string | undefined },
+  pool?: GsoSender,
 ): number {
   if (fd < 0) {
     self.lastError = 'EBADF';
     return 0;
   }
   const io = native();
-  const n = io.sendBatch(
-    fd,
-    slab,
-    batch.offsets,
-    batch.lengths,
-    batch.addrs,
-    batch.count,
-    raw,
-    batch.status,
-  );
+  const n = pool
+    ? io.sendBatchPool(
+        fd,
+        pool.fdArray,
+        pool.portArray,
+        slab,
+        batch.offsets,
+        batch.lengths,
+        batch.addrs,
+        batch.count,
+        batch.status,
+      )
+    : io.sendBatch(
+        fd,
+        slab,
+        batch.offsets,
+        batch.lengths,
+        batch.addrs,
+        batch.count,
+        flags,
+        batch.status,
+      );
   if (n < 0) {
     self.lastError = io.errnoName(-n);
     return 0;
@@ -84,9 +100,11 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
     readonly address: string,
     readonly port: number,
     rx: RxRing,
+    gsoRuns: boolean,
   ) {
     this.h = new FdHandle(fd);
     this.rx = rx;
+    this.gsoRuns = gsoRuns;
   }
 
   static open(opts: UdpOptions): UdpSocket {
@@ -105,7 +123,7 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
         opts.sndbuf ?? 4 << 20,
         (opts.zeroChecksum6Tx ? 1 : 0) | (opts.zeroChecksum6Rx ? 2 : 0) | (opts.reusePort ? 8 : 0),
       );
-      return new UdpSocket(fd, family, opts.address, bound, rx);
+      return new UdpSocket(fd, family, opts.address, bound, rx, !opts.zeroChecksum6Tx);
     } catch (err) {
       throw toIoError(err);
     }
@@ -147,8 +165,17 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
     this.h.poller?.stop();
   }
 
+  /**
+   * Whether runs of equal datagrams to one address leave as one UDP GSO message (see sendBatch
+   * in the addon): on, unless the socket sends zero IPv6 checksums (the kernel refuses GSO then)
+   * or the kernel refused it once (EIO: no checksum offload on the way out).
+   */
+  gsoRuns: boolean;
+
   send(slab: Uint8Array, batch: TxBatch): number {
-    return sendVia(this.h.fd, false, slab, batch, this);
+    const n = sendVia(this.h.fd, this.gsoRuns ? 2 : 0, slab, batch, this);
+    if (this.gsoRuns && this.lastError === 'EIO') this.gsoRuns = false;
+    return n;
   }
 
   /** UDP GSO from this socket's own port (source port mode `fixed`); see `GsoSender`. */
@@ -195,6 +222,12 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
  */
 export class RawUdpSender implements DatagramSender {
   lastError: string | undefined;
+  /**
+   * The UDP GSO senders, when there are any: a run of datagrams of one flow (one length, one
+   * address, a source port one of them is bound to) leaves from that socket as one GSO message
+   * instead of one raw datagram each. Dropped after the kernel refuses GSO once (EIO).
+   */
+  pool: GsoSender | undefined;
   private readonly h: FdHandle;
 
   private constructor(
@@ -220,7 +253,9 @@ export class RawUdpSender implements DatagramSender {
   }
 
   send(slab: Uint8Array, batch: TxBatch): number {
-    return sendVia(this.h.fd, true, slab, batch, this);
+    const n = sendVia(this.h.fd, 1, slab, batch, this, this.pool);
+    if (this.pool && this.lastError === 'EIO') this.pool = undefined;
+    return n;
   }
 
   close(): void {
@@ -237,10 +272,17 @@ export class RawUdpSender implements DatagramSender {
  * (which cannot do GSO). DF is set as on the main socket.
  */
 export class GsoSender implements SegmentSender {
+  /** The fds and their ports as the addon takes them (sendBatchPool). */
+  readonly fdArray: Int32Array;
+  readonly portArray: Uint32Array;
+
   private constructor(
     private readonly fds: number[],
     readonly ports: number[],
-  ) {}
+  ) {
+    this.fdArray = Int32Array.from(fds);
+    this.portArray = Uint32Array.from(ports);
+  }
 
   /**
    * `count` sockets on ports spread over `portMin..portMax` (the source port range, RFC 7348

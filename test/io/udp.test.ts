@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeAddr } from '../../src/io/addr.js';
 import { TxBatch, TxStatus } from '../../src/io/types.js';
-import { RawUdpSender, UdpSocket } from '../../src/io/udp.js';
+import { GsoSender, RawUdpSender, UdpSocket } from '../../src/io/udp.js';
 import { emitUdp } from '../../src/wire/udp.js';
 import { needs } from '../helpers/prereq.js';
 import { exchange } from './udp-shared.js';
@@ -117,6 +117,107 @@ for (const [family, address] of [
     t.same(
       seen,
       Array.from({ length: 64 }, (_, i) => `${10 + i}:${i}:${49152 + i * 7}`),
+    );
+  });
+}
+
+/** Receive `count` datagrams on `b`: `length:first byte:source port` each, in arrival order. */
+function collect(b: UdpSocket, count: number): Promise<string[]> {
+  const seen: string[] = [];
+  return new Promise((resolve) =>
+    b.start(
+      (n) => {
+        for (let i = 0; i < n; i++) {
+          const f = b.rx.frame(i);
+          const port = (b.rx.addrs![i * 20 + 2] << 8) | b.rx.addrs![i * 20 + 3];
+          seen.push(`${f.length}:${f[0]}:${port}`);
+        }
+        if (seen.length >= count) resolve(seen);
+      },
+      () => {},
+    ),
+  );
+}
+
+/** Per source port, the order its datagrams came in (flows keep theirs; flows may interleave). */
+const byPort = (seen: string[]) => {
+  const m = new Map<string, string[]>();
+  for (const x of seen) {
+    const port = x.split(':')[2];
+    m.set(port, [...(m.get(port) ?? []), x]);
+  }
+  return Object.fromEntries([...m].sort());
+};
+
+for (const [family, address] of [
+  ['IPv4', '127.0.0.1'],
+  ['IPv6', '::1'],
+] as const) {
+  t.test(
+    `${family} bound socket: runs of one flow leave as GSO sends, whole and in order`,
+    async (t) => {
+      const a = UdpSocket.open({ address, port: 0 });
+      const b = UdpSocket.open({ address, port: 0 });
+      const c = UdpSocket.open({ address, port: 0 });
+      t.teardown(() => (a.close(), b.close(), c.close()));
+      t.equal(a.gsoRuns, true, 'on by default');
+      t.equal(
+        UdpSocket.open({ address, port: 0, zeroChecksum6Tx: true }).gsoRuns,
+        false,
+        'not with zero checksums',
+      );
+      const slab = Buffer.alloc(64 * 2048);
+      const batch = new TxBatch(64);
+      // 40 to b in runs (20 of 100 bytes, 1 of 50, 19 of 100), 24 to c interleaved in pairs
+      const want: Record<string, string[]> = { b: [], c: [] };
+      for (let i = 0; i < 64; i++) {
+        const toC = i >= 40;
+        const len = toC ? 30 + (i % 2) : i === 20 ? 50 : 100;
+        slab.fill(i, i * 2048, i * 2048 + len);
+        writeAddr(batch.addrs, batch.push(i * 2048, len), address, toC ? c.port : b.port);
+        (toC ? want.c : want.b).push(`${len}:${i}:${a.port}`);
+      }
+      t.equal(a.send(slab, batch), 64, `all sent (${a.lastError ?? 'no error'})`);
+      t.same(batch.status.subarray(0, 64), new Uint8Array(64).fill(TxStatus.SENT));
+      const [gotB, gotC] = await Promise.all([collect(b, 40), collect(c, 24)]);
+      t.same(gotB, want.b, 'the runs arrive cut back into their datagrams, in order');
+      t.same(gotC, want.c);
+    },
+  );
+
+  t.test(`${family} raw sender with GSO senders: a flow's runs leave from its port`, async (t) => {
+    if (!needs(t, { root: true })) return;
+    const raw = RawUdpSender.open(address);
+    const pool = GsoSender.open(address, { count: 2, portMin: 61000, portMax: 61999 });
+    raw.pool = pool;
+    const b = UdpSocket.open({ address, port: 0 });
+    t.teardown(() => (raw.close(), pool.close(), b.close()));
+    const [p0, p1] = pool.ports;
+    const other = 60999; // a port no pool socket has: through the raw socket, run or not
+    const plan: [number, number][] = [
+      ...Array.from({ length: 10 }, () => [p0, 80] as [number, number]),
+      [other, 40],
+      [other, 41],
+      [p1, 60],
+      ...Array.from({ length: 5 }, () => [p1, 70] as [number, number]),
+      ...Array.from({ length: 4 }, () => [other, 90] as [number, number]),
+      [p0, 80],
+    ];
+    const slab = Buffer.alloc(64 * 256);
+    const batch = new TxBatch(64);
+    plan.forEach(([port, payloadLen], i) => {
+      const off = i * 256;
+      slab.fill(i, off + 8, off + 8 + payloadLen);
+      emitUdp({ srcPort: port, dstPort: b.port, payloadLen }, slab, off);
+      writeAddr(batch.addrs, batch.push(off, 8 + payloadLen), address, b.port);
+    });
+    t.equal(raw.send(slab, batch), plan.length, `sent (${raw.lastError ?? 'no error'})`);
+    t.ok(raw.pool, 'the kernel took the GSO sends');
+    const got = await collect(b, plan.length);
+    t.same(
+      byPort(got),
+      byPort(plan.map(([port, len], i) => `${len}:${i}:${port}`)),
+      'every datagram, from the port we wrote, each flow in its order',
     );
   });
 }

@@ -1,6 +1,6 @@
 import type { Fdb } from '../fdb/fdb.js';
 import { native } from '../io/native.js';
-import type { DatagramSender, SegmentSender } from '../io/types.js';
+import type { SegmentSender } from '../io/types.js';
 import { GsoSender, RawUdpSender, UdpSocket } from '../io/udp.js';
 import type { Log } from '../util/log.js';
 import { Engine } from '../vtep/engine.js';
@@ -11,6 +11,13 @@ import type { ReservedBitsPolicy } from '../wire/vxlan.js';
  * UDP GSO for super-frames) and the engine over them. `vtep run` opens one on the main thread
  * and one in each worker; with workers the underlay sockets share the port (SO_REUSEPORT).
  */
+
+/**
+ * Sockets of the UDP GSO pool (per thread), bound to ports spread over the source port range.
+ * With offloads on, flows hash over these ports (in `hash` mode): every datagram of a flow, GSO
+ * or not, leaves from one of them, so a flow keeps one source port.
+ */
+export const GSO_PORTS = 16;
 
 /** Receive headroom: VXLAN + UDP headers are written in front of a frame in place. */
 export const HEADROOM = 64;
@@ -57,7 +64,7 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       reusePort: o.reusePort,
     });
     opened.push(underlay);
-    let raw: DatagramSender | undefined;
+    let raw: RawUdpSender | undefined;
     let sourcePorts = `fixed ${underlay.port}`;
     if (o.sourcePortMode === 'hash') {
       try {
@@ -80,13 +87,15 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
     else if (o.tapOffload) {
       try {
         const pool = GsoSender.open(o.local, {
-          count: 8,
+          count: GSO_PORTS,
           zeroChecksum6: o.zeroChecksum6Tx,
           portMin: o.sourcePortMin,
           portMax: o.sourcePortMax,
         });
         opened.push(pool);
         gso = pool;
+        // Runs of a flow's datagrams leave from the pool with GSO too; flows hash over its ports.
+        if (raw) raw.pool = pool;
         sourcePorts += `, gso ports ${pool.ports.join(',')}`;
       } catch (err) {
         log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {

@@ -403,6 +403,7 @@ export async function startVtep(
       const changes = applyReload(current, next, {
         engine,
         workers,
+        portsBound: sourcePorts.includes('gso ports') && sourcePorts.startsWith('hash'),
         fdb,
         ports,
         openPort,
@@ -616,6 +617,8 @@ export async function startVtep(
 interface ReloadContext {
   engine: Engine;
   workers: Workers | undefined;
+  /** Flows hash over bound GSO sender ports (hash mode with offloads): the range is fixed. */
+  portsBound: boolean;
   fdb: Fdb;
   ports: Map<number, TapPort>;
   openPort(v: VniSpec & { mtu: number }): TapPort;
@@ -653,6 +656,15 @@ function applyReload(cur: Resolved, next: Resolved, ctx: ReloadContext): string[
         `cannot change while vtep runs (running with ${JSON.stringify(cur[k])}); restart to change it`,
       );
   }
+  if (
+    ctx.portsBound &&
+    (cur.sourcePortMin !== next.sourcePortMin || cur.sourcePortMax !== next.sourcePortMax)
+  )
+    throw new ConfigError(
+      'sourcePorts',
+      `${next.sourcePortMin}-${next.sourcePortMax}`,
+      `cannot change while vtep runs with TAP offloads (running with ${cur.sourcePortMin}-${cur.sourcePortMax}): flows use the ports its UDP GSO senders are bound to; restart to change it`,
+    );
   const before = new Map(cur.vnis.map((v) => [v.vni, v]));
   const after = new Map(next.vnis.map((v) => [v.vni, v]));
   // A VNI whose TAP name changes is removed and added again.

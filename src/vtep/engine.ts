@@ -324,6 +324,7 @@ export class Engine {
     this.gso = opts.gso;
     this.copy = opts.copy ?? jsCopy;
     this.raw = opts.raw !== undefined;
+    if (this.raw && opts.gso && opts.gso.ports.length > 0) this.gsoPorts = opts.gso.ports;
     this.fdb = opts.fdb;
     this.configure({ ...opts, underlayMtu: opts.underlayMtu ?? 1500 });
     this.dstPort = opts.dstPort ?? VXLAN_PORT;
@@ -331,6 +332,18 @@ export class Engine {
     this.udpTx = new TxBatch(opts.txBatch ?? 256);
     this.log = opts.log ?? silent;
     this.copySlab = Buffer.alloc(this.udpTx.capacity * (opts.underlay.rx.slotSize + 64));
+  }
+
+  /**
+   * With UDP GSO senders beside the raw socket, a flow's source port is one of theirs (by flow
+   * hash, as they pick a socket for a super-frame), so that its datagrams may leave from either
+   * and keep one port; otherwise any port of the range.
+   */
+  private gsoPorts: readonly number[] | undefined;
+
+  private flowPort(hash: number): number {
+    const p = this.gsoPorts;
+    return p ? p[(hash >>> 0) % p.length] : sourcePort(hash, this.portMin, this.portMax);
   }
 
   /** Change engine-wide settings (at construction, and on a reload). */
@@ -670,7 +683,7 @@ export class Engine {
     emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
     const dst = readMac(slab, off);
     const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
-    const port = this.raw ? sourcePort(flowHash(slab, off, len), this.portMin, this.portMax) : 0;
+    const port = this.raw ? this.flowPort(flowHash(slab, off, len)) : 0;
     if (remote !== null) {
       this.enqueue(vs, slab, off, len, remote, port, -1, now);
       return;

@@ -247,6 +247,48 @@ t.test(
   },
 );
 
+t.test('raw mode beside GSO senders: each flow takes one of their ports', async (t) => {
+  const raw = new RecordingSender();
+  const gso = {
+    ports: [61000, 61001, 61002],
+    sendSegments: () => 0,
+    errnoName: () => 'E?',
+    close: () => {},
+  };
+  const h = harness([{ vni: 5000 }], { raw, gso, sourcePortMin: 50000, sourcePortMax: 50099 });
+  const tap = h.taps.get(5000)!;
+  const flowFrame = (sport: number) => {
+    const f = frame(BCAST, VM_B, 60);
+    f.writeUInt16BE(0x0800, 12);
+    f[14] = 0x45;
+    f[23] = 17;
+    f.writeUInt16BE(0x4000, 20); // DF, not a fragment
+    f.writeUInt32BE(0x0a000001, 26);
+    f.writeUInt32BE(0x0a000002, 30);
+    f.writeUInt16BE(sport, 34);
+    f.writeUInt16BE(9, 36);
+    return f;
+  };
+  for (let sport = 1000; sport < 1032; sport++) tap.inject(flowFrame(sport), flowFrame(sport));
+  await settle();
+  const ports = raw.sent.map((s) => s.bytes.readUInt16BE(0));
+  t.ok(
+    ports.every((p) => gso.ports.includes(p)),
+    'every datagram from a port a GSO socket is bound to (so a run may leave from it)',
+  );
+  t.equal(new Set(ports).size, 3, '32 flows spread over the three');
+  const byFlow = new Map<number, Set<number>>();
+  for (const d of raw.sent) {
+    const inner = d.bytes.readUInt16BE(8 + 8 + 34);
+    byFlow.set(inner, (byFlow.get(inner) ?? new Set()).add(d.bytes.readUInt16BE(0)));
+  }
+  t.equal(byFlow.size, 32);
+  t.ok(
+    [...byFlow.values()].every((p) => p.size === 1),
+    'every datagram of a flow (both frames, every copy) from one port',
+  );
+});
+
 t.test('flow hash: stable per flow, spread across flows, never reads past the frame', async (t) => {
   const tcp = (sport: number) => {
     const f = frame(VM_A, VM_B, 60);

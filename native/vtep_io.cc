@@ -37,6 +37,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103  // linux/udp.h: UDP GSO, one send of equal-sized datagrams
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104  // linux/udp.h: receive coalesced datagrams, gso_size in a control message
+#endif
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
@@ -262,7 +265,8 @@ bool DontFragment(int fd, int family) {
 // (UDP_NO_CHECK6_TX, the kernel's udp6zerocsumtx), bit 1 accepts one (UDP_NO_CHECK6_RX);
 // bit 2 (any family): send-only, a drop-all filter keeps anything from queueing on it.
 // bit 3: SO_REUSEPORT, so that each worker binds its own socket to the port and the kernel
-// spreads flows (by their 4-tuple hash) over them.
+// spreads flows (by their 4-tuple hash) over them. bit 4: UDP_GRO, best effort (a kernel
+// without it delivers datagrams one by one, as it would anyway).
 Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].As<Napi::Number>().Int32Value();
@@ -295,6 +299,10 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
       close(fd);
       THROW_SYS(env, bit == 0 ? "setsockopt(UDP_NO_CHECK6_TX)" : "setsockopt(UDP_NO_CHECK6_RX)", err, "udp " + address);
     }
+  }
+  if (flags & 16) {
+    int one = 1;
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
   }
   if (flags & 8) {
     int one = 1;
@@ -848,8 +856,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
                         InstanceMethod("close", &Poller::Close)});
   }
 
-  // new Poller(kind, fd, slab, slotSize, headroom, slots, lengths, addrs|null, meta|null, metaLen, callback)
-  // kind 0: TAP (readv), kind 1: UDP (recvmmsg).
+  // new Poller(kind, fd, slab, slotSize, headroom, slots, lengths, addrs|null, meta|null, metaLen, callback,
+  //            segs|null)
+  // kind 0: TAP (readv), kind 1: UDP (recvmmsg). segs (UDP with UDP_GRO): per slot, the size of
+  // the datagrams the kernel coalesced into it (0: one datagram).
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
     kind_ = info[0].As<Napi::Number>().Int32Value();
@@ -888,6 +898,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
       meta_ = a.Data();
     }
     callback_ = Napi::Persistent(info[10].As<Napi::Function>());
+    if (info.Length() > 11 && info[11].IsTypedArray()) {
+      auto a = info[11].As<Napi::Uint32Array>();
+      if (a.ElementLength() < slots_) {
+        Napi::TypeError::New(env, "Poller: segment size array too small").ThrowAsJavaScriptException();
+        return;
+      }
+      segsRef_ = Napi::Persistent(a.As<Napi::Object>());
+      segs_ = a.Data();
+      controls_.resize(slots_);
+    }
     context_ = new Napi::AsyncContext(env, "vtep:poll");
     msgs_.resize(slots_);
     iovs_.resize(slots_ * 2);
@@ -1025,6 +1045,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
       m.msg_hdr.msg_iovlen = 1;
       m.msg_hdr.msg_name = &names_[i];
       m.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      if (segs_ != nullptr) {
+        m.msg_hdr.msg_control = controls_[i].buf;
+        m.msg_hdr.msg_controllen = sizeof(controls_[i].buf);
+      }
     }
     int n;
     do {
@@ -1035,8 +1059,18 @@ class Poller : public Napi::ObjectWrap<Poller> {
       return 0;
     }
     for (int i = 0; i < n; i++) {
-      const mmsghdr& m = msgs_[i];
+      mmsghdr& m = msgs_[i];
       lengths_[i] = m.msg_len;
+      if (segs_ != nullptr) {
+        segs_[i] = 0;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg_hdr); c != nullptr; c = CMSG_NXTHDR(&m.msg_hdr, c)) {
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+            int gso = 0;
+            memcpy(&gso, CMSG_DATA(c), sizeof(gso));
+            segs_[i] = static_cast<uint32_t>(gso);
+          }
+        }
+      }
       if (addrs_ != nullptr) {
         uint8_t* slot = addrs_ + i * kAddrLen;
         SockaddrToSlot(&names_[i], slot);
@@ -1053,7 +1087,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
   uint32_t* lengths_ = nullptr;
   uint8_t* addrs_ = nullptr;
   uint8_t* meta_ = nullptr;
-  Napi::ObjectReference slabRef_, lengthsRef_, addrsRef_, metaRef_;
+  uint32_t* segs_ = nullptr;
+  struct GroControl {
+    alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
+  };
+  std::vector<GroControl> controls_;
+  Napi::ObjectReference slabRef_, lengthsRef_, addrsRef_, metaRef_, segsRef_;
   Napi::FunctionReference callback_;
   Napi::AsyncContext* context_ = nullptr;
   uv_poll_t* handle_ = nullptr;

@@ -31,6 +31,8 @@ export interface PlaneOptions {
   zeroChecksum6Rx: boolean;
   /** Share the port with the other workers' sockets. */
   reusePort: boolean;
+  /** UDP_GRO on the underlay socket (slots of 64 KiB then). */
+  gro: boolean;
   sourcePortMode: 'hash' | 'fixed';
   sourcePortMin: number;
   sourcePortMax: number;
@@ -62,6 +64,7 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       zeroChecksum6Tx: o.zeroChecksum6Tx,
       zeroChecksum6Rx: o.zeroChecksum6Rx,
       reusePort: o.reusePort,
+      gro: o.gro,
     });
     opened.push(underlay);
     let raw: RawUdpSender | undefined;

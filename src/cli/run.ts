@@ -244,7 +244,9 @@ export async function startVtep(
     const planeOptions: PlaneOptions = {
       local: cfg.local,
       port: cfg.port,
-      slotSize: slotFor(udpPayloadMax(cfg, link)),
+      // UDP GRO (with the offloads) hands over up to 64 KiB of one flow's datagrams at once
+      slotSize: slotFor(cfg.tapOffload ? 65535 : udpPayloadMax(cfg, link)),
+      gro: cfg.tapOffload,
       zeroChecksum6Tx: cfg.udp6ZeroChecksumTx,
       zeroChecksum6Rx: cfg.udp6ZeroChecksumRx,
       reusePort: threads.count > 1,

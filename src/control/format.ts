@@ -82,9 +82,10 @@ export function formatStats(
       `path: largest inner frame ${s.pathMaxFrame} bytes, icmp-too-big sent ${s.icmpTooBig ?? 0}`,
     );
   const o = s.offload;
-  if (o && o.superFrames + o.checksums + o.coalesced > 0)
+  if (o && o.superFrames + o.checksums + o.coalesced + (o.groDatagrams ?? 0) > 0)
     lines.push(
-      `offload: tcp super-frames ${o.superFrames} cut into ${o.segments} segments (${o.gsoSends} udp gso sends), checksums finished ${o.checksums}, ${o.coalescedSegments} received segments coalesced into ${o.coalesced} frames`,
+      `offload: tcp super-frames ${o.superFrames} cut into ${o.segments} segments (${o.gsoSends} udp gso sends), checksums finished ${o.checksums}, ${o.coalescedSegments} received segments coalesced into ${o.coalesced} frames` +
+        (o.groDatagrams ? `, udp gro ${o.groSegments} datagrams in ${o.groDatagrams}` : ''),
     );
   const f = s.fdb;
   lines.push(

@@ -23,6 +23,8 @@ interface Queued {
   from?: Uint8Array;
   /** Per-frame metadata (a TAP's virtio-net header), when the ring has `meta`. */
   meta?: Uint8Array;
+  /** UDP GRO: the size of the datagrams coalesced into `bytes` (when the ring has `segs`). */
+  seg?: number;
 }
 
 abstract class FakeReceiver {
@@ -32,7 +34,7 @@ abstract class FakeReceiver {
   private scheduled = false;
   closed = false;
 
-  constructor(opts: RingOptions & { withAddrs?: boolean; metaLen?: number }) {
+  constructor(opts: RingOptions & { withAddrs?: boolean; metaLen?: number; withSegs?: boolean }) {
     this.rx = new RxRing(opts);
   }
 
@@ -76,6 +78,7 @@ abstract class FakeReceiver {
         rx.addrs.set(item.from, n * ADDR_LEN);
         rx.addrs[n * ADDR_LEN + 1] = item.bytes.length > len ? 1 : 0;
       }
+      if (rx.segs) rx.segs[n] = item.seg ?? 0;
       if (rx.meta) {
         const m = rx.meta.length / rx.batchSize;
         rx.meta.fill(0, n * m, (n + 1) * m);
@@ -136,7 +139,11 @@ export class FakeNetwork {
   /** Every datagram sent, in order, for assertions on the underlay. */
   readonly log: { from: string; to: string; bytes: Buffer }[] = [];
 
-  bind(address: string, port: number, opts: RingOptions = {}): FakeUdpSocket {
+  bind(
+    address: string,
+    port: number,
+    opts: RingOptions & { withSegs?: boolean } = {},
+  ): FakeUdpSocket {
     const key = `${address}|${port}`;
     if (this.sockets.has(key))
       throw new IoError('EADDRINUSE', `fake udp ${address}:${port}: address in use`);
@@ -160,7 +167,7 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
     private readonly net: FakeNetwork,
     readonly address: string,
     readonly port: number,
-    opts: RingOptions,
+    opts: RingOptions & { withSegs?: boolean },
   ) {
     super({ ...opts, withAddrs: true });
     writeAddr(this.self, 0, address, port);
@@ -173,6 +180,15 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
     if (from instanceof FakeUdpSocket) slot.set(from.self);
     else writeAddr(slot, 0, from.address, from.port);
     this.enqueue({ bytes: Buffer.from(bytes), from: slot });
+  }
+
+  /** Play the kernel's UDP GRO: datagrams of one size from `from`, coalesced into one slot. */
+  receiveCoalesced(datagrams: Buffer[], from: FakeUdpSocket): void {
+    this.enqueue({
+      bytes: Buffer.concat(datagrams),
+      from: from.self.slice(),
+      seg: datagrams[0].length,
+    });
   }
 
   send(slab: Uint8Array, batch: TxBatch): number {

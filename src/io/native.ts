@@ -99,6 +99,8 @@ export interface NativeIo {
     meta: Uint8Array | null,
     metaLen: number,
     callback: (count: number) => void,
+    /** UDP with UDP_GRO: per slot, the size of the datagrams coalesced into it (0: one). */
+    segs?: Uint32Array | null,
   ) => NativePoller;
   ADDR_LEN: number;
   VNET_HDR_LEN: number;

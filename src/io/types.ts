@@ -35,11 +35,18 @@ export class RxRing {
   readonly addrs: Uint8Array | null;
   /** Per-slot metadata (TAP vnet header), `metaLen` bytes each; null when not used. */
   readonly meta: Uint8Array | null;
+  /**
+   * UDP GRO (datagram sockets that ask for it): per slot, the size of the datagrams the kernel
+   * coalesced into it, all of that size but the last; 0 for a slot holding one datagram.
+   */
+  readonly segs: Uint32Array | null;
   readonly batchSize: number;
   readonly headroom: number;
   readonly slotSize: number;
 
-  constructor(opts: RingOptions & { withAddrs?: boolean; metaLen?: number } = {}) {
+  constructor(
+    opts: RingOptions & { withAddrs?: boolean; metaLen?: number; withSegs?: boolean } = {},
+  ) {
     this.batchSize = opts.batchSize ?? 64;
     this.headroom = opts.headroom ?? 64;
     this.slotSize = opts.slotSize ?? 2048;
@@ -63,6 +70,7 @@ export class RxRing {
     this.lengths = new Uint32Array(this.batchSize);
     this.addrs = opts.withAddrs ? new Uint8Array(this.batchSize * ADDR_LEN) : null;
     this.meta = opts.metaLen ? new Uint8Array(this.batchSize * opts.metaLen) : null;
+    this.segs = opts.withSegs ? new Uint32Array(this.batchSize) : null;
   }
 
   /** Offset of slot i's frame in `slab`. */

@@ -28,6 +28,11 @@ export interface UdpOptions extends RingOptions {
   zeroChecksum6Rx?: boolean;
   /** SO_REUSEPORT: several sockets (one per worker) share the port; flows spread over them. */
   reusePort?: boolean;
+  /**
+   * UDP_GRO: the kernel may hand over several datagrams of one flow, coalesced, in one slot
+   * (`rx.segs` says their size); give slots of 64 KiB. Best effort: a kernel without it does not.
+   */
+  gro?: boolean;
 }
 
 function familyOf(address: string): 4 | 6 {
@@ -109,7 +114,7 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
 
   static open(opts: UdpOptions): UdpSocket {
     const family = familyOf(opts.address);
-    const rx = new RxRing({ ...opts, withAddrs: true });
+    const rx = new RxRing({ ...opts, withAddrs: true, withSegs: opts.gro === true });
     const port = opts.port ?? 4789;
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new IoError('ERR_IO_CONFIG', `udp port ${port} is not in 0..65535`);
@@ -121,7 +126,10 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
         port,
         opts.rcvbuf ?? 4 << 20,
         opts.sndbuf ?? 4 << 20,
-        (opts.zeroChecksum6Tx ? 1 : 0) | (opts.zeroChecksum6Rx ? 2 : 0) | (opts.reusePort ? 8 : 0),
+        (opts.zeroChecksum6Tx ? 1 : 0) |
+          (opts.zeroChecksum6Rx ? 2 : 0) |
+          (opts.reusePort ? 8 : 0) |
+          (opts.gro ? 16 : 0),
       );
       return new UdpSocket(fd, family, opts.address, bound, rx, !opts.zeroChecksum6Tx);
     } catch (err) {
@@ -156,6 +164,7 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
               ),
             );
         },
+        rx.segs,
       );
     }
     this.h.poller.start();

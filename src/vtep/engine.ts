@@ -175,6 +175,9 @@ export interface EngineStats {
     /** Decap: frames written into TAPs that coalesced several TCP segments, and those segments. */
     coalesced: number;
     coalescedSegments: number;
+    /** Decap: slots where the kernel's UDP GRO coalesced datagrams, and the datagrams in them. */
+    groDatagrams: number;
+    groSegments: number;
   };
   fdb: FdbCounters & { entries: number };
 }
@@ -468,56 +471,74 @@ export class Engine {
   /** Datagrams 0..count-1 of the underlay's receive ring arrived. */
   underlayReceived(count: number, now: number): void {
     const rx = this.underlay.rx;
-    const { slab, lengths } = rx;
+    const { slab, lengths, segs } = rx;
     const addrs = rx.addrs!;
-    const dec = this.dec;
     for (let i = 0; i < count; i++) {
       if (addrTruncated(addrs, i)) {
         this.drop(Drop.DATAGRAM_TRUNCATED, now, -1, i);
         continue;
       }
-      const reason = decapsulateInto(slab, rx.offset(i), lengths[i], this.policy, dec);
-      if (reason !== Drop.NONE) {
-        this.drop(reason, now, -1, i);
+      const off = rx.offset(i);
+      const len = lengths[i];
+      const seg = segs === null ? 0 : segs[i];
+      if (seg === 0 || seg >= len) {
+        this.datagram(slab, off, len, i, now);
         continue;
       }
-      const vs = this.vnis.get(dec.vni);
-      if (vs === undefined) {
-        this.drop(Drop.VNI_UNKNOWN, now, dec.vni, i);
-        continue;
+      // UDP GRO: the kernel coalesced datagrams of one flow, all `seg` bytes but the last.
+      this.offload.groDatagrams++;
+      for (let o = 0; o < len; o += seg) {
+        this.offload.groSegments++;
+        this.datagram(slab, off + o, Math.min(seg, len - o), i, now);
       }
-      const remote = this.sender4or6(vs, addrs, i);
-      if (remote === undefined) {
-        this.drop(Drop.SENDER_NOT_REMOTE, now, dec.vni, i);
-        continue;
-      }
-      const src = readMac(slab, dec.offset + 6);
-      if (isOwn(vs.ownMacs, src)) {
-        this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs);
-        continue;
-      }
-      if (this.dropInvalidSource && !isValidUnicast(src)) {
-        this.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i, vs);
-        continue;
-      }
-      if (vs.tap === null) {
-        this.drop(Drop.TAP_DOWN, now, dec.vni, i, vs);
-        continue;
-      }
-      this.fdb.learnHalves(
-        dec.vni,
-        macHi(slab, dec.offset + 6),
-        macLo(slab, dec.offset + 6),
-        remote,
-        now,
-      );
-      if (vs.neigh !== undefined) this.neighbours(vs, slab, dec.offset, dec.length, now, false);
-      this.toTap(vs, slab, dec.offset, dec.length, now);
     }
     for (const vs of this.vnis.values()) {
       this.closeRun(vs, slab, now);
       this.flushTap(vs, slab, now);
     }
+  }
+
+  /** One VXLAN datagram at slab[off, off + len), received in slot `i` (its source address). */
+  private datagram(slab: Buffer, off: number, len: number, i: number, now: number): void {
+    const addrs = this.underlay.rx.addrs!;
+    const dec = this.dec;
+    const reason = decapsulateInto(slab, off, len, this.policy, dec);
+    if (reason !== Drop.NONE) {
+      this.drop(reason, now, -1, i);
+      return;
+    }
+    const vs = this.vnis.get(dec.vni);
+    if (vs === undefined) {
+      this.drop(Drop.VNI_UNKNOWN, now, dec.vni, i);
+      return;
+    }
+    const remote = this.sender4or6(vs, addrs, i);
+    if (remote === undefined) {
+      this.drop(Drop.SENDER_NOT_REMOTE, now, dec.vni, i);
+      return;
+    }
+    const src = readMac(slab, dec.offset + 6);
+    if (isOwn(vs.ownMacs, src)) {
+      this.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs);
+      return;
+    }
+    if (this.dropInvalidSource && !isValidUnicast(src)) {
+      this.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i, vs);
+      return;
+    }
+    if (vs.tap === null) {
+      this.drop(Drop.TAP_DOWN, now, dec.vni, i, vs);
+      return;
+    }
+    this.fdb.learnHalves(
+      dec.vni,
+      macHi(slab, dec.offset + 6),
+      macLo(slab, dec.offset + 6),
+      remote,
+      now,
+    );
+    if (vs.neigh !== undefined) this.neighbours(vs, slab, dec.offset, dec.length, now, false);
+    this.toTap(vs, slab, dec.offset, dec.length, now);
   }
 
   /**
@@ -844,6 +865,8 @@ export class Engine {
     gsoSends: 0,
     coalesced: 0,
     coalescedSegments: 0,
+    groDatagrams: 0,
+    groSegments: 0,
   };
 
   /**

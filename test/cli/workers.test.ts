@@ -74,6 +74,8 @@ const stats = (rx: number, tx: number, drop: number): EngineStats => ({
     gsoSends: 4,
     coalesced: 5,
     coalescedSegments: 6,
+    groDatagrams: 7,
+    groSegments: 8,
   },
   fdb: {
     learned: 9,

@@ -1253,3 +1253,34 @@ t.test(
     t.equal(engine.stats().vnis[0].drops.tap_write_failed, n);
   },
 );
+
+t.test('UDP GRO: a slot of coalesced datagrams is taken apart, each checked alone', async (t) => {
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789, { withSegs: true, slotSize: 8192 });
+  const peer = net.bind(PEER_A, 4789);
+  const remotes = new Remotes();
+  const tap = new FakeTap('gro0');
+  const engine = new Engine({ underlay, fdb: new Fdb() });
+  engine.addVni({ vni: 7, tap, remotes: [remotes.get(PEER_A)] });
+  underlay.start(
+    (n) => engine.underlayReceived(n, 0),
+    () => {},
+  );
+  const inner = (k: number, size = 100) => frame(VM_B, VM_A, size, k);
+  // five of one size, one of another VNI among them, and a shorter last one
+  const datagrams = [1, 2, 3].map((k) => vxlan(7, inner(k)));
+  datagrams.push(vxlan(8, inner(4)), vxlan(7, inner(5)));
+  underlay.receiveCoalesced([...datagrams, vxlan(7, inner(6, 60))], peer);
+  // and a slot the kernel did not coalesce
+  underlay.receive(vxlan(7, inner(7)), peer);
+  await settle();
+  t.same(
+    tap.written.map((f) => `${f.length}:${f[20]}`),
+    ['100:1', '100:2', '100:3', '100:5', '60:6', '100:7'],
+    'every datagram of the slot decapsulated in order; the one of another VNI dropped alone',
+  );
+  const s = engine.stats();
+  t.match(s.offload, { groDatagrams: 1, groSegments: 6 });
+  t.equal(s.drops.vni_unknown, 1);
+  t.equal(s.vnis[0].rx.packets, 6);
+});

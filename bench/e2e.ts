@@ -12,6 +12,8 @@ const r = await runE2e({
   seconds,
   // BENCH_PROFILE=DIR: a V8 CPU profile of the vtep process (open it in Chrome DevTools)
   profileDir: process.env.BENCH_PROFILE,
+  // BENCH_GRO=1: GRO on the underlay links, as a NIC has it
+  gro: process.env.BENCH_GRO === '1',
   log: (l) => process.stderr.write(`${l}\n`),
   progress: (done, total, what) => {
     const width = 30;
@@ -23,7 +25,8 @@ const r = await runE2e({
   },
 });
 console.log(formatE2e(r));
-const files = writeE2e(r, resultsDir);
+// A GRO run is written beside the default one, not over it.
+const files = writeE2e(r, r.underlayGro ? `${resultsDir}/gro` : resultsDir);
 console.log(
   `\nwritten: ${files.json}, ${files.svg} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
 );

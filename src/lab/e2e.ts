@@ -57,6 +57,12 @@ export interface E2eOptions {
   log?: (line: string) => void;
   /** Write a V8 CPU profile of the vtep process here (node --cpu-prof), to see where time goes. */
   profileDir?: string;
+  /**
+   * GRO on both hosts' underlay links, as a NIC has it (a veth does not by default): the kernel
+   * then coalesces the tunnel's datagrams for whoever can take them (kernel VXLAN, vtep's
+   * UDP_GRO socket; OVS userspace reads packets one by one).
+   */
+  gro?: boolean;
 }
 
 const S_UL = '192.0.2.1';
@@ -75,6 +81,7 @@ class Pair {
     readonly prefix: string,
     readonly dir: string,
     readonly profileDir?: string,
+    readonly gro = false,
   ) {}
 
   make(role: string): Netns {
@@ -95,6 +102,7 @@ class Pair {
       const h = this.make(role);
       veth(h, 'eth0', ul, `p${role}`);
       ul.exec(`ip link set p${role} master ulbr`);
+      if (this.gro) h.exec('ethtool -K eth0 gro on');
     }
     const side = (
       host: string,
@@ -249,6 +257,8 @@ export interface E2eResult {
   };
   rounds: number;
   seconds: number;
+  /** GRO was on on the underlay links (`BENCH_GRO=1`). */
+  underlayGro?: boolean;
   generator: string;
   samples: Record<System, Sample[]>;
   medians: Record<System, Sample>;
@@ -270,7 +280,7 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
   const base = mkdtempSync(join(tmpdir(), 'vtep-e2e-'));
   const pairs = SYSTEMS.map((s) => {
     mkdirSync(join(base, s));
-    return new Pair(s, `${prefix}${LETTER[s]}`, join(base, s), o.profileDir);
+    return new Pair(s, `${prefix}${LETTER[s]}`, join(base, s), o.profileDir, o.gro === true);
   });
   const samples: Record<System, Sample[]> = { vtep: [], vtep1: [], ovs: [], kernel: [] };
   const steps = [
@@ -398,6 +408,7 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
     },
     rounds,
     seconds,
+    underlayGro: o.gro === true,
     generator: `bench/udpflood: sendmmsg batches of 64 from one VM (from ${UDP_FLOWS} source ports in the x${UDP_FLOWS} runs), a recvmmsg counter in the other (encap: from the VM behind the system under test; decap: towards it); iperf3 (-R for decap, -P ${TCP_FLOWS} in the x${TCP_FLOWS} runs); vtep with --workers 2 and --workers 1`,
     samples,
     medians,
@@ -434,6 +445,7 @@ export function formatE2e(r: E2eResult): string {
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' ');
   const out = [
+    ...(r.underlayGro ? ['underlay links with GRO on (BENCH_GRO=1)'] : []),
     line(['median of ' + r.rounds + ' rounds', 'vtep', 'vtep', 'ovs', 'kernel']),
     line(['', '2 workers', '1 worker', '', '']),
   ];

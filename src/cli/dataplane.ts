@@ -111,6 +111,7 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       raw,
       gso,
       copy: native().copyBytes,
+      copySum: native().copySum,
       fdb,
       reservedBits: o.reservedBits,
       invalidSourceMac: o.invalidSourceMac,

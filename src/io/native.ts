@@ -62,6 +62,8 @@ export interface NativeIo {
     slot: number,
   ): number;
   /** memmove of `length` bytes between two arrays, without a view made for it. */
+  /** Copy `len` bytes and return their one's complement sum, folded to 16 bits (see gso.ts). */
+  copySum(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number;
   copyBytes(
     dst: Uint8Array,
     dstOffset: number,

@@ -18,7 +18,9 @@ import {
   emptyVnetHdr,
   finishChecksum,
   jsCopy,
+  jsCopySum,
   type CopyFn,
+  type CopySumFn,
   readVnetHdr,
   segmentTcp,
   type Segments,
@@ -104,6 +106,8 @@ export interface EngineOptions {
   gso?: SegmentSender;
   /** How segmentation and coalescing copy byte ranges (default: through views; see gso.ts). */
   copy?: CopyFn;
+  /** How segmentation copies a payload and sums it in one pass (default: `copy`, then `sum`). */
+  copySum?: CopySumFn;
   fdb: Fdb;
   reservedBits?: ReservedBitsPolicy;
   /** Source port range for raw mode (default 49152..65535, RFC 7348 §5). */
@@ -313,6 +317,7 @@ export class Engine {
   private readonly udpTx: TxBatch;
   private gso: SegmentSender | undefined;
   private readonly copy: CopyFn;
+  private readonly copySum: CopySumFn;
   private readonly slots = new Map<Remote, Uint8Array>();
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
   private readonly log: Log;
@@ -326,6 +331,7 @@ export class Engine {
     this.sender = opts.raw ?? opts.underlay;
     this.gso = opts.gso;
     this.copy = opts.copy ?? jsCopy;
+    this.copySum = opts.copySum ?? jsCopySum;
     this.raw = opts.raw !== undefined;
     if (this.raw && opts.gso && opts.gso.ports.length > 0) this.gsoPorts = opts.gso.ports;
     this.fdb = opts.fdb;
@@ -842,6 +848,7 @@ export class Engine {
         this.segs,
         align,
         this.copy,
+        this.copySum,
       );
     const n = at(this.segUsed);
     if (n >= 0) return n;

@@ -34,6 +34,26 @@ export const jsCopy: CopyFn = (dst, dstOff, src, srcOff, len) => {
   else dst.set(src.subarray(srcOff, srcOff + len), dstOff);
 };
 
+/**
+ * Copy like `CopyFn` and return the one's complement sum of the bytes copied, folded to 16 bits
+ * (`sum` of the range from 0): a segment's payload is copied and summed in one pass. The
+ * composition root passes the addon's `copySum`.
+ */
+export type CopySumFn = (
+  dst: Uint8Array,
+  dstOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+) => number;
+
+export const jsCopySum: CopySumFn = (dst, dstOff, src, srcOff, len) => {
+  jsCopy(dst, dstOff, src, srcOff, len);
+  let s = sum(dst, dstOff, len);
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  return s;
+};
+
 export const VnetFlags = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
 export const GsoType = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, ECN: 0x80 } as const;
 
@@ -138,6 +158,7 @@ export function segmentTcp(
   out: Segments,
   align = 8,
   copy: CopyFn = jsCopy,
+  copySum: CopySumFn = jsCopySum,
 ): number {
   const net = l3(b, off, len);
   if (net === undefined || h.gsoSize === 0) return 0;
@@ -168,7 +189,8 @@ export function segmentTcp(
     const chunk = Math.min(mss, payload - k * mss);
     const segLen = hdrLen + chunk;
     copy(dst, o, b, off, hdrLen);
-    copy(dst, o + hdrLen, b, off + hdrLen + k * mss, chunk);
+    // the TCP header is a whole number of 32-bit words: the payload's sum adds as it is
+    const payloadSum = copySum(dst, o + hdrLen, b, off + hdrLen + k * mss, chunk);
     if (net.v === 4) {
       const ip = o + net.at;
       writeU16(dst, ip + 2, segLen - net.at);
@@ -184,7 +206,7 @@ export function segmentTcp(
     dst[t + 16] = 0;
     dst[t + 17] = 0;
     const tcpLen = segLen - l4;
-    writeU16(dst, t + 16, fold(sum(dst, t, tcpLen, pseudo + tcpLen)));
+    writeU16(dst, t + 16, fold(sum(dst, t, tcpHdrLen, pseudo + tcpLen + payloadSum)));
     out.offsets[k] = o;
     out.lengths[k] = segLen;
   }

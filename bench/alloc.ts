@@ -92,7 +92,13 @@ function setup(tap: ReplayTap, gso: boolean): Setup {
   const fdb = new Fdb();
   const remotes = new Remotes();
   const g = gso ? GsoSender.open('127.0.0.1', { portMin: 50000, portMax: 60000 }) : undefined;
-  const engine = new Engine({ underlay, fdb, gso: g, copy: native().copyBytes });
+  const engine = new Engine({
+    underlay,
+    fdb,
+    gso: g,
+    copy: native().copyBytes,
+    copySum: native().copySum,
+  });
   const remote = remotes.get('127.0.0.1', peer.port);
   engine.addVni({ vni: 1, tap, remotes: [remote], mtu: 1500, learnRemotes: true });
   fdb.addStatic(1, VM_A, remote, 0);

@@ -445,6 +445,17 @@ struct SendScratch {
     }
   }
 };
+// Ask for UDP GSO on a message: the kernel cuts its payload into datagrams of `size` bytes.
+void SetGsoSize(msghdr* m, GsoControl* c, uint16_t size) {
+  memset(c->buf, 0, sizeof(c->buf));
+  m->msg_control = c->buf;
+  m->msg_controllen = sizeof(c->buf);
+  cmsghdr* h = CMSG_FIRSTHDR(m);
+  h->cmsg_level = SOL_UDP;
+  h->cmsg_type = UDP_SEGMENT;
+  h->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  memcpy(CMSG_DATA(h), &size, sizeof(size));
+}
 // UDP GSO limits: segments per send (UDP_MAX_SEGMENTS on older kernels) and bytes per send.
 constexpr uint32_t kGsoMaxSegments = 64;
 constexpr uint32_t kGsoMaxBytes = 65000;
@@ -501,18 +512,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     m.msg_hdr.msg_iovlen = j - i;
     m.msg_hdr.msg_name = &g_send.addrs[msgCount];
     m.msg_hdr.msg_namelen = SlotToSockaddr(slots + i * kAddrLen, &g_send.addrs[msgCount], raw);
-    if (j - i > 1) {
-      GsoControl& c = g_send.controls[msgCount];
-      memset(c.buf, 0, sizeof(c.buf));
-      m.msg_hdr.msg_control = c.buf;
-      m.msg_hdr.msg_controllen = sizeof(c.buf);
-      cmsghdr* h = CMSG_FIRSTHDR(&m.msg_hdr);
-      h->cmsg_level = SOL_UDP;
-      h->cmsg_type = UDP_SEGMENT;
-      h->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t gso = static_cast<uint16_t>(lengths[i]);
-      memcpy(CMSG_DATA(h), &gso, sizeof(gso));
-    }
+    if (j - i > 1) SetGsoSize(&m.msg_hdr, &g_send.controls[msgCount], static_cast<uint16_t>(lengths[i]));
     g_send.first[msgCount++] = i;
     i = j;
   }
@@ -646,15 +646,7 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
     m.msg_iov = &g_send.iovs[i];
     m.msg_iovlen = j - i;
     GsoControl c;
-    memset(c.buf, 0, sizeof(c.buf));
-    m.msg_control = c.buf;
-    m.msg_controllen = sizeof(c.buf);
-    cmsghdr* h = CMSG_FIRSTHDR(&m);
-    h->cmsg_level = SOL_UDP;
-    h->cmsg_type = UDP_SEGMENT;
-    h->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    uint16_t gso = static_cast<uint16_t>(seg);
-    memcpy(CMSG_DATA(h), &gso, sizeof(gso));
+    SetGsoSize(&m, &c, static_cast<uint16_t>(seg));
     ssize_t rc;
     do {
       rc = sendmsg(poolFds[pool], &m, 0);
@@ -709,18 +701,8 @@ Napi::Value SendGso(const Napi::CallbackInfo& info) {
   m.msg_namelen = SlotToSockaddr(addrs.Data() + static_cast<size_t>(slot) * kAddrLen, &ss, false);
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))];
-  if (segSize < length) {
-    memset(control, 0, sizeof(control));
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    uint16_t gso = static_cast<uint16_t>(segSize);
-    memcpy(CMSG_DATA(c), &gso, sizeof(gso));
-  }
+  GsoControl control;
+  if (segSize < length) SetGsoSize(&m, &control, static_cast<uint16_t>(segSize));
   ssize_t rc;
   do {
     rc = sendmsg(fd, &m, 0);

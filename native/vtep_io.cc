@@ -464,6 +464,44 @@ thread_local SendScratch g_send;
 // The first errno of this thread's last sendBatch/writeBatch call (0 when everything went).
 thread_local int g_lastErrno = 0;
 
+// Send messages [pos, end) of the scratch with sendmmsg; message k carries datagrams
+// [first[k], first[k + 1]), whose outcomes go to st. sendmmsg stops at the first message the
+// kernel refuses: a full queue (EAGAIN, ENOBUFS) ends the send, and the index of that message
+// is returned; any other refusal (EMSGSIZE, ENETUNREACH, a bad address, EIO for GSO on a device
+// without checksum offload) is about that message, so it is skipped and the rest still go.
+// Returns `end` when every message had its outcome.
+uint32_t SendMessages(int fd, uint32_t pos, uint32_t end, const uint32_t* first, uint8_t* st, uint32_t* sent) {
+  while (pos < end) {
+    int n = sendmmsg(fd, g_send.msgs.data() + pos, end - pos, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (g_lastErrno == 0) g_lastErrno = errno;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return pos;
+      memset(st + first[pos], kTxRefused, first[pos + 1] - first[pos]);
+      pos++;
+      continue;
+    }
+    uint32_t items = first[pos + n] - first[pos];
+    memset(st + first[pos], kTxSent, items);
+    pos += n;
+    *sent += items;
+  }
+  return end;
+}
+
+// The end of the run of datagrams from i on that one GSO message can carry: one length, one
+// address, within the segment and byte limits, and `same(j)` (any further condition) for each.
+template <typename Same>
+uint32_t RunEnd(uint32_t i, uint32_t count, const uint32_t* lengths, const uint8_t* slots, Same same) {
+  uint32_t j = i + 1;
+  while (j < count && j - i < kGsoMaxSegments && lengths[j] == lengths[i] &&
+         (j - i + 1) * lengths[i] <= kGsoMaxBytes && memcmp(slots + j * kAddrLen, slots + i * kAddrLen, kAddrLen) == 0 &&
+         same(j)) {
+    j++;
+  }
+  return j;
+}
+
 // sendBatch(fd, slab, offsets, lengths, addrs, count, flags, status) -> sent count, or -errno if
 // none. Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`; its
 // outcome goes to status[i] (kTxSent, kTxQueueFull, kTxRefused). flags: bit 0, a raw socket (the
@@ -494,14 +532,10 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   uint32_t msgCount = 0;
   for (uint32_t i = 0; i < count;) {
     if (static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) THROW_TYPE(env, "sendBatch: datagram outside the slab");
-    uint32_t j = i + 1;
-    if (runs) {
-      while (j < count && j - i < kGsoMaxSegments && lengths[j] == lengths[i] &&
-             (j - i + 1) * lengths[i] <= kGsoMaxBytes && static_cast<size_t>(offsets[j]) + lengths[j] <= slabLen &&
-             memcmp(slots + j * kAddrLen, slots + i * kAddrLen, kAddrLen) == 0) {
-        j++;
-      }
-    }
+    uint32_t j = runs ? RunEnd(i, count, lengths.Data(), slots, [&](uint32_t k) {
+      return static_cast<size_t>(offsets[k]) + lengths[k] <= slabLen;
+    })
+                      : i + 1;
     for (uint32_t k = i; k < j; k++) {
       g_send.iovs[k].iov_base = base + offsets[k];
       g_send.iovs[k].iov_len = lengths[k];
@@ -517,31 +551,11 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     i = j;
   }
   g_send.first[msgCount] = count;
-  // sendmmsg stops at the first message the kernel refuses. A queue that is full (EAGAIN,
-  // ENOBUFS) ends the batch; any other refusal (EMSGSIZE, ENETUNREACH, a bad address, EIO for
-  // GSO on a device without checksum offload) is about that message, so it is skipped and the
-  // rest still go.
-  uint32_t pos = 0, sent = 0;
+  uint32_t sent = 0;
   uint32_t* first = g_send.first.data();
   g_lastErrno = 0;
-  while (pos < msgCount) {
-    int n = sendmmsg(fd, g_send.msgs.data() + pos, msgCount - pos, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (g_lastErrno == 0) g_lastErrno = errno;
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-        memset(st + first[pos], kTxQueueFull, count - first[pos]);
-        break;
-      }
-      memset(st + first[pos], kTxRefused, first[pos + 1] - first[pos]);
-      pos++;
-      continue;
-    }
-    uint32_t items = first[pos + n] - first[pos];
-    memset(st + first[pos], kTxSent, items);
-    pos += n;
-    sent += items;
-  }
+  uint32_t stop = SendMessages(fd, 0, msgCount, first, st, &sent);
+  if (stop < msgCount) memset(st + first[stop], kTxQueueFull, count - first[stop]);
   if (sent == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
   return Napi::Number::New(env, sent);
 }
@@ -594,30 +608,12 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
       m.msg_hdr.msg_name = &g_send.addrs[k];
       m.msg_hdr.msg_namelen = SlotToSockaddr(slots + k * kAddrLen, &g_send.addrs[k], true);
     }
-    uint32_t pos = a;
-    while (pos < b) {
-      int n = sendmmsg(rawFd, g_send.msgs.data() + pos, b - pos, 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (g_lastErrno == 0) g_lastErrno = errno;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return false;
-        st[pos++] = kTxRefused;
-        continue;
-      }
-      memset(st + pos, kTxSent, n);
-      pos += n;
-      sent += n;
-    }
-    return true;
+    for (uint32_t k = a; k <= b; k++) g_send.first[k] = k;  // one datagram per message
+    return SendMessages(rawFd, a, b, g_send.first.data(), st, &sent) == b;
   };
   uint32_t a = 0;  // first datagram not sent yet
   for (uint32_t i = 0; i < count && !full;) {
-    uint32_t j = i + 1;
-    while (j < count && j - i < kGsoMaxSegments && lengths[j] == lengths[i] &&
-           (j - i + 1) * lengths[i] <= kGsoMaxBytes && portOf(j) == portOf(i) &&
-           memcmp(slots + j * kAddrLen, slots + i * kAddrLen, kAddrLen) == 0) {
-      j++;
-    }
+    uint32_t j = RunEnd(i, count, lengths.Data(), slots, [&](uint32_t k) { return portOf(k) == portOf(i); });
     int pool = -1;
     if (j - i > 1) {
       for (uint32_t p = 0; p < poolPorts.ElementLength(); p++) {

@@ -247,6 +247,20 @@ t.test(
   },
 );
 
+/** A 60-byte IPv4 frame from VM_B, 10.0.0.1 -> 10.0.0.2, of protocol `proto` between the ports. */
+function ipv4Frame(dst: number, proto: number, sport: number, dport: number): Buffer {
+  const f = frame(dst, VM_B, 60);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f[23] = proto;
+  f.writeUInt16BE(0x4000, 20); // DF, not a fragment
+  f.writeUInt32BE(0x0a000001, 26);
+  f.writeUInt32BE(0x0a000002, 30);
+  f.writeUInt16BE(sport, 34);
+  f.writeUInt16BE(dport, 36);
+  return f;
+}
+
 t.test('raw mode beside GSO senders: each flow takes one of their ports', async (t) => {
   const raw = new RecordingSender();
   const gso = {
@@ -257,18 +271,7 @@ t.test('raw mode beside GSO senders: each flow takes one of their ports', async 
   };
   const h = harness([{ vni: 5000 }], { raw, gso, sourcePortMin: 50000, sourcePortMax: 50099 });
   const tap = h.taps.get(5000)!;
-  const flowFrame = (sport: number) => {
-    const f = frame(BCAST, VM_B, 60);
-    f.writeUInt16BE(0x0800, 12);
-    f[14] = 0x45;
-    f[23] = 17;
-    f.writeUInt16BE(0x4000, 20); // DF, not a fragment
-    f.writeUInt32BE(0x0a000001, 26);
-    f.writeUInt32BE(0x0a000002, 30);
-    f.writeUInt16BE(sport, 34);
-    f.writeUInt16BE(9, 36);
-    return f;
-  };
+  const flowFrame = (sport: number) => ipv4Frame(BCAST, 17, sport, 9);
   for (let sport = 1000; sport < 1032; sport++) tap.inject(flowFrame(sport), flowFrame(sport));
   await settle();
   const ports = raw.sent.map((s) => s.bytes.readUInt16BE(0));
@@ -290,18 +293,7 @@ t.test('raw mode beside GSO senders: each flow takes one of their ports', async 
 });
 
 t.test('flow hash: stable per flow, spread across flows, never reads past the frame', async (t) => {
-  const tcp = (sport: number) => {
-    const f = frame(VM_A, VM_B, 60);
-    f.writeUInt16BE(0x0800, 12);
-    f[14] = 0x45;
-    f[23] = 6;
-    f.writeUInt16BE(0x4000, 20); // DF, not a fragment
-    f.writeUInt32BE(0x0a000001, 26);
-    f.writeUInt32BE(0x0a000002, 30);
-    f.writeUInt16BE(sport, 34);
-    f.writeUInt16BE(80, 36);
-    return f;
-  };
+  const tcp = (sport: number) => ipv4Frame(VM_A, 6, sport, 80);
   t.equal(flowHash(tcp(1000), 0, 60), flowHash(tcp(1000), 0, 60));
   const buckets = new Set<number>();
   for (let p = 1000; p < 1256; p++) buckets.add(flowHash(tcp(p), 0, 60) % 16);

@@ -448,22 +448,25 @@ export async function startVtep(
         taps,
       };
     };
-    const stats = (): RunningStats => ({
-      ...(workers ? mergeStats(engine.stats(), workers.latest()) : engine.stats()),
-      ...(workers ? { workers: [threadStats(0, engine.stats()), ...workers.threadStats()] } : {}),
-      underlay: `${underlay.address}:${underlay.port}`,
-      underlayMtu: `${currentLink.mtu} ${currentLink.source === 'interface' ? currentLink.name : currentLink.source}`,
-      sourcePorts,
-      taps: status().taps,
-      ...(gateway ? { ovsdb: gateway.status() } : {}),
-      kernel: {
-        udpReceiveDrops: underlay.kernelDrops() ?? null,
-        tapQueueDrops: [...ports.values()].map((p) => ({
-          vni: p.spec.vni,
-          drops: p.tap?.kernelDrops() ?? null,
-        })),
-      },
-    });
+    const stats = (): RunningStats => {
+      const own = engine.stats();
+      return {
+        ...(workers ? mergeStats(own, workers.latest()) : own),
+        ...(workers ? { workers: [threadStats(0, own), ...workers.threadStats()] } : {}),
+        underlay: `${underlay.address}:${underlay.port}`,
+        underlayMtu: `${currentLink.mtu} ${currentLink.source === 'interface' ? currentLink.name : currentLink.source}`,
+        sourcePorts,
+        taps: status().taps,
+        ...(gateway ? { ovsdb: gateway.status() } : {}),
+        kernel: {
+          udpReceiveDrops: underlay.kernelDrops() ?? null,
+          tapQueueDrops: [...ports.values()].map((p) => ({
+            vni: p.spec.vni,
+            drops: p.tap?.kernelDrops() ?? null,
+          })),
+        },
+      };
+    };
     const reloadFromSource = () => {
       if (!opts.source) return reload(current);
       notify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(clock() * 1000)}`);

@@ -429,14 +429,14 @@ export class Workers {
       const r = this.fdb.learn(vni, mac, this.remotes.get(address, port), now);
       if (r === Learn.STATIC) {
         const e = this.fdb.get(vni, mac)!;
-        back.push([vni, mac, e.remote.address, e.remote.port, true, e.source]);
+        back.push(toFdbOp({ op: 'set', ...e }));
       } else if (
         r !== Learn.NEW &&
         r !== Learn.EVICTED &&
         r !== Learn.MOVED &&
         r !== Learn.REFRESHED
       )
-        back.push([vni, mac, null, 0, false, 'static']);
+        back.push(toFdbOp({ op: 'del', vni, mac }));
     }
     if (back.length) t.worker.postMessage({ t: 'fdb', ops: back } satisfies ToWorker);
   }

@@ -48,6 +48,8 @@ export interface Plane {
   engine: Engine;
   /** How source ports are chosen, for `vtep stats` and the start line. */
   sourcePorts: string;
+  /** Flows hash over the GSO senders' bound ports (raw socket beside them), not the range. */
+  portsBound: boolean;
   close(): void;
 }
 
@@ -121,7 +123,7 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       underlayMtu: o.underlayMtu,
       log,
     });
-    return { underlay, engine, sourcePorts, close };
+    return { underlay, engine, sourcePorts, portsBound: raw?.pool !== undefined, close };
   } catch (err) {
     close();
     throw err;

@@ -405,7 +405,7 @@ export async function startVtep(
       const changes = applyReload(current, next, {
         engine,
         workers,
-        portsBound: sourcePorts.includes('gso ports') && sourcePorts.startsWith('hash'),
+        portsBound: plane.portsBound,
         fdb,
         ports,
         openPort,

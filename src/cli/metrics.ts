@@ -155,6 +155,15 @@ export async function startMetrics(
     },
   });
   new Counter({
+    name: 'vtep_inner_checksum_bad_total',
+    help: 'Received TCP segments not coalesced because their IPv4 or TCP checksum was wrong (delivered alone for the guest to drop)',
+    registers: [register],
+    collect() {
+      this.reset();
+      this.inc(s().offload.checksumBad);
+    },
+  });
+  new Counter({
     name: 'vtep_icmp_too_big_total',
     help: 'ICMP fragmentation-needed / packet-too-big answers sent into TAPs',
     registers: [register],

@@ -26,7 +26,7 @@ import {
   type Segments,
   type VnetHdr,
 } from '../wire/gso.js';
-import { canFollow, coalesce, tcpSegment, type TcpSeg } from '../wire/gro.js';
+import { canFollow, coalesce, tcpSegment, type Coalesced, type TcpSeg } from '../wire/gro.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
 import {
@@ -179,6 +179,8 @@ export interface EngineStats {
     /** Decap: frames written into TAPs that coalesced several TCP segments, and those segments. */
     coalesced: number;
     coalescedSegments: number;
+    /** Decap: TCP segments not coalesced because a checksum did not verify (delivered alone). */
+    checksumBad: number;
     /** Decap: slots where the kernel's UDP GRO coalesced datagrams, and the datagrams in them. */
     groDatagrams: number;
     groSegments: number;
@@ -591,46 +593,69 @@ export class Engine {
     vs.tapTx.push(off, len);
   }
 
-  /** Write out the VNI's run: one frame as it is, several as one coalesced frame. */
+  /**
+   * Write out the VNI's run: one frame as it is, several as coalesced frames. A segment whose
+   * checksums do not verify ends the frame before it and goes alone, untouched; the segments
+   * after it start another.
+   */
   private closeRun(vs: VniState, slab: Buffer, now: number): void {
     const g = vs.run;
-    if (g.count === 0) return;
     const count = g.count;
+    if (count === 0) return;
     g.count = 0;
-    if (count === 1 || vs.tap === null) {
-      this.queueTap(vs, slab, g.offs[0], g.lens[0], now);
-      return;
+    if (count === 1) return this.queueTap(vs, slab, g.offs[0], g.lens[0], now);
+    const r = this.coalesced;
+    for (let from = 0; from < count;) {
+      const b = this.groTx;
+      coalesce(
+        slab,
+        g.offs,
+        g.lens,
+        from,
+        count,
+        g.first,
+        this.groSlab,
+        0,
+        b.meta!,
+        0,
+        this.vnet,
+        r,
+        this.copy,
+        this.copySum,
+      );
+      if (r.segments === 1) this.queueTap(vs, slab, g.offs[from], g.lens[from], now);
+      else if (r.segments > 1) this.writeCoalesced(vs, slab, from, r, now);
+      from += r.segments;
+      if (r.bad) {
+        this.offload.checksumBad++;
+        this.queueTap(vs, slab, g.offs[from], g.lens[from], now);
+        from++;
+      }
     }
-    this.flushTap(vs, slab, now); // what came before the run goes first
-    const b = this.groTx;
-    b.clear();
-    const n = coalesce(
-      slab,
-      g.offs,
-      g.lens,
-      count,
-      g.first,
-      this.groSlab,
-      0,
-      b.meta!,
-      0,
-      this.vnet,
-    );
-    b.push(0, n);
-    b.status[0] = TxStatus.NONE;
-    vs.tap.write(this.groSlab, b);
-    let bytes = 0;
-    for (let k = 0; k < count; k++) bytes += g.lens[k];
-    if (b.status[0] !== TxStatus.SENT) {
-      this.dropN(Drop.TAP_WRITE_FAILED, count, now, vs, vs.tap.lastError);
-      return;
-    }
-    vs.rx.packets += count;
-    vs.rx.bytes += bytes;
-    this.offload.coalesced++;
-    this.offload.coalescedSegments += count;
   }
 
+  /** Segments `from`.. of the run, coalesced in `groSlab`, go into the TAP after what is queued. */
+  private writeCoalesced(vs: VniState, slab: Buffer, from: number, r: Coalesced, now: number) {
+    const g = vs.run;
+    this.flushTap(vs, slab, now); // what came before goes first
+    const b = this.groTx;
+    b.clear();
+    b.push(0, r.len);
+    b.status[0] = TxStatus.NONE;
+    vs.tap!.write(this.groSlab, b);
+    let bytes = 0;
+    for (let k = from; k < from + r.segments; k++) bytes += g.lens[k];
+    if (b.status[0] !== TxStatus.SENT) {
+      this.dropN(Drop.TAP_WRITE_FAILED, r.segments, now, vs, vs.tap!.lastError);
+      return;
+    }
+    vs.rx.packets += r.segments;
+    vs.rx.bytes += bytes;
+    this.offload.coalesced++;
+    this.offload.coalescedSegments += r.segments;
+  }
+
+  private readonly coalesced: Coalesced = { len: 0, segments: 0, bad: false };
   private readonly seg: TcpSeg = { v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 };
   /** One coalesced frame at a time: 64 KiB of IP and the Ethernet header. */
   private readonly groSlab = Buffer.alloc(65536 + 64);
@@ -872,6 +897,7 @@ export class Engine {
     gsoSends: 0,
     coalesced: 0,
     coalescedSegments: 0,
+    checksumBad: 0,
     groDatagrams: 0,
     groSegments: 0,
   };

@@ -1,13 +1,15 @@
-import { fold } from './checksum.js';
+import { fold, sum } from './checksum.js';
 import {
   GsoType,
   VnetFlags,
   jsCopy,
+  jsCopySum,
   readU32,
   setIpv4Checksum,
   tcpPseudoSum,
   writeVnetHdr,
   type CopyFn,
+  type CopySumFn,
   type VnetHdr,
 } from './gso.js';
 
@@ -19,7 +21,8 @@ import {
  * one write instead of dozens. Only what the kernel would merge is merged: untagged IPv4 (no
  * options, no fragments) or IPv6 (no extension headers), ACK with at most PSH, the same headers
  * but for lengths, IDs, sequence numbers and checksums, contiguous sequence numbers, every
- * segment but the last of the same size, 64 KiB at most. Pure and allocation-free.
+ * segment but the last of the same size, 64 KiB at most, and only segments whose checksums
+ * verify. Pure and allocation-free.
  */
 
 export interface TcpSeg {
@@ -102,17 +105,30 @@ export function canFollow(
   );
 }
 
+/** What `coalesce` wrote: the frame's length and how many segments it holds. */
+export interface Coalesced {
+  len: number;
+  segments: number;
+  /** It stopped before segment `from + segments`, whose IPv4 header or TCP checksum is wrong. */
+  bad: boolean;
+}
+
 /**
- * Write the run as one frame at `dst[dstOff]`: the first segment's headers, then the payloads
- * of all `count` segments (`offs`/`lens` in `slab`, each a whole frame with `f.hdrLen` bytes of
- * headers), with the lengths, PSH (from the last) and the IPv4 header checksum fixed, and the
- * TCP checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL); its virtio-net header goes
- * to `meta[metaOff]`. Returns the frame's length.
+ * Write segments `from`.. of the run as one frame at `dst[dstOff]`: the first one's headers,
+ * then the payloads (`offs`/`lens` in `slab`, each a whole frame with `f.hdrLen` bytes of
+ * headers), with the lengths, PSH (from the last) and the IPv4 header checksum fixed, and the TCP
+ * checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL); its virtio-net header goes to
+ * `meta[metaOff]`. CHECKSUM_PARTIAL tells the stack behind the TAP that the data is as the
+ * sender sent it, so each segment's own checksums must verify before it joins, as the kernel's
+ * GRO checks them before it merges: the payload is summed during its copy (`copySum`), and the
+ * frame stops before the first segment that does not verify (`out.bad`; the caller delivers that
+ * one alone, untouched, for the guest to drop and count). `out.segments` may then be 0 or 1.
  */
 export function coalesce(
   slab: Uint8Array,
   offs: Uint32Array,
   lens: Uint32Array,
+  from: number,
   count: number,
   f: TcpSeg,
   dst: Uint8Array,
@@ -120,17 +136,30 @@ export function coalesce(
   meta: Uint8Array,
   metaOff: number,
   h: VnetHdr,
+  out: Coalesced,
   copy: CopyFn = jsCopy,
-): number {
-  copy(dst, dstOff, slab, offs[0], f.hdrLen);
+  copySum: CopySumFn = jsCopySum,
+): void {
+  copy(dst, dstOff, slab, offs[from], f.hdrLen);
   let at = dstOff + f.hdrLen;
   let psh = 0;
-  for (let k = 0; k < count; k++) {
-    copy(dst, at, slab, offs[k] + f.hdrLen, lens[k] - f.hdrLen);
-    at += lens[k] - f.hdrLen;
-    psh |= slab[offs[k] + f.l4 + 13] & PSH;
+  let k = from;
+  out.bad = false;
+  for (; k < count; k++) {
+    const o = offs[k];
+    const payload = lens[k] - f.hdrLen;
+    const payloadSum = copySum(dst, at, slab, o + f.hdrLen, payload);
+    if (!verifies(slab, o, lens[k], f, payloadSum)) {
+      out.bad = true;
+      break;
+    }
+    at += payload;
+    psh |= slab[o + f.l4 + 13] & PSH;
   }
-  const len = at - dstOff;
+  out.segments = k - from;
+  out.len = at - dstOff;
+  if (out.segments < 2) return;
+  const len = out.len;
   const ip = dstOff + L3;
   const t = dstOff + f.l4;
   const tcpLen = len - f.l4;
@@ -150,9 +179,21 @@ export function coalesce(
   h.flags = VnetFlags.NEEDS_CSUM;
   h.gsoType = f.v === 4 ? GsoType.TCPV4 : GsoType.TCPV6;
   h.hdrLen = f.hdrLen;
-  h.gsoSize = lens[0] - f.hdrLen;
+  h.gsoSize = lens[from] - f.hdrLen;
   h.csumStart = f.l4;
   h.csumOffset = 16;
   writeVnetHdr(meta, metaOff, h);
-  return len;
+}
+
+/**
+ * Do the segment's IPv4 header checksum (20 bytes: `tcpSegment` takes no options) and its TCP
+ * checksum verify? `payloadSum` is its payload's sum; the headers are whole 32-bit words, so the
+ * sums add as they are.
+ */
+function verifies(b: Uint8Array, off: number, len: number, f: TcpSeg, payloadSum: number): boolean {
+  const ip = off + L3;
+  if (f.v === 4 && fold(sum(b, ip, 20)) !== 0) return false;
+  const tcpLen = len - f.l4;
+  const acc = tcpPseudoSum(b, ip, f.v, tcpLen) + sum(b, off + f.l4, f.hdrLen - f.l4, payloadSum);
+  return fold(acc) === 0;
 }

@@ -74,6 +74,7 @@ const stats = (rx: number, tx: number, drop: number): EngineStats => ({
     gsoSends: 4,
     coalesced: 5,
     coalescedSegments: 6,
+    checksumBad: 9,
     groDatagrams: 7,
     groSegments: 8,
   },
@@ -102,6 +103,7 @@ t.test('stats of all threads add up; the FDB is the main thread’s', async (t) 
   t.same(m.drops, { no_remote: 3, vni_unknown: 0 });
   t.equal(m.icmpTooBig, 2);
   t.same(m.offload.coalescedSegments, 12);
+  t.same(m.offload.checksumBad, 18);
   t.equal(m.fdb.learned, 9, 'the main table is the one vtep fdb shows');
   t.equal(main.vnis[0].rx.packets, 10, 'the main thread’s own counters are left as they were');
   t.same(threadStats(1, other), {

@@ -7,7 +7,10 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { UNDERLAY, VM, Topology, vtepBin } from '../../src/lab/topology.js';
 import { bg, sleep, until } from '../../src/lab/sh.js';
+import { checksum, ipv4PseudoSum } from '../../src/wire/checksum.js';
 import { emitEthernet } from '../../src/wire/ethernet.js';
+import { IpProtocol, emitIpv4, parseIpv4Address } from '../../src/wire/ipv4.js';
+import { parseMac as mac } from '../../src/wire/mac.js';
 import { emitVxlan } from '../../src/wire/vxlan.js';
 import { inject, udpPacket } from '../helpers/inject.js';
 import { readPcap } from '../helpers/pcapread.js';
@@ -177,6 +180,127 @@ test('1 MB over TCP through the tunnel arrives byte for byte, both peers', async
       tcp !== '1',
   );
   t.same(bad.slice(0, 3), [], 'no datagram too big, off range or with a bad checksum');
+});
+
+test('segments with bad checksums never reach the application; good ones around them coalesce', async (t) => {
+  // A live connection kernel VM (vmC) → vtep VM (vmB). While vtep is stopped, the test queues
+  // ten segments of it on vtep's socket, as from the kernel peer, so that one receive batch
+  // takes them all: 0 1 bad 3 4 bad 6 7 bad 9. A bad one carries other bytes than its checksum
+  // was computed over (corrupted on the way); then the good versions of the three follow.
+  const vmB = topo.get('vmB');
+  const vmC = topo.get('vmC');
+  const PORT = 5002;
+  const L = 1000;
+  const good = (k: number) => Buffer.alloc(L, 0x61 + k);
+  const expected = Buffer.concat([Buffer.from('hello'), ...[...Array(10).keys()].map(good)]);
+  const csumErrors = () => {
+    const [names, values] = vmB
+      .exec('cat /proc/net/snmp')
+      .split('\n')
+      .filter((l) => l.startsWith('Tcp:'))
+      .map((l) => l.split(/\s+/));
+    return Number(values[names.indexOf('InCsumErrors')]);
+  };
+  const srv = bg(
+    `${vmB.prefix} ${process.execPath} -e "let b=Buffer.alloc(0);require('net').createServer(k=>k.on('data',d=>{b=Buffer.concat([b,d]);console.log('got '+b.length);if(b.length>=${expected.length}){console.log('data '+b.toString('hex'));process.exit(0)}})).listen(${PORT},'${VM.vtep.ip}',()=>console.log('ready'))"`,
+  );
+  let out = '';
+  srv.stdout!.on('data', (d) => (out += d));
+  // without timestamps a crafted segment needs no TSval the receiver would check
+  vmC.exec('sysctl -qw net.ipv4.tcp_timestamps=0');
+  let cli: ReturnType<typeof bg> | undefined;
+  try {
+    t.ok(await until(() => out.includes('ready'), 5000), 'server listening');
+    const file = join(topo.dir, 'conn.pcap');
+    const dump = bg(
+      `${vmB.prefix} tcpdump -i ${topo.tap} --immediate-mode -U -n -w ${file} tcp port ${PORT}`,
+    );
+    await listening(dump);
+    cli = bg(
+      `${vmC.prefix} ${process.execPath} -e "const k=require('net').connect(${PORT},'${VM.vtep.ip}',()=>k.write('hello'));k.on('error',()=>{});setTimeout(()=>{},60000)"`,
+    );
+    t.ok(await until(() => out.includes('got 5'), 5000), '"hello" arrived');
+    await sleep(300);
+    dump.kill('SIGINT');
+    await sleep(300);
+    const { rows } = tsharkFields(
+      file,
+      ['tcp.srcport', 'tcp.seq', 'tcp.ack', 'tcp.len'],
+      ['-o', 'tcp.relative_sequence_numbers:FALSE', '-Y', `tcp.dstport==${PORT} && tcp.len>0`],
+    );
+    t.equal(rows.length, 1, "the client's one data segment seen on the TAP");
+    const [sport, seq, ack, len] = rows[0].map(Number);
+    const segment = (k: number, payload: Buffer, checksummed = payload) => {
+      const f = Buffer.alloc(14 + 20 + 20 + L);
+      emitEthernet({ dst: mac(VM.vtep.mac)!, src: mac(VM.kernel.mac)!, ethertype: 0x0800 }, f, 0);
+      emitIpv4(
+        {
+          src: parseIpv4Address(VM.kernel.ip)!,
+          dst: parseIpv4Address(VM.vtep.ip)!,
+          protocol: IpProtocol.TCP,
+          payloadLen: 20 + L,
+          ident: 1000 + k,
+        },
+        f,
+        14,
+      );
+      f.writeUInt16BE(sport, 34);
+      f.writeUInt16BE(PORT, 36);
+      f.writeUInt32BE((seq + len + k * L) >>> 0, 38);
+      f.writeUInt32BE(ack, 42);
+      f[46] = 0x50;
+      f[47] = 0x10; // ACK
+      f.writeUInt16BE(0xffff, 48);
+      checksummed.copy(f, 54);
+      const pseudo = ipv4PseudoSum(
+        parseIpv4Address(VM.kernel.ip)!,
+        parseIpv4Address(VM.vtep.ip)!,
+        6,
+        20 + L,
+      );
+      f.writeUInt16BE(checksum(f, 34, 20 + L, pseudo), 50);
+      payload.copy(f, 54);
+      const v = Buffer.alloc(8);
+      emitVxlan(VNI, v, 0);
+      return udpPacket(UNDERLAY.kernel, UNDERLAY.vtep, 51234, 4789, Buffer.concat([v, f]));
+    };
+    const evil = Buffer.alloc(L, 0x45); // "EEEE…": what a corrupted segment would hand over
+    const BAD = [2, 5, 8];
+    const burst = [...Array(10).keys()].map((k) =>
+      BAD.includes(k) ? segment(k, evil, good(k)) : segment(k, good(k)),
+    );
+    type Off = { coalesced: number; coalescedSegments: number; checksumBad: number };
+    const offload = async () => ((await topo.ask('stats')) as { offload: Off }).offload;
+    const before = await offload();
+    const errorsBefore = csumErrors();
+    process.kill(topo.vtep!.pid!, 'SIGSTOP');
+    try {
+      t.same(inject(topo.get('inj'), burst), { sent: 10, failed: 0 });
+      await sleep(300); // all of them queued on the socket
+    } finally {
+      process.kill(topo.vtep!.pid!, 'SIGCONT');
+    }
+    const got = () => Math.max(0, ...[...out.matchAll(/got (\d+)/g)].map((m) => Number(m[1])));
+    t.ok(await until(() => got() >= 5 + 2 * L, 5000), 'segments 0 and 1 read');
+    t.equal(got(), 5 + 2 * L, 'and nothing after the first bad one');
+    inject(
+      topo.get('inj'),
+      BAD.map((k) => segment(k, good(k))),
+    );
+    t.ok(await until(() => out.includes('data '), 5000), 'the whole stream read');
+    const data = Buffer.from(/data ([0-9a-f]+)/.exec(out)![1], 'hex');
+    t.ok(data.equals(expected), 'the application read exactly the good bytes, in order');
+    t.equal(data.indexOf(evil.subarray(0, 16)), -1, 'no corrupted byte reached it');
+    t.equal(csumErrors() - errorsBefore, 3, 'the guest counted the three bad segments');
+    const after = await offload();
+    t.equal(after.checksumBad - before.checksumBad, 3, 'vtep counted them');
+    t.equal(after.coalescedSegments - before.coalescedSegments, 6, '0+1, 3+4, 6+7 coalesced');
+    t.equal(after.coalesced - before.coalesced, 3, 'as three frames');
+  } finally {
+    srv.kill();
+    cli?.kill();
+    vmC.exec('sysctl -qw net.ipv4.tcp_timestamps=1');
+  }
 });
 
 test('vtep fdb show --json lists both remote VMs behind the right remotes', async (t) => {

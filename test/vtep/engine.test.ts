@@ -1246,6 +1246,68 @@ t.test(
   },
 );
 
+t.test(
+  'decap: a segment whose checksum is wrong is not coalesced; it goes alone, counted',
+  async (t) => {
+    const net = new FakeNetwork();
+    const underlay = net.bind(LOCAL, 4789);
+    const peer = net.bind(PEER_A, 4789);
+    const tap = new FakeTap('gro2', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+    const remotes = new Remotes();
+    const engine = new Engine({ underlay, fdb: new Fdb() });
+    engine.addVni({ vni: 5, tap, remotes: [remotes.get(PEER_A)], mtu: 1450 });
+    underlay.start(
+      (n) => engine.underlayReceived(n, 0),
+      () => {},
+    );
+    const payload = Uint8Array.from({ length: 1000 * 8 }, (_, i) => (i * 7) & 0xff);
+    const sf = superFrame({ ...sfSpec(), payload, mss: 1000, flags: 0x10 });
+    const segs = Buffer.alloc(1 << 20);
+    const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };
+    const n = segmentTcp(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
+    t.equal(n, 8);
+    const seg = (k: number) =>
+      Buffer.from(segs.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]));
+    const sent = Array.from({ length: n }, (_, k) => seg(k));
+    sent[2][sf.hdr.hdrLen + 10] ^= 0x40; // payload changed on the way: TCP checksum wrong
+    sent[5][14 + 10] ^= 0x01; // IPv4 header checksum wrong
+    sent[7][sf.hdr.hdrLen] ^= 0x01; // the last one
+    for (const f of sent) underlay.receive(vxlan(5, f), peer);
+    await settle();
+    t.same(
+      tap.written.map((f, i) => [
+        f.length === sent[0].length ? 'seg' : f.length,
+        tap.writtenMeta[i]?.[0] ?? 0,
+      ]),
+      [
+        [sf.hdr.hdrLen + 2000, 1], // 0 and 1 coalesced, checksum partial
+        ['seg', 0], // 2 alone, untouched: the guest verifies and drops it
+        [sf.hdr.hdrLen + 2000, 1], // 3 and 4
+        ['seg', 0], // 5
+        ['seg', 0], // 6: alone, as a run of one is
+        ['seg', 0], // 7
+      ],
+      'frames in order: coalesced, bad alone, coalesced, bad alone, good, bad',
+    );
+    t.same(tap.written[1], sent[2], 'the bad segment is delivered byte for byte as it came');
+    t.same(tap.written[3], sent[5]);
+    t.same(tap.written[5], sent[7]);
+    t.same(
+      tap.written[2].subarray(sf.hdr.hdrLen),
+      Buffer.from(payload.subarray(3000, 5000)),
+      'the good ones after a bad one coalesce again',
+    );
+    const s = engine.stats();
+    t.match(s.offload, { coalesced: 2, coalescedSegments: 4, checksumBad: 3 });
+    t.equal(s.vnis[0].rx.packets, n, 'every segment reached the TAP');
+    t.equal(
+      Object.values(s.drops).reduce((a, b) => a + b, 0),
+      0,
+      'not a drop: the guest decides',
+    );
+  },
+);
+
 t.test('UDP GRO: a slot of coalesced datagrams is taken apart, each checked alone', async (t) => {
   const net = new FakeNetwork();
   const underlay = net.bind(LOCAL, 4789, { withSegs: true, slotSize: 8192 });

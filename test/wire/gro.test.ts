@@ -13,7 +13,13 @@ import {
   readVnetHdr,
   segmentTcp,
 } from '../../src/wire/gso.js';
-import { canFollow, coalesce, tcpSegment, type TcpSeg } from '../../src/wire/gro.js';
+import {
+  canFollow,
+  coalesce,
+  tcpSegment,
+  type Coalesced,
+  type TcpSeg,
+} from '../../src/wire/gro.js';
 import { superFrame, type Spec } from '../helpers/superframe.js';
 
 const seg = (): TcpSeg => ({ v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 });
@@ -52,7 +58,11 @@ t.test('split and coalesced again: the same stream, headers the kernel takes', a
         next = (x.seq + x.payload) >>> 0;
       }
       const v = hdr();
-      const len = coalesce(segs, out.offsets, out.lengths, n, first, dst, 0, meta, 0, v);
+      const r: Coalesced = { len: 0, segments: 0, bad: true };
+      coalesce(segs, out.offsets, out.lengths, 0, n, first, dst, 0, meta, 0, v, r);
+      if (r.bad || r.segments !== n) return false;
+      const len = r.len;
+      if (n === 1) return len === frame.length;
       if (len !== frame.length) return false;
       if (!dst.subarray(first.hdrLen, len).equals(frame.subarray(first.hdrLen))) return false;
       if (dst.readUInt32BE(l4 + 4) !== s.seq) return false;
@@ -170,4 +180,105 @@ t.test('what GRO would not merge', async (t) => {
   t.ok(follows6(b6));
   t.notOk(follows6(mut(15, 0x99, b6)), 'another traffic class');
   t.notOk(follows6(mut(21, 0x99, b6)), 'another hop limit');
+});
+
+/** Run segments through `tcpSegment`/`canFollow` as the engine does: how many form one run. */
+function runOf(segs: Buffer, offs: Uint32Array, lens: Uint32Array, n: number, first: TcpSeg) {
+  if (!tcpSegment(segs, offs[0], lens[0], first)) return 0;
+  let next = (first.seq + first.payload) >>> 0;
+  const x = seg();
+  for (let k = 1; k < n; k++) {
+    if (!tcpSegment(segs, offs[k], lens[k], x)) return k;
+    if (!canFollow(segs, offs[0], first, segs, offs[k], x, next)) return k;
+    next = (x.seq + x.payload) >>> 0;
+  }
+  return n;
+}
+
+t.test('a segment joins a coalesced frame only if its own checksums verify', async (t) => {
+  const segs = Buffer.alloc(1 << 20);
+  const out = { offsets: new Uint32Array(256), lengths: new Uint32Array(256) };
+  const dst = Buffer.alloc(70_000);
+  const meta = new Uint8Array(VNET_HDR_LEN);
+  // Where a corruption lands: the payload, the TCP checksum, or the IPv4 header checksum (fields
+  // `canFollow` does not compare, so the segment still joins the run and must be caught there).
+  const hit = fc.record({
+    k: fc.nat(),
+    where: fc.constantFrom('payload', 'tcp', 'ip'),
+    at: fc.nat(),
+    xor: fc.integer({ min: 1, max: 255 }),
+  });
+  fc.assert(
+    fc.property(
+      spec.map((s) => ({ ...s, payload: s.payload.subarray(0, 20_000), flags: 0x10 })),
+      fc.array(hit, { maxLength: 4 }),
+      (s: Spec, hits) => {
+        const { frame, hdr: h } = superFrame(s);
+        const n = segmentTcp(frame, 0, frame.length, h, segs, 0, segs.length, 64, out);
+        if (n <= 0) return false;
+        const first = seg();
+        if (runOf(segs, out.offsets, out.lengths, n, first) !== n) return false;
+        const l4 = first.l4;
+        const bad = new Set<number>();
+        for (const x of hits) {
+          const k = x.k % n;
+          const o = out.offsets[k];
+          const payload = out.lengths[k] - first.hdrLen;
+          if (x.where === 'ip' && s.v === 6) continue;
+          const at =
+            x.where === 'payload'
+              ? o + first.hdrLen + (x.at % payload)
+              : x.where === 'tcp'
+                ? o + l4 + 16 + (x.at % 2)
+                : o + 14 + 10 + (x.at % 2);
+          segs[at] ^= x.xor;
+          // Two hits on one byte may cancel out; what counts is whether it differs now.
+          bad.add(k);
+        }
+        const original = (k: number) => {
+          const o = out.offsets[k];
+          return segs.subarray(o, o + out.lengths[k]);
+        };
+        const verifies = (k: number, payload: Uint8Array) => {
+          const c = Buffer.from(original(k));
+          c.set(payload, first.hdrLen);
+          const tcpLen = c.length - l4;
+          const ipOk = s.v === 6 || checksum(c, 14, 20) === 0;
+          const pseudo =
+            s.v === 4
+              ? c.readUInt16BE(26) + c.readUInt16BE(28) + c.readUInt16BE(30) + c.readUInt16BE(32)
+              : checksum(c, 22, 32) ^ 0xffff;
+          return ipOk && checksum(c, l4, tcpLen, pseudo + 6 + tcpLen) === 0;
+        };
+        // The engine's loop: frames, lone segments, bad ones alone.
+        const seen: number[] = [];
+        const r: Coalesced = { len: 0, segments: 0, bad: false };
+        for (let from = 0; from < n;) {
+          coalesce(segs, out.offsets, out.lengths, from, n, first, dst, 0, meta, 0, hdr(), r);
+          // every segment in the frame verifies with the payload the frame carries for it
+          let at = first.hdrLen;
+          for (let k = from; k < from + r.segments; k++) {
+            const len = out.lengths[k] - first.hdrLen;
+            if (r.segments > 1 && !verifies(k, dst.subarray(at, at + len))) return false;
+            if (!verifies(k, original(k).subarray(first.hdrLen))) return false;
+            seen.push(k);
+            at += len;
+          }
+          if (r.segments > 1 && at !== r.len) return false;
+          from += r.segments;
+          if (r.bad) {
+            if (verifies(from, original(from).subarray(first.hdrLen))) return false;
+            seen.push(-from - 1);
+            from++;
+          }
+        }
+        // every segment exactly once, in order; the bad ones are those hit (unless undone)
+        if (seen.map((x) => (x < 0 ? -x - 1 : x)).join() !== [...Array(n).keys()].join())
+          return false;
+        for (const x of seen) if (x < 0 && !bad.has(-x - 1)) return false;
+        return true;
+      },
+    ),
+    { numRuns: 200 },
+  );
 });

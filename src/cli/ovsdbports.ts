@@ -156,6 +156,10 @@ export class OvsdbPorts implements GatewayHost {
         if (e?.isStatic && e.source === 'ovsdb' && !ls.remoteMacs.has(mac))
           this.c.fdb.delete(ls.vni, mac);
       }
+    // Entries that do not fit are said once per update, not once per MAC: past the FDB's cap a
+    // database of 100 000 MACs would otherwise log tens of thousands of lines each time.
+    let failed = 0;
+    let first: { mac: number; ip: string; why: string } | undefined;
     for (const [mac, ip] of ls.remoteMacs) {
       if (a.macs.get(mac) === ip) continue;
       const e = this.c.fdb.get(ls.vni, mac);
@@ -164,13 +168,16 @@ export class OvsdbPorts implements GatewayHost {
         this.c.fdb.addStatic(ls.vni, mac, this.remote(ip), now, 'ovsdb');
         a.macs.set(mac, ip);
       } catch (err) {
-        this.c.log(
-          'warn',
-          'ovsdb_fdb',
-          `vni ${ls.vni}: ${formatMac(mac)} behind ${ip} not installed: ${(err as Error).message}`,
-          { vni: ls.vni, mac: formatMac(mac), remote: ip },
-        );
+        failed++;
+        first ??= { mac, ip, why: (err as Error).message };
       }
     }
+    if (first)
+      this.c.log(
+        'warn',
+        'ovsdb_fdb',
+        `vni ${ls.vni}: ${failed} remote MAC${failed > 1 ? 's' : ''} not installed: ${first.why} (the first: ${formatMac(first.mac)} behind ${first.ip})`,
+        { vni: ls.vni, count: failed, mac: formatMac(first.mac), remote: first.ip },
+      );
   }
 }

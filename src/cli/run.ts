@@ -369,6 +369,7 @@ export async function startVtep(
         ...(o.privateKey && o.certificate && o.caCert
           ? { tls: { privateKey: o.privateKey, certificate: o.certificate, caCert: o.caCert } }
           : {}),
+        ...(o.maxMessageMiB ? { limits: { maxMessageBytes: o.maxMessageMiB << 20 } } : {}),
       });
       const g = gateway;
       engine.onLocalMac = () => g.localMacsChanged();

@@ -42,6 +42,8 @@ export interface OvsdbSpec {
   privateKey?: string;
   certificate?: string;
   caCert?: string;
+  /** The largest message taken from the server (default: the client's, 64 MiB). */
+  maxMessageMiB?: number;
 }
 
 export interface Config {
@@ -268,6 +270,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
       ...(o.privateKey !== undefined ? { privateKey: o.privateKey } : {}),
       ...(o.certificate !== undefined ? { certificate: o.certificate } : {}),
       ...(o.caCert !== undefined ? { caCert: o.caCert } : {}),
+      ...(o.maxMessageMiB !== undefined ? { maxMessageMiB: o.maxMessageMiB } : {}),
     };
   } else if (c.vnis.length === 0) fail(['vnis'], raw.vnis, 'must list at least one VNI');
   const seen = new Set<number>();

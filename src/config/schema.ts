@@ -93,6 +93,8 @@ export const ovsdbShape = {
   privateKey: z.string({ error: 'must be a path' }).optional(),
   certificate: z.string({ error: 'must be a path' }).optional(),
   caCert: z.string({ error: 'must be a path' }).optional(),
+  /** The largest message taken from the server, in MiB (a monitor's first answer has every row). */
+  maxMessageMiB: intIn(1, 1024).optional(),
 };
 
 export const configShape = {

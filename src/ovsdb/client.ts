@@ -10,10 +10,14 @@ import { JsonSplitter } from './jsonstream.js';
  * promises; `update`/`update2` notifications of monitors become events; the server's `echo`
  * (its liveness probe) is answered. Malformed or unexpected messages never throw out of the
  * client: they are reported (`protocolError`) and, where the stream cannot be trusted any more,
- * end the connection (`close`), from which a caller reconnects.
+ * end the connection (`close`), from which a caller reconnects. Nothing a server sends can take
+ * more than the session down: texts are bounded in size and nesting before they are parsed (see
+ * `JsonSplitter`), whatever handling a message throws ends this session only, and a server that
+ * stops answering while a request waits is given up after `answerMs` without a byte from it.
  *
  * Events: `update` (monitorId, tableUpdates), `update2` (monitorId, tableUpdates2),
- * `protocolError` (Error), `close` (Error | undefined).
+ * `protocolError` (Error: a message ignored), `close` (Error | undefined; code
+ * `ERR_OVSDB_PROTOCOL` when what the server sent ended the session).
  */
 
 /** A JSON-RPC error answer, or an operation of a transaction that failed. */
@@ -69,26 +73,55 @@ export interface TlsFiles {
   caCert: string;
 }
 
+/** Limits on what a server may send (defaults in `DEFAULT_LIMITS`). */
+export interface ClientLimits {
+  /** The longest JSON text accepted: a monitor's first answer carries every row. */
+  maxMessageBytes: number;
+  /** The deepest nesting accepted. */
+  maxDepth: number;
+  /** Give up on a server that sends nothing this long while a request waits. */
+  answerMs: number;
+}
+
+/** 100 000 Ucast_Macs_Remote rows are about 21 MB in a monitor's answer; 64 MiB holds 300 000. */
+export const DEFAULT_LIMITS: ClientLimits = {
+  maxMessageBytes: 64 << 20,
+  maxDepth: 128,
+  answerMs: 10_000,
+};
+
 export class OvsdbClient extends EventEmitter {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly splitter = new JsonSplitter();
+  private readonly splitter: JsonSplitter;
   private closed = false;
+  private answerTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly sock: Socket,
     readonly target: string,
+    private readonly limits: ClientLimits,
   ) {
     super();
+    this.splitter = new JsonSplitter(limits.maxMessageBytes, limits.maxDepth);
     sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => this.receive(chunk));
+    sock.on('data', (chunk: string) => {
+      this.armAnswerTimer();
+      this.receive(chunk);
+    });
     sock.on('error', (err) => this.end(err));
     sock.on('close', () => this.end(new OvsdbError('ECONNRESET', `${target}: connection closed`)));
   }
 
   /** Connect; rejects with the errno when the server is not there. */
-  static connect(target: string, timeoutMs = 5000, tls?: TlsFiles): Promise<OvsdbClient> {
+  static connect(
+    target: string,
+    timeoutMs = 5000,
+    tls?: TlsFiles,
+    limits: Partial<ClientLimits> = {},
+  ): Promise<OvsdbClient> {
     const where = parseTarget(target);
+    const all = { ...DEFAULT_LIMITS, ...limits };
     return new Promise((resolve, reject) => {
       let sock: Socket;
       if ('path' in where) sock = createConnection(where.path);
@@ -127,7 +160,7 @@ export class OvsdbClient extends EventEmitter {
       }, timeoutMs);
       sock.once('path' in where || !where.ssl ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
-        resolve(new OvsdbClient(sock, target));
+        resolve(new OvsdbClient(sock, target, all));
       });
       sock.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
@@ -147,8 +180,27 @@ export class OvsdbClient extends EventEmitter {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, method });
+      if (this.pending.size === 1) this.armAnswerTimer();
       this.sock.write(JSON.stringify({ method, params, id }));
     });
+  }
+
+  /** While a request waits, the server must send something every `answerMs`. */
+  private armAnswerTimer(): void {
+    clearTimeout(this.answerTimer);
+    this.answerTimer = undefined;
+    if (this.pending.size === 0 || this.closed) return;
+    this.answerTimer = setTimeout(() => {
+      const waiting = this.pending.values().next().value?.method ?? 'a request';
+      this.sock.destroy();
+      this.end(
+        new OvsdbError(
+          'ETIMEDOUT',
+          `${this.target}: no answer to ${waiting} in ${this.limits.answerMs} ms`,
+        ),
+      );
+    }, this.limits.answerMs);
+    this.answerTimer.unref();
   }
 
   listDbs(): Promise<string[]> {
@@ -168,12 +220,20 @@ export class OvsdbClient extends EventEmitter {
       string,
       unknown
     > | null)[];
-    const bad = results.findIndex((r) => r !== null && typeof r.error === 'string');
+    if (!Array.isArray(results))
+      throw new OvsdbError(
+        'ERR_OVSDB_PROTOCOL',
+        `${db} transaction: the answer is not a list of results: ${brief(results)}`,
+      );
+    const bad = results.findIndex(
+      (r) => typeof r === 'object' && r !== null && typeof r.error === 'string',
+    );
     if (bad >= 0) {
       const r = results[bad]!;
+      const details = typeof r.details === 'string' ? r.details : r.details && brief(r.details);
       throw new OvsdbError(
         String(r.error),
-        `${db} transaction: operation ${bad} failed: ${String(r.error)}${r.details ? `: ${String(r.details)}` : ''}`,
+        `${db} transaction: operation ${bad} failed: ${String(r.error)}${details ? `: ${details}` : ''}`,
         r.details,
       );
     }
@@ -205,11 +265,7 @@ export class OvsdbClient extends EventEmitter {
       texts = this.splitter.push(chunk);
     } catch (err) {
       // The stream cannot be resynchronised: end it, so the caller reconnects and resyncs.
-      this.protocolError(
-        new OvsdbError('ERR_OVSDB_PROTOCOL', `${this.target}: ${(err as Error).message}`),
-      );
-      this.sock.destroy();
-      return;
+      return this.fail(`${this.target}: ${(err as Error).message}`);
     }
     for (const text of texts) {
       let msg: Record<string, unknown>;
@@ -221,8 +277,21 @@ export class OvsdbClient extends EventEmitter {
         );
         continue;
       }
-      this.dispatch(msg);
+      try {
+        this.dispatch(msg);
+      } catch (err) {
+        // Whatever handling a message throws ends this session, never the process.
+        return this.fail(
+          `${this.target}: a message that could not be handled: ${(err as Error).message}`,
+        );
+      }
     }
+  }
+
+  /** End the session for what the server sent: `close` carries the reason (ERR_OVSDB_PROTOCOL). */
+  private fail(message: string): void {
+    this.sock.destroy();
+    this.end(new OvsdbError('ERR_OVSDB_PROTOCOL', message));
   }
 
   private dispatch(msg: Record<string, unknown>): void {
@@ -250,14 +319,20 @@ export class OvsdbClient extends EventEmitter {
       return this.protocolError(
         new OvsdbError(
           'ERR_OVSDB_PROTOCOL',
-          `${this.target}: an answer to no request (id ${JSON.stringify(msg.id)})`,
+          `${this.target}: an answer to no request (id ${brief(msg.id)})`,
         ),
       );
     this.pending.delete(id);
+    if (this.pending.size === 0) this.armAnswerTimer();
     if (msg.error !== null && msg.error !== undefined) {
-      const e = msg.error as { error?: string; details?: string } | string;
-      const code = typeof e === 'string' ? e : (e.error ?? 'error');
-      const details = typeof e === 'string' ? undefined : e.details;
+      const e = msg.error as { error?: unknown; details?: unknown } | string;
+      const code = typeof e === 'string' ? e : typeof e.error === 'string' ? e.error : 'error';
+      const details =
+        typeof e !== 'object' || e === null || e.details === undefined
+          ? undefined
+          : typeof e.details === 'string'
+            ? e.details
+            : brief(e.details);
       p.reject(
         new OvsdbError(
           code,
@@ -276,9 +351,16 @@ export class OvsdbClient extends EventEmitter {
   private end(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.answerTimer);
     const why = err ?? new OvsdbError('ECONNRESET', `${this.target}: connection closed`);
     for (const p of this.pending.values()) p.reject(why);
     this.pending.clear();
     this.emit('close', err);
   }
+}
+
+/** At most 80 characters of a value from the server, for a message (its depth is bounded). */
+function brief(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }

@@ -1,6 +1,6 @@
 import type { Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { OvsdbClient, type TlsFiles } from './client.js';
+import { OvsdbClient, type ClientLimits, type TlsFiles } from './client.js';
 import {
   DB,
   MONITORED,
@@ -36,6 +36,8 @@ export interface GatewayOptions {
   host: GatewayHost;
   log: Log;
   tls?: TlsFiles;
+  /** What the server may send (the client's defaults otherwise). */
+  limits?: Partial<ClientLimits>;
   /** First retry delay and the cap (default 100 ms, 5 s). */
   backoffMs?: [number, number];
   /** Echo the server after this much time and give up on it after as much again (default 5 s). */
@@ -91,7 +93,8 @@ export class Gateway {
   private protocolErrors = 0;
   private readonly errLog = new RateLimiter(5, 10_000);
   private stopped = false;
-  private readonly opts: Required<Omit<GatewayOptions, 'tls'>> & { tls?: TlsFiles };
+  private readonly opts: Required<Omit<GatewayOptions, 'tls' | 'limits'>> &
+    Pick<GatewayOptions, 'tls' | 'limits'>;
 
   constructor(opts: GatewayOptions) {
     this.opts = { backoffMs: [100, 5000], probeMs: 5000, batchMs: 50, settleMs: 20, ...opts };
@@ -166,7 +169,7 @@ export class Gateway {
     this.enter('connecting');
     let client: OvsdbClient;
     try {
-      client = await OvsdbClient.connect(this.opts.target, 5000, this.opts.tls);
+      client = await OvsdbClient.connect(this.opts.target, 5000, this.opts.tls, this.opts.limits);
     } catch (err) {
       return this.lost((err as Error).message);
     }
@@ -180,13 +183,17 @@ export class Gateway {
       clearTimeout(this.settleTimer);
       this.settleTimer = setTimeout(() => this.changed(), this.opts.settleMs);
     });
-    client.on('close', (err?: Error) => {
-      if (this.client === client) this.lost(err?.message ?? 'connection closed');
+    client.on('close', (err?: Error & { code?: string }) => {
+      if (this.client !== client) return;
+      if (err?.code === 'ERR_OVSDB_PROTOCOL') this.protocolErrors++; // said by lost(), once
+      this.lost(err?.message ?? 'connection closed');
     });
     try {
       const dbs = await client.listDbs();
       if (!Array.isArray(dbs) || !dbs.includes(DB))
-        throw new Error(`the server has no ${DB} database (it has ${JSON.stringify(dbs)})`);
+        throw new Error(
+          `the server has no ${DB} database (it has ${JSON.stringify(dbs).slice(0, 200)})`,
+        );
       const gaps = schemaGaps(await client.getSchema(DB));
       if (gaps.length)
         throw new Error(`its ${DB} schema lacks ${gaps.join(', ')} (not vtep.ovsschema?)`);

@@ -90,6 +90,7 @@ t.test('ovsdb: a gateway with or without static VNIs', async (t) => {
   t.same(validate(toSettings(c)), c, 'showconf round trip');
   const tcp = validate({ ...base, ovsdb: { ...ovsdb, target: 'tcp:[::1]:6640', mtu: 1400 } });
   t.same([tcp.ovsdb?.target, tcp.ovsdb?.mtu, tcp.vnis.length], ['tcp:[::1]:6640', 1400, 1]);
+  t.equal(validate({ ...base, ovsdb: { ...ovsdb, maxMessageMiB: 512 } }).ovsdb?.maxMessageMiB, 512);
   const ssl = { privateKey: '/k', certificate: '/c', caCert: '/ca' };
   t.same(validate({ ...base, ovsdb: { ...ovsdb, target: 'ssl:192.0.2.9:6640', ...ssl } }).ovsdb, {
     ...ovsdb,
@@ -121,6 +122,7 @@ t.test('ovsdb: a gateway with or without static VNIs', async (t) => {
       { ...base, ovsdb: { ...ovsdb, physicalSwitch: '' } },
       /config\.ovsdb\.physicalSwitch "": must be a Physical_Switch name/,
     ],
+    [{ ...base, ovsdb: { ...ovsdb, maxMessageMiB: 0 } }, /config\.ovsdb\.maxMessageMiB 0: must be/],
     [
       { ...base, ovsdb: { ...ovsdb, colour: 1 } },
       /config\.ovsdb\.colour 1: unknown setting \(known: target, physicalSwitch, ports, mtu/,

@@ -215,8 +215,14 @@ t.test(
     t.equal(problems.length, 2);
     t.match(problems[0], /an answer to no request \(id 999\)/);
     t.match(problems[1], /unexpected surprise request/);
-    await t.rejects(c.getSchema('x'), { code: 'ECONNRESET' }, 'garbage ends the connection');
-    t.match(problems[2], /not a JSON object or array/);
+    const closed = new Promise<Error>((r) => c.once('close', r));
+    await t.rejects(
+      c.getSchema('x'),
+      { code: 'ERR_OVSDB_PROTOCOL', message: /not a JSON object or array/ },
+      'garbage ends the connection, and says why',
+    );
+    t.match(await closed, { code: 'ERR_OVSDB_PROTOCOL' });
+    t.equal(problems.length, 2, 'said by the close, not again');
     t.ok(c.isClosed);
   },
 );

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { sleep } from '../../src/lab/sh.js';
+import { OvsdbClient } from '../../src/ovsdb/client.js';
 import { Gateway, type GatewayHost } from '../../src/ovsdb/gateway.js';
 import { MONITORED, type GatewayView } from '../../src/ovsdb/hwvtep.js';
 import type { Level } from '../../src/util/log.js';
@@ -405,4 +406,154 @@ t.test('against a fake server: garbage, a missing database, silence', async (t) 
   t.match(r3.lines[0]?.msg, /cannot connect: .*ENOENT/);
   t.match(g3.status().ports, [{ name: 'tap0', vni: null }], 'ports listed before any session');
   g3.close();
+});
+
+t.test(
+  'a hostile server: deep nesting, huge strings, garbage, silence — the session ends, the process stays, a real server resyncs',
+  async (t) => {
+    if (!needs(t, { commands: ['ovsdb-server', 'ovsdb-tool', 'vtep-ctl'] })) return;
+    const dir = mkdtempSync(join(tmpdir(), 'vtep-hostile-'));
+    const db = new VtepDb(dir);
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    // One hostile answer per session, in this order; the session after the last one is silent.
+    // Built before the test starts: the fake shares this process's event loop with the client.
+    const huge = Buffer.from(`"${'a'.repeat(100_000_000)}"],"error":null}`);
+    const phases: [string, (id: unknown) => string | Buffer][] = [
+      ['echo params', () => `{"method":"echo","params":[${deep}],"id":"e"}`],
+      ['reply id', () => `{"id":${deep},"result":[],"error":null}`],
+      [
+        'error details',
+        (id) => `{"id":${id},"result":null,"error":{"error":"x","details":${deep}}}`,
+      ],
+      ['100 MB string', (id) => Buffer.concat([Buffer.from(`{"id":${id},"result":[`), huge])],
+      ['garbage', () => ']]] garbage'],
+    ];
+    let sessions = 0;
+    const socks = new Set<Socket>();
+    const fake = createServer((s) => {
+      socks.add(s);
+      s.on('error', () => {});
+      const phase = phases[sessions++];
+      s.once('data', (d) => {
+        const id = /"id":(\d+)/.exec(String(d))?.[1];
+        if (phase) s.write(phase[1](id));
+        // after the phases: accept, read, never answer
+      });
+    });
+    await new Promise<void>((r) => fake.listen(db.sock, r));
+    const host = new Host();
+    const r = recorder();
+    const gw = new Gateway({
+      target: db.target,
+      me,
+      host,
+      log: r.log,
+      backoffMs: [20, 40],
+      limits: { answerMs: 500 },
+    });
+    t.teardown(async () => {
+      gw.close();
+      fake.close();
+      for (const s of socks) s.destroy();
+      await db.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    gw.start();
+    t.ok(
+      await within(20_000, () =>
+        /no answer to list_dbs in 500 ms/.test(gw.status().lastError ?? ''),
+      ),
+      'through every phase to the silent server, which is given up',
+    );
+    const lost = r.lines.filter((l) => l.event === 'ovsdb_lost').map((l) => l.msg);
+    for (const [what, pattern] of [
+      ['echo params', /nested deeper than 128 levels/],
+      ['garbage', /not a JSON object or array/],
+      ['100 MB string', /longer than 67108864 bytes/],
+      ['silence', /no answer to list_dbs in 500 ms/],
+    ] as const)
+      t.equal(lost.filter((m) => pattern.test(m)).length, 1, `${what}: said once`);
+    t.ok(lost.length <= 6, `${lost.length} lines for ${sessions} sessions`);
+    t.ok(gw.status().protocolErrors >= 5, 'each counted');
+    t.equal(gw.status().connects, 0, 'none of them became a session');
+    // The real server takes over the socket: the gateway registers and syncs.
+    fake.close();
+    for (const s of socks) s.destroy();
+    db.start();
+    db.ctl(['add-ps', 'other']);
+    t.ok(
+      await within(5000, () => db.ctl(['list-ports', 'ps0'], true).trim() === 'tap0'),
+      'registered with the real server',
+    );
+    t.match(gw.status(), { state: 'connected', connects: 1 });
+  },
+);
+
+t.test('100 000 Ucast_Macs_Remote rows in the first snapshot: they sync', async (t) => {
+  if (!needs(t, { commands: ['ovsdb-server', 'ovsdb-tool', 'vtep-ctl'] })) return;
+  const N = 100_000;
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-scale-'));
+  const db = new VtepDb(dir).start();
+  t.teardown(async () => {
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  db.ctl(['add-ls', 'ls0', '--', 'set', 'Logical_Switch', 'ls0', 'tunnel_key=42']);
+  db.ctl([
+    'add-ps',
+    'ps0',
+    '--',
+    'add-port',
+    'ps0',
+    'tap0',
+    '--',
+    'bind-ls',
+    'ps0',
+    'tap0',
+    '0',
+    'ls0',
+  ]);
+  const ls = db.rows('Logical_Switch')[0]._uuid as [string, string];
+  const writer = await OvsdbClient.connect(db.target);
+  const rows = Array.from({ length: N }, (_, i) => ({
+    op: 'insert',
+    table: 'Ucast_Macs_Remote',
+    row: {
+      MAC: formatMac(0x02cc00000000 + i),
+      logical_switch: ls,
+      locator: ['named-uuid', 'loc'],
+    },
+  }));
+  await writer.transact(
+    'hardware_vtep',
+    {
+      op: 'insert',
+      table: 'Physical_Locator',
+      'uuid-name': 'loc',
+      row: { dst_ip: '192.0.2.1', encapsulation_type: 'vxlan_over_ipv4' },
+    },
+    ...rows,
+  );
+  writer.close();
+  const host = new Host();
+  const r = recorder();
+  const gw = new Gateway({ target: db.target, me, host, log: r.log });
+  t.teardown(() => gw.close());
+  const rssBefore = process.memoryUsage().rss;
+  let peak = rssBefore;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const t0 = Date.now();
+  gw.start();
+  const synced = await within(60_000, () => {
+    for (const sw of host.last?.switches.values() ?? []) if (sw.remoteMacs.size === N) return true;
+    return false;
+  });
+  clearInterval(sampler);
+  const ms = Date.now() - t0;
+  t.ok(synced, `${N} remote MACs handed to the host in ${ms} ms`);
+  t.match(gw.status(), { state: 'connected', connects: 1, remoteMacs: N });
+  t.comment(
+    `sync ${ms} ms; RSS ${(rssBefore / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
+  );
+  t.ok(peak - rssBefore < 1024 * 2 ** 20, 'memory bounded (under 1 GiB more)');
 });

@@ -169,4 +169,16 @@ t.test('a binding to a static VNI is refused; a full table is said, not thrown',
   );
   t.equal(s.fdb.size, 1, 'one fits');
   t.match(s.lines.find((l) => l.event === 'ovsdb_fdb')?.msg, /not installed: .*table full/);
+  // Thousands that do not fit (the first one takes the free place): one line per update.
+  const many = Array.from({ length: 5000 }, (_, i): [number, string] => [
+    0x02aa00000000 + i,
+    '192.0.2.1',
+  ]);
+  const before = s.lines.length;
+  s.gw.apply(view(ls('ls2', 5000, 'tap1', many)));
+  s.gw.apply(view(ls('ls2', 5000, 'tap1', [...many, [0x02bb00000001, '192.0.2.1']])));
+  const said = s.lines.slice(before).filter((l) => l.event === 'ovsdb_fdb');
+  t.equal(said.length, 2, 'two updates, two lines');
+  t.match(said[0].msg, /^vni 5000: 4999 remote MACs not installed: .*table full.* \(the first: /);
+  t.match(said[1].msg, /^vni 5000: 5000 remote MACs not installed/);
 });

@@ -73,7 +73,7 @@ export interface Config {
   /**
    * Data-plane threads: each with its own TAP queue per VNI (IFF_MULTI_QUEUE) and underlay
    * socket (SO_REUSEPORT); the kernel spreads flows over them. Undefined: decided at start
-   * (`vtep run`: the cores, at most 8; one with ovsdb or a TAP made without queues).
+   * (`vtep run`: the cores, at most 8; one with a TAP made without queues).
    */
   workers?: number;
   vnis: VniSpec[];
@@ -250,12 +250,6 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
         ['local'],
         c.local,
         'must be the IPv4 address announced as tunnel_ips when ovsdb is configured (hardware_vtep knows vxlan_over_ipv4 only)',
-      );
-    if (c.workers !== undefined && c.workers > 1)
-      fail(
-        ['workers'],
-        c.workers,
-        'must be 1 with ovsdb: the ports it binds are served by one thread (a reload of the bindings does not reach workers yet)',
       );
     const names = new Set<string>();
     o.ports.forEach((name, i) => {

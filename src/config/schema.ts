@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_AGEING_MS, DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
+import { DEFAULT_MAX_ENTRIES } from '../fdb/fdb.js';
 import { VXLAN_PORT } from '../wire/udp.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 import { parseMac } from '../wire/mac.js';

@@ -1,17 +1,7 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
+import type { Status, TapStatus } from './api.js';
 import type { EngineStats } from '../vtep/engine.js';
-
-/** What `vtep stats` / `vtep status` get about a TAP (src/cli/tapport.ts). */
-interface TapInfo {
-  vni: number | null;
-  name: string;
-  state: string;
-  recreated: number;
-  downForMs: number;
-  lastError?: string;
-  offloads?: string;
-}
 
 /**
  * Text output for `vtep fdb show` and `vtep stats`, close to `bridge fdb show`
@@ -41,7 +31,7 @@ export function formatStats(
   s: EngineStats & {
     underlay?: string;
     sourcePorts?: string;
-    taps?: TapInfo[];
+    taps?: TapStatus[];
     ovsdb?: GatewayStatus;
     kernel?: {
       udpReceiveDrops: number | null;
@@ -105,19 +95,14 @@ export function formatStats(
   return lines.join('\n');
 }
 
-function tapState(t: TapInfo): string {
+function tapState(t: TapStatus): string {
   const again = t.recreated ? ` (re-created ${t.recreated}x)` : '';
   if (t.state === 'up') return `UP${again}`;
   return `DOWN for ${(t.downForMs / 1000).toFixed(1)} s, re-creating${again}${t.lastError ? `: ${t.lastError}` : ''}`;
 }
 
 /** `vtep status`: one line when healthy, the problems otherwise. */
-export function formatStatus(s: {
-  healthy: boolean;
-  problems: string[];
-  uptimeSeconds: number;
-  taps: TapInfo[];
-}): string {
+export function formatStatus(s: Status): string {
   const head = `${s.healthy ? 'healthy' : 'degraded'}: up ${s.uptimeSeconds} s, ${s.taps.length} VNI${s.taps.length === 1 ? '' : 's'}`;
   return [
     head,

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package.js';
 
 /** The addon's surface (native/vtep_io.cc). Syscalls only; see the comments there. */
 export interface NativeIo {
@@ -112,17 +112,6 @@ export interface NativePoller {
   start(): void;
   stop(): void;
   close(): void;
-}
-
-/** The package root: where build/Release lives, from src/io (tsx, tap) or dist/src/io. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
 }
 
 let cached: NativeIo | undefined;

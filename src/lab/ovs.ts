@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Netns } from './netns.js';
-import { sh } from './sh.js';
 
 /**
  * A private Open vSwitch (userspace datapath) inside a namespace, off /var/run/openvswitch:

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isIPv6 } from 'node:net';
 import { existsSync, openSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package.js';
 import { veth, type Netns } from './netns.js';
 import { PrivateOvs } from './ovs.js';
 import { sh, until } from './sh.js';
@@ -39,9 +39,7 @@ export function underlayAddr(addr: string, dev: string): string {
 
 /** A compiled file of this package (`dist/…`); tests, the lab and the benchmark run those. */
 export function distFile(...parts: string[]): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  const file = join(dir, 'dist', ...parts);
+  const file = join(packageRoot(), 'dist', ...parts);
   if (!existsSync(file)) {
     throw Object.assign(new Error(`${file} is missing: run "npm run build" first`), {
       code: 'ERR_NOT_BUILT',

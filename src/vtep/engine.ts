@@ -938,7 +938,7 @@ export class Engine {
     let answer = 0;
     const arp = parseArp(eth, this.arp);
     if (arp !== undefined) {
-      if (arp.senderIp !== 0) this.learnNeighbour(vs, arp.senderIp, arp.senderMac, now);
+      if (arp.senderIp !== 0) this.snoopNeighbour(vs, arp.senderIp, arp.senderMac, now);
       if (!fromTap || arp.op !== ArpOp.REQUEST || arp.senderIp === arp.targetIp) return false;
       const mac = table.lookup(arp.targetIp, now);
       if (mac !== undefined && mac !== arp.senderMac)
@@ -947,8 +947,8 @@ export class Engine {
       const nd = parseNd(eth);
       if (nd === undefined) return false;
       const dad = nd.src.every((x) => x === 0);
-      if (nd.type === 'na') this.learnNeighbour(vs, key6(nd.target), nd.mac || eth.src, now);
-      else if (!dad && nd.mac !== 0) this.learnNeighbour(vs, key6(nd.src), nd.mac, now);
+      if (nd.type === 'na') this.snoopNeighbour(vs, key6(nd.target), nd.mac || eth.src, now);
+      else if (!dad && nd.mac !== 0) this.snoopNeighbour(vs, key6(nd.src), nd.mac, now);
       if (!fromTap || nd.type !== 'ns' || dad) return false;
       const mac = table.lookup(key6(nd.target), now);
       if (mac !== undefined && mac !== eth.src)
@@ -968,12 +968,13 @@ export class Engine {
     return true;
   }
 
-  private learnNeighbour(vs: VniState, ip: number | string, mac: number, now: number): void {
+  /** An address snooped from the VNI's own traffic: into its table, and to the other threads. */
+  private snoopNeighbour(vs: VniState, ip: number | string, mac: number, now: number): void {
     if (vs.neigh!.learn(ip, mac, now) && this.onNeigh) this.onNeigh(vs.vni, ip, mac);
   }
 
-  /** An address another worker learned, into this engine's suppression table (if it has one). */
-  learnNeigh(vni: number, ip: number | string, mac: number, now: number): void {
+  /** An address another thread learned, into this engine's suppression table (if it has one). */
+  learnNeighbour(vni: number, ip: number | string, mac: number, now: number): void {
     this.vnis.get(vni)?.neigh?.learn(ip, mac, now);
   }
 
@@ -992,9 +993,28 @@ export class Engine {
 
   /** Age the FDB (and TAP-side MACs); returns when the next FDB entry is due (ms, as `now`). */
   sweep(now: number): number | undefined {
+    this.sweepLocalMacs(now);
+    return this.fdb.sweep(now).nextDue;
+  }
+
+  /** Age the TAP-side MACs only (a worker: its FDB copy is aged by the main table). */
+  sweepLocalMacs(now: number): void {
     for (const vs of this.vnis.values())
       vs.local?.sweep(now, this.fdb.ageingMs, (mac) => this.onLocalMac?.(vs.vni, mac, false));
-    return this.fdb.sweep(now).nextDue;
+  }
+
+  /** TAP-side MACs seen at or after `since` (VNIs with `localMacs`), for the main thread. */
+  localMacsSeenSince(since: number): [vni: number, mac: number][] {
+    const out: [number, number][] = [];
+    for (const vs of this.vnis.values())
+      if (vs.local) for (const mac of vs.local.seenSince(since)) out.push([vs.vni, mac]);
+    return out;
+  }
+
+  /** A TAP-side MAC another thread saw: recorded (and announced when new) as if seen here. */
+  seeLocalMac(vni: number, mac: number, now: number): void {
+    const local = this.vnis.get(vni)?.local;
+    if (local?.see(mac, now) && this.onLocalMac) this.onLocalMac(vni, mac, true);
   }
 
   stats(): EngineStats {

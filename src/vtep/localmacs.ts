@@ -47,6 +47,11 @@ export class LocalMacs {
       }
   }
 
+  /** The MACs seen at or after `since`. */
+  *seenSince(since: number): Generator<number> {
+    for (const [mac, last] of this.seen) if (last >= since) yield mac;
+  }
+
   /** The MACs known now, in ascending order (a resync publishes exactly these). */
   macs(): number[] {
     return [...this.seen.keys()].sort((a, b) => a - b);

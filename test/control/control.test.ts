@@ -24,7 +24,7 @@ import {
 } from '../../src/control/server.js';
 import { until } from '../../src/lab/sh.js';
 import { main } from '../../src/cli/main.js';
-import { controlCommands } from '../../src/cli/run.js';
+import { controlCommands } from '../../src/daemon/commands.js';
 import { toSettings, validate } from '../../src/config/config.js';
 import { parse as parseYaml } from 'yaml';
 import { Fdb } from '../../src/fdb/fdb.js';

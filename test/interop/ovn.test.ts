@@ -2,11 +2,20 @@
 // ovn-controller-vtep on our VTEP database, and a real OVN hypervisor (Open vSwitch, userspace
 // datapath, encap vxlan, ovn-controller) whose VM sits on a logical switch with a `vtep`-type
 // port for our physical switch. Nothing of ours is configured per host beyond `vtep run --ovsdb`
-// and the operator's binding: the VM's MAC, the VNI and the flood list all come from OVN.
+// and the operator's binding: the VM's MAC, the VNI and the flood list all come from OVN. Two
+// data-plane threads serve the port: bindings, flood lists and remote MACs reach both, and a MAC
+// only the worker hears is published to OVN too.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import type { RunningStats } from '../../src/control/api.js';
 import { Netns, veth } from '../../src/lab/netns.js';
+import { sleep } from '../../src/lab/sh.js';
+import { emitEthernet } from '../../src/wire/ethernet.js';
+import { IpProtocol, emitIpv4, parseIpv4Address } from '../../src/wire/ipv4.js';
+import { parseMac } from '../../src/wire/mac.js';
+import { emitUdp } from '../../src/wire/udp.js';
+import { sendFrames } from '../helpers/afpacket.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { needs } from '../helpers/prereq.js';
 import { within } from '../helpers/within.js';
@@ -71,7 +80,7 @@ if (ready)
       const config = join(topo.dir, 'vtep.yaml');
       writeFileSync(
         config,
-        `local: ${UNDERLAY.vtep}\novsdb:\n  target: ${central.vtep.target}\n  physicalSwitch: ps0\n  ports: [${topo.tap}]\n  mtu: 1450\n`,
+        `local: ${UNDERLAY.vtep}\nworkers: 2\novsdb:\n  target: ${central.vtep.target}\n  physicalSwitch: ps0\n  ports: [${topo.tap}]\n  mtu: 1450\n`,
       );
       await topo.startVtep([], { config });
       central.vtep.ctl(['bind-ls', 'ps0', topo.tap, '0', 'lswitch0']);
@@ -109,6 +118,65 @@ if (ready)
           .includes(`${VM.vtep.mac} -> vxlan_over_ipv4/${UNDERLAY.vtep}`),
         'the MAC behind our TAP is published to OVN as Ucast_Macs_Local',
       );
+
+      // Both threads carry the port's traffic, both ways.
+      const stats = async () => (await topo.ask('stats')) as RunningStats;
+      const flows = (from: string, to: string) =>
+        topo
+          .get(from)
+          .exec(`bash -c 'for p in $(seq 1 64); do echo x > /dev/udp/${to}/$((20000 + p)); done'`, {
+            allowFail: true,
+          });
+      const before = await stats();
+      t.equal(before.workers?.length, 2, 'two data-plane threads');
+      flows('vmB', VM.ovs.ip);
+      flows('vmA', VM.vtep.ip);
+      await sleep(300);
+      const after = await stats();
+      for (const [i, w] of after.workers!.entries()) {
+        t.ok(w.tx.packets > before.workers![i].tx.packets, `thread ${i} encapsulated some`);
+        t.ok(w.rx.packets > before.workers![i].rx.packets, `thread ${i} decapsulated some`);
+      }
+
+      // A MAC that only the worker hears: frames from it on a flow the kernel queues to the
+      // worker's TAP queue (found by trying ports) still reach OVN as Ucast_Macs_Local.
+      const GHOST = '02:00:00:00:0a:77';
+      const frame = (port: number) => {
+        const f = Buffer.alloc(14 + 20 + 8 + 4);
+        emitEthernet(
+          { dst: parseMac(VM.ovs.mac)!, src: parseMac(GHOST)!, ethertype: 0x0800 },
+          f,
+          0,
+        );
+        emitIpv4(
+          {
+            src: parseIpv4Address('10.0.0.77')!,
+            dst: parseIpv4Address(VM.ovs.ip)!,
+            protocol: IpProtocol.UDP,
+            payloadLen: 12,
+          },
+          f,
+          14,
+        );
+        emitUdp({ srcPort: port, dstPort: 9999, payloadLen: 4 }, f, 34);
+        return f.toString('hex');
+      };
+      let port = 0;
+      for (let p = 30000; p < 30064 && !port; p++) {
+        const s0 = (await stats()).workers!;
+        sendFrames(topo.get('vmB'), topo.tap, [frame(p)]);
+        await sleep(50);
+        const s1 = (await stats()).workers!;
+        if (s1[1].tx.packets > s0[1].tx.packets && s1[0].tx.packets === s0[0].tx.packets) port = p;
+      }
+      t.ok(port, `a flow the worker reads from the TAP: udp port ${port}`);
+      const main0 = (await stats()).workers![0].tx.packets;
+      sendFrames(topo.get('vmB'), topo.tap, [frame(port), frame(port), frame(port)]);
+      const published = await within(5000, () =>
+        central!.vtep.ctl(['list-local-macs', 'lswitch0']).includes(GHOST),
+      );
+      t.ok(published >= 0, `the worker's MAC is in Ucast_Macs_Local (${published} ms)`);
+      t.equal((await stats()).workers![0].tx.packets, main0, 'the main thread never saw it');
 
       // A port removed in OVN leaves our FDB.
       central.nbctl('lsp-del', 'lsp-vm');

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
-import type { RunningStats } from '../../src/cli/run.js';
+import type { RunningStats } from '../../src/control/api.js';
 import { needs } from '../helpers/prereq.js';
 
 const ready = needs(t, {

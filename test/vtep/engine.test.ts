@@ -803,8 +803,8 @@ t.test(
     t.match(h.engine.stats().vnis[0].suppress, { answered: 3, flooded: 1 });
     // What another worker learned answers here too, and is not told back.
     const n = told.length;
-    h.engine.learnNeigh(8, 0x0a000007, VM_A, 0);
-    h.engine.learnNeigh(99, 0x0a000007, VM_A, 0); // a VNI this engine does not have: ignored
+    h.engine.learnNeighbour(8, 0x0a000007, VM_A, 0);
+    h.engine.learnNeighbour(99, 0x0a000007, VM_A, 0); // a VNI this engine does not have: ignored
     t.equal(told.length, n, 'learned from another thread: not news to tell');
     tap.inject(arpFrame(1, BCAST, VM_B, IP_B, 0x0a000007));
     await settle();

@@ -1,10 +1,11 @@
 import t from 'tap';
-import { validate } from '../../src/config/config.js';
-import { Fdb } from '../../src/fdb/fdb.js';
-import { Remotes } from '../../src/fdb/remote.js';
-import { MAX_DEFAULT_WORKERS, workerCount } from '../../src/cli/run.js';
-import { mergeStats, threadStats, toFdbOp } from '../../src/cli/workers.js';
-import type { EngineStats } from '../../src/vtep/engine.js';
+import { validate } from '../../../src/config/config.js';
+import { Fdb } from '../../../src/fdb/fdb.js';
+import { Remotes } from '../../../src/fdb/remote.js';
+import { toFdbOp } from '../../../src/fdb/replica.js';
+import { MAX_DEFAULT_WORKERS, workerCount } from '../../../src/daemon/vtep.js';
+import { mergeStats, threadStats } from '../../../src/daemon/threads/workers.js';
+import type { EngineStats } from '../../../src/vtep/engine.js';
 
 const base = { local: '192.0.2.2', vnis: [{ vni: 5000, tap: 'vt0', remotes: ['192.0.2.1'] }] };
 
@@ -32,18 +33,14 @@ t.test(
     t.match(single.why, /tap vt0 exists without queues/);
     const gw = validate({
       local: '192.0.2.2',
+      workers: 2,
       ovsdb: { target: 'unix:/tmp/db.sock', physicalSwitch: 'ps', ports: ['p0'] },
     });
-    t.equal(workerCount(gw, 2, none).count, 1, 'ovsdb ports: one thread');
-    t.throws(
-      () =>
-        validate({
-          local: '192.0.2.2',
-          workers: 2,
-          ovsdb: { target: 'unix:/tmp/db.sock', physicalSwitch: 'ps', ports: ['p0'] },
-        }),
-      { name: 'ConfigError', field: 'workers', message: /must be 1 with ovsdb/ },
+    t.same(workerCount(gw, 2, none), { count: 2, why: 'configured' }, 'ovsdb ports on every core');
+    const gwSingle = workerCount({ ...gw, workers: undefined }, 2, (tap) =>
+      tap === 'p0' ? 'single' : undefined,
     );
+    t.match(gwSingle, { count: 1, why: /tap p0 exists without queues/ }, 'its ports count too');
     t.throws(() => validate({ ...base, workers: 0 }), /workers.*1\.\.64/);
     t.throws(() => validate({ ...base, workers: '2x' }), /workers/);
   },

@@ -1,7 +1,9 @@
 import { Worker } from 'node:worker_threads';
-import { Learn, type Fdb, type FdbChange, type StaticSource } from '../fdb/fdb.js';
-import type { Remote, Remotes } from '../fdb/remote.js';
-import type { Log, Level } from '../util/log.js';
+import type { RemoteSpec } from '../../config/config.js';
+import type { Fdb, FdbChange } from '../../fdb/fdb.js';
+import type { Remote, Remotes } from '../../fdb/remote.js';
+import { absorb, toFdbOp, type FdbOp, type Seen } from '../../fdb/replica.js';
+import type { Log } from '../../util/log.js';
 import type {
   Engine,
   EngineSettings,
@@ -9,96 +11,23 @@ import type {
   VniConfig,
   VniStats,
   VniUpdate,
-} from '../vtep/engine.js';
-import type { PlaneOptions } from './dataplane.js';
+} from '../../vtep/engine.js';
+import type { PlaneOptions } from './plane.js';
+import type { FromWorker, QueueSpec, ToWorker, WorkerInit } from './protocol.js';
 
 /**
  * `workers: N`: N-1 data-plane threads beside the main one. Each has its own engine over its own
  * TAP queue per VNI and its own underlay socket on the shared port; the kernel spreads flows
  * over the queues and sockets by hash, so a flow stays on one thread. The main thread keeps the
  * control plane: configuration, reloads, the control socket, ageing, and the FDB that `vtep fdb`
- * shows. The workers keep copies of it, coherent by messages:
- *
- * - every change of the main table (learned, moved, static added, deleted, flushed, aged) goes to
- *   every worker, batched per turn of the event loop;
- * - a worker reports what it learns (new and moved MACs at once, and every second the MACs it
- *   saw again, so that the main table does not age out a MAC only a worker hears);
- * - a worker never ages its copy: the main table's ageing decides, and its removals reach all.
- *
- * A MAC learned by one thread is therefore known to all within a turn of their event loops;
- * until then the others flood frames for it, which is what a miss does anyway.
+ * shows. The workers keep copies of it (src/fdb/replica.ts): the main table's changes go to
+ * every worker batched per turn of the event loop, and what a worker learns comes back. A MAC
+ * learned by one thread is therefore known to all within a turn of their event loops; until
+ * then the others flood frames for it, which is what a miss does anyway. Callers do not use this
+ * class directly: `Planes` puts it and the main thread's engine behind one interface.
  */
 
-export interface RemoteSpec {
-  address: string;
-  port: number;
-}
-
-/** A worker's TAP queue: opened on the main queue's device name, with its offloads. */
-export interface QueueSpec {
-  name: string;
-  slotSize: number;
-  offloads: number;
-}
-
-/** `VniConfig` with plain data instead of objects (what crosses the thread boundary). */
-export interface WorkerVni {
-  vni: number;
-  remotes: RemoteSpec[];
-  learnRemotes?: boolean;
-  learning?: boolean;
-  maxEntries?: number;
-  ownMacs: number[];
-  mtu: number;
-  suppressArp?: boolean;
-}
-
-export type WorkerVniUpdate = Omit<VniUpdate, 'remotes' | 'senders' | 'floodSource'> & {
-  remotes?: RemoteSpec[];
-};
-
-export interface WorkerInit {
-  id: number;
-  plane: PlaneOptions;
-  ageingMs: number;
-  maxEntries: number;
-}
-
-/** One FDB change: [vni, mac, address (null: removed), port, static, source]. */
-export type FdbOp = [number, number, string | null, number, boolean, StaticSource];
-/** One MAC a worker learned or saw again: [vni, mac, address, port]. */
-export type Seen = [number, number, string, number];
-
-export type ToWorker =
-  | { t: 'configure'; s: EngineSettings }
-  | { t: 'limits'; ageingMs: number; maxEntries: number }
-  | { t: 'addVni'; cfg: WorkerVni; queue: QueueSpec }
-  | { t: 'updateVni'; vni: number; u: WorkerVniUpdate }
-  | { t: 'removeVni'; vni: number }
-  | { t: 'attach'; vni: number }
-  | { t: 'detach'; vni: number }
-  | { t: 'fdb'; ops: FdbOp[] }
-  | { t: 'neigh'; vni: number; ip: number | string; mac: number }
-  | { t: 'stats'; id: number }
-  | { t: 'watch'; on: boolean }
-  | { t: 'stop' };
-
-export type FromWorker =
-  | { t: 'ready'; sourcePorts: string }
-  | { t: 'learned'; seen: Seen[] }
-  | { t: 'stats'; id: number; stats: EngineStats }
-  | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
-  | { t: 'miss'; vni: number; mac: number }
-  | { t: 'neigh'; vni: number; ip: number | string; mac: number }
-  | { t: 'stopped' };
-
 const spec = (r: Remote): RemoteSpec => ({ address: r.address, port: r.port });
-
-export function toFdbOp(c: FdbChange): FdbOp {
-  return c.op === 'del'
-    ? [c.vni, c.mac, null, 0, false, 'static']
-    : [c.vni, c.mac, c.remote.address, c.remote.port, c.isStatic, c.source];
-}
 
 /** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */
 export interface ThreadStats {
@@ -254,7 +183,8 @@ export class Workers {
     return pool;
   }
 
-  get count(): number {
+  /** Worker threads. */
+  get size(): number {
     return this.threads.length;
   }
 
@@ -282,6 +212,9 @@ export class Workers {
       cfg: {
         vni: cfg.vni,
         remotes: cfg.remotes.map(spec),
+        ...(cfg.senders ? { senders: cfg.senders.map(spec) } : {}),
+        ...(cfg.floodSource ? { floodSource: cfg.floodSource } : {}),
+        ...(cfg.localMacs ? { localMacs: true } : {}),
         learnRemotes: cfg.learnRemotes,
         learning: cfg.learning,
         maxEntries: cfg.maxEntries,
@@ -295,11 +228,15 @@ export class Workers {
 
   updateVni(vni: number, u: VniUpdate): void {
     this.flush();
-    const { remotes, senders: _s, floodSource: _f, ...rest } = u;
+    const { remotes, senders, ...rest } = u;
     this.send({
       t: 'updateVni',
       vni,
-      u: { ...rest, ...(remotes ? { remotes: remotes.map(spec) } : {}) },
+      u: {
+        ...rest,
+        ...(remotes ? { remotes: remotes.map(spec) } : {}),
+        ...(senders ? { senders: senders.map(spec) } : {}),
+      },
     });
   }
 
@@ -308,14 +245,19 @@ export class Workers {
     this.send({ t: 'removeVni', vni });
   }
 
-  /** The main queue's device is back (re-created): the workers open their queues on it. */
-  attach(vni: number): void {
-    this.send({ t: 'attach', vni });
+  /** A TAP that carries no VNI yet (an OVSDB port): the workers open their queues of it now. */
+  openPort(queue: QueueSpec): void {
+    this.send({ t: 'openPort', queue });
   }
 
-  /** The device is gone: the workers close their queues and drop the VNI's frames as tap_down. */
-  detach(vni: number): void {
-    this.send({ t: 'detach', vni });
+  /** The main queue's device is back (re-created): the workers open their queues on it. */
+  attach(name: string): void {
+    this.send({ t: 'attach', name });
+  }
+
+  /** The device is gone: the workers close their queues (its VNI drops frames as tap_down). */
+  detach(name: string): void {
+    this.send({ t: 'detach', name });
   }
 
   /**
@@ -402,11 +344,16 @@ export class Workers {
         if (w && --w.left === 0) w.done();
         break;
       }
+      case 'localMacs': {
+        const now = this.clock();
+        for (const [vni, mac] of m.seen) this.engine.seeLocalMac(vni, mac, now);
+        break;
+      }
       case 'miss':
         this.onMiss?.(m.vni, m.mac);
         break;
       case 'neigh':
-        this.engine.learnNeigh(m.vni, m.ip, m.mac, this.clock());
+        this.engine.learnNeighbour(m.vni, m.ip, m.mac, this.clock());
         this.neigh(m.vni, m.ip, m.mac);
         break;
       case 'log':
@@ -417,27 +364,9 @@ export class Workers {
     }
   }
 
-  /**
-   * What a worker learned or saw again, into the main table (which tells every worker of what
-   * is new or moved). What the main table refuses (learning off, the cap) leaves the worker's
-   * copy too, so no thread keeps an entry the others do not have.
-   */
+  /** What a worker learned or saw again, into the main table; what it refuses goes back. */
   private learned(t: Thread, seen: Seen[]): void {
-    const now = this.clock();
-    const back: FdbOp[] = [];
-    for (const [vni, mac, address, port] of seen) {
-      const r = this.fdb.learn(vni, mac, this.remotes.get(address, port), now);
-      if (r === Learn.STATIC) {
-        const e = this.fdb.get(vni, mac)!;
-        back.push(toFdbOp({ op: 'set', ...e }));
-      } else if (
-        r !== Learn.NEW &&
-        r !== Learn.EVICTED &&
-        r !== Learn.MOVED &&
-        r !== Learn.REFRESHED
-      )
-        back.push(toFdbOp({ op: 'del', vni, mac }));
-    }
+    const back = absorb(this.fdb, this.remotes, seen, this.clock());
     if (back.length) t.worker.postMessage({ t: 'fdb', ops: back } satisfies ToWorker);
   }
 

@@ -3,9 +3,9 @@ import type { Remote, Remotes } from '../fdb/remote.js';
 import type { GatewayHost } from '../ovsdb/gateway.js';
 import type { GatewayView, LogicalSwitchView } from '../ovsdb/hwvtep.js';
 import type { Log } from '../util/log.js';
-import type { Engine } from '../vtep/engine.js';
 import { formatMac } from '../wire/mac.js';
 import type { TapPort } from './tapport.js';
+import type { Planes } from './threads/planes.js';
 
 /**
  * The data-plane side of the OVSDB gateway: the TAPs named in `ovsdb.ports`, opened at start and
@@ -24,7 +24,8 @@ interface Applied {
 }
 
 export interface OvsdbPortsContext {
-  engine: Engine;
+  /** Every data-plane thread: a binding reaches all of them. */
+  planes: Planes;
   fdb: Fdb;
   remotes: Remotes;
   /** The running VNI → port map (static VNIs and bound OVSDB ports); kept up to date here. */
@@ -51,7 +52,7 @@ export class OvsdbPorts implements GatewayHost {
   }
 
   localMacs(vni: number): number[] {
-    return this.applied.has(vni) ? this.c.engine.localMacs(vni) : [];
+    return this.applied.has(vni) ? this.c.planes.localMacs(vni) : [];
   }
 
   /** The VNIs bound through OVSDB right now. */
@@ -94,18 +95,21 @@ export class OvsdbPorts implements GatewayHost {
 
   private bind(port: TapPort, ls: LogicalSwitchView): void {
     const flood = ls.flood.map((ip) => this.remote(ip));
-    this.c.engine.addVni({
-      vni: ls.vni,
-      tap: port.tap,
-      tapName: port.spec.name,
-      remotes: flood,
-      floodSource: 'ovsdb',
-      senders: ls.senders.map((ip) => this.remote(ip)),
-      localMacs: true,
-      ownMacs: [port.spec.mac],
-      mtu: port.spec.mtu,
-    });
-    port.spec.vni = ls.vni;
+    this.c.planes.addVni(
+      {
+        vni: ls.vni,
+        tap: port.tap,
+        tapName: port.spec.name,
+        remotes: flood,
+        floodSource: 'ovsdb',
+        senders: ls.senders.map((ip) => this.remote(ip)),
+        localMacs: true,
+        ownMacs: [port.spec.mac],
+        mtu: port.spec.mtu,
+      },
+      port.queue(),
+    );
+    port.setVni(ls.vni);
     this.c.ports.set(ls.vni, port);
     this.applied.set(ls.vni, {
       port,
@@ -123,10 +127,10 @@ export class OvsdbPorts implements GatewayHost {
 
   private unbind(port: TapPort): void {
     const vni = port.spec.vni;
-    this.c.engine.removeVni(vni);
+    this.c.planes.removeVni(vni);
     this.c.ports.delete(vni);
     this.applied.delete(vni);
-    port.spec.vni = -1;
+    port.setVni(-1);
     this.c.log('info', 'ovsdb_unbind', `port ${port.spec.name}: no longer carries vni ${vni}`, {
       port: port.spec.name,
       vni,
@@ -139,7 +143,7 @@ export class OvsdbPorts implements GatewayHost {
     const flood = ls.flood.join(',');
     const senders = ls.senders.join(',');
     if (flood !== a.flood || senders !== a.senders) {
-      this.c.engine.updateVni(ls.vni, {
+      this.c.planes.updateVni(ls.vni, {
         remotes: ls.flood.map((ip) => this.remote(ip)),
         floodSource: 'ovsdb',
         senders: ls.senders.map((ip) => this.remote(ip)),

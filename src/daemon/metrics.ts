@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RunningStats } from './run.js';
+import type { RunningStats } from '../control/api.js';
 
 /**
  * `--metrics ADDR:PORT`: Prometheus text on GET /metrics, through prom-client. Counters are read
@@ -15,6 +15,8 @@ export interface Metrics {
   close(): Promise<void>;
 }
 
+type Snapshot = () => RunningStats;
+
 export async function startMetrics(
   host: string,
   port: number,
@@ -27,6 +29,43 @@ export async function startMetrics(
   let snapshot: RunningStats | undefined;
   // One stats() per scrape, shared by every metric's collect().
   const s = () => (snapshot ??= stats());
+  trafficMetrics(register, s);
+  fdbMetrics(register, s);
+  ovsdbMetrics(register, s);
+  engineMetrics(register, s);
+  const batch = new Histogram({
+    name: 'vtep_batch_size',
+    help: 'Frames or datagrams per receive batch',
+    labelNames: ['source'],
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [register],
+  });
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('not found: GET /metrics\n');
+      return;
+    }
+    snapshot = undefined;
+    (refresh ? refresh() : Promise.resolve())
+      .then(() => register.metrics())
+      .then(
+        (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    observeBatch: (source, n) => batch.observe({ source }, n),
+    address: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Per-VNI traffic and drops. */
+function trafficMetrics(register: Registry, s: Snapshot): void {
   const perVni = (name: string, help: string, value: (v: RunningStats['vnis'][number]) => number) =>
     new Counter({
       name,
@@ -69,6 +108,10 @@ export async function startMetrics(
       }
     },
   });
+}
+
+/** The forwarding table and the TAPs. */
+function fdbMetrics(register: Registry, s: Snapshot): void {
   new Gauge({
     name: 'vtep_fdb_entries',
     help: 'Forwarding table entries per VNI',
@@ -109,7 +152,10 @@ export async function startMetrics(
         );
     },
   });
-  // The OVSDB gateway's session (series exist only with `ovsdb` configured).
+}
+
+/** The OVSDB gateway's session (series exist only with `ovsdb` configured). */
+function ovsdbMetrics(register: Registry, s: Snapshot): void {
   new Gauge({
     name: 'vtep_ovsdb_connected',
     help: '1 while the session with the hardware_vtep database is up',
@@ -154,6 +200,10 @@ export async function startMetrics(
       if (o) this.inc(o.protocolErrors);
     },
   });
+}
+
+/** What the data path answered or lost outside the per-VNI counters. */
+function engineMetrics(register: Registry, s: Snapshot): void {
   new Counter({
     name: 'vtep_inner_checksum_bad_total',
     help: 'Received TCP segments not coalesced because their IPv4 or TCP checksum was wrong (delivered alone for the guest to drop)',
@@ -181,33 +231,4 @@ export async function startMetrics(
       this.inc(s().kernel.udpReceiveDrops ?? 0);
     },
   });
-  const batch = new Histogram({
-    name: 'vtep_batch_size',
-    help: 'Frames or datagrams per receive batch',
-    labelNames: ['source'],
-    buckets: [1, 2, 4, 8, 16, 32, 64],
-    registers: [register],
-  });
-  const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end('not found: GET /metrics\n');
-      return;
-    }
-    snapshot = undefined;
-    (refresh ? refresh() : Promise.resolve())
-      .then(() => register.metrics())
-      .then(
-        (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-      );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    observeBatch: (source, n) => batch.observe({ source }, n),
-    address: `${host.includes(':') ? `[${host}]` : host}:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }

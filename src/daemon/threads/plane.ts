@@ -1,10 +1,10 @@
-import type { Fdb } from '../fdb/fdb.js';
-import { native } from '../io/native.js';
-import type { SegmentSender } from '../io/types.js';
-import { GsoSender, RawUdpSender, UdpSocket } from '../io/udp.js';
-import type { Log } from '../util/log.js';
-import { Engine } from '../vtep/engine.js';
-import type { ReservedBitsPolicy } from '../wire/vxlan.js';
+import type { Fdb } from '../../fdb/fdb.js';
+import { native } from '../../io/native.js';
+import type { SegmentSender } from '../../io/types.js';
+import { GsoSender, RawUdpSender, UdpSocket } from '../../io/udp.js';
+import type { Log } from '../../util/log.js';
+import { Engine } from '../../vtep/engine.js';
+import type { ReservedBitsPolicy } from '../../wire/vxlan.js';
 
 /**
  * One data plane: the underlay socket, the senders beside it (raw for per-flow source ports,

@@ -1,7 +1,8 @@
+import type { TapStatus } from '../control/api.js';
 import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
 import type { Log } from '../util/log.js';
-import type { Engine } from '../vtep/engine.js';
+import type { Planes } from './threads/planes.js';
 import { TunOffload } from '../wire/gso.js';
 import { formatMac, writeMac } from '../wire/mac.js';
 
@@ -28,22 +29,7 @@ export interface TapSpec {
   multiQueue?: boolean;
 }
 
-export type TapState = 'up' | 'down';
-
-export interface TapStatus {
-  /** null: an OVSDB port bound to no logical switch yet. */
-  vni: number | null;
-  name: string;
-  state: TapState;
-  /** Times the device was re-created after being lost. */
-  recreated: number;
-  /** Milliseconds the TAP has been down (0 when up). */
-  downForMs: number;
-  /** Why the last re-creation attempt failed, while down. */
-  lastError?: string;
-  /** Offloads the kernel accepted: `csum,tso4,tso6`, or `off`. */
-  offloads: string;
-}
+export type TapState = TapStatus['state'];
 
 /** `csum,tso4,tso6` for TUNSETOFFLOAD flags, `off` for none. */
 export function offloadNames(flags: number): string {
@@ -58,6 +44,7 @@ const MAX_RETRY_MS = 5000;
 
 export class TapPort {
   tap: TapDevice | null;
+  private spec_: TapSpec;
   state: TapState = 'up';
   recreated = 0;
   lastError: string | undefined;
@@ -66,22 +53,54 @@ export class TapPort {
   private closed = false;
   /** Called with each receive batch's size (metrics), when set. */
   onBatch: ((n: number) => void) | undefined;
-  /** Called when the device is lost (false) and when it is back (true): workers follow. */
-  onDevice: ((up: boolean) => void) | undefined;
 
   private constructor(
-    public spec: TapSpec,
-    private readonly engine: Engine,
+    spec: TapSpec,
+    private readonly planes: Planes,
     private readonly log: Log,
     private readonly clock: () => number,
     tap: TapDevice,
   ) {
+    this.spec_ = { ...spec };
     this.tap = tap;
   }
 
   /** Open the device (throws: at start-up and on reload a TAP that cannot be had is an error). */
-  static open(spec: TapSpec, engine: Engine, log: Log, clock: () => number): TapPort {
-    return new TapPort(spec, engine, log, clock, TapPort.device(spec));
+  static open(spec: TapSpec, planes: Planes, log: Log, clock: () => number): TapPort {
+    return new TapPort(spec, planes, log, clock, TapPort.device(spec));
+  }
+
+  /** What the device is (re-)created as. Changed only through the methods below. */
+  get spec(): Readonly<TapSpec> {
+    return this.spec_;
+  }
+
+  /** Carry `vni` from now on (-1: none, an OVSDB port unbound). */
+  setVni(vni: number): void {
+    this.spec_.vni = vni;
+  }
+
+  /** A new MTU: recorded for re-creation, and set on the device now (throws if it refuses). */
+  setMtu(mtu: number): void {
+    this.spec_.mtu = mtu;
+    this.tap?.setMtu(mtu);
+  }
+
+  /** A new MAC: recorded for re-creation, and set on the device now (throws if it refuses). */
+  setMac(mac: number): void {
+    this.spec_.mac = mac;
+    const b = new Uint8Array(6);
+    writeMac(b, 0, mac);
+    this.tap?.setMac(b);
+  }
+
+  /** The queue the other data-plane threads open on this device. */
+  queue(): { name: string; slotSize: number; offloads: number } {
+    return {
+      name: this.spec_.name,
+      slotSize: this.spec_.slotSize,
+      offloads: this.tap?.offloads ?? this.spec_.offloads ?? 0,
+    };
   }
 
   private static device(spec: TapSpec): TapDevice {
@@ -99,14 +118,15 @@ export class TapPort {
     });
   }
 
-  /** Start feeding the engine (after `engine.addVni`). */
+  /** Start feeding the engine (after `addVni`). */
   start(): void {
     const tap = this.tap!;
+    const engine = this.planes.engine;
     tap.start(
       (n) => {
         this.onBatch?.(n);
-        if (this.spec.vni >= 0) this.engine.tapReceived(this.spec.vni, n, this.clock());
-        else this.engine.unboundReceived(n, this.clock());
+        if (this.spec_.vni >= 0) engine.tapReceived(this.spec_.vni, n, this.clock());
+        else engine.unboundReceived(n, this.clock());
       },
       (err) => this.lost(err),
     );
@@ -131,8 +151,7 @@ export class TapPort {
     this.downSince = this.clock();
     this.tap?.close();
     this.tap = null;
-    if (this.engine.hasVni(this.spec.vni)) this.engine.setTap(this.spec.vni, null);
-    this.onDevice?.(false);
+    this.planes.setTap(this.spec.vni, this.spec.name, null);
     this.log(
       'warn',
       'tap_lost',
@@ -164,9 +183,8 @@ export class TapPort {
         return;
       }
       this.tap = tap;
-      if (this.engine.hasVni(this.spec.vni)) this.engine.setTap(this.spec.vni, tap);
+      this.planes.setTap(this.spec.vni, this.spec.name, tap);
       this.start();
-      this.onDevice?.(true);
       this.state = 'up';
       this.lastError = undefined;
       this.recreated++;

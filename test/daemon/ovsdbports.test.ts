@@ -1,12 +1,13 @@
-// The data-plane side of the OVSDB gateway (src/cli/ovsdbports.ts) over fakes: views of the
+// The data-plane side of the OVSDB gateway (src/daemon/ovsdbports.ts) over fakes: views of the
 // database applied to a real engine and FDB with fake TAPs; bindings move TAPs between VNIs
 // without closing them, only what changed is touched, an operator's entries win.
 import t from 'tap';
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
-import { OvsdbPorts } from '../../src/cli/ovsdbports.js';
-import type { TapPort } from '../../src/cli/tapport.js';
+import { OvsdbPorts } from '../../src/daemon/ovsdbports.js';
+import type { TapPort } from '../../src/daemon/tapport.js';
+import { Planes } from '../../src/daemon/threads/planes.js';
 import type { GatewayView, LogicalSwitchView } from '../../src/ovsdb/hwvtep.js';
 import type { Level } from '../../src/util/log.js';
 import { Engine } from '../../src/vtep/engine.js';
@@ -19,7 +20,7 @@ function setup(opts: { maxEntries?: number; statics?: number[] } = {}) {
   const ports = new Map<number, TapPort>();
   const lines: { level: Level; event: string; msg: string }[] = [];
   const gw = new OvsdbPorts({
-    engine,
+    planes: Planes.single(engine, fdb),
     fdb,
     remotes,
     ports,
@@ -30,7 +31,13 @@ function setup(opts: { maxEntries?: number; statics?: number[] } = {}) {
   });
   const taps = ['tap0', 'tap1'].map((name) => {
     const tap = new FakeTap(name);
-    const port = { spec: { vni: -1, name, mtu: 1450, mac: 0x020000000001, slotSize: 2048 }, tap };
+    const spec = { vni: -1, name, mtu: 1450, mac: 0x020000000001, slotSize: 2048 };
+    const port = {
+      spec,
+      tap,
+      setVni: (vni: number) => (spec.vni = vni),
+      queue: () => ({ name, slotSize: 2048, offloads: 0 }),
+    };
     gw.add(port as unknown as TapPort);
     return { port, tap };
   });

@@ -1,0 +1,337 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import pinoPretty from 'pino-pretty';
+import { ConfigError, loadConfigFile, validate, type Config } from '../config/config.js';
+import { Vtep, notify } from '../daemon/vtep.js';
+import { LEVELS, type Level, type Log } from '../util/log.js';
+import { DEFAULT_CONTROL, collect } from './args.js';
+
+/**
+ * `vtep run`: flags or a file become a configuration, a logger is made, the endpoint is started
+ * (src/daemon), and signals drive it: SIGHUP reloads, SIGINT and SIGTERM stop.
+ */
+
+/**
+ * The service's logger: pino, one JSON object per line on stderr (level, time, event, msg and
+ * the event's fields), readable text when stderr is a terminal. Synchronous, so the last lines
+ * before an exit are not lost.
+ */
+function makeLog(level: Level): Log {
+  const stream = process.stderr.isTTY
+    ? pinoPretty({
+        destination: 2,
+        sync: true,
+        ignore: 'pid,hostname',
+        translateTime: 'SYS:HH:MM:ss.l',
+      })
+    : pino.destination({ fd: 2, sync: true });
+  const logger = pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+  return (lvl, event, msg, fields) => logger[lvl]({ event, ...fields }, msg);
+}
+
+/** Map config paths to the flags they came from, so errors name what the user typed. */
+const FLAG_OF: [RegExp, string][] = [
+  [/^flags\.vnis\[0\]\.remotes\[\d+\]$/, '--remote'],
+  [/^flags\.vnis\[0\]\.vni$/, '--vni'],
+  [/^flags\.vnis\[0\]\.tap$/, '--tap'],
+  [/^flags\.vnis\[0\]\.mtu$/, '--mtu'],
+  [/^flags\.vnis\[0\]\.mac$/, '--mac'],
+  [/^flags\.maxEntries$/, '--max-entries'],
+  [/^flags\.reservedBits$/, '--reserved-bits'],
+  [/^flags\.invalidSourceMac$/, '--invalid-source-mac'],
+  [/^flags\.sourcePorts$/, '--source-ports'],
+  [/^flags\.sourcePortMode$/, '--source-port-mode'],
+  [/^flags\.underlayMtu$/, '--underlay-mtu'],
+  [/^flags\.tapOffload$/, '--no-tap-offload'],
+  [/^flags\.workers$/, '--workers'],
+  [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
+  [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
+  [/^flags\.metrics$/, '--metrics'],
+  [/^flags\.ovsdb\.target$/, '--ovsdb'],
+  [/^flags\.ovsdb\.physicalSwitch$/, '--physical-switch'],
+  [/^flags\.ovsdb\.ports(\[\d+\])?$/, '--tap'],
+  [/^flags\.ovsdb\.mtu$/, '--mtu'],
+  [/^flags\.ovsdb\.privateKey$/, '--ovsdb-private-key'],
+  [/^flags\.ovsdb\.certificate$/, '--ovsdb-certificate'],
+  [/^flags\.ovsdb\.caCert$/, '--ovsdb-ca-cert'],
+  [/^flags\.(\w+)$/, '--$1'],
+];
+
+/** The flag a `flags.…` config path came from (`flags.vnis[0].remotes[2]` → `--remote`). */
+function flagOf(field: string): string {
+  for (const [re, name] of FLAG_OF) if (re.test(field)) return field.replace(re, name);
+  return field;
+}
+
+/** The OVSDB gateway from flags: `--ovsdb`, `--physical-switch`, `--tap` (repeated) and TLS files. */
+function ovsdbFromFlags(o: Record<string, unknown>, taps: string[]): Record<string, unknown> {
+  if (o.vni !== undefined)
+    throw new ConfigError(
+      '--vni',
+      o.vni,
+      "cannot be given with --ovsdb: a port's VNI comes from its binding (static VNIs beside ovsdb go in --config FILE)",
+    );
+  for (const [k, flag] of [
+    ['remote', '--remote'],
+    ['mac', '--mac'],
+    ['learnRemotes', '--learn-remotes'],
+    ['suppressArp', '--suppress-arp'],
+  ] as const)
+    if (o[k] !== undefined)
+      throw new ConfigError(
+        flag,
+        Array.isArray(o[k]) ? (o[k] as unknown[])[0] : o[k],
+        'sets a static VNI and cannot be given with --ovsdb (the database gives remotes)',
+      );
+  if (o.physicalSwitch === undefined)
+    throw new ConfigError('--physical-switch', undefined, 'required with --ovsdb');
+  if (taps.length === 0)
+    throw new ConfigError(
+      '--tap',
+      undefined,
+      'required with --ovsdb: the TAP(s) to create as ports',
+    );
+  const out: Record<string, unknown> = {
+    target: o.ovsdb,
+    physicalSwitch: o.physicalSwitch,
+    ports: taps,
+    mtu: o.mtu,
+    privateKey: o.ovsdbPrivateKey,
+    certificate: o.ovsdbCertificate,
+    caCert: o.ovsdbCaCert,
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+function fromFlags(o: Record<string, unknown>): Config {
+  const taps = (o.tap as string[] | undefined) ?? [];
+  if (o.ovsdb === undefined) {
+    for (const [k, flag] of [
+      ['physicalSwitch', '--physical-switch'],
+      ['ovsdbPrivateKey', '--ovsdb-private-key'],
+      ['ovsdbCertificate', '--ovsdb-certificate'],
+      ['ovsdbCaCert', '--ovsdb-ca-cert'],
+    ] as const)
+      if (o[k] !== undefined) throw new ConfigError(flag, o[k], 'needs --ovsdb');
+    if (o.vni === undefined)
+      throw new ConfigError('--vni', undefined, 'required (or give --config FILE, or --ovsdb)');
+    if (taps.length > 1)
+      throw new ConfigError(
+        '--tap',
+        taps[1],
+        'is a second TAP: one VNI from flags has one (several: --config FILE, or --ovsdb ports)',
+      );
+  }
+  const raw: Record<string, unknown> = {
+    local: o.local,
+    port: o.port,
+    control: o.control,
+    ageing: o.ageing,
+    maxEntries: o.maxEntries,
+    reservedBits: o.reservedBits,
+    invalidSourceMac: o.invalidSourceMac,
+    sourcePorts: o.sourcePorts,
+    sourcePortMode: o.sourcePortMode,
+    underlayMtu: o.underlayMtu,
+    tapOffload: o.tapOffload,
+    workers: o.workers,
+    udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
+    udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
+    metrics: o.metrics,
+    ...(o.ovsdb !== undefined ? { ovsdb: ovsdbFromFlags(o, taps) } : {}),
+    vnis: [
+      {
+        vni: o.vni,
+        tap: taps[0],
+        mtu: o.mtu,
+        mac: o.mac,
+        remotes: o.remote,
+        learnRemotes: o.learnRemotes === true,
+        suppressArp: o.suppressArp === true,
+      },
+    ],
+  };
+  for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
+  if (raw.ovsdb) raw.vnis = [];
+  const vni = (raw.vnis as Record<string, unknown>[])[0] ?? {};
+  for (const k of Object.keys(vni)) if (vni[k] === undefined) delete vni[k];
+  try {
+    return validate(raw, 'flags');
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(flagOf(err.field), err.value, err.reason.replace(/flags\.\S+/g, flagOf));
+  }
+}
+
+/** The configuration `vtep run` was given: the file, or the flags (read again on reload). */
+function configFrom(opts: Record<string, unknown>): Config {
+  let cfg: Config;
+  if (opts.config) {
+    // (commander refuses configuration flags beside --config: see program())
+    cfg = loadConfigFile(String(opts.config));
+    if (opts.control) cfg.control = String(opts.control);
+  } else cfg = fromFlags(opts);
+  cfg.control ??= DEFAULT_CONTROL;
+  return cfg;
+}
+
+/** How long a stop may take before the process exits anyway. */
+const STOP_DEADLINE_MS = 900;
+
+async function run(opts: Record<string, unknown>): Promise<void> {
+  const level = (opts.logLevel ?? 'info') as Level;
+  delete opts.logLevel; // not a configuration setting: it may stand beside --config
+  const log = makeLog(level);
+  const cfg = configFrom(opts);
+  // The default directory is ours to make; any other must exist (the server says so if not).
+  if (cfg.control === DEFAULT_CONTROL) mkdirSync(dirname(DEFAULT_CONTROL), { recursive: true });
+  let fatal: ((err: Error) => void) | undefined;
+  const vtep = await Vtep.start(cfg, log, {
+    source: () => configFrom(opts),
+    onFatal: (err) => fatal?.(err),
+  });
+  let stopping = false;
+  const shutdown = (signal: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stop', `vtep: ${signal}, stopping`, { signal });
+    notify('STOPPING=1');
+    // Whatever a control client or a device does, exit promptly: a replacement is waiting.
+    setTimeout(() => {
+      log('warn', 'stop_slow', `vtep: stop took more than ${STOP_DEADLINE_MS} ms; exiting anyway`);
+      process.exit(code);
+    }, STOP_DEADLINE_MS).unref();
+    vtep.stop().then(
+      () => process.exit(code),
+      (err) => {
+        log('error', 'stop_failed', `vtep: stop failed: ${(err as Error).message}`, {
+          error: (err as Error).message,
+        });
+        process.exit(1);
+      },
+    );
+  };
+  // A worker thread that died leaves its flows unforwarded: stop, failing, for a restart.
+  fatal = (err) => {
+    log('error', 'worker_died', `vtep: ${err.message}`, { error: err.message });
+    shutdown('a worker died', 1);
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGHUP', () => {
+    const from = opts.config ? String(opts.config) : 'the command-line flags';
+    log('info', 'reload_start', `vtep: SIGHUP, reloading ${from}`, { signal: 'SIGHUP', from });
+    try {
+      vtep.reloadFromSource();
+    } catch (err) {
+      log(
+        'warn',
+        'reload_refused',
+        `vtep: reload refused, still running the previous configuration: ${(err as Error).message}`,
+        { error: (err as Error).message },
+      );
+    }
+  });
+  notify('READY=1');
+}
+
+export function runCommand(p: Command): void {
+  const runCmd = p.command('run');
+  runCmd
+    .description('run the VTEP (needs root: TAP devices and a raw socket)')
+    .option('--config <file>', 'YAML configuration (several VNIs); replaces the flags below')
+    .option('--local <addr>', 'local underlay address to bind (default 0.0.0.0)')
+    .option('--port <port>', 'UDP port (RFC 7348: 4789)')
+    .option('--vni <n>', 'VXLAN network identifier')
+    .option(
+      '--tap <name>',
+      'TAP device name (default vtep<VNI>); with --ovsdb, a port to create (repeat for several)',
+      collect,
+    )
+    .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect)
+    .option(
+      '--ovsdb <target>',
+      'be a hardware_vtep gateway (OVN, vtep-ctl): the VTEP database at unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT',
+    )
+    .option('--physical-switch <name>', 'with --ovsdb: our Physical_Switch (created if absent)')
+    .option('--ovsdb-private-key <file>', 'with an ssl: --ovsdb: our private key (PEM)')
+    .option('--ovsdb-certificate <file>', 'with an ssl: --ovsdb: our certificate (PEM)')
+    .option('--ovsdb-ca-cert <file>', "with an ssl: --ovsdb: the CA of the server's certificate")
+    .option(
+      '--mtu <bytes>',
+      'TAP MTU (default: the underlay MTU less 50 bytes of VXLAN over IPv4, 70 over IPv6)',
+    )
+    .option(
+      '--underlay-mtu <bytes>',
+      'underlay path MTU (default: the MTU of the interface holding --local, else 1500)',
+    )
+    .option(
+      '--no-tap-offload',
+      'no TAP offloads (by default the kernel hands us 64 KiB TCP super-frames and partial checksums)',
+    )
+    .option(
+      '--workers <n>',
+      'data-plane threads, each with its own TAP queue and underlay socket (default: one per core, at most 8)',
+    )
+    .option('--udp6-zero-checksum-tx', 'IPv6 underlay: send a zero UDP checksum (RFC 6935)')
+    .option('--udp6-zero-checksum-rx', 'IPv6 underlay: accept a zero UDP checksum (RFC 6935)')
+    .option(
+      '--metrics <addr:port>',
+      'serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)',
+    )
+    .option('--mac <mac>', 'TAP MAC address (default: derived from the TAP name and VNI, stable)')
+    .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
+    .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')
+    .option(
+      '--learn-remotes',
+      'accept and learn VXLAN from any sender (Linux behaviour; default: configured remotes only, as OVS)',
+    )
+    .option(
+      '--suppress-arp',
+      'answer ARP/ND requests for known addresses on the TAP instead of flooding them (Linux neigh_suppress)',
+    )
+    .addOption(
+      new Option(
+        '--reserved-bits <policy>',
+        'reserved bits set on receive: drop (Linux, OVS) or ignore (RFC 7348 wording)',
+      ).choices(['drop', 'ignore']),
+    )
+    .addOption(
+      new Option(
+        '--invalid-source-mac <policy>',
+        'inner source MAC zero or multicast: deliver (OVS; default) or drop (Linux)',
+      ).choices(['deliver', 'drop']),
+    )
+    .option(
+      '--source-ports <min-max>',
+      'UDP source port range for per-flow entropy (default 49152-65535)',
+    )
+    .addOption(
+      new Option(
+        '--source-port-mode <mode>',
+        'hash: per-flow source port (raw socket); fixed: the bound port',
+      ).choices(['hash', 'fixed']),
+    )
+    .option('--control <path>', `control socket (default ${DEFAULT_CONTROL})`)
+    .addOption(
+      new Option('--log-level <level>', 'least important events logged')
+        .choices(LEVELS)
+        .default('info'),
+    )
+    .action(run);
+  // The file is the whole configuration: a flag beside it would be silently ignored, so
+  // commander refuses the pair (--control and --log-level are not configuration settings).
+  for (const opt of runCmd.options)
+    if (!['config', 'control', 'logLevel'].includes(opt.attributeName())) opt.conflicts('config');
+}

@@ -1,0 +1,66 @@
+import type { GatewayStatus } from '../ovsdb/gateway.js';
+import type { EngineStats } from '../vtep/engine.js';
+
+/**
+ * What the control socket answers (`vtep status`, `vtep stats`): the daemon builds these, the
+ * CLI prints them (format.ts), scripts read them as JSON. Field names are part of the protocol.
+ */
+
+export interface TapStatus {
+  /** null: an OVSDB port bound to no logical switch yet. */
+  vni: number | null;
+  name: string;
+  state: 'up' | 'down';
+  /** Times the device was re-created after being lost. */
+  recreated: number;
+  /** Milliseconds the TAP has been down (0 when up). */
+  downForMs: number;
+  /** Why the last re-creation attempt failed, while down. */
+  lastError?: string;
+  /** Offloads the kernel accepted: `csum,tso4,tso6`, or `off`. */
+  offloads: string;
+}
+
+export interface Status {
+  healthy: boolean;
+  /** One line per problem (a TAP that is down, …); empty when healthy. */
+  problems: string[];
+  uptimeSeconds: number;
+  taps: TapStatus[];
+}
+
+/** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */
+export interface ThreadStats {
+  worker: number;
+  rx: { packets: number; bytes: number };
+  tx: { packets: number; bytes: number };
+  drops: number;
+}
+
+export interface RunningStats extends EngineStats {
+  underlay: string;
+  /** The underlay MTU in use and where it came from (`1500 eth0`, `9000 configured`, …). */
+  underlayMtu: string;
+  sourcePorts: string;
+  taps: TapStatus[];
+  /** The OVSDB session and what it bound, when `ovsdb` is configured. */
+  ovsdb?: GatewayStatus;
+  /** With `workers` > 1: each thread's share (0 is the main thread); the counters above add them up. */
+  workers?: ThreadStats[];
+  /**
+   * Losses in the kernel, before vtep sees a packet, where a flood's loss actually is: the
+   * underlay socket's receive-buffer drops and each TAP's queue drops (null when unknown, e.g.
+   * a TAP moved into another namespace).
+   */
+  kernel: {
+    udpReceiveDrops: number | null;
+    tapQueueDrops: { vni: number; drops: number | null }[];
+  };
+}
+
+/** Which events `monitor` streams: the table's changes (`fdb`, as `bridge monitor fdb`), misses, or all. */
+export const MONITOR_KINDS: Record<string, readonly string[]> = {
+  all: ['learn', 'move', 'age', 'evict', 'miss'],
+  fdb: ['learn', 'move', 'age', 'evict'],
+  miss: ['miss'],
+};

@@ -1,0 +1,267 @@
+import { performance } from 'node:perf_hooks';
+import {
+  ConfigError,
+  checkRemote,
+  formatRemote,
+  integer,
+  toYaml,
+  type Config,
+} from '../config/config.js';
+import { MONITOR_KINDS, type RunningStats, type Status } from '../control/api.js';
+import { ControlError, Rows, Subscription, argError, type Command } from '../control/server.js';
+import { FdbError, type Fdb, type FdbRow } from '../fdb/fdb.js';
+import type { Remote, Remotes } from '../fdb/remote.js';
+import { parseMac } from '../wire/mac.js';
+import { MAX_VNI } from '../wire/vxlan.js';
+
+/**
+ * The control verbs over a running endpoint (what `vtep fdb`, `vtep remote`, `vtep stats`, …
+ * ask on the control socket), each with its request fields, checked strictly by the server.
+ * Like wireguard-go's uapi: the verbs are here, the socket is control/server.ts, the endpoint is
+ * whatever satisfies `CommandContext` (the `Vtep`, or a test's fake).
+ */
+
+export interface CommandContext {
+  fdb: Fdb;
+  remotes: Remotes;
+  config: () => Config;
+  tapOf: (vni: number) => string;
+  stats: () => RunningStats;
+  /** Fetch the worker threads' counters before `stats` (with `workers` > 1). */
+  refresh?: () => Promise<void>;
+  status: () => Status;
+  reload: () => string[];
+  /** Apply an edit of the running settings (see `Vtep.change`). */
+  change: (edit: (settings: Record<string, unknown>) => void) => string[];
+  /** Get every FDB and miss event until the returned function is called. */
+  watch?: (send: (event: object) => void) => () => void;
+}
+
+type VniSettings = { vni: number; remotes: string[] } & Record<string, unknown>;
+
+/** The control socket's commands: each with its request fields, checked strictly by the server. */
+export function controlCommands(c: CommandContext): Record<string, Command> {
+  const a = new Args(c);
+  return { ...fdbVerbs(c, a), ...liveVerbs(c, a), ...infoVerbs(c) };
+}
+
+/** Request fields parsed against the running endpoint; a bad one is blamed by name. */
+class Args {
+  constructor(private readonly c: CommandContext) {}
+
+  vni(v: unknown): number {
+    const vni = integer('vni', v, 0, MAX_VNI);
+    if (!this.c.fdb.hasVni(vni))
+      throw argError('vni', v, `is not configured (configured: ${this.c.fdb.vnis().join(', ')})`);
+    return vni;
+  }
+
+  /** A VNI of the configuration (not one an OVSDB binding brought): what remote/vni commands edit. */
+  staticVni(v: unknown): number {
+    const vni = this.vni(v);
+    if (!this.c.config().vnis.some((x) => x.vni === vni))
+      throw argError(
+        'vni',
+        v,
+        'is carried by an OVSDB port: its remotes and binding come from the database',
+      );
+    return vni;
+  }
+
+  mac(v: unknown): number {
+    const m = parseMac(String(v));
+    if (m === undefined) throw argError('mac', v, 'is not a MAC address like 02:00:00:00:00:01');
+    return m;
+  }
+
+  remote(a: Record<string, unknown>): Remote {
+    const cfg = this.c.config();
+    const port = a.port === undefined ? cfg.port : integer('port', a.port, 1, 65535);
+    try {
+      const r = checkRemote('remote', a.remote, cfg.local, port);
+      return this.c.remotes.get(r.address, r.port);
+    } catch (err) {
+      throw argError('remote', a.remote, (err as ConfigError).reason);
+    }
+  }
+
+  /** A live change whose validation blames a setting: the request field it came from. */
+  live(field: string, value: unknown, edit: (s: Record<string, unknown>) => void) {
+    try {
+      return { changes: this.c.change(edit) };
+    } catch (err) {
+      if (err instanceof ConfigError) throw argError(field, value, err.reason);
+      throw err;
+    }
+  }
+}
+
+/** A VNI's entry in the running settings. */
+const vniIn = (s: Record<string, unknown>, vni: number) =>
+  (s.vnis as VniSettings[]).find((v) => v.vni === vni)!;
+
+/** `vtep fdb show|add|del|flush`. */
+function fdbVerbs(c: CommandContext, args: Args): Record<string, Command> {
+  const withDev = (r: FdbRow) => ({ ...r, dev: c.tapOf(r.vni) });
+  return {
+    'fdb.show': {
+      fields: { 'vni?': 'integer' },
+      run: (a) => {
+        const vni = a.vni === undefined ? undefined : args.vni(a.vni);
+        const chunks = c.fdb.listChunks(performance.now(), vni, 512, { flood: true });
+        return new Rows(
+          (function* () {
+            for (const rows of chunks) yield rows.map(withDev);
+          })(),
+        );
+      },
+    },
+    'fdb.add': {
+      fields: {
+        vni: 'integer',
+        mac: 'string',
+        remote: 'string',
+        'port?': 'integer',
+        'replace?': 'boolean',
+      },
+      run: (a) => {
+        const vni = args.vni(a.vni);
+        const mac = args.mac(a.mac);
+        const remote = args.remote(a);
+        // Like `bridge fdb add`: an existing entry is replaced only when asked to.
+        if (a.replace !== true && c.fdb.get(vni, mac))
+          throw argError('mac', a.mac, `already has an entry in vni ${vni} (give --replace)`);
+        try {
+          c.fdb.addStatic(vni, mac, remote, performance.now());
+        } catch (err) {
+          const e = err as FdbError;
+          if (e.code === 'ERR_FDB_MAC') throw argError('mac', a.mac, 'is not a unicast address');
+          throw err;
+        }
+        return null;
+      },
+    },
+    'fdb.del': {
+      fields: { vni: 'integer', mac: 'string' },
+      run: (a) => {
+        if (!c.fdb.delete(args.vni(a.vni), args.mac(a.mac)))
+          throw argError('mac', a.mac, `has no entry in vni ${a.vni}`);
+        return null;
+      },
+    },
+    'fdb.flush': {
+      fields: {
+        'vni?': 'integer',
+        'remote?': 'string',
+        'port?': 'integer',
+        'learnedOnly?': 'boolean',
+      },
+      run: (a) => ({
+        removed: c.fdb.flush({
+          vni: a.vni === undefined ? undefined : args.vni(a.vni),
+          remote: a.remote === undefined ? undefined : args.remote(a),
+          learnedOnly: a.learnedOnly === true,
+        }),
+      }),
+    },
+  };
+}
+
+/** `vtep remote add|del` and `vtep vni add|del`: live changes of the running settings. */
+function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
+  return {
+    'remote.add': {
+      fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
+      run: (a) => {
+        const vni = args.staticVni(a.vni);
+        const r = args.remote(a);
+        const cfg = c.config();
+        const spec = { address: r.address, port: r.port };
+        const vs = cfg.vnis.find((v) => v.vni === vni)!;
+        // `bridge fdb append` refuses a duplicate: it would double every flooded frame.
+        if (vs.remotes.some((x) => x.address === spec.address && x.port === spec.port))
+          throw argError('remote', a.remote, `is already a remote of vni ${vni}`);
+        return args.live('remote', a.remote, (s) =>
+          vniIn(s, vni).remotes.push(formatRemote(spec, cfg.port)),
+        );
+      },
+    },
+    'remote.del': {
+      fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
+      run: (a) => {
+        const vni = args.staticVni(a.vni);
+        const r = args.remote(a);
+        const cfg = c.config();
+        const vs = cfg.vnis.find((v) => v.vni === vni)!;
+        const at = vs.remotes.findIndex((x) => x.address === r.address && x.port === r.port);
+        if (at < 0) throw argError('remote', a.remote, `is not a remote of vni ${vni}`);
+        return args.live('remote', a.remote, (s) => vniIn(s, vni).remotes.splice(at, 1));
+      },
+    },
+    'vni.add': {
+      fields: {
+        vni: 'integer',
+        'tap?': 'string',
+        'mtu?': 'integer',
+        'remotes?': 'strings',
+        'learnRemotes?': 'boolean',
+      },
+      run: (a) => {
+        const vni = integer('vni', a.vni, 0, MAX_VNI);
+        if (c.fdb.hasVni(vni)) throw argError('vni', a.vni, 'is already configured');
+        return args.live('vni', a.vni, (s) =>
+          (s.vnis as Record<string, unknown>[]).push({
+            vni,
+            ...(a.tap !== undefined ? { tap: a.tap } : {}),
+            ...(a.mtu !== undefined ? { mtu: a.mtu } : {}),
+            remotes: a.remotes ?? [],
+            learnRemotes: a.learnRemotes === true,
+          }),
+        );
+      },
+    },
+    'vni.del': {
+      fields: { vni: 'integer' },
+      run: (a) => {
+        const vni = args.staticVni(a.vni);
+        if (c.config().vnis.length === 1 && !c.config().ovsdb)
+          throw argError('vni', a.vni, 'is the only VNI; stop vtep instead');
+        return args.live('vni', a.vni, (s) => {
+          s.vnis = (s.vnis as VniSettings[]).filter((v) => v.vni !== vni);
+        });
+      },
+    },
+  };
+}
+
+/** `vtep showconf|monitor|stats|status|reload`. */
+function infoVerbs(c: CommandContext): Record<string, Command> {
+  return {
+    showconf: { fields: {}, run: () => toYaml(c.config()) },
+    monitor: {
+      fields: { 'what?': 'string' },
+      run: (a) => {
+        const what = (a.what as string | undefined) ?? 'all';
+        const kinds = Object.hasOwn(MONITOR_KINDS, what) ? MONITOR_KINDS[what] : undefined;
+        if (!kinds)
+          throw argError('what', a.what, `must be one of ${Object.keys(MONITOR_KINDS).join(', ')}`);
+        const watch = c.watch;
+        if (!watch) throw new ControlError('ENOTSUP', 'this endpoint has no events to monitor');
+        return new Subscription((send) =>
+          watch((e) => {
+            if (kinds.includes((e as { event: string }).event)) send(e);
+          }),
+        );
+      },
+    },
+    stats: {
+      fields: {},
+      run: async () => {
+        await c.refresh?.();
+        return c.stats();
+      },
+    },
+    status: { fields: {}, run: () => c.status() },
+    reload: { fields: {}, run: () => ({ changes: c.reload() }) },
+  };
+}

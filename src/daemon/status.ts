@@ -1,0 +1,32 @@
+import type { Status } from '../control/api.js';
+import type { GatewayStatus } from '../ovsdb/gateway.js';
+import type { TapPort } from './tapport.js';
+
+/**
+ * `vtep status`: healthy, or degraded with one line per problem (exit 1 from the CLI). What it
+ * weighs: every TAP (static VNIs, OVSDB ports bound or not) and the OVSDB session.
+ */
+export function statusOf(
+  now: number,
+  started: number,
+  ports: readonly TapPort[],
+  ovsdb: GatewayStatus | undefined,
+): Status {
+  const taps = ports.map((p) => p.status(now));
+  const problems = taps
+    .filter((t) => t.state !== 'up')
+    .map(
+      (t) =>
+        `tap ${t.name} (vni ${t.vni ?? 'unbound'}) is down for ${(t.downForMs / 1000).toFixed(1)} s${t.lastError ? `: ${t.lastError}` : ''}`,
+    );
+  if (ovsdb && ovsdb.state !== 'connected')
+    problems.push(
+      `ovsdb ${ovsdb.target} is not connected (${ovsdb.state} for ${ovsdb.forSeconds} s${ovsdb.lastError ? `: ${ovsdb.lastError}` : ''}); forwarding goes on with what it last knew`,
+    );
+  return {
+    healthy: problems.length === 0,
+    problems,
+    uptimeSeconds: Math.floor((now - started) / 1000),
+    taps,
+  };
+}

@@ -1,0 +1,155 @@
+import type { FrameDevice } from '../../io/types.js';
+import type { Fdb } from '../../fdb/fdb.js';
+import type { Log } from '../../util/log.js';
+import type {
+  Engine,
+  EngineSettings,
+  EngineStats,
+  VniConfig,
+  VniUpdate,
+} from '../../vtep/engine.js';
+import type { PlaneOptions } from './plane.js';
+import type { QueueSpec } from './protocol.js';
+import { Workers, mergeStats, threadStats, type ThreadStats } from './workers.js';
+import type { Remotes } from '../../fdb/remote.js';
+
+/**
+ * Every data-plane thread behind one engine-shaped interface: this thread's engine and, with
+ * `workers` > 1, the others'. A change made here reaches all of them, in order, so no caller
+ * fans out by hand (and none can forget a thread). Counters come back added up.
+ */
+export class Planes {
+  private constructor(
+    /** This thread's engine: the receive paths of its own devices call it directly. */
+    readonly engine: Engine,
+    private readonly fdb: Fdb,
+    private readonly workers: Workers | undefined,
+    /** How each thread picks source ports (the workers' GSO senders differ from ours). */
+    readonly sourcePorts: string,
+  ) {}
+
+  /**
+   * With `count` > 1, start count-1 worker threads beside `engine` (whose underlay socket must
+   * be bound with `reusePort`); `onFatal` when one dies later.
+   */
+  static async start(o: {
+    count: number;
+    engine: Engine;
+    sourcePorts: string;
+    plane: PlaneOptions;
+    fdb: Fdb;
+    remotes: Remotes;
+    log: Log;
+    clock: () => number;
+    onFatal: (err: Error) => void;
+  }): Promise<Planes> {
+    if (o.count <= 1) return Planes.single(o.engine, o.fdb, o.sourcePorts);
+    const workers = await Workers.start({ ...o, count: o.count - 1 });
+    const theirs = workers.sourcePorts().filter((p) => p !== o.sourcePorts);
+    const ports = theirs.length ? `${o.sourcePorts}; workers: ${theirs.join('; ')}` : o.sourcePorts;
+    return new Planes(o.engine, o.fdb, workers, ports);
+  }
+
+  /** This thread alone. */
+  static single(engine: Engine, fdb: Fdb, sourcePorts = ''): Planes {
+    return new Planes(engine, fdb, undefined, sourcePorts);
+  }
+
+  /** Data-plane threads, this one included. */
+  get count(): number {
+    return 1 + (this.workers?.size ?? 0);
+  }
+
+  /** Queues per TAP: one per thread (IFF_MULTI_QUEUE when more than one). */
+  get multiQueue(): boolean {
+    return this.workers !== undefined;
+  }
+
+  configure(s: EngineSettings): void {
+    this.engine.configure(s);
+    this.workers?.configure(s);
+  }
+
+  /** The FDB's ageing and capacity (the workers' copies follow). */
+  limits(ageingMs: number, maxEntries: number): void {
+    this.fdb.setLimits({ ageingMs, maxEntries });
+    this.workers?.limits(ageingMs, maxEntries);
+  }
+
+  /** A VNI on every thread; the others open their own queue of `queue.name`. */
+  addVni(cfg: VniConfig, queue: QueueSpec): void {
+    this.engine.addVni(cfg);
+    this.workers?.addVni(cfg, queue);
+  }
+
+  updateVni(vni: number, u: VniUpdate): void {
+    this.engine.updateVni(vni, u);
+    this.workers?.updateVni(vni, u);
+  }
+
+  removeVni(vni: number): void {
+    this.engine.removeVni(vni);
+    this.workers?.removeVni(vni);
+  }
+
+  hasVni(vni: number): boolean {
+    return this.engine.hasVni(vni);
+  }
+
+  /** A TAP that carries no VNI yet (an OVSDB port): every thread opens its queue now. */
+  openPort(queue: QueueSpec): void {
+    this.workers?.openPort(queue);
+  }
+
+  /**
+   * The device `name` (carrying `vni`, or -1) is gone (null: every thread drops the VNI's
+   * frames as `tap_down`) or back (the other threads open their queues on the new device).
+   */
+  setTap(vni: number, name: string, tap: FrameDevice | null): void {
+    if (this.engine.hasVni(vni)) this.engine.setTap(vni, tap);
+    if (tap === null) this.workers?.detach(name);
+    else this.workers?.attach(name);
+  }
+
+  /** Resolves once every thread has handled what was asked of it so far. */
+  settled(): Promise<void> {
+    return this.refresh();
+  }
+
+  /** The TAP-side MACs of a VNI with `localMacs`, as seen by any thread. */
+  localMacs(vni: number): number[] {
+    return this.engine.localMacs(vni);
+  }
+
+  set onLocalMac(fn: Engine['onLocalMac']) {
+    this.engine.onLocalMac = fn;
+  }
+
+  /** Misses on every thread, while `vtep monitor` watches (undefined: stop). */
+  watchMisses(onMiss: ((vni: number, mac: number) => void) | undefined): void {
+    this.engine.onMiss = onMiss;
+    this.workers?.watchMisses(onMiss);
+  }
+
+  /** Ask the other threads for their counters (resolves at once without them). */
+  refresh(): Promise<void> {
+    return this.workers?.refresh() ?? Promise.resolve();
+  }
+
+  /** Every thread's counters added up (as of the last `refresh`). */
+  stats(): EngineStats {
+    const own = this.engine.stats();
+    return this.workers ? mergeStats(own, this.workers.latest()) : own;
+  }
+
+  /** Each thread's share, with workers (undefined without). */
+  threadStats(): ThreadStats[] | undefined {
+    if (!this.workers) return undefined;
+    return [threadStats(0, this.engine.stats()), ...this.workers.threadStats()];
+  }
+
+  /** Stop the other threads (this thread's engine has nothing to stop). */
+  async stop(): Promise<void> {
+    await this.workers?.stop();
+  }
+}

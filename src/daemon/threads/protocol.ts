@@ -1,0 +1,74 @@
+import type { RemoteSpec } from '../../config/config.js';
+import type { FdbOp, Seen } from '../../fdb/replica.js';
+import type { StaticSource } from '../../fdb/fdb.js';
+import type { Level } from '../../util/log.js';
+import type { EngineSettings, EngineStats, VniUpdate } from '../../vtep/engine.js';
+import type { PlaneOptions } from './plane.js';
+
+/**
+ * The messages between the main thread and a data-plane worker (workers.ts, worker.ts): plain
+ * data, as `postMessage` clones it (remotes as address and port, not the main thread's objects).
+ */
+
+/** A worker's TAP queue: opened on the main queue's device name, with its offloads. */
+export interface QueueSpec {
+  name: string;
+  slotSize: number;
+  offloads: number;
+}
+
+/** `VniConfig` as plain data. */
+export interface WorkerVni {
+  vni: number;
+  remotes: RemoteSpec[];
+  senders?: RemoteSpec[];
+  floodSource?: StaticSource;
+  learnRemotes?: boolean;
+  learning?: boolean;
+  maxEntries?: number;
+  ownMacs: number[];
+  mtu: number;
+  suppressArp?: boolean;
+  /** Report the TAP-side source MACs (a controller publishes them). */
+  localMacs?: boolean;
+}
+
+export type WorkerVniUpdate = Omit<VniUpdate, 'remotes' | 'senders'> & {
+  remotes?: RemoteSpec[];
+  senders?: RemoteSpec[];
+};
+
+export interface WorkerInit {
+  id: number;
+  plane: PlaneOptions;
+  ageingMs: number;
+  maxEntries: number;
+}
+
+export type ToWorker =
+  | { t: 'configure'; s: EngineSettings }
+  | { t: 'limits'; ageingMs: number; maxEntries: number }
+  | { t: 'addVni'; cfg: WorkerVni; queue: QueueSpec }
+  | { t: 'updateVni'; vni: number; u: WorkerVniUpdate }
+  | { t: 'removeVni'; vni: number }
+  /** A TAP that carries no VNI yet (an OVSDB port): its queue is opened now. */
+  | { t: 'openPort'; queue: QueueSpec }
+  /** The device `name` is back (re-created) or gone: open or close this thread's queue. */
+  | { t: 'attach'; name: string }
+  | { t: 'detach'; name: string }
+  | { t: 'fdb'; ops: FdbOp[] }
+  | { t: 'neigh'; vni: number; ip: number | string; mac: number }
+  | { t: 'stats'; id: number }
+  | { t: 'watch'; on: boolean }
+  | { t: 'stop' };
+
+export type FromWorker =
+  | { t: 'ready'; sourcePorts: string }
+  | { t: 'learned'; seen: Seen[] }
+  /** TAP-side source MACs seen since the last report, for VNIs with `localMacs`. */
+  | { t: 'localMacs'; seen: [vni: number, mac: number][] }
+  | { t: 'stats'; id: number; stats: EngineStats }
+  | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
+  | { t: 'miss'; vni: number; mac: number }
+  | { t: 'neigh'; vni: number; ip: number | string; mac: number }
+  | { t: 'stopped' };

@@ -1,0 +1,510 @@
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { ConfigError, toSettings, validate, type Config } from '../config/config.js';
+import type { RunningStats, Status } from '../control/api.js';
+import { ControlServer } from '../control/server.js';
+import { Fdb } from '../fdb/fdb.js';
+import { Remotes } from '../fdb/remote.js';
+import { native } from '../io/native.js';
+import { underlayLink, type UnderlayLink } from '../io/netif.js';
+import { tapQueueMode } from '../io/tap.js';
+import type { UdpSocket } from '../io/udp.js';
+import { Gateway } from '../ovsdb/gateway.js';
+import type { Log } from '../util/log.js';
+import { Engine } from '../vtep/engine.js';
+import { formatMac, stableMac } from '../wire/mac.js';
+import { controlCommands } from './commands.js';
+import { startMetrics, type Metrics } from './metrics.js';
+import {
+  TAP_OFFLOADS,
+  mtuWarnings,
+  resolveMtus,
+  slotFor,
+  tapSlot,
+  udpPayloadMax,
+  type Resolved,
+} from './mtu.js';
+import { OvsdbPorts } from './ovsdbports.js';
+import { applyPlan, planReload, tapMac, type ResolvedVni } from './reload.js';
+import { statusOf } from './status.js';
+import { TapPort } from './tapport.js';
+import { openPlane, type Plane, type PlaneOptions } from './threads/plane.js';
+import { Planes } from './threads/planes.js';
+
+/**
+ * One running endpoint (`vtep run`): it opens the devices and the data-plane threads, owns the
+ * clock and the timers, serves the control socket and metrics, reloads its configuration and
+ * stops. What it opened is kept on one stack and closed in reverse. Everything below it (the
+ * engine, the FDB, the devices) is testable without it.
+ */
+
+export interface StartOptions {
+  /** Reads the configuration again for SIGHUP and `vtep reload`. */
+  source?: () => Config;
+  /**
+   * A worker thread died: forwarding for its flows has stopped, so the process should stop (and
+   * its supervisor restart it). Default: log it.
+   */
+  onFatal?: (err: Error) => void;
+}
+
+const clock = () => performance.now();
+
+/** sd_notify(3) when started by systemd with Type=notify; a no-op otherwise. */
+export function notify(state: string): void {
+  const socket = process.env.NOTIFY_SOCKET;
+  if (socket) native().sdNotify(socket, state);
+}
+
+/** At most this many workers by default: each holds a TAP receive ring per VNI (4 MiB with offloads). */
+export const MAX_DEFAULT_WORKERS = 8;
+
+/**
+ * How many data-plane threads to run: as configured; otherwise one per core (at most
+ * MAX_DEFAULT_WORKERS), but one when a TAP exists without queues (`ip tuntap add` without
+ * `multi_queue`, which cannot take a second queue).
+ */
+export function workerCount(
+  cfg: Config,
+  cores = availableParallelism(),
+  queueMode: (tap: string) => 'multi' | 'single' | undefined = tapQueueMode,
+): { count: number; why: string } {
+  if (cfg.workers !== undefined) return { count: cfg.workers, why: 'configured' };
+  const taps = [...cfg.vnis.map((v) => v.tap), ...(cfg.ovsdb?.ports ?? [])];
+  const single = taps.find((tap) => queueMode(tap) === 'single');
+  if (single)
+    return {
+      count: 1,
+      why: `tap ${single} exists without queues (ip tuntap add … multi_queue makes them)`,
+    };
+  const count = Math.min(cores, MAX_DEFAULT_WORKERS);
+  return { count, why: `${cores} cores` };
+}
+
+function planeOptions(cfg: Resolved, link: UnderlayLink, threads: number): PlaneOptions {
+  return {
+    local: cfg.local,
+    port: cfg.port,
+    // UDP GRO (with the offloads) hands over up to 64 KiB of one flow's datagrams at once
+    slotSize: slotFor(cfg.tapOffload ? 65535 : udpPayloadMax(cfg, link)),
+    gro: cfg.tapOffload,
+    zeroChecksum6Tx: cfg.udp6ZeroChecksumTx,
+    zeroChecksum6Rx: cfg.udp6ZeroChecksumRx,
+    reusePort: threads > 1,
+    sourcePortMode: cfg.sourcePortMode,
+    sourcePortMin: cfg.sourcePortMin,
+    sourcePortMax: cfg.sourcePortMax,
+    tapOffload: cfg.tapOffload,
+    reservedBits: cfg.reservedBits,
+    invalidSourceMac: cfg.invalidSourceMac,
+    underlayMtu: link.mtu,
+  };
+}
+
+export class Vtep {
+  readonly fdb: Fdb;
+  readonly remotes = new Remotes();
+  /** The running VNIs' TAPs (static VNIs and bound OVSDB ports). */
+  readonly ports = new Map<number, TapPort>();
+  /** What was opened, closed in reverse by `stop`. */
+  private readonly opened: { close(): void }[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly started = clock();
+  private current: Resolved;
+  private link: UnderlayLink;
+  private plane!: Plane;
+  private planes!: Planes;
+  private ovsdbPorts: OvsdbPorts | undefined;
+  private gateway: Gateway | undefined;
+  private control: ControlServer | undefined;
+  private metrics: Metrics | undefined;
+  private readonly watchers = new Set<(event: object) => void>();
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    given: Config,
+    private readonly log: Log,
+    private readonly opts: StartOptions,
+  ) {
+    this.link = underlayLink(given.local, given.underlayMtu);
+    this.current = resolveMtus(given, this.link);
+    mtuWarnings(this.current, this.link, log);
+    this.fdb = new Fdb({
+      ageingMs: given.ageingMs,
+      maxEntries: given.maxEntries,
+      onMove: (m) =>
+        log('info', 'fdb_move', Engine.formatMove(m), {
+          vni: m.vni,
+          mac: formatMac(m.mac),
+          from: m.from.key,
+          to: m.to.key,
+          ...(m.suppressed ? { suppressed: m.suppressed } : {}),
+        }),
+    });
+  }
+
+  /** Open everything and start forwarding; on any failure, close what was opened and throw. */
+  static async start(cfg: Config, log: Log, opts: StartOptions = {}): Promise<Vtep> {
+    const v = new Vtep(cfg, log, opts);
+    try {
+      await v.open();
+    } catch (err) {
+      v.closeAll();
+      throw err;
+    }
+    return v;
+  }
+
+  get engine(): Engine {
+    return this.planes.engine;
+  }
+
+  get underlay(): UdpSocket {
+    return this.plane.underlay;
+  }
+
+  get sourcePorts(): string {
+    return this.planes.sourcePorts;
+  }
+
+  /** The running configuration (the file or flags, with live changes). */
+  config(): Config {
+    return this.current;
+  }
+
+  private async open(): Promise<void> {
+    const threads = workerCount(this.current);
+    await this.openPlanes(threads.count);
+    for (const v of this.current.vnis) this.addVni(v, this.openPort(v));
+    if (this.current.ovsdb) this.openOvsdb();
+    this.underlay.start(
+      (n) => {
+        this.metrics?.observeBatch('underlay', n);
+        this.engine.underlayReceived(n, clock());
+      },
+      (err) => this.log('error', 'underlay_error', `underlay: ${err.message}`, { error: err.code }),
+    );
+    // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
+    this.timers.push(setInterval(() => this.engine.sweep(clock()), 1000));
+    // Every thread has its queues before the control socket says we are up (and before an
+    // operator moves a TAP into a VM's namespace, where no queue can be opened any more).
+    await this.planes.settled();
+    await this.serve();
+    this.startLine(threads);
+  }
+
+  private async openPlanes(count: number): Promise<void> {
+    const options = planeOptions(this.current, this.link, count);
+    this.plane = openPlane(options, this.fdb, this.log);
+    this.opened.push(this.plane);
+    this.planes = await Planes.start({
+      count,
+      engine: this.plane.engine,
+      sourcePorts: this.plane.sourcePorts,
+      plane: { ...options, port: this.plane.underlay.port },
+      fdb: this.fdb,
+      remotes: this.remotes,
+      log: this.log,
+      clock,
+      onFatal:
+        this.opts.onFatal ??
+        ((err) => this.log('error', 'worker_died', `vtep: ${err.message}`, { error: err.message })),
+    });
+    const planes = this.planes;
+    this.opened.push({ close: () => void planes.stop() });
+  }
+
+  private openPort(v: ResolvedVni): TapPort {
+    const offload = this.current.tapOffload;
+    return TapPort.open(
+      {
+        vni: v.vni,
+        name: v.tap,
+        mtu: v.mtu,
+        mac: tapMac(v),
+        slotSize: tapSlot(v.mtu, offload),
+        offloads: offload ? TAP_OFFLOADS : 0,
+        multiQueue: this.planes.multiQueue,
+      },
+      this.planes,
+      this.log,
+      clock,
+    );
+  }
+
+  /** A static VNI on its (open) TAP, on every thread. */
+  private addVni(v: ResolvedVni, port: TapPort): void {
+    this.planes.addVni(
+      {
+        vni: v.vni,
+        tap: port.tap!,
+        remotes: v.remotes.map((r) => this.remotes.get(r.address, r.port)),
+        learnRemotes: v.learnRemotes,
+        learning: v.learning,
+        maxEntries: v.maxEntries,
+        ownMacs: [port.spec.mac],
+        mtu: v.mtu,
+        suppressArp: v.suppressArp,
+      },
+      port.queue(),
+    );
+    this.ports.set(v.vni, port);
+    port.onBatch = (n) => this.metrics?.observeBatch('tap', n);
+    port.start();
+  }
+
+  /** The OVSDB gateway: its ports are opened now and carry a VNI once bound. */
+  private openOvsdb(): void {
+    const o = this.current.ovsdb!;
+    const gw = new OvsdbPorts({
+      planes: this.planes,
+      fdb: this.fdb,
+      remotes: this.remotes,
+      ports: this.ports,
+      staticVnis: () => new Set(this.current.vnis.map((v) => v.vni)),
+      dstPort: () => this.current.port,
+      log: this.log,
+      clock,
+    });
+    this.ovsdbPorts = gw;
+    const mtu = this.current.ovsdbMtu;
+    const offload = this.current.tapOffload;
+    for (const name of o.ports) {
+      const port = TapPort.open(
+        {
+          vni: -1,
+          name,
+          mtu,
+          mac: stableMac(`vtep:${name}:ovsdb`),
+          slotSize: tapSlot(mtu, offload),
+          offloads: offload ? TAP_OFFLOADS : 0,
+          multiQueue: this.planes.multiQueue,
+        },
+        this.planes,
+        this.log,
+        clock,
+      );
+      this.opened.push(port);
+      this.planes.openPort(port.queue());
+      gw.add(port);
+      port.onBatch = (n) => this.metrics?.observeBatch('tap', n);
+      port.start();
+    }
+    const gateway = new Gateway({
+      target: o.target,
+      me: { name: o.physicalSwitch, tunnelIp: this.current.local, ports: o.ports },
+      host: gw,
+      log: this.log,
+      ...(o.privateKey && o.certificate && o.caCert
+        ? { tls: { privateKey: o.privateKey, certificate: o.certificate, caCert: o.caCert } }
+        : {}),
+      ...(o.maxMessageMiB ? { limits: { maxMessageBytes: o.maxMessageMiB << 20 } } : {}),
+    });
+    this.gateway = gateway;
+    this.planes.onLocalMac = () => gateway.localMacsChanged();
+    gateway.start();
+  }
+
+  /** The control socket and the metrics endpoint, when configured. */
+  private async serve(): Promise<void> {
+    const cfg = this.current;
+    if (cfg.control)
+      this.control = await ControlServer.listen(
+        cfg.control,
+        controlCommands({
+          fdb: this.fdb,
+          remotes: this.remotes,
+          config: () => this.current,
+          tapOf: (vni) => this.ports.get(vni)?.spec.name ?? '-',
+          stats: () => this.stats(),
+          refresh: () => this.planes.refresh(),
+          status: () => this.status(),
+          reload: () => this.reloadFromSource(),
+          change: (edit) => this.change(edit),
+          watch: (send) => this.watch(send),
+        }),
+      );
+    if (cfg.metrics === undefined) return;
+    const at = cfg.metrics.lastIndexOf(':');
+    try {
+      this.metrics = await startMetrics(
+        cfg.metrics.slice(0, at).replace(/^\[|\]$/g, ''),
+        Number(cfg.metrics.slice(at + 1)),
+        () => this.stats(),
+        () => this.planes.refresh(),
+      );
+    } catch (err) {
+      await this.control?.close();
+      throw new ConfigError('metrics', cfg.metrics, `cannot listen: ${(err as Error).message}`);
+    }
+  }
+
+  private startLine(threads: { count: number; why: string }): void {
+    const cfg = this.current;
+    const link = this.link;
+    const underlay = `${this.underlay.address}:${this.underlay.port}`;
+    const vnis = cfg.vnis.map((v) => ({
+      vni: v.vni,
+      dev: v.tap,
+      mac: formatMac(this.ports.get(v.vni)!.spec.mac),
+    }));
+    const o = cfg.ovsdb;
+    this.log(
+      'info',
+      'start',
+      `vtep: listening on ${underlay} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), ${threads.count} worker${threads.count > 1 ? 's' : ''} (${threads.why}), source ports ${this.sourcePorts}, ` +
+        vnis.map((v) => `vni ${v.vni} on ${v.dev} (${v.mac})`).join(', ') +
+        (o
+          ? `${vnis.length ? ', ' : ''}ovsdb ${o.target} physical switch ${o.physicalSwitch} ports ${o.ports.join(',')}`
+          : '') +
+        (this.control ? `, control ${this.control.path}` : '') +
+        (this.metrics ? `, metrics http://${this.metrics.address}/metrics` : ''),
+      {
+        underlay,
+        underlayMtu: link.mtu,
+        workers: threads.count,
+        sourcePorts: this.sourcePorts,
+        vnis,
+        ...(this.control ? { control: this.control.path } : {}),
+        ...(this.metrics ? { metrics: this.metrics.address } : {}),
+        ...(o ? { ovsdb: o.target, physicalSwitch: o.physicalSwitch, ports: o.ports } : {}),
+      },
+    );
+  }
+
+  /** Apply a new configuration live; returns what changed. Throws ConfigError, keeping the old. */
+  reload(given: Config): string[] {
+    const nextLink = underlayLink(given.local, given.underlayMtu);
+    const next = resolveMtus(given, nextLink);
+    const plan = planReload(this.current, next, {
+      portsBound: this.plane.portsBound,
+      underlayCapacity: this.underlay.rx.capacity,
+      tapCapacity: (vni) => this.ports.get(vni)?.tap?.rx.capacity,
+      ovsdbVnis: this.ovsdbPorts?.vnis() ?? [],
+      link: this.link,
+      nextLink,
+    });
+    const changes = applyPlan(plan, {
+      planes: this.planes,
+      remotes: this.remotes,
+      ports: this.ports,
+      openPort: (v) => this.openPort(v),
+      addVni: (v, port) => this.addVni(v, port),
+      log: this.log,
+    });
+    mtuWarnings(next, nextLink, this.log);
+    this.current = next;
+    this.link = nextLink;
+    return changes;
+  }
+
+  /** Reload from where the configuration came from (the file, or the same flags). */
+  reloadFromSource(): string[] {
+    if (!this.opts.source) return this.reload(this.current);
+    notify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(clock() * 1000)}`);
+    try {
+      return this.reload(this.opts.source());
+    } finally {
+      notify('READY=1');
+    }
+  }
+
+  /**
+   * A live change (`vtep remote add`, `vni del`, …): the running settings, edited, validated
+   * and applied exactly as a reload would apply a file with that content. Like `wg set`, it
+   * lasts until the next reload from the file (`vtep showconf` prints what to keep).
+   */
+  change(edit: (settings: Record<string, unknown>) => void): string[] {
+    const settings = toSettings(this.current);
+    edit(settings);
+    return this.reload(validate(settings, 'the running configuration'));
+  }
+
+  status(): Status {
+    const unbound = [...(this.ovsdbPorts?.taps.values() ?? [])].filter((p) => p.spec.vni < 0);
+    return statusOf(
+      clock(),
+      this.started,
+      [...this.ports.values(), ...unbound],
+      this.gateway?.status(),
+    );
+  }
+
+  stats(): RunningStats {
+    const link = this.link;
+    const workers = this.planes.threadStats();
+    return {
+      ...this.planes.stats(),
+      ...(workers ? { workers } : {}),
+      underlay: `${this.underlay.address}:${this.underlay.port}`,
+      underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,
+      sourcePorts: this.sourcePorts,
+      taps: this.status().taps,
+      ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
+      kernel: {
+        udpReceiveDrops: this.underlay.kernelDrops() ?? null,
+        tapQueueDrops: [...this.ports.values()].map((p) => ({
+          vni: p.spec.vni,
+          drops: p.tap?.kernelDrops() ?? null,
+        })),
+      },
+    };
+  }
+
+  /** `vtep monitor`: every FDB event and miss, until the returned function is called. */
+  watch(send: (event: object) => void): () => void {
+    this.watchers.add(send);
+    const emit = (event: object) => {
+      for (const w of this.watchers) w(event);
+    };
+    const devOf = (vni: number) => this.ports.get(vni)?.spec.name ?? '-';
+    // The FDB and the engines report events only while someone watches.
+    this.fdb.onEvent = (e) =>
+      emit({
+        event: e.type,
+        vni: e.vni,
+        mac: formatMac(e.mac),
+        dev: devOf(e.vni),
+        remote: e.remote.key,
+        ...(e.from ? { from: e.from.key } : {}),
+        time: new Date().toISOString(),
+      });
+    this.planes.watchMisses((vni, mac) =>
+      emit({
+        event: 'miss',
+        vni,
+        mac: formatMac(mac),
+        dev: devOf(vni),
+        time: new Date().toISOString(),
+      }),
+    );
+    return () => {
+      this.watchers.delete(send);
+      if (this.watchers.size > 0) return;
+      this.fdb.onEvent = undefined;
+      this.planes.watchMisses(undefined);
+    };
+  }
+
+  /**
+   * Stop forwarding and release everything. TAPs and sockets are released synchronously; only
+   * the listeners' close callbacks are awaited, and they no longer wait for clients.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.gateway?.close();
+      for (const t of this.timers) clearInterval(t);
+      this.underlay.stop();
+      await this.planes.stop();
+      this.closeAll();
+      await Promise.all([this.control?.close(), this.metrics?.close()]);
+    })();
+    return this.stopping;
+  }
+
+  private closeAll(): void {
+    for (const p of this.ports.values()) p.close();
+    this.opened.reverse().forEach((d) => d.close());
+    this.opened.length = 0;
+  }
+}

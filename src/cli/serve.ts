@@ -248,8 +248,28 @@ async function run(opts: Record<string, unknown>): Promise<void> {
 
 export function runCommand(p: Command): void {
   const runCmd = p.command('run');
+  runCmd.description('run the VTEP (needs root: TAP devices and a raw socket)');
+  vniOptions(runCmd);
+  ovsdbOptions(runCmd);
+  underlayOptions(runCmd);
+  tableOptions(runCmd);
   runCmd
-    .description('run the VTEP (needs root: TAP devices and a raw socket)')
+    .option('--control <path>', `control socket (default ${DEFAULT_CONTROL})`)
+    .addOption(
+      new Option('--log-level <level>', 'least important events logged')
+        .choices(LEVELS)
+        .default('info'),
+    )
+    .action(run);
+  // The file is the whole configuration: a flag beside it would be silently ignored, so
+  // commander refuses the pair (--control and --log-level are not configuration settings).
+  for (const opt of runCmd.options)
+    if (!['config', 'control', 'logLevel'].includes(opt.attributeName())) opt.conflicts('config');
+}
+
+/** The file, the underlay address, and one VNI from flags. */
+function vniOptions(cmd: Command): Command {
+  return cmd
     .option('--config <file>', 'YAML configuration (several VNIs); replaces the flags below')
     .option('--local <addr>', 'local underlay address to bind (default 0.0.0.0)')
     .option('--port <port>', 'UDP port (RFC 7348: 4789)')
@@ -259,7 +279,12 @@ export function runCommand(p: Command): void {
       'TAP device name (default vtep<VNI>); with --ovsdb, a port to create (repeat for several)',
       collect,
     )
-    .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect)
+    .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect);
+}
+
+/** The OVSDB gateway. */
+function ovsdbOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--ovsdb <target>',
       'be a hardware_vtep gateway (OVN, vtep-ctl): the VTEP database at unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT',
@@ -267,7 +292,12 @@ export function runCommand(p: Command): void {
     .option('--physical-switch <name>', 'with --ovsdb: our Physical_Switch (created if absent)')
     .option('--ovsdb-private-key <file>', 'with an ssl: --ovsdb: our private key (PEM)')
     .option('--ovsdb-certificate <file>', 'with an ssl: --ovsdb: our certificate (PEM)')
-    .option('--ovsdb-ca-cert <file>', "with an ssl: --ovsdb: the CA of the server's certificate")
+    .option('--ovsdb-ca-cert <file>', "with an ssl: --ovsdb: the CA of the server's certificate");
+}
+
+/** MTUs, offloads, threads, checksums, metrics. */
+function underlayOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--mtu <bytes>',
       'TAP MTU (default: the underlay MTU less 50 bytes of VXLAN over IPv4, 70 over IPv6)',
@@ -289,7 +319,12 @@ export function runCommand(p: Command): void {
     .option(
       '--metrics <addr:port>',
       'serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)',
-    )
+    );
+}
+
+/** The TAP, the FDB and the policies of the data path. */
+function tableOptions(cmd: Command): Command {
+  return cmd
     .option('--mac <mac>', 'TAP MAC address (default: derived from the TAP name and VNI, stable)')
     .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
     .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')
@@ -322,16 +357,5 @@ export function runCommand(p: Command): void {
         '--source-port-mode <mode>',
         'hash: per-flow source port (raw socket); fixed: the bound port',
       ).choices(['hash', 'fixed']),
-    )
-    .option('--control <path>', `control socket (default ${DEFAULT_CONTROL})`)
-    .addOption(
-      new Option('--log-level <level>', 'least important events logged')
-        .choices(LEVELS)
-        .default('info'),
-    )
-    .action(run);
-  // The file is the whole configuration: a flag beside it would be silently ignored, so
-  // commander refuses the pair (--control and --log-level are not configuration settings).
-  for (const opt of runCmd.options)
-    if (!['config', 'control', 'logLevel'].includes(opt.attributeName())) opt.conflicts('config');
+    );
 }

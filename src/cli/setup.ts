@@ -24,6 +24,13 @@ export function setupCommands(p: Command): void {
     .description(
       'provision Open vSwitch, libvirt, the host bridge and systemd as the OVS VXLAN guide does',
     );
+  ovsSetup(setup, out);
+  libvirtSetup(setup, out);
+  hostSetup(setup, out);
+  systemdSetup(setup, out);
+}
+
+function ovsSetup(setup: Command, out: (l: string) => void): void {
   setup
     .command('ovs')
     .description('add the bridge and the VXLAN port (idempotent: --may-exist)')
@@ -62,6 +69,9 @@ export function setupCommands(p: Command): void {
         if (shown) out(shown);
       }
     });
+}
+
+function libvirtSetup(setup: Command, out: (l: string) => void): void {
   setup
     .command('libvirt')
     .description("print or apply the <interface> that puts a domain's NIC on the bridge")
@@ -99,6 +109,9 @@ export function setupCommands(p: Command): void {
         rmSync(tmp, { recursive: true, force: true });
       }
     });
+}
+
+function hostSetup(setup: Command, out: (l: string) => void): void {
   setup
     .command('host')
     .description('a Linux bridge holding our TAP, for libvirt VMs on that bridge')
@@ -108,6 +121,9 @@ export function setupCommands(p: Command): void {
     .action((o) =>
       applyHost({ bridge: o.bridge, tap: o.tap }, o.dryRun ? printer(out) : loud(executor(), out)),
     );
+}
+
+function systemdSetup(setup: Command, out: (l: string) => void): void {
   setup
     .command('systemd')
     .description('a unit that starts "vtep run --config FILE" at boot')

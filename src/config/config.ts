@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 import { canonicalAddress } from '../io/addr.js';
+import { targetOf } from '../ovsdb/target.js';
 import type { z } from 'zod';
 import { configSchema, intIn, knownKeys } from './schema.js';
 import { VXLAN_PORT } from '../wire/udp.js';
@@ -198,7 +199,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw schemaError(parsed.error, raw, where);
   const c = parsed.data;
-  const fail = (path: (string | number)[], value: unknown, reason: string): never => {
+  const fail: Fail = (path, value, reason) => {
     throw new ConfigError(`${where}${pathText(path)}`, value, reason, path);
   };
   const local =
@@ -227,91 +228,8 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     if (m.port === 0) fail(['metrics'], c.metrics, 'must be ADDR:PORT, e.g. 127.0.0.1:9110');
     metrics = formatRemote(m, -1);
   }
-  let ovsdb: OvsdbSpec | undefined;
-  if (c.ovsdb !== undefined) {
-    const o = c.ovsdb;
-    const target = /^(unix:.+|(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:[\]]+):[0-9]{1,5})$/.test(o.target)
-      ? o.target
-      : fail(['ovsdb', 'target'], o.target, 'must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT');
-    const port = Number(/:([0-9]+)$/.exec(target)?.[1]);
-    if (!target.startsWith('unix:') && !(port >= 1 && port <= 65535))
-      fail(['ovsdb', 'target'], o.target, 'has a port outside 1..65535');
-    if (target.startsWith('ssl:'))
-      for (const k of ['privateKey', 'certificate', 'caCert'] as const)
-        if (o[k] === undefined)
-          fail(
-            ['ovsdb', k],
-            undefined,
-            'is needed for an ssl: target (our key, our certificate, the CA of the server)',
-          );
-    // The schema's only encapsulation is vxlan_over_ipv4, and tunnel_ips must name an address.
-    if (!isIPv4(local) || local === '0.0.0.0')
-      fail(
-        ['local'],
-        c.local,
-        'must be the IPv4 address announced as tunnel_ips when ovsdb is configured (hardware_vtep knows vxlan_over_ipv4 only)',
-      );
-    const names = new Set<string>();
-    o.ports.forEach((name, i) => {
-      if (names.has(name)) fail(['ovsdb', 'ports', i], name, 'appears twice');
-      names.add(name);
-    });
-    ovsdb = {
-      target,
-      physicalSwitch: o.physicalSwitch,
-      ports: o.ports,
-      ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
-      ...(o.privateKey !== undefined ? { privateKey: o.privateKey } : {}),
-      ...(o.certificate !== undefined ? { certificate: o.certificate } : {}),
-      ...(o.caCert !== undefined ? { caCert: o.caCert } : {}),
-      ...(o.maxMessageMiB !== undefined ? { maxMessageMiB: o.maxMessageMiB } : {}),
-    };
-  } else if (c.vnis.length === 0) fail(['vnis'], raw.vnis, 'must list at least one VNI');
-  const seen = new Set<number>();
-  const taps = new Set<string>(ovsdb?.ports);
-  const vnis: VniSpec[] = c.vnis.map((v, i) => {
-    const tap = v.tap ?? `vtep${v.vni}`;
-    if (seen.has(v.vni)) fail(['vnis', i, 'vni'], v.vni, 'appears twice');
-    if (taps.has(tap))
-      fail(
-        ['vnis', i, 'tap'],
-        tap,
-        ovsdb?.ports.includes(tap) ? 'is an ovsdb port' : 'is used by two VNIs',
-      );
-    seen.add(v.vni);
-    taps.add(tap);
-    const remotes: RemoteSpec[] = [];
-    v.remotes.forEach((r, k) => {
-      const field = `${where}.vnis[${i}].remotes[${k}]`;
-      let spec: RemoteSpec;
-      try {
-        spec = checkRemote(field, r, local, c.port);
-      } catch (err) {
-        const e = err as ConfigError;
-        throw new ConfigError(e.field, e.value, e.reason, ['vnis', i, 'remotes', k]);
-      }
-      const twin = remotes.findIndex((o) => o.address === spec.address && o.port === spec.port);
-      // `bridge fdb append` refuses a duplicate too: it would send every flooded frame twice.
-      if (twin >= 0)
-        fail(
-          ['vnis', i, 'remotes', k],
-          r,
-          `is the same remote as ${where}.vnis[${i}].remotes[${twin}] ${JSON.stringify(v.remotes[twin])}`,
-        );
-      remotes.push(spec);
-    });
-    return {
-      vni: v.vni,
-      tap,
-      mtu: v.mtu ?? c.mtu,
-      mac: v.mac,
-      remotes,
-      learnRemotes: v.learnRemotes,
-      learning: v.learning,
-      maxEntries: v.maxEntries,
-      suppressArp: v.suppressArp,
-    };
-  });
+  const ovsdb = c.ovsdb === undefined ? undefined : ovsdbOf(c.ovsdb, c.local, local, fail);
+  if (!ovsdb && c.vnis.length === 0) fail(['vnis'], raw.vnis, 'must list at least one VNI');
   return {
     local,
     port: c.port,
@@ -330,8 +248,119 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     sourcePortMax,
     ...(ovsdb ? { ovsdb } : {}),
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
-    vnis,
+    vnis: vnisOf(c, local, ovsdb, where, fail),
   };
+}
+
+type Fail = (path: (string | number)[], value: unknown, reason: string) => never;
+type Parsed = z.output<typeof configSchema>;
+
+/** `ovsdb:` checked against itself and the underlay it announces. */
+function ovsdbOf(
+  o: NonNullable<Parsed['ovsdb']>,
+  given: string,
+  local: string,
+  fail: Fail,
+): OvsdbSpec {
+  const why: { reason?: string } = {};
+  if (!targetOf(o.target, why)) fail(['ovsdb', 'target'], o.target, why.reason!);
+  if (o.target.startsWith('ssl:'))
+    for (const k of ['privateKey', 'certificate', 'caCert'] as const)
+      if (o[k] === undefined)
+        fail(
+          ['ovsdb', k],
+          undefined,
+          'is needed for an ssl: target (our key, our certificate, the CA of the server)',
+        );
+  // The schema's only encapsulation is vxlan_over_ipv4, and tunnel_ips must name an address.
+  if (!isIPv4(local) || local === '0.0.0.0')
+    fail(
+      ['local'],
+      given,
+      'must be the IPv4 address announced as tunnel_ips when ovsdb is configured (hardware_vtep knows vxlan_over_ipv4 only)',
+    );
+  const names = new Set<string>();
+  o.ports.forEach((name, i) => {
+    if (names.has(name)) fail(['ovsdb', 'ports', i], name, 'appears twice');
+    names.add(name);
+  });
+  return {
+    target: o.target,
+    physicalSwitch: o.physicalSwitch,
+    ports: o.ports,
+    ...(o.mtu !== undefined ? { mtu: o.mtu } : {}),
+    ...(o.privateKey !== undefined ? { privateKey: o.privateKey } : {}),
+    ...(o.certificate !== undefined ? { certificate: o.certificate } : {}),
+    ...(o.caCert !== undefined ? { caCert: o.caCert } : {}),
+    ...(o.maxMessageMiB !== undefined ? { maxMessageMiB: o.maxMessageMiB } : {}),
+  };
+}
+
+/** The VNIs: unique numbers and TAPs (none an OVSDB port), their remotes checked. */
+function vnisOf(
+  c: Parsed,
+  local: string,
+  ovsdb: OvsdbSpec | undefined,
+  where: string,
+  fail: Fail,
+): VniSpec[] {
+  const seen = new Set<number>();
+  const taps = new Set<string>(ovsdb?.ports);
+  return c.vnis.map((v, i) => {
+    const tap = v.tap ?? `vtep${v.vni}`;
+    if (seen.has(v.vni)) fail(['vnis', i, 'vni'], v.vni, 'appears twice');
+    if (taps.has(tap))
+      fail(
+        ['vnis', i, 'tap'],
+        tap,
+        ovsdb?.ports.includes(tap) ? 'is an ovsdb port' : 'is used by two VNIs',
+      );
+    seen.add(v.vni);
+    taps.add(tap);
+    return {
+      vni: v.vni,
+      tap,
+      mtu: v.mtu ?? c.mtu,
+      mac: v.mac,
+      remotes: remotesOf(v.remotes, i, local, c.port, where, fail),
+      learnRemotes: v.learnRemotes,
+      learning: v.learning,
+      maxEntries: v.maxEntries,
+      suppressArp: v.suppressArp,
+    };
+  });
+}
+
+/** A VNI's remotes: each an address other than ours, none twice. */
+function remotesOf(
+  list: readonly unknown[],
+  i: number,
+  local: string,
+  port: number,
+  where: string,
+  fail: Fail,
+): RemoteSpec[] {
+  const remotes: RemoteSpec[] = [];
+  list.forEach((r, k) => {
+    const field = `${where}.vnis[${i}].remotes[${k}]`;
+    let spec: RemoteSpec;
+    try {
+      spec = checkRemote(field, r, local, port);
+    } catch (err) {
+      const e = err as ConfigError;
+      throw new ConfigError(e.field, e.value, e.reason, ['vnis', i, 'remotes', k]);
+    }
+    const twin = remotes.findIndex((o) => o.address === spec.address && o.port === spec.port);
+    // `bridge fdb append` refuses a duplicate too: it would send every flooded frame twice.
+    if (twin >= 0)
+      fail(
+        ['vnis', i, 'remotes', k],
+        r,
+        `is the same remote as ${where}.vnis[${i}].remotes[${twin}] ${JSON.stringify(list[twin])}`,
+      );
+    remotes.push(spec);
+  });
+  return remotes;
 }
 
 /**

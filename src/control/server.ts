@@ -273,15 +273,7 @@ async function respond(
 ): Promise<void> {
   let data: unknown;
   try {
-    let req: unknown;
-    try {
-      req = JSON.parse(line);
-    } catch {
-      throw new ControlError('ERR_BAD_REQUEST', 'request is not JSON');
-    }
-    if (typeof req !== 'object' || req === null || Array.isArray(req))
-      throw new ControlError('ERR_BAD_REQUEST', 'request is not a JSON object');
-    const r = req as Record<string, unknown>;
+    const r = parseRequest(line);
     const cmd = typeof r.cmd === 'string' ? r.cmd : '';
     const c = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
     if (!c)
@@ -295,33 +287,50 @@ async function respond(
     return;
   }
   if (sock.destroyed) return;
-  if (data instanceof Subscription) {
-    sock.setTimeout(0); // a monitor is quiet while nothing happens: not idle
-    sock.write(JSON.stringify({ ok: true, data: 'subscribed' }) + '\n');
-    let lost = 0;
-    const stop = data.start((event) => {
-      if (sock.destroyed) return;
-      if (sock.writableLength > highWater) {
-        lost++;
-        return;
-      }
-      if (lost) {
-        sock.write(JSON.stringify({ event: 'lost', count: lost }) + '\n');
-        lost = 0;
-      }
-      sock.write(JSON.stringify(event) + '\n');
-    });
-    sock.once('close', stop);
-    // Nothing more is read from a monitoring connection: the stream is the answer.
-    await new Promise((resolve) => sock.once('close', resolve));
-    return;
+  if (data instanceof Subscription) return stream(sock, data, highWater);
+  if (data instanceof Rows) return rows(sock, data, highWater);
+  sock.write(JSON.stringify({ ok: true, data: data ?? null }) + '\n');
+}
+
+function parseRequest(line: string): Record<string, unknown> {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    throw new ControlError('ERR_BAD_REQUEST', 'request is not JSON');
   }
-  if (!(data instanceof Rows)) {
-    sock.write(JSON.stringify({ ok: true, data: data ?? null }) + '\n');
-    return;
-  }
-  // Streamed: `{"ok":true,"data":[` row, row, … `]}`, a chunk per loop turn, and waiting for
-  // the client whenever it has more than highWater bytes unread.
+  if (typeof req !== 'object' || req === null || Array.isArray(req))
+    throw new ControlError('ERR_BAD_REQUEST', 'request is not a JSON object');
+  return req as Record<string, unknown>;
+}
+
+/** A subscription: events as lines until the client goes; what it does not read is counted. */
+async function stream(sock: Socket, sub: Subscription, highWater: number): Promise<void> {
+  sock.setTimeout(0); // a monitor is quiet while nothing happens: not idle
+  sock.write(JSON.stringify({ ok: true, data: 'subscribed' }) + '\n');
+  let lost = 0;
+  const stop = sub.start((event) => {
+    if (sock.destroyed) return;
+    if (sock.writableLength > highWater) {
+      lost++;
+      return;
+    }
+    if (lost) {
+      sock.write(JSON.stringify({ event: 'lost', count: lost }) + '\n');
+      lost = 0;
+    }
+    sock.write(JSON.stringify(event) + '\n');
+  });
+  sock.once('close', stop);
+  // Nothing more is read from a monitoring connection: the stream is the answer.
+  await new Promise((resolve) => sock.once('close', resolve));
+}
+
+/**
+ * Streamed rows: `{"ok":true,"data":[` row, row, … `]}`, a chunk per loop turn, and waiting for
+ * the client whenever it has more than highWater bytes unread.
+ */
+async function rows(sock: Socket, data: Rows, highWater: number): Promise<void> {
   sock.write('{"ok":true,"data":[');
   let first = true;
   try {

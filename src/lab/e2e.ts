@@ -274,7 +274,6 @@ export interface E2eResult {
 export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
   const rounds = o.rounds ?? 3;
   const seconds = o.seconds ?? 3;
-  const udpSeconds = Math.max(1, Math.round((seconds * 2) / 3));
   const prefix = o.prefix ?? `e${process.pid % 10000}`;
   const log = o.log ?? (() => {});
   const base = mkdtempSync(join(tmpdir(), 'vtep-e2e-'));
@@ -283,19 +282,7 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
     return new Pair(s, `${prefix}${LETTER[s]}`, join(base, s), o.profileDir, o.gro === true);
   });
   const samples: Record<System, Sample[]> = { vtep: [], vtep1: [], ovs: [], kernel: [] };
-  const steps = [
-    'tcp',
-    'tcp decap',
-    'tcp x4',
-    'tcp x4 decap',
-    'udp 64B',
-    'udp 64B decap',
-    'udp 64B x8',
-    'udp 64B x8 decap',
-    'udp 1400B',
-    'latency',
-  ];
-  const total = rounds * SYSTEMS.length * steps.length;
+  const total = rounds * SYSTEMS.length * STEPS;
   let done = 0;
   const step = (what: string) => o.progress?.(++done, total, what);
   try {
@@ -303,53 +290,60 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
       log(`building ${p.system} pair`);
       await p.build();
     }
-    for (let r = 0; r < rounds; r++) {
-      for (const p of pairs) {
-        const tcpMbps = await tcp(p, seconds);
-        step(`${p.system} tcp`);
-        const tcpRevMbps = await tcp(p, seconds, true);
-        step(`${p.system} tcp decap`);
-        const tcp4Mbps = await tcp(p, seconds, false, TCP_FLOWS);
-        step(`${p.system} tcp x${TCP_FLOWS}`);
-        const tcp4RevMbps = await tcp(p, seconds, true, TCP_FLOWS);
-        step(`${p.system} tcp x${TCP_FLOWS} decap`);
-        const u64 = await udp(p, 64, udpSeconds);
-        step(`${p.system} udp 64B`);
-        const u64Rev = await udp(p, 64, udpSeconds, true);
-        step(`${p.system} udp 64B decap`);
-        const u64x8 = await udp(p, 64, udpSeconds, false, UDP_FLOWS);
-        step(`${p.system} udp 64B x${UDP_FLOWS}`);
-        const u64x8Rev = await udp(p, 64, udpSeconds, true, UDP_FLOWS);
-        step(`${p.system} udp 64B x${UDP_FLOWS} decap`);
-        const u1400 = await udp(p, 1400, udpSeconds);
-        step(`${p.system} udp 1400B`);
-        const lat = latency(p);
-        step(`${p.system} latency`);
-        samples[p.system].push({
-          tcpMbps,
-          tcpRevMbps,
-          tcp4Mbps,
-          tcp4RevMbps,
-          pps64: u64.pps,
-          pps64Rev: u64Rev.pps,
-          pps64x8: u64x8.pps,
-          pps64x8Rev: u64x8Rev.pps,
-          pps1400: u1400.pps,
-          rttP50Us: lat.p50,
-          rttP99Us: lat.p99,
-          cpuSecPerMpps: p.system === 'kernel' ? null : u64.cpu,
-          machineCpuSecPerMpps: u64.machine,
-        });
-      }
-    }
+    for (let r = 0; r < rounds; r++)
+      for (const p of pairs) samples[p.system].push(await sampleOf(p, seconds, step));
   } finally {
     for (const p of pairs) await p.teardown();
     rmSync(base, { recursive: true, force: true });
   }
-  const medians = Object.fromEntries(
+  return resultOf(samples, rounds, seconds, o.gro === true);
+}
+
+/** Measurements a round takes of each system. */
+const STEPS = 10;
+
+/** One round of every measurement on one pair; `step` after each. */
+async function sampleOf(p: Pair, seconds: number, step: (what: string) => void): Promise<Sample> {
+  const udpSeconds = Math.max(1, Math.round((seconds * 2) / 3));
+  const take = async <T>(what: string, f: () => Promise<T> | T): Promise<T> => {
+    const v = await f();
+    step(`${p.system} ${what}`);
+    return v;
+  };
+  const tcpMbps = await take('tcp', () => tcp(p, seconds));
+  const tcpRevMbps = await take('tcp decap', () => tcp(p, seconds, true));
+  const tcp4Mbps = await take(`tcp x${TCP_FLOWS}`, () => tcp(p, seconds, false, TCP_FLOWS));
+  const tcp4RevMbps = await take(`tcp x${TCP_FLOWS} decap`, () => tcp(p, seconds, true, TCP_FLOWS));
+  const u64 = await take('udp 64B', () => udp(p, 64, udpSeconds));
+  const u64Rev = await take('udp 64B decap', () => udp(p, 64, udpSeconds, true));
+  const u64x8 = await take(`udp 64B x${UDP_FLOWS}`, () => udp(p, 64, udpSeconds, false, UDP_FLOWS));
+  const u64x8Rev = await take(`udp 64B x${UDP_FLOWS} decap`, () =>
+    udp(p, 64, udpSeconds, true, UDP_FLOWS),
+  );
+  const u1400 = await take('udp 1400B', () => udp(p, 1400, udpSeconds));
+  const lat = await take('latency', () => latency(p));
+  return {
+    tcpMbps,
+    tcpRevMbps,
+    tcp4Mbps,
+    tcp4RevMbps,
+    pps64: u64.pps,
+    pps64Rev: u64Rev.pps,
+    pps64x8: u64x8.pps,
+    pps64x8Rev: u64x8Rev.pps,
+    pps1400: u1400.pps,
+    rttP50Us: lat.p50,
+    rttP99Us: lat.p99,
+    cpuSecPerMpps: p.system === 'kernel' ? null : u64.cpu,
+    machineCpuSecPerMpps: u64.machine,
+  };
+}
+
+/** Each system's medians over the rounds. */
+function mediansOf(samples: Record<System, Sample[]>): Record<System, Sample> {
+  return Object.fromEntries(
     SYSTEMS.map((s) => {
-      const xs = samples[s];
-      const m = (f: (x: Sample) => number) => median(xs.map(f));
+      const m = (f: (x: Sample) => number) => median(samples[s].map(f));
       return [
         s,
         {
@@ -370,7 +364,11 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
       ];
     }),
   ) as Record<System, Sample>;
-  const ratio = (a: Sample, b: Sample) => ({
+}
+
+/** `a` over `b`, measure by measure (latency: theirs over ours, so higher is better for us). */
+function ratio(a: Sample, b: Sample): Record<string, number> {
+  return {
     tcp: a.tcpMbps / b.tcpMbps,
     tcpDecap: a.tcpRevMbps / b.tcpRevMbps,
     tcp4: a.tcp4Mbps / b.tcp4Mbps,
@@ -380,9 +378,17 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
     pps64x8: a.pps64x8 / b.pps64x8,
     pps64x8Decap: a.pps64x8Rev / b.pps64x8Rev,
     pps1400: a.pps1400 / b.pps1400,
-    // latency: higher is better for us, so the ratio is theirs over ours
     latencyP50: b.rttP50Us / a.rttP50Us,
-  });
+  };
+}
+
+function resultOf(
+  samples: Record<System, Sample[]>,
+  rounds: number,
+  seconds: number,
+  gro: boolean,
+): E2eResult {
+  const medians = mediansOf(samples);
   const vo = ratio(medians.vtep, medians.ovs);
   const vk = ratio(medians.vtep, medians.kernel);
   const workers = ratio(medians.vtep, medians.vtep1);
@@ -408,7 +414,7 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
     },
     rounds,
     seconds,
-    underlayGro: o.gro === true,
+    underlayGro: gro,
     generator: `bench/udpflood: sendmmsg batches of 64 from one VM (from ${UDP_FLOWS} source ports in the x${UDP_FLOWS} runs), a recvmmsg counter in the other (encap: from the VM behind the system under test; decap: towards it); iperf3 (-R for decap, -P ${TCP_FLOWS} in the x${TCP_FLOWS} runs); vtep with --workers 2 and --workers 1`,
     samples,
     medians,

@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { JsonSplitter } from './jsonstream.js';
+import { parseTarget } from './target.js';
+
+export { parseTarget, type Target } from './target.js';
 
 /**
  * An OVSDB client (RFC 7047): JSON-RPC 1.0 over `unix:PATH` or `tcp:HOST:PORT`, what
@@ -42,24 +45,6 @@ interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   method: string;
-}
-
-export type Target = { path: string } | { host: string; port: number; ssl: boolean };
-
-/**
- * `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT` (what ovsdb-server's --remote and ovs-vsctl's
- * --db take).
- */
-export function parseTarget(target: string): Target {
-  const unix = /^unix:(.+)$/.exec(target);
-  if (unix) return { path: unix[1] };
-  const tcp = /^(tcp|ssl):(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(target);
-  if (tcp && Number(tcp[3]) >= 1 && Number(tcp[3]) <= 65535)
-    return { host: tcp[2].replace(/^\[|\]$/g, ''), port: Number(tcp[3]), ssl: tcp[1] === 'ssl' };
-  throw new OvsdbError(
-    'ERR_OVSDB_TARGET',
-    `ovsdb target ${JSON.stringify(target)} must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT`,
-  );
 }
 
 /**

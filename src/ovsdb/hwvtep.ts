@@ -205,19 +205,36 @@ export interface GatewayView {
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function gatewayView(db: Replica, me: Me): GatewayView {
-  let malformed = 0;
+  const bad = { rows: 0 };
   const locatorIp = (uuid: string | undefined): string | undefined => {
     const ip = str(db.row('Physical_Locator', uuid)?.dst_ip);
     if (ip === undefined || !isIPv4(ip)) {
-      malformed++;
+      bad.rows++;
       return undefined;
     }
     return ip;
   };
+  const us = ourSwitch(db, me);
+  const { ports, switches } = portViews(db, me, us.sw);
+  remotes(db, me, switches, locatorIp, bad);
+  return {
+    ...(us.switchUuid ? { switchUuid: us.switchUuid } : {}),
+    registered: us.registered,
+    ...(us.globalUuid ? { globalUuid: us.globalUuid } : {}),
+    tunnelIps: elements(us.sw?.tunnel_ips).filter((x): x is string => typeof x === 'string'),
+    portUuids: us.sw ? uuids(us.sw.ports) : [],
+    ports,
+    switches,
+    ...localRows(db, me),
+    malformed: bad.rows,
+  };
+}
+
+/** Our Physical_Switch (by name), and the Global row that lists it (or the first one). */
+function ourSwitch(db: Replica, me: Me) {
   let switchUuid: string | undefined;
   for (const [uuid, row] of db.rows('Physical_Switch'))
     if (str(row.name) === me.name) switchUuid = uuid;
-  const sw = db.row('Physical_Switch', switchUuid);
   let globalUuid: string | undefined;
   let registered = false;
   for (const [uuid, row] of db.rows('Global')) {
@@ -227,13 +244,16 @@ export function gatewayView(db: Replica, me: Me): GatewayView {
       globalUuid = uuid;
     }
   }
-  const portUuids = sw ? uuids(sw.ports) : [];
+  return { switchUuid, sw: db.row('Physical_Switch', switchUuid), globalUuid, registered };
+}
+
+/** Each of our ports: its row, its binding at vlan 0 and the VNI it carries, or why not. */
+function portViews(db: Replica, me: Me, sw: Row | undefined) {
   const ourPorts = new Map<string, string>();
-  for (const u of portUuids) {
+  for (const u of sw ? uuids(sw.ports) : []) {
     const name = str(db.row('Physical_Port', u)?.name);
     if (name !== undefined && !ourPorts.has(name)) ourPorts.set(name, u);
   }
-
   const ports: PortView[] = [];
   const switches = new Map<string, LogicalSwitchView>();
   const vniUsed = new Map<number, string>();
@@ -252,35 +272,53 @@ export function gatewayView(db: Replica, me: Me): GatewayView {
     const lsUuid = at0 ? uuidOf(at0[1]) : undefined;
     const ls = db.row('Logical_Switch', lsUuid);
     if (lsUuid !== undefined && ls !== undefined) {
-      const lsName = str(ls.name) ?? lsUuid;
-      port.logicalSwitch = { uuid: lsUuid, name: lsName };
-      // ovn-controller-vtep writes 0 into the key of a switch no OVN network uses.
-      const key = int(ls.tunnel_key);
-      if (key === undefined || key <= 0 || key > 0xffffff)
-        problems.push(`logical switch ${lsName} has no tunnel_key yet`);
-      else if (switches.has(lsUuid))
-        problems.push(
-          `logical switch ${lsName} is already carried by port ${switches.get(lsUuid)!.port}`,
-        );
-      else if (vniUsed.has(key))
-        problems.push(`vni ${key} is already carried by port ${vniUsed.get(key)}`);
-      else {
-        port.vni = key;
-        vniUsed.set(key, name);
-        switches.set(lsUuid, {
-          uuid: lsUuid,
-          name: lsName,
-          vni: key,
-          port: name,
-          remoteMacs: new Map(),
-          flood: [],
-          senders: [],
-        });
-      }
+      const problem = bindTo(port, lsUuid, ls, switches, vniUsed);
+      if (problem) problems.push(problem);
     }
     if (problems.length) port.problem = problems.join('; ');
   }
+  return { ports, switches };
+}
 
+/** Bind `port` to logical switch `lsUuid`, or say why it cannot carry it. */
+function bindTo(
+  port: PortView,
+  lsUuid: string,
+  ls: Row,
+  switches: Map<string, LogicalSwitchView>,
+  vniUsed: Map<number, string>,
+): string | undefined {
+  const lsName = str(ls.name) ?? lsUuid;
+  port.logicalSwitch = { uuid: lsUuid, name: lsName };
+  // ovn-controller-vtep writes 0 into the key of a switch no OVN network uses.
+  const key = int(ls.tunnel_key);
+  if (key === undefined || key <= 0 || key > 0xffffff)
+    return `logical switch ${lsName} has no tunnel_key yet`;
+  if (switches.has(lsUuid))
+    return `logical switch ${lsName} is already carried by port ${switches.get(lsUuid)!.port}`;
+  if (vniUsed.has(key)) return `vni ${key} is already carried by port ${vniUsed.get(key)}`;
+  port.vni = key;
+  vniUsed.set(key, port.name);
+  switches.set(lsUuid, {
+    uuid: lsUuid,
+    name: lsName,
+    vni: key,
+    port: port.name,
+    remoteMacs: new Map(),
+    flood: [],
+    senders: [],
+  });
+  return undefined;
+}
+
+/** Remote MACs, flood lists and the senders they allow, into each bound switch's view. */
+function remotes(
+  db: Replica,
+  me: Me,
+  switches: Map<string, LogicalSwitchView>,
+  locatorIp: (uuid: string | undefined) => string | undefined,
+  bad: { rows: number },
+): void {
   const senders = new Map<string, Set<string>>();
   const sendersOf = (ls: string) => {
     let s = senders.get(ls);
@@ -292,7 +330,7 @@ export function gatewayView(db: Replica, me: Me): GatewayView {
     if (ls === undefined) continue;
     const mac = parseMac(str(row.MAC) ?? '');
     const ip = locatorIp(uuidOf(row.locator));
-    if (mac === undefined || !isValidUnicast(mac)) malformed++;
+    if (mac === undefined || !isValidUnicast(mac)) bad.rows++;
     if (mac === undefined || ip === undefined || !isValidUnicast(mac)) continue;
     ls.remoteMacs.set(mac, ip);
     sendersOf(ls.uuid).add(ip);
@@ -315,7 +353,10 @@ export function gatewayView(db: Replica, me: Me): GatewayView {
     ls.flood = mode === 'source_node' ? ips : ips.slice(0, 1);
   }
   for (const ls of switches.values()) ls.senders = [...(senders.get(ls.uuid) ?? [])].sort(byText);
+}
 
+/** Our locator, and the Ucast/Mcast_Macs_Local rows at it. */
+function localRows(db: Replica, me: Me) {
   let locator: string | undefined;
   for (const [uuid, row] of db.rows('Physical_Locator'))
     if (str(row.dst_ip) === me.tunnelIp && str(row.encapsulation_type) === ENCAP) locator = uuid;
@@ -337,19 +378,7 @@ export function gatewayView(db: Replica, me: Me): GatewayView {
       mcastLocalRows.set(ls, [...(mcastLocalRows.get(ls) ?? []), uuid]);
     }
   }
-  return {
-    ...(switchUuid ? { switchUuid } : {}),
-    registered,
-    ...(globalUuid ? { globalUuid } : {}),
-    tunnelIps: elements(sw?.tunnel_ips).filter((x): x is string => typeof x === 'string'),
-    portUuids,
-    ports,
-    switches,
-    ...(locator ? { locator } : {}),
-    localRows,
-    mcastLocalRows,
-    malformed,
-  };
+  return { ...(locator ? { locator } : {}), localRows, mcastLocalRows };
 }
 
 // ---- what we write ----------------------------------------------------------------------
@@ -377,10 +406,26 @@ export function reconcileOps(
   /** Logical switch uuid → the MACs behind its port. */
   localMacs: Map<string, number[]>,
 ): object[] {
+  const ops = switchOps(view, me);
+  const locator = { needed: false };
+  const macs = macOps(view, localMacs, locator);
+  if (locator.needed)
+    ops.push({
+      op: 'insert',
+      table: 'Physical_Locator',
+      'uuid-name': 'loc',
+      row: { encapsulation_type: ENCAP, dst_ip: me.tunnelIp },
+    });
+  ops.push(...macs);
+  return ops;
+}
+
+const where = (uuid: string) => [['_uuid', '==', uuidAtom(uuid)]];
+
+/** Our Physical_Switch, its listing in Global and a Physical_Port per TAP. */
+function switchOps(view: GatewayView, me: Me): object[] {
   const ops: object[] = [];
   const sw = view.switchUuid ? uuidAtom(view.switchUuid) : named('ps');
-  const where = (uuid: string) => [['_uuid', '==', uuidAtom(uuid)]];
-
   if (view.switchUuid === undefined) {
     ops.push({
       op: 'insert',
@@ -419,45 +464,49 @@ export function reconcileOps(
       });
   }
   const missing = view.ports.filter((p) => p.uuid === undefined);
-  if (missing.length) {
-    if (view.switchUuid !== undefined)
-      ops.push({
-        op: 'wait',
-        table: 'Physical_Switch',
-        where: where(view.switchUuid),
-        columns: ['ports'],
-        until: '==',
-        rows: [{ ports: set(view.portUuids.map(uuidAtom)) }],
-        timeout: 0,
-      });
-    missing.forEach((p, i) =>
-      ops.push({
-        op: 'insert',
-        table: 'Physical_Port',
-        'uuid-name': `port${i}`,
-        row: { name: p.name },
-      }),
-    );
-    const added = set(missing.map((_, i) => named(`port${i}`)));
-    if (view.switchUuid === undefined)
-      (ops[0] as { row: Record<string, unknown> }).row.ports = added;
-    else
-      ops.push({
-        op: 'mutate',
-        table: 'Physical_Switch',
-        where: where(view.switchUuid),
-        mutations: [['ports', 'insert', added]],
-      });
-  }
+  if (missing.length === 0) return ops;
+  if (view.switchUuid !== undefined)
+    ops.push({
+      op: 'wait',
+      table: 'Physical_Switch',
+      where: where(view.switchUuid),
+      columns: ['ports'],
+      until: '==',
+      rows: [{ ports: set(view.portUuids.map(uuidAtom)) }],
+      timeout: 0,
+    });
+  missing.forEach((p, i) =>
+    ops.push({
+      op: 'insert',
+      table: 'Physical_Port',
+      'uuid-name': `port${i}`,
+      row: { name: p.name },
+    }),
+  );
+  const added = set(missing.map((_, i) => named(`port${i}`)));
+  if (view.switchUuid === undefined) (ops[0] as { row: Record<string, unknown> }).row.ports = added;
+  else
+    ops.push({
+      op: 'mutate',
+      table: 'Physical_Switch',
+      where: where(view.switchUuid),
+      mutations: [['ports', 'insert', added]],
+    });
+  return ops;
+}
 
-  // MACs behind our ports.
-  let needLocator = false;
+/** The MACs behind our ports, and unknown-dst at our locator, per bound switch. */
+function macOps(
+  view: GatewayView,
+  localMacs: Map<string, number[]>,
+  locator: { needed: boolean },
+): object[] {
   const loc = () => {
     if (view.locator !== undefined) return uuidAtom(view.locator);
-    needLocator = true;
+    locator.needed = true;
     return named('loc');
   };
-  const macOps: object[] = [];
+  const ops: object[] = [];
   const wanted = new Set<string>();
   for (const [ls, macs] of localMacs) {
     if (!view.switches.has(ls)) continue;
@@ -470,7 +519,7 @@ export function reconcileOps(
         ['MAC', '==', mac],
         ['logical_switch', '==', uuidAtom(ls)],
       ];
-      macOps.push(
+      ops.push(
         {
           op: 'wait',
           table: 'Ucast_Macs_Local',
@@ -489,13 +538,12 @@ export function reconcileOps(
     }
   }
   for (const [key, row] of view.localRows)
-    if (!wanted.has(key))
-      macOps.push({ op: 'delete', table: 'Ucast_Macs_Local', where: where(row) });
+    if (!wanted.has(key)) ops.push({ op: 'delete', table: 'Ucast_Macs_Local', where: where(row) });
   let sets = 0;
   for (const ls of view.switches.keys()) {
     if (view.mcastLocalRows.has(ls)) continue;
     const name = `set${sets++}`;
-    macOps.push(
+    ops.push(
       {
         op: 'insert',
         table: 'Physical_Locator_Set',
@@ -513,14 +561,6 @@ export function reconcileOps(
     for (const [i, row] of rows.entries())
       // A switch no longer ours, or a duplicate: withdrawn.
       if (!view.switches.has(ls) || i > 0)
-        macOps.push({ op: 'delete', table: 'Mcast_Macs_Local', where: where(row) });
-  if (needLocator)
-    ops.push({
-      op: 'insert',
-      table: 'Physical_Locator',
-      'uuid-name': 'loc',
-      row: { encapsulation_type: ENCAP, dst_ip: me.tunnelIp },
-    });
-  ops.push(...macOps);
+        ops.push({ op: 'delete', table: 'Mcast_Macs_Local', where: where(row) });
   return ops;
 }

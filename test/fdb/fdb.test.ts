@@ -409,50 +409,6 @@ t.test('the one-entry cache never outlives an entry', async (t) => {
   t.equal(fdb.learn(1, mac, B, 6001), Learn.NEW, 'flushed: learned anew, not refreshed');
 });
 
-t.test('a copy kept from onChange alone equals the table (what workers keep)', async (t) => {
-  const remotes = new Remotes();
-  const rs = ['192.0.2.1', '192.0.2.2', '192.0.2.3'].map((a) => remotes.get(a));
-  const op = fc.oneof(
-    fc.record({ k: fc.constant('learn'), mac: fc.integer({ min: 1, max: 12 }), r: fc.nat(2) }),
-    fc.record({ k: fc.constant('static'), mac: fc.integer({ min: 1, max: 12 }), r: fc.nat(2) }),
-    fc.record({ k: fc.constant('delete'), mac: fc.integer({ min: 1, max: 12 }) }),
-    fc.record({ k: fc.constant('flush'), r: fc.nat(2), learnedOnly: fc.boolean() }),
-    fc.record({ k: fc.constant('sweep') }),
-  );
-  fc.assert(
-    fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
-      const fdb = new Fdb({ ageingMs: 50, maxEntries: 6 });
-      const copy = new Fdb({ ageingMs: 50, maxEntries: 6 });
-      for (const f of [fdb, copy]) f.addVni(7, { maxEntries: 5 });
-      // as worker.ts applies them
-      fdb.onChange = (c) => {
-        if (c.op === 'del') copy.delete(c.vni, c.mac);
-        else if (c.isStatic) copy.addStatic(c.vni, c.mac, c.remote, 0, c.source);
-        else copy.learn(c.vni, c.mac, c.remote, 0);
-      };
-      let now = 0;
-      for (const o of ops) {
-        now += 10;
-        const mac = 0x020000000000 + ('mac' in o ? o.mac : 0);
-        if (o.k === 'learn') fdb.learn(7, mac, rs[o.r], now);
-        else if (o.k === 'static') {
-          try {
-            fdb.addStatic(7, mac, rs[o.r], now, o.r === 2 ? 'ovsdb' : 'static');
-          } catch {
-            // full of static entries: refused here, so nothing to copy
-          }
-        } else if (o.k === 'delete') fdb.delete(7, mac);
-        else if (o.k === 'flush') fdb.flush({ remote: rs[o.r], learnedOnly: o.learnedOnly });
-        else fdb.sweep(now);
-      }
-      const rows = (f: Fdb) => f.list(now).map((r) => `${r.mac} ${r.remote} ${r.source}`);
-      return JSON.stringify(rows(copy)) === JSON.stringify(rows(fdb));
-    }),
-    { numRuns: 500 },
-  );
-  t.pass('500 random histories of learn, move, static, delete, flush, age and evict');
-});
-
 t.test('refreshes are not changes; updatedSince gives what was seen again', async (t) => {
   const remotes = new Remotes();
   const A = remotes.get('192.0.2.1');

@@ -3,6 +3,7 @@
 // over the control socket, and the running configuration printed back as a file.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
@@ -95,4 +96,55 @@ t.test('remote add/del and vni add/del on a running vtep; showconf round-trips',
   const vdel = vtep('vni', 'del', '--vni', '6000');
   t.equal(vdel.status, 0, vdel.stderr);
   t.notMatch(topo.get('hostB').exec(`ip -o link show ${tap6}`, { allowFail: true }), tap6, 'gone');
+});
+
+t.test('old control clients: the request lines they send are answered as before', async (t) => {
+  if (!ready) return;
+  const topo = await Topology.build({
+    prefix: `w${process.pid % 10000}`,
+    peers: ['kernel'],
+    reap: true,
+  });
+  t.teardown(() => topo.teardown());
+  await topo.startVtep();
+  // Literal lines as the client before src/daemon wrote them: one JSON object and a newline.
+  const exchange = (line: string) =>
+    new Promise<string>((resolve) => {
+      const c = createConnection(topo.control);
+      let out = '';
+      c.on('data', (d) => (out += d));
+      c.on('close', () => resolve(out));
+      c.write(line);
+    });
+  const answer = async (line: string) => JSON.parse((await exchange(line)).split('\n')[0]);
+  t.match(await answer('{"cmd":"status"}\n'), {
+    ok: true,
+    data: { healthy: true, taps: [{ state: 'up' }] },
+  });
+  t.match(await answer('{"cmd":"stats"}\n'), {
+    ok: true,
+    data: { underlay: `${UNDERLAY.vtep}:4789`, vnis: [{ vni: topo.vni }], fdb: {}, kernel: {} },
+  });
+  t.match(
+    await answer(
+      `{"cmd":"fdb.add","vni":${topo.vni},"mac":"02:00:00:00:99:02","remote":"${UNDERLAY.kernel}"}\n`,
+    ),
+    { ok: true },
+  );
+  const shown = JSON.parse(
+    (await exchange(`{"cmd":"fdb.show","vni":${topo.vni}}\n`)).split('\n')[0],
+  );
+  t.match(shown, { ok: true, data: [{ mac: '02:00:00:00:99:02', static: true }] });
+  t.match(await answer(`{"cmd":"fdb.del","vni":${topo.vni},"mac":"02:00:00:00:99:02"}\n`), {
+    ok: true,
+  });
+  t.match(await answer(`{"cmd":"fdb.del","vni":${topo.vni},"mac":"02:00:00:00:99:02"}\n`), {
+    ok: false,
+    code: 'ERR_ARG',
+    field: 'mac',
+  });
+  t.match(await answer('{"cmd":"showconf"}\n'), { ok: true, data: new RegExp(`vni: ${topo.vni}`) });
+  t.match(await answer('{"cmd":"reload"}\n'), { ok: true, data: { changes: ['no changes'] } });
+  t.match(await answer('{"cmd":"nope"}\n'), { ok: false });
+  t.equal(await topo.stopVtep(), 0);
 });

@@ -857,6 +857,16 @@ t.test(
     );
     t.same(h.engine.localMacs(9), [VM_B]);
     t.same(h.engine.localMacs(77), [], 'no such VNI: none');
+    // Across threads: what a worker saw since its last report, and the main thread taking it.
+    t.same(h.engine.localMacsSeenSince(h.clock.now), [[9, VM_B]], 'seen since a time');
+    t.same(h.engine.localMacsSeenSince(h.clock.now + 1), []);
+    events.length = 0;
+    h.engine.seeLocalMac(9, 0x020000000021, h.clock.now);
+    h.engine.seeLocalMac(9, 0x020000000021, h.clock.now); // again: nothing new
+    h.engine.seeLocalMac(77, 0x020000000022, h.clock.now); // no such VNI: ignored
+    t.same(events, [[9, '02:00:00:00:00:21', true]], 'another thread’s MAC, announced once');
+    h.engine.sweepLocalMacs(h.clock.now + 300_000);
+    t.same(h.engine.localMacs(9), [], 'aged by sweepLocalMacs alone');
 
     // PEER_C is not on the flood list but is one of the controller's senders.
     h.underlay.receive(vxlan(9, frame(VM_B, VM_C)), h.peerC);

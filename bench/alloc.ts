@@ -20,7 +20,7 @@ import {
 } from '../src/io/types.js';
 import { native } from '../src/io/native.js';
 import { GsoSender, UdpSocket } from '../src/io/udp.js';
-import { Engine } from '../src/vtep/engine.js';
+import { Engine } from '../src/engine/engine.js';
 import { emitEthernet } from '../src/wire/ethernet.js';
 import { VNET_HDR_LEN, segmentTcp, writeVnetHdr } from '../src/wire/gso.js';
 import { encapsulate } from '../src/wire/vxlan.js';

@@ -1,5 +1,5 @@
 import type { GatewayStatus } from '../ovsdb/gateway.js';
-import type { EngineStats } from '../vtep/engine.js';
+import type { EngineStats } from '../engine/engine.js';
 
 /**
  * What the control socket answers (`vtep status`, `vtep stats`): the daemon builds these, the

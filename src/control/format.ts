@@ -1,7 +1,7 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
 import type { Status, TapStatus } from './api.js';
-import type { EngineStats } from '../vtep/engine.js';
+import type { EngineStats } from '../engine/engine.js';
 
 /**
  * Text output for `vtep fdb show` and `vtep stats`, close to `bridge fdb show`

@@ -2,7 +2,7 @@ import { ConfigError, type RemoteSpec, type VniSpec } from '../config/config.js'
 import type { Remotes } from '../fdb/remote.js';
 import type { UnderlayLink } from '../io/netif.js';
 import type { Log } from '../util/log.js';
-import type { EngineSettings } from '../vtep/engine.js';
+import type { EngineSettings } from '../engine/engine.js';
 import { formatMac, parseMac, stableMac } from '../wire/mac.js';
 import { L2_MAX, largestMtu, udpPayloadMax, type Resolved } from './mtu.js';
 import type { TapPort } from './tapport.js';

@@ -11,7 +11,7 @@ import { tapQueueMode } from '../io/tap.js';
 import type { UdpSocket } from '../io/udp.js';
 import { Gateway } from '../ovsdb/gateway.js';
 import type { Log } from '../util/log.js';
-import { Engine } from '../vtep/engine.js';
+import { Engine } from '../engine/engine.js';
 import { formatMac, stableMac } from '../wire/mac.js';
 import { controlCommands } from './commands.js';
 import { startMetrics, type Metrics } from './metrics.js';

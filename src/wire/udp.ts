@@ -74,16 +74,32 @@ export function parseUdp(d: UdpDatagram): UdpRepr | DropReason {
  */
 export function emitUdp(repr: UdpRepr, buf: Buffer, offset: number, pseudoSum?: number): number {
   const len = HEADER_LEN + repr.payloadLen;
-  buf.writeUInt16BE(repr.srcPort, offset + field.SRC_PORT[0]);
-  buf.writeUInt16BE(repr.dstPort, offset + field.DST_PORT[0]);
-  buf.writeUInt16BE(len, offset + field.LENGTH[0]);
-  buf.writeUInt16BE(0, offset + field.CHECKSUM[0]);
+  writeUdpHeader(buf, offset, repr.srcPort, repr.dstPort, len, 0);
   if (pseudoSum !== undefined) {
     let c = fold(sum(buf, offset, len, pseudoSum));
     if (c === 0) c = 0xffff; // zero means "no checksum" in UDP
     buf.writeUInt16BE(c, offset + field.CHECKSUM[0]);
   }
   return HEADER_LEN;
+}
+
+/** The header's four fields at `offset`, as they are (the data path's writer: no object, no checks). */
+export function writeUdpHeader(
+  buf: Uint8Array,
+  offset: number,
+  srcPort: number,
+  dstPort: number,
+  len: number,
+  checksum: number,
+): void {
+  buf[offset + field.SRC_PORT[0]] = srcPort >>> 8;
+  buf[offset + field.SRC_PORT[0] + 1] = srcPort & 0xff;
+  buf[offset + field.DST_PORT[0]] = dstPort >>> 8;
+  buf[offset + field.DST_PORT[0] + 1] = dstPort & 0xff;
+  buf[offset + field.LENGTH[0]] = len >>> 8;
+  buf[offset + field.LENGTH[0] + 1] = len & 0xff;
+  buf[offset + field.CHECKSUM[0]] = checksum >>> 8;
+  buf[offset + field.CHECKSUM[0] + 1] = checksum & 0xff;
 }
 
 export function udpIpv4PseudoSum(src: number, dst: number, udpLen: number): number {

@@ -10,7 +10,7 @@ import type { TapPort } from '../../src/daemon/tapport.js';
 import { Planes } from '../../src/daemon/threads/planes.js';
 import type { GatewayView, LogicalSwitchView } from '../../src/ovsdb/hwvtep.js';
 import type { Level } from '../../src/util/log.js';
-import { Engine } from '../../src/vtep/engine.js';
+import { Engine } from '../../src/engine/engine.js';
 
 function setup(opts: { maxEntries?: number; statics?: number[] } = {}) {
   const net = new FakeNetwork();

@@ -3,7 +3,7 @@ import { native } from '../../io/native.js';
 import type { SegmentSender } from '../../io/types.js';
 import { GsoSender, RawUdpSender, UdpSocket } from '../../io/udp.js';
 import type { Log } from '../../util/log.js';
-import { Engine } from '../../vtep/engine.js';
+import { Engine } from '../../engine/engine.js';
 import type { ReservedBitsPolicy } from '../../wire/vxlan.js';
 
 /**

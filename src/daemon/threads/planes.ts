@@ -7,7 +7,7 @@ import type {
   EngineStats,
   VniConfig,
   VniUpdate,
-} from '../../vtep/engine.js';
+} from '../../engine/engine.js';
 import type { PlaneOptions } from './plane.js';
 import type { QueueSpec } from './protocol.js';
 import { Workers, mergeStats, threadStats, type ThreadStats } from './workers.js';

@@ -2,7 +2,7 @@ import type { RemoteSpec } from '../../config/config.js';
 import type { FdbOp, Seen } from '../../fdb/replica.js';
 import type { StaticSource } from '../../fdb/fdb.js';
 import type { Level } from '../../util/log.js';
-import type { EngineSettings, EngineStats, VniUpdate } from '../../vtep/engine.js';
+import type { EngineSettings, EngineStats, VniUpdate } from '../../engine/engine.js';
 import type { PlaneOptions } from './plane.js';
 
 /**

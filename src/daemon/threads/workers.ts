@@ -11,7 +11,7 @@ import type {
   VniConfig,
   VniStats,
   VniUpdate,
-} from '../../vtep/engine.js';
+} from '../../engine/engine.js';
 import type { PlaneOptions } from './plane.js';
 import type { FromWorker, QueueSpec, ToWorker, WorkerInit } from './protocol.js';
 

@@ -5,7 +5,7 @@ import { Remotes } from '../../../src/fdb/remote.js';
 import { toFdbOp } from '../../../src/fdb/replica.js';
 import { MAX_DEFAULT_WORKERS, workerCount } from '../../../src/daemon/vtep.js';
 import { mergeStats, threadStats } from '../../../src/daemon/threads/workers.js';
-import type { EngineStats } from '../../../src/vtep/engine.js';
+import type { EngineStats } from '../../../src/engine/engine.js';
 
 const base = { local: '192.0.2.2', vnis: [{ vni: 5000, tap: 'vt0', remotes: ['192.0.2.1'] }] };
 

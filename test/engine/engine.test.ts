@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { addrPort, addrToString } from '../../src/io/addr.js';
-import { Engine } from '../../src/vtep/engine.js';
-import { flowHash } from '../../src/vtep/flowhash.js';
+import { Engine } from '../../src/engine/engine.js';
+import { flowHash } from '../../src/engine/flowhash.js';
 import { Drop } from '../../src/wire/drop.js';
 import { formatMac, readMac, writeMac } from '../../src/wire/mac.js';
 import { ipv6Bytes } from '../../src/io/addr.js';

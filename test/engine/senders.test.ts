@@ -1,7 +1,7 @@
 import t from 'tap';
 import { makeRemote } from '../../src/fdb/remote.js';
 import { ADDR_LEN, writeAddr } from '../../src/io/addr.js';
-import { SenderTable } from '../../src/vtep/senders.js';
+import { SenderTable } from '../../src/engine/senders.js';
 
 /** An address array with one slot per address, as the receive ring fills it. */
 function slots(...addresses: string[]): Uint8Array {

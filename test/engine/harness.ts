@@ -4,7 +4,7 @@ import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/fake.js';
 import { TxStatus, type DatagramSender, type TxBatch } from '../../src/io/types.js';
-import { Engine, type EngineOptions, type VniConfig } from '../../src/vtep/engine.js';
+import { Engine, type EngineOptions, type VniConfig } from '../../src/engine/engine.js';
 import { emitEthernet } from '../../src/wire/ethernet.js';
 import { encapsulate } from '../../src/wire/vxlan.js';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { NeighTable, key6 } from '../../src/vtep/neigh.js';
+import { NeighTable, key6 } from '../../src/engine/neigh.js';
 
 t.test('neighbour table: learn, refresh, expire, bounded', async (t) => {
   const n = new NeighTable(100, 2);

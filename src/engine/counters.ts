@@ -1,0 +1,72 @@
+import { addrToString } from '../io/addr.js';
+import type { Log } from '../util/log.js';
+import { RateLimiter } from '../util/ratelimit.js';
+import { DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
+import type { VniState } from './vni.js';
+
+/**
+ * What every path of the engine counts, in one place: drops by reason (engine-wide and per VNI),
+ * what the offloads did, ICMP answers. Drops are logged here, rate-limited, the one way any path
+ * says that it dropped something.
+ */
+export class Counters {
+  readonly drops = new Float64Array(DROP_REASON_COUNT);
+  readonly offload = {
+    superFrames: 0,
+    segments: 0,
+    checksums: 0,
+    gsoSends: 0,
+    coalesced: 0,
+    coalescedSegments: 0,
+    checksumBad: 0,
+    groDatagrams: 0,
+    groSegments: 0,
+  };
+  icmpTooBig = 0;
+  private readonly dropLog = new RateLimiter(10, 5000);
+
+  constructor(
+    private readonly log: Log,
+    /** The underlay's receive addresses: a drop of datagram `slot` names its sender. */
+    private readonly addrs: Uint8Array | null,
+  ) {}
+
+  drop(reason: number, now: number, vni: number, slot: number, vs?: VniState): void {
+    this.drops[reason]++;
+    if (vs !== undefined) vs.drops[reason]++;
+    if (!this.dropLog.allow(now)) return;
+    const from = slot >= 0 && this.addrs ? addrToString(this.addrs, slot) : undefined;
+    const suppressed = this.dropLog.takeSuppressed();
+    this.log(
+      'info',
+      'drop',
+      `drop ${dropReasonName(reason)}${vni >= 0 ? ` vni ${vni}` : ''}${from ? ` from ${from}` : ''}${suppressed ? ` (${suppressed} similar messages suppressed)` : ''}`,
+      {
+        reason: dropReasonName(reason),
+        ...(vni >= 0 ? { vni } : {}),
+        ...(from ? { from } : {}),
+        ...(suppressed ? { suppressed } : {}),
+      },
+    );
+  }
+
+  /** `n` of one VNI's packets dropped for one reason (a batch the kernel refused). */
+  dropN(reason: number, n: number, now: number, vs: VniState, error: string | undefined): void {
+    this.drops[reason] += n;
+    vs.drops[reason] += n;
+    if (!this.dropLog.allow(now)) return;
+    this.log(
+      'info',
+      'drop',
+      `drop ${dropReasonName(reason)} x${n} vni ${vs.vni}: ${error ?? 'unknown error'}`,
+      { reason: dropReasonName(reason), vni: vs.vni, count: n, error: error ?? 'unknown' },
+    );
+  }
+}
+
+/** Callbacks the engine's paths make to the daemon, set while someone listens. */
+export interface Hooks {
+  onMiss: ((vni: number, mac: number) => void) | undefined;
+  onLocalMac: ((vni: number, mac: number, present: boolean) => void) | undefined;
+  onNeigh: ((vni: number, ip: number | string, mac: number) => void) | undefined;
+}

@@ -1,0 +1,303 @@
+import type { Fdb } from '../fdb/fdb.js';
+import type { Remote } from '../fdb/remote.js';
+import { ADDR_LEN, writeAddr } from '../io/addr.js';
+import { TxBatch, TxStatus, type DatagramSender } from '../io/types.js';
+import { Drop } from '../wire/drop.js';
+import { HEADER_LEN as ETHERNET_HEADER_LEN } from '../wire/ethernet.js';
+import {
+  GsoType,
+  VNET_HDR_LEN,
+  VnetFlags,
+  emptyVnetHdr,
+  finishChecksum,
+  readVnetHdr,
+  type VnetHdr,
+} from '../wire/gso.js';
+import { isMulticast, readMac } from '../wire/mac.js';
+import { RateLimiter } from '../util/ratelimit.js';
+import { HEADER_LEN as UDP_HEADER_LEN, writeUdpHeader } from '../wire/udp.js';
+import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
+import type { Counters, Hooks } from './counters.js';
+import { flowHash, sourcePort } from './flowhash.js';
+import type { TooBig } from './icmp.js';
+import type { Segmentation } from './segment.js';
+import type { Suppression } from './suppress.js';
+import type { VniState } from './vni.js';
+
+/** Headroom in front of each segment cut from a super-frame: our VXLAN and UDP headers go there. */
+const SEG_HEADROOM = 64;
+
+/**
+ * TAP → underlay. Frames are looked up in the FDB and encapsulated in place (the VXLAN header,
+ * and in raw mode the UDP header, go into the headroom in front of the frame) and sent in
+ * batches to one remote or to the VNI's flood list. Nothing is copied except for a flood to
+ * remotes that need different UDP headers.
+ */
+export class Encap {
+  portMin = 49152;
+  portMax = 65535;
+  private readonly raw: boolean;
+  /**
+   * With UDP GSO senders beside the raw socket, a flow's source port is one of theirs (by flow
+   * hash, as they pick a socket for a super-frame), so that its datagrams may leave from either
+   * and keep one port; otherwise any port of the range.
+   */
+  private readonly gsoPorts: readonly number[] | undefined;
+  private readonly udpTx: TxBatch;
+  private readonly slots = new Map<Remote, Uint8Array>();
+  private readonly vnet: VnetHdr = emptyVnetHdr();
+  private readonly missLimit = new RateLimiter(100, 1000);
+  /** Where a flood copy goes when remotes need different UDP headers. */
+  private readonly copySlab: Buffer;
+  private copyUsed = 0;
+  private batchSlab: Buffer | undefined;
+  private readonly batchVni: VniState[] = [];
+  private readonly batchLen: number[] = [];
+
+  constructor(
+    private readonly vnis: Map<number, VniState>,
+    private readonly fdb: Fdb,
+    private readonly sender: DatagramSender,
+    raw: boolean,
+    txBatch: number,
+    slotSize: number,
+    private readonly c: Counters,
+    private readonly hooks: Hooks,
+    private readonly suppress: Suppression,
+    private readonly tooBig: TooBig,
+    private readonly seg: Segmentation,
+  ) {
+    this.raw = raw;
+    const ports = seg.gso?.ports;
+    if (raw && ports && ports.length > 0) this.gsoPorts = ports;
+    this.udpTx = new TxBatch(txBatch);
+    this.copySlab = Buffer.alloc(this.udpTx.capacity * (slotSize + 64));
+  }
+
+  private flowPort(hash: number): number {
+    const p = this.gsoPorts;
+    return p ? p[(hash >>> 0) % p.length] : sourcePort(hash, this.portMin, this.portMax);
+  }
+
+  /** Frames 0..count-1 of the VNI's TAP receive ring arrived. */
+  tapReceived(vni: number, count: number, now: number): void {
+    const vs = this.vnis.get(vni);
+    if (vs === undefined || vs.tap === null) return;
+    const rx = vs.tap.rx;
+    const { slab, lengths, meta } = rx;
+    // Everything queued from the segment slab went out at the end of the last call.
+    this.seg.reset();
+    for (let i = 0; i < count; i++) {
+      const off = rx.offset(i);
+      const len = lengths[i];
+      if (len < ETHERNET_HEADER_LEN) {
+        this.c.drop(Drop.ETHERNET_TRUNCATED, now, vni, -1, vs);
+        continue;
+      }
+      if (vs.local !== undefined) {
+        const src = readMac(slab, off + 6);
+        if (vs.local.see(src, now) && this.hooks.onLocalMac) this.hooks.onLocalMac(vni, src, true);
+      }
+      if (meta !== null && meta[i * VNET_HDR_LEN] !== 0) {
+        const h = readVnetHdr(meta, i * VNET_HDR_LEN, this.vnet);
+        if (h.gsoType !== GsoType.NONE) {
+          this.superFrame(vs, slab, off, len, h, now);
+          continue;
+        }
+        if (h.flags & VnetFlags.NEEDS_CSUM) {
+          if (!finishChecksum(slab, off, len, h.csumStart, h.csumOffset)) {
+            this.c.drop(Drop.OFFLOAD_INVALID, now, vni, -1, vs);
+            continue;
+          }
+          this.c.offload.checksums++;
+        }
+      }
+      this.frame(vs, slab, off, len, now);
+    }
+    this.flushUnderlay(now);
+  }
+
+  /** One frame from a TAP, from its Ethernet header on: to one remote, or flooded. */
+  private frame(vs: VniState, slab: Buffer, off: number, len: number, now: number): void {
+    const vni = vs.vni;
+    if (len > vs.maxFrame) {
+      this.c.drop(Drop.FRAME_TOO_BIG, now, vni, -1, vs);
+      return;
+    }
+    if (len > this.tooBig.pathMax) {
+      this.tooBig.answer(vs, slab, off, len, now);
+      return;
+    }
+    if (vs.neigh !== undefined && this.suppress.frame(vs, slab, off, len, now, true)) return;
+    emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
+    const dst = readMac(slab, off);
+    const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
+    const port = this.raw ? this.flowPort(flowHash(slab, off, len)) : 0;
+    if (remote !== null) {
+      this.enqueue(vs, slab, off, len, remote, port, -1, now);
+      return;
+    }
+    if (this.hooks.onMiss && !isMulticast(dst) && this.missLimit.allow(now))
+      this.hooks.onMiss(vni, dst);
+    const flood = this.fdb.floodList(vni);
+    if (flood.length === 0) {
+      this.c.drop(Drop.NO_REMOTE, now, vni, -1, vs);
+      return;
+    }
+    const firstPort = flood[0].port;
+    for (let k = 0; k < flood.length; k++)
+      this.enqueue(vs, slab, off, len, flood[k], port, firstPort, now);
+  }
+
+  /**
+   * A TCP super-frame (TSO from the TAP): by UDP GSO to a known remote, else cut into
+   * MSS-sized segments, each behind headroom for our headers, then encapsulated one by one.
+   */
+  private superFrame(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    h: VnetHdr,
+    now: number,
+  ): void {
+    const type = h.gsoType & ~GsoType.ECN;
+    const tcp = type === GsoType.TCPV4 || type === GsoType.TCPV6;
+    if (tcp && this.seg.gso !== undefined && this.viaGso(vs, slab, off, len, h, now)) return;
+    const n = tcp ? this.cut(slab, off, len, h, SEG_HEADROOM, 8, now) : 0;
+    if (n <= 0) {
+      this.c.drop(Drop.OFFLOAD_INVALID, now, vs.vni, -1, vs);
+      return;
+    }
+    this.seg.hold(n);
+    const segs = this.seg.segs;
+    for (let k = 0; k < n; k++)
+      this.frame(vs, this.seg.slab, segs.offsets[k], segs.lengths[k], now);
+  }
+
+  /**
+   * A super-frame to one known remote by UDP GSO. Returns false to leave it to the per-segment
+   * path: flooded, not cut, or segments too big for the path (that path answers with ICMP).
+   */
+  private viaGso(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    h: VnetHdr,
+    now: number,
+  ): boolean {
+    const dst = readMac(slab, off);
+    const remote = isMulticast(dst) ? null : this.fdb.lookup(vs.vni, dst, now);
+    const pathMax = this.tooBig.pathMax;
+    if (remote === null || h.gsoSize + h.hdrLen > Math.min(pathMax, vs.maxFrame)) return false;
+    const n = this.cut(slab, off, len, h, VXLAN_HEADER_LEN, 1, now);
+    if (n <= 0) return false;
+    const segs = this.seg.segs;
+    const inner = segs.lengths[0];
+    if (inner > pathMax) return false;
+    // What is queued goes first: a flow's earlier frames stay ahead of its segments.
+    this.flushUnderlay(now);
+    const hash = flowHash(this.seg.slab, segs.offsets[0], inner);
+    this.seg.sendGso(vs, this.slotOf(remote), n, hash, now);
+    return true;
+  }
+
+  /** Cut after what the slab holds; when it is full, send what is queued from it and start over. */
+  private cut(
+    slab: Buffer,
+    off: number,
+    len: number,
+    h: VnetHdr,
+    headroom: number,
+    align: number,
+    now: number,
+  ): number {
+    const n = this.seg.cut(slab, off, len, h, headroom, align);
+    if (n >= 0) return n;
+    if (this.batchSlab === this.seg.slab) this.flushUnderlay(now);
+    this.seg.reset();
+    return this.seg.cut(slab, off, len, h, headroom, align);
+  }
+
+  private slotOf(r: Remote): Uint8Array {
+    let s = this.slots.get(r);
+    if (s === undefined) {
+      s = new Uint8Array(ADDR_LEN);
+      writeAddr(s, 0, r.address, r.port);
+      this.slots.set(r, s);
+    }
+    return s;
+  }
+
+  /**
+   * Queue the frame at `off` (VXLAN header already in front) to `remote`. In raw mode the UDP
+   * header goes in front too; when a flood reaches a remote whose port differs from the first
+   * one's (whose header is in place), that copy is made in the copy slab.
+   */
+  private enqueue(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    remote: Remote,
+    srcPort: number,
+    firstPort: number,
+    now: number,
+  ): void {
+    if (this.udpTx.full) this.flushUnderlay(now);
+    let base: Buffer = slab;
+    let start = off - VXLAN_HEADER_LEN;
+    let size = len + VXLAN_HEADER_LEN;
+    if (this.raw) {
+      start -= UDP_HEADER_LEN;
+      size += UDP_HEADER_LEN;
+      if (firstPort >= 0 && remote.port !== firstPort) {
+        // This copy needs its own UDP header: copy header room + frame.
+        if (this.copyUsed + size > this.copySlab.length) this.flushUnderlay(now);
+        slab.copy(this.copySlab, this.copyUsed, start, start + size);
+        base = this.copySlab;
+        start = this.copyUsed;
+        this.copyUsed += size;
+      }
+      // Checksum 0: IPv4 allows it; for IPv6 the kernel computes it.
+      writeUdpHeader(base, start, srcPort, remote.port, size, 0);
+    }
+    if (base !== this.batchSlab) {
+      if (this.udpTx.count > 0) this.flushUnderlay(now);
+      this.batchSlab = base;
+    }
+    const idx = this.udpTx.push(start, size);
+    this.udpTx.addrs.set(this.slotOf(remote), idx * ADDR_LEN);
+    this.batchVni[idx] = vs;
+    this.batchLen[idx] = len;
+  }
+
+  private flushUnderlay(now: number): void {
+    const b = this.udpTx;
+    if (b.count === 0 || this.batchSlab === undefined) return;
+    b.status.fill(TxStatus.NONE, 0, b.count);
+    this.sender.send(this.batchSlab, b);
+    // Credit exactly the datagrams that went: one refused mid-batch is skipped by sendmmsg's
+    // caller, so "the first n" would credit the wrong VNI.
+    for (let i = 0; i < b.count; i++) {
+      const vs = this.batchVni[i];
+      const st = b.status[i];
+      if (st === TxStatus.SENT) {
+        vs.tx.packets++;
+        vs.tx.bytes += this.batchLen[i];
+      } else {
+        this.c.dropN(
+          st === TxStatus.QUEUE_FULL ? Drop.UNDERLAY_QUEUE_FULL : Drop.UNDERLAY_SEND_FAILED,
+          1,
+          now,
+          vs,
+          this.sender.lastError,
+        );
+      }
+    }
+    b.clear();
+    if (this.batchSlab === this.copySlab) this.copyUsed = 0;
+    this.batchSlab = undefined;
+  }
+}

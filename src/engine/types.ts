@@ -1,0 +1,154 @@
+import type { Fdb, FdbCounters, StaticSource } from '../fdb/fdb.js';
+import type { Remote } from '../fdb/remote.js';
+import type { DatagramSender, DatagramSocket, FrameDevice, SegmentSender } from '../io/types.js';
+import type { Log } from '../util/log.js';
+import type { CopyFn, CopySumFn } from '../wire/gso.js';
+import type { ReservedBitsPolicy } from '../wire/vxlan.js';
+
+/** What the engine is configured with and what it reports (see engine.ts). */
+
+export interface VniConfig {
+  vni: number;
+  /** The TAP, or null when it is down right now (see `setTap`); then `tapName` names it. */
+  tap: FrameDevice | null;
+  tapName?: string;
+  /** Configured remote VTEPs: the flood list, and (unless learnRemotes) the only accepted senders. */
+  remotes: Remote[];
+  /** Who set the flood list (`fdb show` says so); default `static`. */
+  floodSource?: StaticSource;
+  /** Senders accepted besides the flood list (a controller's remotes that only send unicast). */
+  senders?: Remote[];
+  /**
+   * Record the source MACs seen on the TAP side and report them through `onLocalMac` (what an
+   * OVSDB hardware_vtep switch publishes as Ucast_Macs_Local). Off by default: it costs a lookup
+   * per frame.
+   */
+  localMacs?: boolean;
+  /** Accept and learn VXLAN from any sender (Linux behaviour) instead of configured remotes only (OVS). */
+  learnRemotes?: boolean;
+  /** MAC learning (default on). */
+  learning?: boolean;
+  maxEntries?: number;
+  /** MACs of our own side (the TAP's): a frame from the underlay with one as its source is a loop. */
+  ownMacs?: number[];
+  /** The TAP MTU: larger frames from the TAP are dropped rather than sent (default 1500). */
+  mtu?: number;
+  /**
+   * ARP/ND suppression (Linux `neigh_suppress`): learn IP → MAC from ARP and ND seen on both
+   * sides, and answer a request from the TAP for a known address on the TAP instead of flooding it.
+   */
+  suppressArp?: boolean;
+}
+
+export interface EngineOptions {
+  underlay: DatagramSocket;
+  /** When set, datagrams leave through this raw sender with a UDP header we write, so the source port follows the flow. */
+  raw?: DatagramSender;
+  /**
+   * UDP GSO: the segments of a TCP super-frame going to one remote leave in one send per up to
+   * 64 datagrams, from a source port per flow. Without it (or when the kernel refuses GSO, e.g.
+   * no checksum offload on the egress device) they go through the batch like any frame.
+   */
+  gso?: SegmentSender;
+  /** How segmentation and coalescing copy byte ranges (default: through views; see gso.ts). */
+  copy?: CopyFn;
+  /** How segmentation copies a payload and sums it in one pass (default: `copy`, then `sum`). */
+  copySum?: CopySumFn;
+  fdb: Fdb;
+  reservedBits?: ReservedBitsPolicy;
+  /** Source port range for raw mode (default 49152..65535, RFC 7348 §5). */
+  sourcePortMin?: number;
+  sourcePortMax?: number;
+  /** Destination port for remotes learned from traffic (default 4789). */
+  dstPort?: number;
+  /** Datagrams per underlay send call (default 256). */
+  txBatch?: number;
+  /** Rate-limited log events (drops). */
+  log?: Log;
+  /** Learned senders cached per VNI before the cache starts over (default 65536). */
+  senderCacheMax?: number;
+  /**
+   * A decapsulated frame whose source MAC is zero or multicast: `deliver` it (never learned;
+   * what Open vSwitch does) or `drop` it (what Linux vxlan does). Default `deliver`.
+   */
+  invalidSourceMac?: 'deliver' | 'drop';
+  /**
+   * MTU of the underlay path (default 1500). A frame whose VXLAN datagram would not fit is
+   * dropped (`path_mtu_exceeded`) and answered with ICMP "fragmentation needed" / ICMPv6 "packet
+   * too big" into the TAP, carrying the largest inner MTU that fits.
+   */
+  underlayMtu?: number;
+}
+
+export interface DirectionCounters {
+  packets: number;
+  bytes: number;
+}
+
+export interface VniStats {
+  vni: number;
+  tap: string;
+  remotes: string[];
+  learnRemotes: boolean;
+  /** False while the TAP is gone (deleted under us) and not yet re-created. */
+  tapUp: boolean;
+  fdbEntries: number;
+  /** Underlay → TAP (decapsulated; frames the TAP took). */
+  rx: DirectionCounters;
+  /** Drops of this VNI's packets, by reason (non-zero ones). */
+  drops: Record<string, number>;
+  /** ARP/ND suppression: requests answered here, requests for unknown addresses flooded, table size. */
+  suppress?: { answered: number; flooded: number; entries: number };
+  /** TAP → underlay (encapsulated; one per datagram sent, so a flood counts each copy). */
+  tx: DirectionCounters;
+  /** TAP-side source MACs recorded for a controller (`localMacs` on), and those not recorded at the cap. */
+  localMacs?: { entries: number; capHit: number };
+}
+
+export interface EngineStats {
+  vnis: VniStats[];
+  /** Every reason the engine counts, over all VNIs (and datagrams no VNI could be told for). */
+  drops: Record<string, number>;
+  /** "Too big" answers written into TAPs (path MTU discovery for the inner hosts). */
+  icmpTooBig: number;
+  /** The largest inner frame that fits the underlay path. */
+  pathMaxFrame: number;
+  /**
+   * TAP offloads at work: TCP super-frames cut, the segments they gave, checksums finished, and
+   * UDP GSO sends that carried segments (0 when the kernel cannot, or every remote is flooded).
+   */
+  offload: {
+    superFrames: number;
+    segments: number;
+    checksums: number;
+    gsoSends: number;
+    /** Decap: frames written into TAPs that coalesced several TCP segments, and those segments. */
+    coalesced: number;
+    coalescedSegments: number;
+    /** Decap: TCP segments not coalesced because a checksum did not verify (delivered alone). */
+    checksumBad: number;
+    /** Decap: slots where the kernel's UDP GRO coalesced datagrams, and the datagrams in them. */
+    groDatagrams: number;
+    groSegments: number;
+  };
+  fdb: FdbCounters & { entries: number };
+}
+
+/** What can change on a running VNI without re-creating it (a reload). */
+export interface VniUpdate {
+  remotes?: Remote[];
+  floodSource?: StaticSource;
+  senders?: Remote[];
+  suppressArp?: boolean;
+  learnRemotes?: boolean;
+  learning?: boolean;
+  maxEntries?: number;
+  mtu?: number;
+  ownMacs?: number[];
+}
+
+/** Engine-wide settings that a reload may change. */
+export type EngineSettings = Pick<
+  EngineOptions,
+  'reservedBits' | 'sourcePortMin' | 'sourcePortMax' | 'invalidSourceMac' | 'underlayMtu'
+>;

@@ -24,7 +24,7 @@ import { Engine } from '../src/engine/engine.js';
 import { emitEthernet } from '../src/wire/ethernet.js';
 import { VNET_HDR_LEN, segmentTcp, writeVnetHdr } from '../src/wire/gso.js';
 import { encapsulate } from '../src/wire/vxlan.js';
-import { superFrame } from '../test/helpers/superframe.js';
+import { superFrame } from '../src/wire/testframes.js';
 import { writeResult } from './results.js';
 
 const PACKETS = Number(process.env.BENCH_PACKETS ?? 2_000_000);

@@ -158,18 +158,24 @@ Napi::Value TapSetOffload(const Napi::CallbackInfo& info) {
 // Interface settings by name, through an AF_INET control socket in the caller's namespace.
 int ControlSocket() { return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0); }
 
+// One interface ioctl on a control socket of its own; returns 0 or the errno.
+int IfIoctl(unsigned long request, struct ifreq* ifr) {
+  int s = ControlSocket();
+  if (s < 0) return errno;
+  int rc = ioctl(s, request, ifr);
+  int err = rc < 0 ? errno : 0;
+  close(s);
+  return err;
+}
+
 // ifSetMtu(name, mtu)
 Napi::Value IfSetMtu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct ifreq ifr;
   if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifSetMtu: bad interface name");
   ifr.ifr_mtu = info[1].As<Napi::Number>().Int32Value();
-  int s = ControlSocket();
-  if (s < 0) THROW_SYS(env, "socket", errno, "mtu");
-  int rc = ioctl(s, SIOCSIFMTU, &ifr);
-  int err = errno;
-  close(s);
-  if (rc < 0) THROW_SYS(env, "ioctl(SIOCSIFMTU)", err, std::string("set mtu of ") + ifr.ifr_name);
+  int err = IfIoctl(SIOCSIFMTU, &ifr);
+  if (err) THROW_SYS(env, "ioctl(SIOCSIFMTU)", err, std::string("set mtu of ") + ifr.ifr_name);
   return env.Undefined();
 }
 
@@ -183,12 +189,8 @@ Napi::Value IfSetMac(const Napi::CallbackInfo& info) {
   }
   ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
   memcpy(ifr.ifr_hwaddr.sa_data, info[1].As<Napi::Uint8Array>().Data(), 6);
-  int s = ControlSocket();
-  if (s < 0) THROW_SYS(env, "socket", errno, "mac");
-  int rc = ioctl(s, SIOCSIFHWADDR, &ifr);
-  int err = errno;
-  close(s);
-  if (rc < 0) THROW_SYS(env, "ioctl(SIOCSIFHWADDR)", err, std::string("set mac of ") + ifr.ifr_name);
+  int err = IfIoctl(SIOCSIFHWADDR, &ifr);
+  if (err) THROW_SYS(env, "ioctl(SIOCSIFHWADDR)", err, std::string("set mac of ") + ifr.ifr_name);
   return env.Undefined();
 }
 
@@ -197,12 +199,8 @@ Napi::Value IfGetMac(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct ifreq ifr;
   if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifGetMac: bad interface name");
-  int s = ControlSocket();
-  if (s < 0) THROW_SYS(env, "socket", errno, "mac");
-  int rc = ioctl(s, SIOCGIFHWADDR, &ifr);
-  int err = errno;
-  close(s);
-  if (rc < 0) THROW_SYS(env, "ioctl(SIOCGIFHWADDR)", err, std::string("get mac of ") + ifr.ifr_name);
+  int err = IfIoctl(SIOCGIFHWADDR, &ifr);
+  if (err) THROW_SYS(env, "ioctl(SIOCGIFHWADDR)", err, std::string("get mac of ") + ifr.ifr_name);
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
 }
 
@@ -212,17 +210,13 @@ Napi::Value IfSetUp(const Napi::CallbackInfo& info) {
   struct ifreq ifr;
   if (!IfName(info[0], &ifr)) THROW_TYPE(env, "ifSetUp: bad interface name");
   bool up = info[1].ToBoolean();
-  int s = ControlSocket();
-  if (s < 0) THROW_SYS(env, "socket", errno, "up");
-  int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
-  if (rc == 0) {
+  int err = IfIoctl(SIOCGIFFLAGS, &ifr);
+  if (!err) {
     if (up) ifr.ifr_flags |= IFF_UP;
     else ifr.ifr_flags &= ~IFF_UP;
-    rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    err = IfIoctl(SIOCSIFFLAGS, &ifr);
   }
-  int err = errno;
-  close(s);
-  if (rc < 0) THROW_SYS(env, "ioctl(SIOCSIFFLAGS)", err, std::string("set up/down of ") + ifr.ifr_name);
+  if (err) THROW_SYS(env, "ioctl(SIOCSIFFLAGS)", err, std::string("set up/down of ") + ifr.ifr_name);
   return env.Undefined();
 }
 

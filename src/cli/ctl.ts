@@ -2,7 +2,8 @@ import { Argument, Command } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { MONITOR_KINDS, type RunningStats, type Status } from '../control/api.js';
 import { formatEvent, formatFdb, formatStats, formatStatus } from '../control/format.js';
-import { ControlError, request, subscribe } from '../control/server.js';
+import { request, subscribe } from '../control/client.js';
+import { ControlError } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
 import {
   DEFAULT_CONTROL,

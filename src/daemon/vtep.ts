@@ -256,7 +256,7 @@ export class Vtep {
   /** The OVSDB gateway: its ports are opened now and carry a VNI once bound. */
   private openOvsdb(): void {
     const o = this.current.ovsdb!;
-    const gw = new OvsdbPorts({
+    const ports = new OvsdbPorts({
       planes: this.planes,
       fdb: this.fdb,
       remotes: this.remotes,
@@ -266,7 +266,7 @@ export class Vtep {
       log: this.log,
       clock,
     });
-    this.ovsdbPorts = gw;
+    this.ovsdbPorts = ports;
     const mtu = this.current.ovsdbMtu;
     const offload = this.current.tapOffload;
     for (const name of o.ports) {
@@ -286,14 +286,14 @@ export class Vtep {
       );
       this.opened.push(port);
       this.planes.openPort(port.queue());
-      gw.add(port);
+      ports.add(port);
       port.onBatch = (n) => this.metrics?.observeBatch('tap', n);
       port.start();
     }
     const gateway = new Gateway({
       target: o.target,
       me: { name: o.physicalSwitch, tunnelIp: this.current.local, ports: o.ports },
-      host: gw,
+      host: ports,
       log: this.log,
       ...(o.privateKey && o.certificate && o.caCert
         ? { tls: { privateKey: o.privateKey, certificate: o.certificate, caCert: o.caCert } }

@@ -350,7 +350,7 @@ export class Fdb {
   }
 
   /**
-   * `learn` with the MAC as its two 24-bit halves (`readMacHalves`): small integers cross the
+   * `learn` with the MAC as its two 24-bit halves (the engine reads them from the frame): small integers cross the
    * call without V8 boxing them, where a 48-bit number would be boxed on each call (the engine
    * learns from every datagram).
    */

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from '../control/server.js';
+import { request } from '../control/client.js';
 import { Netns, veth } from './netns.js';
 import type { PrivateOvs } from './ovs.js';
 import { kernelSide, ovsSide, underlayAddr, vtepBin, vtepSide, type Side } from './peers.js';

@@ -1,6 +1,6 @@
 /**
  * Why a packet was dropped. One numbering for the whole data path (like the kernel's
- * skb drop reasons), so that the engine can count drops in one flat Uint32Array indexed by
+ * skb drop reasons), so that the engine can count drops in one flat Float64Array indexed by
  * reason, and parsers can return a reason instead of throwing.
  */
 export const Drop = {

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
-import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
+import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { OvsdbPorts } from '../../src/daemon/ovsdbports.js';
 import type { TapPort } from '../../src/daemon/tapport.js';
 import { Planes } from '../../src/daemon/threads/planes.js';

@@ -20,7 +20,7 @@ import { Netns, veth } from '../../src/lab/netns.js';
 import { PrivateOvs } from '../../src/lab/ovs.js';
 import { vtepBin } from '../../src/lab/peers.js';
 import { bg, sleep, until } from '../../src/lab/sh.js';
-import { request } from '../../src/control/server.js';
+import { request } from '../../src/control/client.js';
 import { Drop } from '../../src/wire/drop.js';
 import { EtherType, EthernetFrame } from '../../src/wire/ethernet.js';
 import { Ipv4Packet, formatIpv4Address } from '../../src/wire/ipv4.js';

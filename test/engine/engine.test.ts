@@ -8,7 +8,7 @@ import { formatMac, readMac, writeMac } from '../../src/wire/mac.js';
 import { ipv6Bytes } from '../../src/io/addr.js';
 import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
-import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
+import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { TxBatch, TxStatus, type DatagramSocket, type SegmentSender } from '../../src/io/types.js';
 import {
   VNET_HDR_LEN,
@@ -17,7 +17,7 @@ import {
   segmentTcp,
   writeVnetHdr,
 } from '../../src/wire/gso.js';
-import { superFrame } from '../helpers/superframe.js';
+import { superFrame } from '../../src/wire/testframes.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { addrToString as slotText } from '../../src/io/addr.js';
 import { Fdb } from '../../src/fdb/fdb.js';

@@ -2,7 +2,7 @@
 // fake TAP per VNI. Time is a number the test moves.
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
-import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/fake.js';
+import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/testdevices.js';
 import { TxStatus, type DatagramSender, type TxBatch } from '../../src/io/types.js';
 import { Engine, type EngineOptions, type VniConfig } from '../../src/engine/engine.js';
 import { emitEthernet } from '../../src/wire/ethernet.js';

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { native } from '../../src/io/native.js';
 import { jsCopy, jsCopySum, segmentTcp, type CopySumFn } from '../../src/wire/gso.js';
-import { superFrame } from '../helpers/superframe.js';
+import { superFrame } from '../../src/wire/testframes.js';
 
 t.test('copyBytes copies what jsCopy copies, between arrays and within one', async (t) => {
   const io = native();

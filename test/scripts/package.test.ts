@@ -23,9 +23,13 @@ t.test('npm pack, npm install -g from the tarball, vtep --version', async (t) =>
   for (const f of ['dist/src/cli/main.js', 'native/vtep_io.cc', 'binding.gyp', 'package.json'])
     t.ok(files.includes(f), `packed: ${f}`);
   t.same(
-    files.filter((f) => /^(test|bench|dist\/test|dist\/bench|src)\//.test(f)),
+    files.filter(
+      (f) =>
+        /^(test|bench|dist\/test|dist\/bench|src)\//.test(f) ||
+        /\/(testdevices|testframes)\./.test(f),
+    ),
     [],
-    'no tests, benchmarks or TypeScript sources',
+    'no tests, benchmarks, TypeScript sources or test devices',
   );
   const prefix = join(dir, 'global');
   const install = spawnSync(

@@ -20,7 +20,7 @@ import {
   type Coalesced,
   type TcpSeg,
 } from '../../src/wire/gro.js';
-import { superFrame, type Spec } from '../helpers/superframe.js';
+import { superFrame, type Spec } from '../../src/wire/testframes.js';
 
 const seg = (): TcpSeg => ({ v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 });
 const hdr = emptyVnetHdr;

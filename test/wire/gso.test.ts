@@ -22,7 +22,7 @@ import {
   writeVnetHdr,
   type VnetHdr,
 } from '../../src/wire/gso.js';
-import { superFrame, type Spec } from '../helpers/superframe.js';
+import { superFrame, type Spec } from '../../src/wire/testframes.js';
 
 const spec = fc.record({
   v: fc.constantFrom<4 | 6>(4, 6),

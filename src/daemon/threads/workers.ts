@@ -27,7 +27,8 @@ import type { FromWorker, QueueSpec, ToWorker, WorkerInit } from './protocol.js'
  * class directly: `Planes` puts it and the main thread's engine behind one interface.
  */
 
-const spec = (r: Remote): RemoteSpec => ({ address: r.address, port: r.port });
+/** A remote as plain data, for postMessage. */
+const plain = (r: Remote): RemoteSpec => ({ address: r.address, port: r.port });
 
 /** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */
 export interface ThreadStats {
@@ -211,8 +212,8 @@ export class Workers {
       t: 'addVni',
       cfg: {
         vni: cfg.vni,
-        remotes: cfg.remotes.map(spec),
-        ...(cfg.senders ? { senders: cfg.senders.map(spec) } : {}),
+        remotes: cfg.remotes.map(plain),
+        ...(cfg.senders ? { senders: cfg.senders.map(plain) } : {}),
         ...(cfg.floodSource ? { floodSource: cfg.floodSource } : {}),
         ...(cfg.localMacs ? { localMacs: true } : {}),
         learnRemotes: cfg.learnRemotes,
@@ -234,8 +235,8 @@ export class Workers {
       vni,
       u: {
         ...rest,
-        ...(remotes ? { remotes: remotes.map(spec) } : {}),
-        ...(senders ? { senders: senders.map(spec) } : {}),
+        ...(remotes ? { remotes: remotes.map(plain) } : {}),
+        ...(senders ? { senders: senders.map(plain) } : {}),
       },
     });
   }

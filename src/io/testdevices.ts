@@ -12,8 +12,9 @@ import {
 } from './types.js';
 
 /**
- * In-memory fakes with the same interfaces as the Linux devices, for engine tests without
- * privileges (wireguard-go's tuntest/bindtest). They copy bytes where the kernel would, and
+ * Test devices, not part of the package (excluded from its files): in-memory fakes with the
+ * same interfaces as the Linux devices, for engine tests without privileges (wireguard-go's
+ * tuntest/bindtest). They copy bytes where the kernel would, and
  * deliver received batches asynchronously, up to `batchSize` at a time, like a readiness event.
  */
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { FakeNetwork, FakeTap } from '../../src/io/fake.js';
+import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { TxBatch } from '../../src/io/types.js';
 import { exchange } from './udp-shared.js';
 

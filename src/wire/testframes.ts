@@ -1,6 +1,10 @@
-// TCP super-frames as the kernel hands them to a TAP with TSO (one set of headers, all the
-// payload, a virtio-net header asking for segmentation): for the offload tests.
-import { GsoType, VnetFlags, type VnetHdr } from '../../src/wire/gso.js';
+import { GsoType, VnetFlags, type VnetHdr } from './gso.js';
+
+/**
+ * Test input, not part of the package (excluded from its files): TCP super-frames as the kernel
+ * hands them to a TAP with TSO (one set of headers, all the payload, a virtio-net header asking
+ * for segmentation), for the offload tests and the allocation benchmark.
+ */
 
 export interface Spec {
   v: 4 | 6;

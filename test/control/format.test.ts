@@ -1,0 +1,118 @@
+// Text output of the control verbs (src/control/format.ts).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { formatFdb, formatStats } from '../../src/control/format.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vtep-control-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+t.test('text formats', async (t) => {
+  t.equal(
+    formatFdb(
+      [
+        {
+          vni: 5000,
+          mac: '52:54:00:00:00:0a',
+          remote: '192.0.2.1:4789',
+          static: false,
+          source: 'learned',
+          ageSeconds: 3,
+          usedSeconds: 1,
+        },
+        {
+          vni: 5000,
+          mac: '52:54:00:00:00:0c',
+          remote: '[2001:db8::3]:8472',
+          static: true,
+          source: 'static',
+          ageSeconds: 9,
+          usedSeconds: 9,
+        },
+        {
+          vni: 5000,
+          mac: '52:54:00:00:00:0d',
+          remote: '192.0.2.9:4789',
+          static: true,
+          source: 'ovsdb',
+          ageSeconds: 0,
+          usedSeconds: 0,
+        },
+      ],
+      () => 'vtep0',
+    ),
+    '52:54:00:00:00:0a dev vtep0 dst 192.0.2.1 port 4789 vni 5000 self age 3s used 1s\n' +
+      '52:54:00:00:00:0c dev vtep0 dst 2001:db8::3 port 8472 vni 5000 self permanent\n' +
+      '52:54:00:00:00:0d dev vtep0 dst 192.0.2.9 port 4789 vni 5000 self permanent extern_learn ovsdb',
+  );
+  const s = {
+    underlay: '192.0.2.2:4789',
+    sourcePorts: 'hash 49152-65535',
+    vnis: [
+      {
+        vni: 5000,
+        tap: 'vtep0',
+        remotes: [],
+        learnRemotes: true,
+        tapUp: true,
+        fdbEntries: 2,
+        rx: { packets: 1, bytes: 60 },
+        tx: { packets: 2, bytes: 120 },
+        drops: { no_remote: 4 },
+      },
+    ],
+    drops: { vni_unknown: 3, no_remote: 4 },
+    icmpTooBig: 2,
+    pathMaxFrame: 1464,
+    offload: {
+      superFrames: 3,
+      segments: 130,
+      checksums: 5,
+      gsoSends: 2,
+      coalesced: 4,
+      coalescedSegments: 90,
+      checksumBad: 1,
+      groDatagrams: 0,
+      groSegments: 0,
+    },
+    kernel: { udpReceiveDrops: 7, tapQueueDrops: [{ vni: 5000, drops: null }] },
+    fdb: { entries: 2, learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
+  };
+  t.equal(
+    formatStats(s),
+    [
+      'underlay 192.0.2.2:4789 source-ports hash 49152-65535',
+      'vni 5000 dev vtep0 remotes - learn-remotes fdb 2 tap UP',
+      '    RX: packets 1 bytes 60',
+      '    TX: packets 2 bytes 120',
+      '    drops: no_remote 4',
+      'path: largest inner frame 1464 bytes, icmp-too-big sent 2',
+      'offload: tcp super-frames 3 cut into 130 segments (2 udp gso sends), checksums finished 5, 90 received segments coalesced into 4 frames, not coalesced for a bad checksum 1',
+      'fdb: entries 2 learned 2 moved 0 aged 0 evicted 0 cap-hit 0 static-conflict 0',
+      'kernel drops: udp-receive 7, tap-queue vni 5000 ?',
+      'drops: ',
+      '    vni_unknown 3',
+      '    no_remote 4',
+    ].join('\n'),
+  );
+  t.match(formatStats({ ...s, underlay: undefined, drops: {} }), /drops: none$/);
+  t.notMatch(
+    formatStats({
+      ...s,
+      offload: {
+        superFrames: 0,
+        segments: 0,
+        checksums: 0,
+        gsoSends: 0,
+        coalesced: 0,
+        coalescedSegments: 0,
+        checksumBad: 0,
+        groDatagrams: 0,
+        groSegments: 0,
+      },
+    }),
+    /offload/,
+    'no offload line while offloads are idle',
+  );
+});

@@ -125,7 +125,6 @@ export const configShape = {
 };
 
 export const configSchema = mapping(configShape);
-export type RawConfig = z.output<typeof configSchema>;
 
 /** The keys a mapping at `path` may have, for "unknown setting" messages. */
 export function knownKeys(path: readonly PropertyKey[]): string[] {

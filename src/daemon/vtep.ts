@@ -102,10 +102,10 @@ function planeOptions(cfg: Resolved, link: UnderlayLink, threads: number): Plane
 }
 
 export class Vtep {
-  readonly fdb: Fdb;
-  readonly remotes = new Remotes();
+  private readonly fdb: Fdb;
+  private readonly remotes = new Remotes();
   /** The running VNIs' TAPs (static VNIs and bound OVSDB ports). */
-  readonly ports = new Map<number, TapPort>();
+  private readonly ports = new Map<number, TapPort>();
   /** What was opened, closed in reverse by `stop`. */
   private readonly opened: { close(): void }[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
@@ -155,21 +155,16 @@ export class Vtep {
     return v;
   }
 
-  get engine(): Engine {
+  private get engine(): Engine {
     return this.planes.engine;
   }
 
-  get underlay(): UdpSocket {
+  private get underlay(): UdpSocket {
     return this.plane.underlay;
   }
 
-  get sourcePorts(): string {
+  private get sourcePorts(): string {
     return this.planes.sourcePorts;
-  }
-
-  /** The running configuration (the file or flags, with live changes). */
-  config(): Config {
-    return this.current;
   }
 
   private async open(): Promise<void> {
@@ -373,7 +368,7 @@ export class Vtep {
   }
 
   /** Apply a new configuration live; returns what changed. Throws ConfigError, keeping the old. */
-  reload(given: Config): string[] {
+  private reload(given: Config): string[] {
     const nextLink = underlayLink(given.local, given.underlayMtu);
     const next = resolveMtus(given, nextLink);
     const plan = planReload(this.current, next, {
@@ -414,13 +409,13 @@ export class Vtep {
    * and applied exactly as a reload would apply a file with that content. Like `wg set`, it
    * lasts until the next reload from the file (`vtep showconf` prints what to keep).
    */
-  change(edit: (settings: Record<string, unknown>) => void): string[] {
+  private change(edit: (settings: Record<string, unknown>) => void): string[] {
     const settings = toSettings(this.current);
     edit(settings);
     return this.reload(validate(settings, 'the running configuration'));
   }
 
-  status(): Status {
+  private status(): Status {
     const unbound = [...(this.ovsdbPorts?.taps.values() ?? [])].filter((p) => p.spec.vni < 0);
     return statusOf(
       clock(),
@@ -430,7 +425,7 @@ export class Vtep {
     );
   }
 
-  stats(): RunningStats {
+  private stats(): RunningStats {
     const link = this.link;
     const workers = this.planes.threadStats();
     return {
@@ -452,7 +447,7 @@ export class Vtep {
   }
 
   /** `vtep monitor`: every FDB event and miss, until the returned function is called. */
-  watch(send: (event: object) => void): () => void {
+  private watch(send: (event: object) => void): () => void {
     this.watchers.add(send);
     const emit = (event: object) => {
       for (const w of this.watchers) w(event);

@@ -187,8 +187,4 @@ export function labDown(opts: LabOptions, out: Out): number {
   return names.length;
 }
 
-export function labRunning(dir = LAB_DIR): boolean {
-  return existsSync(dir) && readdirSync(dir).includes('lab.json');
-}
-
 export { UNDERLAY };

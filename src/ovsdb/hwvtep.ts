@@ -50,8 +50,6 @@ export const ENCAP = 'vxlan_over_ipv4';
 
 export type Row = Record<string, unknown>;
 
-/** `monitor` table updates: table → uuid → {old?, new?}. */
-export type TableUpdates = Record<string, Record<string, { old?: Row; new?: Row }>>;
 
 // ---- OVSDB datum readers (RFC 7047 §5.1) ------------------------------------------------
 

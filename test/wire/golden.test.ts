@@ -11,7 +11,7 @@ import {
   encapsulate,
   HEADER_LEN as VXLAN_LEN,
 } from '../../src/wire/vxlan.js';
-import { golden, goldenInnerFrame, goldenPacket } from '../helpers/golden.js';
+import { golden, goldenInnerFrame, goldenPacket } from './golden.js';
 import { hex, poisoned } from '../helpers/hex.js';
 
 t.test('decode the golden packet field by field', async (t) => {

@@ -7,7 +7,7 @@ import { emitEthernet } from '../../src/wire/ethernet.js';
 import { IpProtocol, emitIpv4 } from '../../src/wire/ipv4.js';
 import { emitUdp, udpIpv4PseudoSum } from '../../src/wire/udp.js';
 import { MAX_VNI, encapsulate } from '../../src/wire/vxlan.js';
-import { goldenPacket } from '../helpers/golden.js';
+import { goldenPacket } from './golden.js';
 import { writePcap } from '../helpers/pcap.js';
 import { needs } from '../helpers/prereq.js';
 import { VXLAN_FIELDS, tsharkFields } from '../helpers/tshark.js';

@@ -1,4 +1,4 @@
-import { hex } from './hex.js';
+import { hex } from '../helpers/hex.js';
 
 /**
  * One VXLAN packet built by an independent encoder (scapy 2.5, Debian python3-scapy):

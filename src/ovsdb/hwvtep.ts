@@ -50,7 +50,6 @@ export const ENCAP = 'vxlan_over_ipv4';
 
 export type Row = Record<string, unknown>;
 
-
 // ---- OVSDB datum readers (RFC 7047 §5.1) ------------------------------------------------
 
 /** The elements of a datum: a `["set", [...]]` or a single atom. */

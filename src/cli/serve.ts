@@ -3,7 +3,13 @@ import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import pinoPretty from 'pino-pretty';
-import { ConfigError, loadConfigFile, validate, type Config } from '../config/config.js';
+import {
+  ConfigError,
+  loadConfigFile,
+  readConfigFile,
+  validate,
+  type Config,
+} from '../config/config.js';
 import { Vtep, notify } from '../daemon/vtep.js';
 import { LEVELS, type Level, type Log } from '../util/log.js';
 import { DEFAULT_CONTROL, collect } from './args.js';
@@ -174,14 +180,21 @@ function fromFlags(o: Record<string, unknown>): Config {
   }
 }
 
-/** The configuration `vtep run` was given: the file, or the flags (read again on reload). */
+/**
+ * The configuration `vtep run` was given: the file, or the flags. At start the file is read
+ * synchronously (nothing forwards yet); on a reload without blocking the event loop.
+ */
 function configFrom(opts: Record<string, unknown>): Config {
-  let cfg: Config;
-  if (opts.config) {
-    // (commander refuses configuration flags beside --config: see program())
-    cfg = loadConfigFile(String(opts.config));
-    if (opts.control) cfg.control = String(opts.control);
-  } else cfg = fromFlags(opts);
+  // (commander refuses configuration flags beside --config: see runCommand())
+  return finish(opts, opts.config ? loadConfigFile(String(opts.config)) : fromFlags(opts));
+}
+
+async function configAgain(opts: Record<string, unknown>): Promise<Config> {
+  return finish(opts, opts.config ? await readConfigFile(String(opts.config)) : fromFlags(opts));
+}
+
+function finish(opts: Record<string, unknown>, cfg: Config): Config {
+  if (opts.config && opts.control) cfg.control = String(opts.control);
   cfg.control ??= DEFAULT_CONTROL;
   return cfg;
 }
@@ -198,7 +211,7 @@ async function run(opts: Record<string, unknown>): Promise<void> {
   if (cfg.control === DEFAULT_CONTROL) mkdirSync(dirname(DEFAULT_CONTROL), { recursive: true });
   let fatal: ((err: Error) => void) | undefined;
   const vtep = await Vtep.start(cfg, log, {
-    source: () => configFrom(opts),
+    source: () => configAgain(opts),
     onFatal: (err) => fatal?.(err),
   });
   let stopping = false;
@@ -232,16 +245,16 @@ async function run(opts: Record<string, unknown>): Promise<void> {
   process.on('SIGHUP', () => {
     const from = opts.config ? String(opts.config) : 'the command-line flags';
     log('info', 'reload_start', `vtep: SIGHUP, reloading ${from}`, { signal: 'SIGHUP', from });
-    try {
-      vtep.reloadFromSource();
-    } catch (err) {
-      log(
-        'warn',
-        'reload_refused',
-        `vtep: reload refused, still running the previous configuration: ${(err as Error).message}`,
-        { error: (err as Error).message },
+    vtep
+      .reloadFromSource()
+      .catch((err: Error) =>
+        log(
+          'warn',
+          'reload_refused',
+          `vtep: reload refused, still running the previous configuration: ${err.message}`,
+          { error: err.message },
+        ),
       );
-    }
   });
   notify('READY=1');
 }

@@ -1,4 +1,12 @@
-import { readFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  openSync,
+  readSync,
+  type Stats,
+} from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 import { canonicalAddress } from '../io/addr.js';
@@ -363,17 +371,108 @@ function remotesOf(
   return remotes;
 }
 
+/** The largest configuration file read: a file of thousands of VNIs is a few hundred KiB. */
+export const MAX_CONFIG_BYTES = 16 << 20;
+/** YAML aliases a file may expand (the "billion laughs" guard; a real file uses none or few). */
+export const MAX_CONFIG_ALIASES = 100;
+
 /**
- * Read and validate a YAML configuration file. An error names the file, line and column of the
- * value at fault (`/etc/vtep.yaml:7:9 vnis[0].remotes[1]`), as a compiler would.
+ * Read and validate a YAML configuration file. Only a regular file of at most
+ * MAX_CONFIG_BYTES is read (a FIFO would block the reader, /dev/zero would never end): it is
+ * opened without blocking and checked before a byte is read. An error names the file, line and
+ * column of the value at fault (`/etc/vtep.yaml:7:9 vnis[0].remotes[1]`), as a compiler would.
+ * Synchronous, for `vtep run` before it forwards and for `vtep setup`; a running vtep reloads
+ * with `readConfigFile`.
  */
 export function loadConfigFile(path: string): Config {
-  let text: string;
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, OPEN_FLAGS);
   } catch (err) {
-    throw new ConfigError('--config', path, `cannot be read: ${(err as Error).message}`);
+    throw unreadable(path, err);
   }
+  try {
+    const size = checkFile(path, fstatSync(fd));
+    const buf = Buffer.alloc(size + 1);
+    let got = 0;
+    for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, null)) > 0;)
+      got += n;
+    return parseConfigText(path, text(path, buf, got));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw unreadable(path, err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `loadConfigFile` without blocking the event loop: for reloads while forwarding. */
+export async function readConfigFile(path: string): Promise<Config> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, OPEN_FLAGS);
+  } catch (err) {
+    throw unreadable(path, err);
+  }
+  try {
+    const size = checkFile(path, await fh.stat());
+    const buf = Buffer.alloc(size + 1);
+    let got = 0;
+    for (
+      let n;
+      got < buf.length && (n = (await fh.read(buf, got, buf.length - got)).bytesRead) > 0;
+    )
+      got += n;
+    return parseConfigText(path, text(path, buf, got));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw unreadable(path, err);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Read-only, and never waiting for a writer (a FIFO) or a carrier (a tty). */
+const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
+const unreadable = (path: string, err: unknown) =>
+  new ConfigError('--config', path, `cannot be read: ${(err as Error).message}`);
+
+/** A regular file within the size limit: its size; anything else is refused by name. */
+function checkFile(path: string, st: Stats): number {
+  if (!st.isFile()) {
+    const kind = st.isFIFO()
+      ? 'a FIFO'
+      : st.isCharacterDevice()
+        ? 'a character device'
+        : st.isBlockDevice()
+          ? 'a block device'
+          : st.isSocket()
+            ? 'a socket'
+            : st.isDirectory()
+              ? 'a directory'
+              : 'not a file';
+    throw new ConfigError('--config', path, `is not a regular file (${kind})`);
+  }
+  if (st.size > MAX_CONFIG_BYTES) throw tooBig(path, st.size);
+  return st.size;
+}
+
+const tooBig = (path: string, size: number) =>
+  new ConfigError(
+    '--config',
+    path,
+    `is larger than ${MAX_CONFIG_BYTES >> 20} MiB (${size} bytes): not a vtep configuration`,
+  );
+
+/** The bytes read; a file that grew past the limit while read is refused too. */
+function text(path: string, buf: Buffer, got: number): string {
+  if (got > MAX_CONFIG_BYTES) throw tooBig(path, got);
+  return buf.toString('utf8', 0, got);
+}
+
+/** The YAML text of the file at `path`, validated. */
+export function parseConfigText(path: string, text: string): Config {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   if (doc.errors.length) {
@@ -385,8 +484,18 @@ export function loadConfigFile(path: string): Config {
       `is not valid YAML at line ${at.line}, column ${at.col}: ${e.message.split('\n')[0]}`,
     );
   }
+  let raw: Record<string, unknown>;
   try {
-    return validate(doc.toJS() as Record<string, unknown>, path);
+    raw = doc.toJS({ maxAliasCount: MAX_CONFIG_ALIASES }) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(
+      '--config',
+      path,
+      `expands YAML aliases too far (at most ${MAX_CONFIG_ALIASES}): ${(err as Error).message}`,
+    );
+  }
+  try {
+    return validate(raw, path);
   } catch (err) {
     if (!(err instanceof ConfigError) || err.path === undefined) throw err;
     // The node of the value at fault, or of the nearest enclosing one that exists (a missing key).

@@ -30,7 +30,7 @@ export interface CommandContext {
   /** Fetch the worker threads' counters before `stats` (with `workers` > 1). */
   refresh?: () => Promise<void>;
   status: () => Status;
-  reload: () => string[];
+  reload: () => string[] | Promise<string[]>;
   /** Apply an edit of the running settings (see `Vtep.change`). */
   change: (edit: (settings: Record<string, unknown>) => void) => string[];
   /** Get every FDB and miss event until the returned function is called. */
@@ -262,6 +262,6 @@ function infoVerbs(c: CommandContext): Record<string, Command> {
       },
     },
     status: { fields: {}, run: () => c.status() },
-    reload: { fields: {}, run: () => ({ changes: c.reload() }) },
+    reload: { fields: {}, run: async () => ({ changes: await c.reload() }) },
   };
 }

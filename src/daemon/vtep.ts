@@ -39,8 +39,8 @@ import { Planes } from './threads/planes.js';
  */
 
 export interface StartOptions {
-  /** Reads the configuration again for SIGHUP and `vtep reload`. */
-  source?: () => Config;
+  /** Reads the configuration again for SIGHUP and `vtep reload` (without blocking). */
+  source?: () => Promise<Config>;
   /**
    * A worker thread died: forwarding for its flows has stopped, so the process should stop (and
    * its supervisor restart it). Default: log it.
@@ -393,16 +393,27 @@ export class Vtep {
     return changes;
   }
 
-  /** Reload from where the configuration came from (the file, or the same flags). */
-  reloadFromSource(): string[] {
-    if (!this.opts.source) return this.reload(this.current);
-    notify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(clock() * 1000)}`);
-    try {
-      return this.reload(this.opts.source());
-    } finally {
-      notify('READY=1');
-    }
+  /**
+   * Reload from where the configuration came from (the file, or the same flags). Reading it
+   * never blocks forwarding or the control socket; reloads run one after another.
+   */
+  reloadFromSource(): Promise<string[]> {
+    const run = async () => {
+      if (!this.opts.source) return this.reload(this.current);
+      const next = await this.opts.source();
+      notify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(clock() * 1000)}`);
+      try {
+        return this.reload(next);
+      } finally {
+        notify('READY=1');
+      }
+    };
+    const done = this.reloading.then(run, run);
+    this.reloading = done.catch(() => []);
+    return done;
   }
+
+  private reloading: Promise<unknown> = Promise.resolve();
 
   /**
    * A live change (`vtep remote add`, `vni del`, …): the running settings, edited, validated

@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { hostileConfigs } from '../helpers/configs.js';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../src/cli/main.js';
 import { toSettings, validate } from '../../src/config/config.js';
@@ -355,4 +356,18 @@ t.test('the bin works through a symlink (npm install -g, npx); --version', async
     /^vtep: control socket .*none\.sock: connect ENOENT .* \[ENOENT\]\n$/,
     'one line, no stack',
   );
+});
+
+t.test('vtep run --config with a file that is not a configuration: exit 2, named', async (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'vtep-cli-cfg-'));
+  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  for (const [name, path, reason] of hostileConfigs(d)) {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [vtepBin(), 'run', '--config', path], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    t.equal(r.status, 2, `${name}: exit 2 (${Date.now() - t0} ms)`);
+    t.match(r.stderr, reason, `${name}: says why`);
+  }
 });

@@ -2,9 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { hostileConfigs } from '../helpers/configs.js';
 import {
   ConfigError,
   loadConfigFile,
+  readConfigFile,
   parseRemote,
   toSettings,
   validate,
@@ -337,4 +339,27 @@ t.test('YAML files: several VNIs; unreadable and invalid files are named', async
     writeFileSync(f, text);
     t.throws(() => loadConfigFile(f), { message: re }, String(re));
   }
+});
+
+t.test('a FIFO, /dev/zero, 100 MB, billion laughs: refused by name, sync and async', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-hostile-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [name, path, reason] of hostileConfigs(dir)) {
+    const t0 = Date.now();
+    t.throws(
+      () => loadConfigFile(path),
+      { name: 'ConfigError', field: '--config', message: reason },
+      name,
+    );
+    await t.rejects(
+      readConfigFile(path),
+      { name: 'ConfigError', message: reason },
+      `${name}, async`,
+    );
+    t.ok(Date.now() - t0 < 2000, `${name}: at once (${Date.now() - t0} ms)`);
+  }
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, 'local: 192.0.2.2\nvnis: [{vni: 7, remotes: [192.0.2.1]}]\n');
+  t.same((await readConfigFile(good)).vnis[0].vni, 7, 'a real file reads the same both ways');
+  t.same(loadConfigFile(good), await readConfigFile(good));
 });

@@ -3,12 +3,21 @@
 // its control socket flooded, its output piped. Each subtest is one item of the robustness
 // issue and fails on the code before it.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
+import { hostileConfigs } from '../helpers/configs.js';
 import { logEvents, logMessages } from '../helpers/log.js';
 import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
@@ -212,6 +221,38 @@ test('a broken file on reload keeps the running configuration and says why', asy
   const ok = vtep('reload');
   t.equal(ok.status, 0, ok.stderr);
   t.equal(ok.stdout, 'no changes\n');
+});
+
+test('SIGHUP with a FIFO, /dev/zero, 100 MB or billion laughs as the file: refused, forwarding and control go on', async (t) => {
+  const scratch = join(topo.dir, 'hostile');
+  mkdirSync(scratch, { recursive: true });
+  const flow = pinging('vmB', VM.kernel.ip, 120, 0.05); // 6 s of pings, one every 50 ms
+  for (const [name, path, reason] of hostileConfigs(scratch)) {
+    rmSync(config, { force: true });
+    if (path === '/dev/zero' || name === 'a directory') symlinkSync(path, config);
+    else renameSync(path, config);
+    const before = vtepLog().length;
+    process.kill(vtepPid(), 'SIGHUP');
+    const t0 = Date.now();
+    const st = (await topo.ask('status')) as { healthy: boolean };
+    const took = Date.now() - t0;
+    t.ok(st.healthy && took < 1000, `${name}: the control socket answers, healthy (${took} ms)`);
+    t.equal(vtep('status').status, 0, `${name}: vtep status exits 0`);
+    t.ok(
+      await until(() => {
+        const said = vtepLog().slice(before);
+        return (
+          /reload refused, still running the previous configuration/.test(said) && reason.test(said)
+        );
+      }, 3000),
+      `${name}: refused, and said why`,
+    );
+  }
+  t.match(await flow, / 0% packet loss/, 'the ping under way lost nothing');
+  t.equal(topo.vtep!.exitCode, null, 'still running');
+  rmSync(config, { force: true });
+  writeConfig([UNDERLAY.kernel, UNDERLAY.injector], false);
+  t.equal(vtep('reload').stdout, 'no changes\n', 'the real file again: nothing changed meanwhile');
 });
 
 test('ip link del of the TAP: reported, visible in status and stats, re-created, forwarding again', async (t) => {

@@ -1029,7 +1029,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
     // A count of frames, or -errno when the fd failed before any frame was read.
     int result = count > 0 ? count : (err != 0 && err != EAGAIN ? -err : 0);
     if (result == 0) return;
-    callback_.MakeCallback(env.Global(), {Napi::Number::New(env, result)}, *context_);
+    // The C calls, their status ignored: while a worker's environment is torn down (terminated,
+    // or stopped by process.exit) JavaScript cannot run, and node-addon-api would turn the
+    // refusal into a throw that aborts the process.
+    napi_value arg;
+    napi_value ignored;
+    if (napi_create_double(env, result, &arg) != napi_ok) return;
+    napi_make_callback(env, *context_, env.Global(), callback_.Value(), 1, &arg, &ignored);
   }
 
   int DrainTap(int* err) {

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import pinoPretty from 'pino-pretty';
 import {
   ConfigError,
+  checkControlPath,
   loadConfigFile,
   readConfigFile,
   validate,
@@ -194,7 +195,8 @@ async function configAgain(opts: Record<string, unknown>): Promise<Config> {
 }
 
 function finish(opts: Record<string, unknown>, cfg: Config): Config {
-  if (opts.config && opts.control) cfg.control = String(opts.control);
+  if (opts.config && opts.control)
+    cfg.control = checkControlPath('--control', String(opts.control));
   cfg.control ??= DEFAULT_CONTROL;
   return cfg;
 }
@@ -206,6 +208,8 @@ async function run(opts: Record<string, unknown>): Promise<void> {
   const level = (opts.logLevel ?? 'info') as Level;
   delete opts.logLevel; // not a configuration setting: it may stand beside --config
   const log = makeLog(level);
+  // Before anything is read or made: a path sun_path cannot hold would bind a cut name.
+  if (opts.control !== undefined) checkControlPath('--control', String(opts.control));
   const cfg = configFrom(opts);
   // The default directory is ours to make; any other must exist (the server says so if not).
   if (cfg.control === DEFAULT_CONTROL) mkdirSync(dirname(DEFAULT_CONTROL), { recursive: true });

@@ -246,7 +246,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     udp6ZeroChecksumTx: c.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: c.udp6ZeroChecksumRx,
     ...(metrics !== undefined ? { metrics } : {}),
-    control: c.control,
+    control: c.control === undefined ? undefined : checkControlPath(`${where}.control`, c.control),
     ageingMs: Math.round(ageingS * 1000),
     maxEntries: c.maxEntries,
     reservedBits: c.reservedBits,
@@ -369,6 +369,21 @@ function remotesOf(
     remotes.push(spec);
   });
   return remotes;
+}
+
+/** Bytes of a unix socket path (sun_path holds 108 with its terminating zero). */
+export const MAX_SOCKET_PATH = 107;
+
+/** A control socket path that fits sun_path; longer ones would bind a cut name. */
+export function checkControlPath(field: string, path: string): string {
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_SOCKET_PATH)
+    throw new ConfigError(
+      field,
+      path,
+      `is ${bytes} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH}`,
+    );
+  return path;
 }
 
 /** The largest configuration file read: a file of thousands of VNIs is a few hundred KiB. */

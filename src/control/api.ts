@@ -35,6 +35,8 @@ export interface ThreadStats {
   rx: { packets: number; bytes: number };
   tx: { packets: number; bytes: number };
   drops: number;
+  /** Set while the thread does not answer (stuck): seconds since it last did. */
+  noAnswerSeconds?: number;
 }
 
 export interface RunningStats extends EngineStats {

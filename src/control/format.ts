@@ -1,6 +1,6 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
-import type { Status, TapStatus } from './api.js';
+import type { Status, TapStatus, ThreadStats } from './api.js';
 import type { EngineStats } from '../engine/engine.js';
 
 /**
@@ -37,6 +37,7 @@ export function formatStats(
       udpReceiveDrops: number | null;
       tapQueueDrops: { vni: number; drops: number | null }[];
     };
+    workers?: ThreadStats[];
   },
 ): string {
   const lines: string[] = [];
@@ -77,6 +78,14 @@ export function formatStats(
       `offload: tcp super-frames ${o.superFrames} cut into ${o.segments} segments (${o.gsoSends} udp gso sends), checksums finished ${o.checksums}, ${o.coalescedSegments} received segments coalesced into ${o.coalesced} frames` +
         (o.groDatagrams ? `, udp gro ${o.groSegments} datagrams in ${o.groDatagrams}` : '') +
         (o.checksumBad ? `, not coalesced for a bad checksum ${o.checksumBad}` : ''),
+    );
+  for (const w of s.workers ?? [])
+    lines.push(
+      `thread ${w.worker}: ` +
+        (w.noAnswerSeconds !== undefined
+          ? `no answer for ${w.noAnswerSeconds} s (stuck?), counters as last reported: `
+          : '') +
+        `rx ${w.rx.packets} tx ${w.tx.packets} drops ${w.drops}`,
     );
   const f = s.fdb;
   lines.push(

@@ -67,13 +67,22 @@ export interface ControlLimits {
   highWater?: number;
   /** A connection with nothing in flight for this long is closed (ms). */
   idleMs?: number;
+  /**
+   * Connections at once. At the cap a newcomer takes the place of the oldest connection that
+   * has not sent a request yet (half-open clients cannot lock `vtep status` out), or is refused
+   * when every one is at work.
+   */
+  maxClients?: number;
+  /** Called when the cap turned a connection away (the caller logs it, rate-limited). */
+  onLimit?: () => void;
 }
 
-const DEFAULTS: Required<ControlLimits> = {
+const DEFAULTS: Required<Omit<ControlLimits, 'onLimit'>> = {
   maxRequest: 64 * 1024,
   maxQueued: 32,
   highWater: 1 << 20,
   idleMs: 30_000,
+  maxClients: 128,
 };
 
 async function inUse(path: string): Promise<boolean> {
@@ -91,8 +100,11 @@ function kindOf(st: Stats): string {
   return 'not a socket';
 }
 
+type Limits = Required<Omit<ControlLimits, 'onLimit'>> & Pick<ControlLimits, 'onLimit'>;
+
 export class ControlServer {
-  private readonly clients = new Set<Socket>();
+  /** Each connection: whether it has sent a request, and whether one is being answered. */
+  private readonly clients = new Map<Socket, { requested: boolean; busy: boolean }>();
 
   private constructor(
     private readonly server: Server,
@@ -130,7 +142,7 @@ export class ControlServer {
         `control socket ${path}: directory ${dirname(path)} does not exist`,
       );
     }
-    const lim = { ...DEFAULTS, ...limits };
+    const lim: Limits = { ...DEFAULTS, ...limits };
     let self: ControlServer | undefined;
     const server = createServer((sock) => self!.serve(sock, commands, lim));
     self = new ControlServer(server, path);
@@ -158,7 +170,7 @@ export class ControlServer {
   /** Stop listening and end every connection now; what clients do cannot delay it. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const c of this.clients) c.destroy();
+    for (const c of this.clients.keys()) c.destroy();
     this.clients.clear();
     try {
       unlinkSync(this.path);
@@ -168,8 +180,32 @@ export class ControlServer {
     await closed;
   }
 
-  private serve(sock: Socket, commands: Record<string, Command>, lim: Required<ControlLimits>) {
-    this.clients.add(sock);
+  /** Room for one more connection: the oldest that never sent a request makes it, if any. */
+  private admit(lim: Limits): boolean {
+    if (this.clients.size < lim.maxClients) return true;
+    lim.onLimit?.();
+    // The oldest that never asked anything, else the oldest with nothing in flight.
+    let victim: Socket | undefined;
+    for (const [c, st] of this.clients)
+      if (!st.requested) {
+        victim = c;
+        break;
+      } else if (!st.busy && c.writableLength === 0) victim ??= c;
+    if (victim === undefined) return false;
+    this.clients.delete(victim);
+    victim.destroy();
+    return true;
+  }
+
+  private serve(sock: Socket, commands: Record<string, Command>, lim: Limits) {
+    if (!this.admit(lim)) {
+      sock.end(
+        JSON.stringify({ ok: false, code: 'EBUSY', error: 'too many control connections' }) + '\n',
+      );
+      return;
+    }
+    const state = { requested: false, busy: false };
+    this.clients.set(sock, state);
     let buf = '';
     const queue: string[] = [];
     let busy = false;
@@ -179,7 +215,7 @@ export class ControlServer {
     sock.setTimeout(lim.idleMs, () => sock.destroy());
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
-      this.clients.delete(sock);
+      if (this.clients.get(sock) === state) this.clients.delete(sock);
       queue.length = 0;
     });
     const finish = (err: ControlError) => {
@@ -194,11 +230,12 @@ export class ControlServer {
         sock.once('drain', pump);
         return;
       }
-      busy = true;
+      busy = state.busy = true;
       const line = queue.shift()!;
       if (queue.length < lim.maxQueued && sock.isPaused() && !ended) sock.resume();
       void respond(sock, line, commands, lim.highWater).then(() => {
         busy = false;
+        state.busy = queue.length > 0;
         setImmediate(pump);
       });
     };
@@ -207,6 +244,7 @@ export class ControlServer {
       buf += chunk;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
+        state.requested = true;
         queue.push(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
       }

@@ -17,12 +17,23 @@ export interface Metrics {
 
 type Snapshot = () => RunningStats;
 
+/** Connections the metrics server holds at once; more are closed as they come. */
+export const METRICS_MAX_CONNECTIONS = 64;
+const HTTP_LIMITS = {
+  headersTimeout: 5000,
+  requestTimeout: 10_000,
+  keepAliveTimeout: 5000,
+  connectionsCheckingInterval: 1000,
+};
+
 export async function startMetrics(
   host: string,
   port: number,
   stats: () => RunningStats,
   /** Fetch the worker threads' counters first (with `workers` > 1). */
   refresh?: () => Promise<void>,
+  /** Called when a connection is refused at the cap (the caller logs it, rate-limited). */
+  onLimit?: () => void,
 ): Promise<Metrics> {
   const register = new Registry();
   collectDefaultMetrics({ register });
@@ -40,7 +51,9 @@ export async function startMetrics(
     buckets: [1, 2, 4, 8, 16, 32, 64],
     registers: [register],
   });
-  const server: Server = createServer((req, res) => {
+  // Bounded: a scraper needs one connection; half-open or slow clients are cut off within
+  // seconds (Node checks these timeouts every connectionsCheckingInterval, 30 s by default).
+  const server: Server = createServer(HTTP_LIMITS, (req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end('not found: GET /metrics\n');
       return;
@@ -53,6 +66,9 @@ export async function startMetrics(
         (err: Error) => res.writeHead(500).end(`${err.message}\n`),
       );
   });
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
+  server.timeout = HTTP_LIMITS.requestTimeout;
+  server.on('drop', () => onLimit?.());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

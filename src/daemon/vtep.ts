@@ -2,15 +2,16 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { ConfigError, toSettings, validate, type Config } from '../config/config.js';
 import type { RunningStats, Status } from '../control/api.js';
-import { ControlServer } from '../control/server.js';
+import { ControlServer, argError, type Command } from '../control/server.js';
 import { Fdb } from '../fdb/fdb.js';
 import { Remotes } from '../fdb/remote.js';
 import { native } from '../io/native.js';
-import { underlayLink, type UnderlayLink } from '../io/netif.js';
+import { underlayLink, underlayProblem, type UnderlayLink } from '../io/netif.js';
 import { tapQueueMode } from '../io/tap.js';
 import type { UdpSocket } from '../io/udp.js';
 import { Gateway } from '../ovsdb/gateway.js';
 import type { Log } from '../util/log.js';
+import { RateLimiter } from '../util/ratelimit.js';
 import { Engine } from '../engine/engine.js';
 import { formatMac, stableMac } from '../wire/mac.js';
 import { controlCommands } from './commands.js';
@@ -112,6 +113,8 @@ export class Vtep {
   private readonly started = clock();
   private current: Resolved;
   private link: UnderlayLink;
+  /** Where the underlay address was at start: tells a link gone down from an address removed. */
+  private readonly startLink: UnderlayLink;
   private plane!: Plane;
   private planes!: Planes;
   private ovsdbPorts: OvsdbPorts | undefined;
@@ -127,6 +130,7 @@ export class Vtep {
     private readonly opts: StartOptions,
   ) {
     this.link = underlayLink(given.local, given.underlayMtu);
+    this.startLink = this.link;
     this.current = resolveMtus(given, this.link);
     mtuWarnings(this.current, this.link, log);
     this.fdb = new Fdb({
@@ -181,6 +185,10 @@ export class Vtep {
     );
     // Ageing: the sweep only pops expired heads, so a 1 s tick costs next to nothing.
     this.timers.push(setInterval(() => this.engine.sweep(clock()), 1000));
+    // Health: every thread asked for its counters each second (a stuck one stops answering),
+    // and whether sends still leave.
+    this.timers.push(setInterval(() => void this.planes.refresh().then(() => this.check()), 1000));
+    this.startWatchdog();
     // Every thread has its queues before the control socket says we are up (and before an
     // operator moves a TAP into a VM's namespace, where no queue can be opened any more).
     await this.planes.settled();
@@ -306,18 +314,22 @@ export class Vtep {
     if (cfg.control)
       this.control = await ControlServer.listen(
         cfg.control,
-        controlCommands({
-          fdb: this.fdb,
-          remotes: this.remotes,
-          config: () => this.current,
-          tapOf: (vni) => this.ports.get(vni)?.spec.name ?? '-',
-          stats: () => this.stats(),
-          refresh: () => this.planes.refresh(),
-          status: () => this.status(),
-          reload: () => this.reloadFromSource(),
-          change: (edit) => this.change(edit),
-          watch: (send) => this.watch(send),
-        }),
+        {
+          ...controlCommands({
+            fdb: this.fdb,
+            remotes: this.remotes,
+            config: () => this.current,
+            tapOf: (vni) => this.ports.get(vni)?.spec.name ?? '-',
+            stats: () => this.stats(),
+            refresh: () => this.planes.refresh(),
+            status: () => this.status(),
+            reload: () => this.reloadFromSource(),
+            change: (edit) => this.change(edit),
+            watch: (send) => this.watch(send),
+          }),
+          ...(process.env.VTEP_TEST_HOOKS === '1' ? this.testHooks() : {}),
+        },
+        { onLimit: () => this.atCap('control socket', cfg.control!) },
       );
     if (cfg.metrics === undefined) return;
     const at = cfg.metrics.lastIndexOf(':');
@@ -327,11 +339,44 @@ export class Vtep {
         Number(cfg.metrics.slice(at + 1)),
         () => this.stats(),
         () => this.planes.refresh(),
+        () => this.atCap('metrics', cfg.metrics!),
       );
     } catch (err) {
       await this.control?.close();
       throw new ConfigError('metrics', cfg.metrics, `cannot listen: ${(err as Error).message}`);
     }
+  }
+
+  /** A server turned connections away at its cap: said once a minute, with how many since. */
+  private atCap(what: string, where: string): void {
+    const n = (this.turnedAway.get(what) ?? 0) + 1;
+    this.turnedAway.set(what, n);
+    let limit = this.capLog.get(what);
+    if (!limit) this.capLog.set(what, (limit = new RateLimiter(1, 60_000)));
+    if (!limit.allow(clock())) return;
+    this.log(
+      'warn',
+      'connection_cap',
+      `${what} ${where}: at its connection cap, turning clients away (${n} so far); forwarding and the other server go on`,
+      { server: what, turnedAway: n },
+    );
+  }
+
+  private readonly turnedAway = new Map<string, number>();
+  private readonly capLog = new Map<string, RateLimiter>();
+
+  /** Commands for tests only (VTEP_TEST_HOOKS=1): what no operator should be able to do. */
+  private testHooks(): Record<string, Command> {
+    return {
+      'test.stall': {
+        fields: { worker: 'integer', ms: 'integer' },
+        run: (a) => {
+          if (!this.planes.stall(Number(a.worker), Number(a.ms)))
+            throw argError('worker', a.worker, 'is not a worker thread');
+          return null;
+        },
+      },
+    };
   }
 
   private startLine(threads: { count: number; why: string }): void {
@@ -433,6 +478,79 @@ export class Vtep {
       this.started,
       [...this.ports.values(), ...unbound],
       this.gateway?.status(),
+      this.problems(),
+    );
+  }
+
+  /** What is wrong outside the TAPs and the OVSDB session: the underlay, sends, stuck threads. */
+  private problems(): string[] {
+    const out: string[] = [];
+    const underlay = underlayProblem(this.current.local, this.startLink.name);
+    if (underlay) out.push(underlay);
+    if (this.sends.failing)
+      out.push(
+        `sends to every remote are failing (${this.sends.failedLastSecond} in the last second, none sent)`,
+      );
+    for (const s of this.planes.stalled())
+      out.push(
+        `worker ${s.worker} has not answered for ${(s.forMs / 1000).toFixed(1)} s (stuck?): the flows hashed to it are not forwarded`,
+      );
+    return out;
+  }
+
+  /** Sends in the last second: datagrams out and refused, over every thread. */
+  private readonly sends = { tx: 0, failed: 0, failedLastSecond: 0, failing: false };
+  private readonly stuck = new Set<number>();
+
+  /** Once a second, after every thread answered (or did not): sends, and stuck threads. */
+  private check(): void {
+    const s = this.planes.stats();
+    const tx = s.vnis.reduce((a, v) => a + v.tx.packets, 0);
+    const failed = s.drops.underlay_send_failed ?? 0;
+    this.sends.failedLastSecond = failed - this.sends.failed;
+    this.sends.failing = this.sends.failedLastSecond > 0 && tx === this.sends.tx;
+    this.sends.tx = tx;
+    this.sends.failed = failed;
+    const now = new Set<number>();
+    for (const st of this.planes.stalled()) {
+      now.add(st.worker);
+      if (this.stuck.has(st.worker)) continue;
+      this.log(
+        'error',
+        'worker_stalled',
+        `vtep: worker ${st.worker} has not answered for ${(st.forMs / 1000).toFixed(1)} s (stuck?); its flows are not forwarded`,
+        { worker: st.worker, forMs: Math.round(st.forMs) },
+      );
+    }
+    for (const w of this.stuck)
+      if (!now.has(w))
+        this.log('info', 'worker_recovered', `vtep: worker ${w} answers again`, { worker: w });
+    this.stuck.clear();
+    for (const w of now) this.stuck.add(w);
+  }
+
+  /**
+   * systemd's watchdog (WatchdogSec= in the unit: WATCHDOG_USEC set): WATCHDOG=1 twice per
+   * interval while every thread answers. A worker stuck for the whole interval stops the
+   * process (status 1) for systemd to restart; a stuck main thread sends nothing, and systemd
+   * restarts it all the same.
+   */
+  private startWatchdog(): void {
+    const usec = Number(process.env.WATCHDOG_USEC);
+    if (!process.env.NOTIFY_SOCKET || !Number.isFinite(usec) || usec <= 0) return;
+    const ms = usec / 1000;
+    this.timers.push(
+      setInterval(() => {
+        const stalled = this.planes.stalled();
+        if (stalled.length === 0) return notify('WATCHDOG=1');
+        const worst = stalled.reduce((a, b) => (a.forMs > b.forMs ? a : b));
+        if (worst.forMs >= ms)
+          (this.opts.onFatal ?? (() => {}))(
+            new Error(
+              `worker ${worst.worker} stuck for ${(worst.forMs / 1000).toFixed(1)} s (watchdog ${ms / 1000} s)`,
+            ),
+          );
+      }, ms / 2),
     );
   }
 

@@ -42,3 +42,27 @@ export function underlayLink(local: string, configured?: number): UnderlayLink {
     ? { name, mtu: 1500, source: 'default' }
     : { name, mtu, source: 'interface' };
 }
+
+/** Whether the link is up, from /sys/class/net (undefined: no such interface here). */
+export function linkUp(name: string): boolean | undefined {
+  try {
+    const state = readFileSync(`/sys/class/net/${name}/operstate`, 'utf8').trim();
+    // `unknown` is what links without carrier detection report while up (tun, loopback).
+    return state === 'up' || state === 'unknown';
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What is wrong with the underlay now, if anything: its address gone from every interface, or
+ * the link that held it down. (An interface whose link is down is not listed with its
+ * addresses, so `linkName`, where the address was at start, tells the two apart.)
+ */
+export function underlayProblem(local: string, linkName: string | undefined): string | undefined {
+  if (canonicalAddress(local) === '0.0.0.0' || canonicalAddress(local) === '::') return undefined;
+  if (interfaceOf(local) !== undefined) return undefined;
+  if (linkName !== undefined && linkUp(linkName) === false)
+    return `the underlay link ${linkName} is down: nothing is sent or received`;
+  return `the underlay address ${local} is on no interface (removed?): nothing is sent or received`;
+}

@@ -36,15 +36,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Poll `check` until it returns a truthy value or `ms` pass. */
+/** Poll `check` (awaited when it is async) until it gives a truthy value or `ms` pass. */
 export async function until<T>(
-  check: () => T | undefined | false,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
   ms = 5000,
   step = 50,
 ): Promise<T | undefined> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v) return v;
     if (Date.now() > end) return undefined;
     await sleep(step);

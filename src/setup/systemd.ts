@@ -53,10 +53,21 @@ export function unitText(o: SystemdOptions): string {
       config,
       'is not readable by the service user (it is not world-readable): chmod o+r it',
     );
+  // The service user must also be able to reach it: every directory on the way searchable.
+  for (let dir = dirname(config); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0)
+      throw new ConfigError(
+        '--config',
+        config,
+        `is in ${dir}, which the service user cannot enter (not world-searchable): chmod o+x it, or keep the file in /etc`,
+      );
+    if (dirname(dir) === dir) break;
+  }
   const bin = resolve(o.bin ?? process.argv[1]);
+  const vtep = `${execArg(process.execPath)} ${execArg(bin)}`;
   return [
     '[Unit]',
-    `Description=vtep VXLAN tunnel endpoint (${config})`,
+    `Description=vtep VXLAN tunnel endpoint (${config.replace(/%/g, '%%')})`,
     'Documentation=https://datatracker.ietf.org/doc/html/rfc7348',
     'After=network-online.target openvswitch-switch.service',
     'Wants=network-online.target',
@@ -64,9 +75,12 @@ export function unitText(o: SystemdOptions): string {
     '[Service]',
     '# vtep says READY=1 on its own once the TAPs, the UDP socket and the control socket are up.',
     'Type=notify',
-    `ExecStart=${process.execPath} ${bin} run --config ${config}`,
-    '# Re-read the file live: VNIs and remotes change without dropping established flows.',
-    'ExecReload=/bin/kill -HUP $MAINPID',
+    `ExecStart=${vtep} run --config ${execArg(config)}`,
+    '# Re-read the file live: VNIs and remotes change without dropping established flows. A',
+    '# file vtep refuses makes `systemctl reload` fail (vtep reload exits 2) and changes nothing.',
+    `ExecReload=${vtep} reload --control ${RUNTIME_DIR}/vtep.sock`,
+    '# vtep says WATCHDOG=1 while every data-plane thread answers: a wedged one is restarted.',
+    'WatchdogSec=10',
     'Restart=on-failure',
     'RestartSec=2',
     '# Exit status 2 is a configuration error: restarting would fail the same way.',
@@ -78,6 +92,31 @@ export function unitText(o: SystemdOptions): string {
     'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW',
     'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
     'NoNewPrivileges=yes',
+    '# Nothing else of the host: read-only system, no homes, its own /tmp, the TUN device only,',
+    '# the address families it uses, the system calls of an ordinary service.',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'DevicePolicy=closed',
+    'DeviceAllow=/dev/net/tun rw',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectControlGroups=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'ProtectProc=invisible',
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'SystemCallArchitectures=native',
+    'SystemCallFilter=@system-service',
+    'SystemCallFilter=~@privileged @resources',
+    'SystemCallErrorNumber=EPERM',
+    'UMask=0077',
+    '# (No MemoryDenyWriteExecute: V8 compiles JavaScript into executable memory.)',
     `# The control socket: ${RUNTIME_DIR}/vtep.sock, mode 0600 (root can still use vtep fdb/stats).`,
     'RuntimeDirectory=vtep',
     '',
@@ -85,6 +124,16 @@ export function unitText(o: SystemdOptions): string {
     'WantedBy=multi-user.target',
     '',
   ].join('\n');
+}
+
+/**
+ * One argument of an Exec line, as systemd reads it: `%` is a specifier and `$` a variable
+ * unless doubled; an argument with spaces, quotes or backslashes is double-quoted and escaped.
+ */
+export function execArg(arg: string): string {
+  const plain = arg.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  if (plain !== '' && !/[\s"'\\;]/.test(plain)) return plain;
+  return `"${plain.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /** Write the unit; returns its path. An existing unit is replaced only with `force`. */

@@ -1,7 +1,7 @@
 // The vtep command line (src/cli) against control servers: exit statuses, flags named in
 // errors, the real command table, the bin through a symlink.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -371,3 +371,27 @@ t.test('vtep run --config with a file that is not a configuration: exit 2, named
     t.match(r.stderr, reason, `${name}: says why`);
   }
 });
+
+t.test(
+  'a --control path longer than a unix socket holds: exit 2 before anything is made',
+  async (t) => {
+    const d = mkdtempSync(join(tmpdir(), 'vtep-cli-ctl-'));
+    t.teardown(() => rmSync(d, { recursive: true, force: true }));
+    const long = join(d, 'x'.repeat(120 - d.length) + '.sock');
+    for (const args of [
+      ['run', '--vni', '5', '--control', long],
+      ['run', '--config', join(d, 'none.yaml'), '--control', long],
+    ]) {
+      const r = spawnSync(process.execPath, [vtepBin(), ...args], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      t.equal(r.status, 2, args.join(' ').slice(0, 40));
+      t.match(
+        r.stderr,
+        /invalid --control ".*": is 1\d\d bytes; a unix socket path holds at most 107/,
+      );
+    }
+    t.same(readdirSync(d), [], 'no socket, no stray file');
+  },
+);

@@ -255,6 +255,47 @@ test('SIGHUP with a FIFO, /dev/zero, 100 MB or billion laughs as the file: refus
   t.equal(vtep('reload').stdout, 'no changes\n', 'the real file again: nothing changed meanwhile');
 });
 
+test('the underlay link down, sends failing, the address gone: status degraded and says which', async (t) => {
+  const host = topo.get('hostB');
+  type St = { healthy: boolean; problems: string[] };
+  const status = async () => (await topo.ask('status')) as St;
+  const degradedWith = (re: RegExp) =>
+    until(
+      async () => {
+        const s = await status();
+        return !s.healthy && s.problems.some((p) => re.test(p));
+      },
+      4000,
+      100,
+    );
+  t.ok((await status()).healthy, 'healthy to begin with');
+  host.exec('ip link set eth0 down');
+  try {
+    t.ok(await degradedWith(/the underlay link eth0 is down/), 'link down: said');
+    // Frames from the VM now meet a send that fails: every one, for every remote.
+    const flow = pinging('vmB', VM.kernel.ip, 30, 0.05);
+    t.ok(await degradedWith(/sends to every remote are failing/), 'and sends failing: said');
+    await flow;
+    const r = vtep('status');
+    t.equal(r.status, 1, 'vtep status exits 1');
+    t.match(r.stdout, /problem: the underlay link eth0 is down/);
+  } finally {
+    host.exec('ip link set eth0 up');
+  }
+  t.ok(await until(async () => (await status()).healthy, 5000, 100), 'up again: healthy');
+  host.exec(`ip addr del ${UNDERLAY.vtep}/24 dev eth0`);
+  try {
+    t.ok(
+      await degradedWith(new RegExp(`the underlay address ${UNDERLAY.vtep} is on no interface`)),
+      'address removed: said',
+    );
+  } finally {
+    host.exec(`ip addr add ${UNDERLAY.vtep}/24 dev eth0`);
+  }
+  t.ok(await until(async () => (await status()).healthy, 5000, 100), 'back: healthy');
+  t.match(await pinging('vmB', VM.kernel.ip, 5, 0.1), / 0% packet loss/, 'and forwarding');
+});
+
 test('ip link del of the TAP: reported, visible in status and stats, re-created, forwarding again', async (t) => {
   const host = topo.get('hostB');
   const vm = topo.get('vmB');

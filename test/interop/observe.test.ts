@@ -1,6 +1,9 @@
 // Watching a running vtep as an operator of OVS or kernel VXLAN would: `vtep monitor` (like
 // `bridge monitor fdb` and l2miss) and Prometheus metrics, against real peers.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import t from 'tap';
 import { until } from '../../src/lab/sh.js';
@@ -156,3 +159,78 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   t.ok(after.has('nodejs_eventloop_lag_seconds'), 'event-loop lag');
   monitor.kill();
 });
+
+t.test(
+  '20 000 half-open connections to /metrics and to the control socket: status answers, forwarding goes on',
+  async (t) => {
+    if (!ready) return;
+    const topo = await Topology.build({
+      prefix: `h${process.pid % 10000}`,
+      peers: ['kernel'],
+      reap: true,
+    });
+    t.teardown(() => topo.teardown());
+    await topo.startVtep(['--metrics', METRICS]);
+    const N = 10_000; // to each server: 20 000 in all
+    const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'halfopen.mjs');
+    const attacker = (target: string) =>
+      spawn(
+        'ip',
+        ['netns', 'exec', topo.get('hostB').name, process.execPath, script, target, String(N), '8'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, NODE_OPTIONS: '' },
+        },
+      );
+    const a = attacker(METRICS);
+    const b = attacker(topo.control);
+    let seen = '';
+    a.stdout.on('data', (d) => (seen += d));
+    t.teardown(() => {
+      a.kill();
+      b.kill();
+    });
+    const flow = new Promise<string>((resolve) => {
+      let out = '';
+      const p = spawn('ip', [
+        'netns',
+        'exec',
+        topo.get('vmB').name,
+        'ping',
+        '-i',
+        '0.1',
+        '-c',
+        '50',
+        '-W',
+        '1',
+        VM.kernel.ip,
+      ]);
+      p.stdout.on('data', (d) => (out += d));
+      p.once('exit', () => resolve(out));
+    });
+    t.ok(await until(() => seen.includes('open'), 5000), 'the half-open clients are at it');
+    for (let i = 0; i < 6; i++) {
+      const t0 = Date.now();
+      const s = (await topo.ask('status')) as { healthy: boolean };
+      t.ok(
+        s.healthy && Date.now() - t0 < 1000,
+        `vtep status answers within a second (${Date.now() - t0} ms)`,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.match(await flow, / 0% packet loss/, 'forwarding went on');
+    const fds = Number(
+      spawnSync('sh', ['-c', `ls /proc/${topo.vtep!.pid}/fd | wc -l`], { encoding: 'utf8' }).stdout,
+    );
+    t.ok(fds < 1000, `vtep holds ${fds} descriptors`);
+    const log = readFileSync(topo.vtepLog, 'utf8');
+    for (const what of ['metrics', 'control socket'])
+      t.equal(
+        log.split('\n').filter((l) => l.includes('"connection_cap"') && l.includes(`${what} `))
+          .length,
+        1,
+        `${what}: the cap is logged once`,
+      );
+    t.equal(await topo.stopVtep(), 0);
+  },
+);

@@ -2,6 +2,9 @@
 // data-plane threads, each with its own TAP queue and underlay socket, and the FDB stays one
 // table: what the main thread is told reaches the worker, what the worker learns reaches the
 // table `vtep fdb show` prints, a live VNI change reaches both, and the process stops cleanly.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
@@ -208,4 +211,59 @@ test('stops cleanly, workers and all', async (t) => {
   const t0 = Date.now();
   t.equal(await topo.stopVtep(), 0, 'exit status 0');
   t.ok(Date.now() - t0 < 2000, `within 2 s (${Date.now() - t0} ms)`);
+});
+
+test('a stuck worker: status degraded naming it, stats says so, and the watchdog stops the process', async (t) => {
+  // A fake systemd: the notify socket, and a watchdog of 3 s.
+  const sock = join(topo.dir, 'notify-wd.sock');
+  const heard: string[] = [];
+  const listener = spawn('python3', [
+    '-c',
+    'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(s.recv(4096).decode().replace("\\n"," "),flush=True)',
+    sock,
+  ]);
+  listener.stdout.on('data', (d) => heard.push(...String(d).trim().split('\n')));
+  t.teardown(() => listener.kill());
+  await until(() => heard.includes('bound'), 5000);
+  await topo.startVtep(['--workers', '2'], {
+    env: { VTEP_TEST_HOOKS: '1', NOTIFY_SOCKET: sock, WATCHDOG_USEC: '3000000' },
+  });
+  t.ok(await until(() => heard.includes('WATCHDOG=1'), 3000), 'WATCHDOG=1 while all answer');
+  const exited = new Promise<number | null>((r) => topo.vtep!.once('exit', (code) => r(code)));
+  await topo.ask('test.stall', { worker: 1, ms: 20_000 });
+  const t0 = Date.now();
+  let problems: string[] = [];
+  t.ok(
+    await until(
+      async () => {
+        const s = (await topo.ask('status')) as { healthy: boolean; problems: string[] };
+        problems = s.problems;
+        return !s.healthy;
+      },
+      4000,
+      200,
+    ),
+    `status degraded after ${Date.now() - t0} ms`,
+  );
+  heard.length = 0; // from here on the worker is known to be stuck
+  t.match(
+    problems.join('\n'),
+    /worker 1 has not answered for \d+\.\d s \(stuck\?\)/,
+    'naming the worker',
+  );
+  const st = (await topo.ask('stats')) as RunningStats;
+  t.match(
+    st.workers?.find((w) => w.worker === 1),
+    { noAnswerSeconds: Number },
+    'vtep stats lists the thread as not answering, not without it',
+  );
+  t.match(
+    readFileSync(topo.vtepLog, 'utf8'),
+    /worker 1 has not answered for .* \(stuck\?\)/,
+    'logged',
+  );
+  const code = await exited;
+  t.equal(code, 1, `the watchdog stopped it, status 1, ${Date.now() - t0} ms after the stall`);
+  t.ok(Date.now() - t0 < 6000, 'within the watchdog time and a bit');
+  t.notOk(heard.includes('WATCHDOG=1'), 'and no WATCHDOG=1 once the worker was stuck');
 });

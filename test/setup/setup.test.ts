@@ -373,6 +373,7 @@ t.test('host: a Linux bridge holding the TAP, idempotent', async (t) => {
 });
 
 t.test('systemd: a unit for vtep run --config, validated first, as its own user', async (t) => {
+  chmodSync(dir, 0o711); // mkdtemp makes it 0700: the service user could not reach a file in it
   const cfg = join(dir, 'vtep.yaml');
   writeFileSync(cfg, 'local: 192.0.2.2\nvnis:\n  - vni: 5000\n    remotes: [192.0.2.1]\n');
   chmodSync(cfg, 0o644);
@@ -389,7 +390,6 @@ t.test('systemd: a unit for vtep run --config, validated first, as its own user'
     'After=network-online.target openvswitch-switch.service',
     'WantedBy=multi-user.target',
     'Type=notify',
-    'ExecReload=/bin/kill -HUP $MAINPID',
     'RestartPreventExitStatus=2',
     'DynamicUser=yes',
     'User=vtep',
@@ -398,6 +398,14 @@ t.test('systemd: a unit for vtep run --config, validated first, as its own user'
     'RuntimeDirectory=vtep',
   ])
     t.match(dry.stdout, new RegExp(`^${line.replace(/[$.]/g, '\\$&')}$`, 'm'), line);
+  t.match(
+    dry.stdout,
+    new RegExp(
+      `^ExecReload=${process.execPath} \\S+/dist/src/cli/main\\.js reload --control /run/vtep/vtep\\.sock$`,
+      'm',
+    ),
+    'reload through vtep reload: a refused file makes systemctl reload fail',
+  );
   const unitDir = mkdtempSync(join(dir, 'units-'));
   const write = (...extra: string[]) =>
     vtep([
@@ -445,10 +453,47 @@ t.test('systemd: a unit for vtep run --config, validated first, as its own user'
   const sec = vtep(['setup', 'systemd', '--config', secret, '--dry-run']);
   t.equal(sec.status, 2);
   t.match(sec.stderr, /is not readable by the service user/);
+  const closed = mkdtempSync(join(dir, 'closed-'));
+  const inside = join(closed, 'vtep.yaml');
+  writeFileSync(inside, 'vnis:\n  - vni: 1\n');
+  chmodSync(inside, 0o644);
+  const cl = vtep(['setup', 'systemd', '--config', inside, '--dry-run']);
+  t.equal(cl.status, 2, 'a readable file in a directory the service user cannot enter');
+  t.match(cl.stderr, /which the service user cannot enter \(not world-searchable\)/);
+  // A path with a space and a %: quoted and escaped as systemd reads Exec lines.
+  const odd = mkdtempSync(join(dir, 'odd '));
+  chmodSync(odd, 0o711);
+  const oddCfg = join(odd, 'vtep 100%.yaml');
+  writeFileSync(oddCfg, 'vnis:\n  - vni: 1\n');
+  chmodSync(oddCfg, 0o644);
+  const o = vtep([
+    'setup',
+    'systemd',
+    '--config',
+    oddCfg,
+    '--unit-dir',
+    unitDir,
+    '--name',
+    'vtep-odd',
+  ]);
+  t.equal(o.status, 0, o.stderr);
+  const oddUnit = readFileSync(join(unitDir, 'vtep-odd.service'), 'utf8');
+  t.ok(
+    oddUnit.includes(`run --config "${oddCfg.replace(/%/g, '%%')}"`),
+    'the path quoted, % doubled',
+  );
   if (!needs(t, { commands: ['systemd-analyze'] })) return;
-  const v = spawnSync('systemd-analyze', ['verify', join(unitDir, 'vtep-test.service')], {
-    encoding: 'utf8',
-  });
-  t.equal(v.status, 0, `systemd-analyze verify accepts it ${v.stderr}`);
+  for (const unit of ['vtep-test.service', 'vtep-odd.service']) {
+    const v = spawnSync('systemd-analyze', ['verify', join(unitDir, unit)], { encoding: 'utf8' });
+    t.equal(v.status, 0, `systemd-analyze verify accepts ${unit} ${v.stderr}`);
+    t.equal(v.stderr.trim(), '', `${unit}: nothing to complain about`);
+  }
+  const sec2 = spawnSync(
+    'systemd-analyze',
+    ['security', '--offline=yes', join(unitDir, 'vtep-test.service')],
+    { encoding: 'utf8' },
+  );
+  const score = Number(/Overall exposure level for \S+: ([0-9.]+)/.exec(sec2.stdout)?.[1]);
+  t.ok(score <= 3.5, `systemd-analyze security: exposure ${score} (at most 3.5)`);
   t.equal(quote("it's"), `'it'\\''s'`);
 });

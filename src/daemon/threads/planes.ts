@@ -10,7 +10,8 @@ import type {
 } from '../../engine/engine.js';
 import type { PlaneOptions } from './plane.js';
 import type { QueueSpec } from './protocol.js';
-import { Workers, mergeStats, threadStats, type ThreadStats } from './workers.js';
+import type { ThreadStats } from '../../control/api.js';
+import { Workers, mergeStats, threadStats } from './workers.js';
 import type { Remotes } from '../../fdb/remote.js';
 
 /**
@@ -146,6 +147,16 @@ export class Planes {
   threadStats(): ThreadStats[] | undefined {
     if (!this.workers) return undefined;
     return [threadStats(0, this.engine.stats()), ...this.workers.threadStats()];
+  }
+
+  /** Threads that have not answered lately (stuck), and for how long. */
+  stalled(): { worker: number; forMs: number }[] {
+    return this.workers?.stalled() ?? [];
+  }
+
+  /** Test hook: make worker `id` busy for `ms` (false: no such worker). */
+  stall(id: number, ms: number): boolean {
+    return this.workers?.stall(id, ms) ?? false;
   }
 
   /** Stop the other threads (this thread's engine has nothing to stop). */

@@ -40,6 +40,8 @@ export type WorkerVniUpdate = Omit<VniUpdate, 'remotes' | 'senders'> & {
 
 export interface WorkerInit {
   id: number;
+  /** VTEP_TEST_HOOKS=1: the `stall` message is honoured. */
+  testHooks?: boolean;
   plane: PlaneOptions;
   ageingMs: number;
   maxEntries: number;
@@ -60,6 +62,8 @@ export type ToWorker =
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stats'; id: number }
   | { t: 'watch'; on: boolean }
+  /** Test hook: busy for `ms`, as a thread stuck in a loop (only with VTEP_TEST_HOOKS=1). */
+  | { t: 'stall'; ms: number }
   | { t: 'stop' };
 
 export type FromWorker =

@@ -179,6 +179,9 @@ port.on('message', (m: ToWorker) => {
     case 'watch':
       engine.onMiss = m.on ? (vni, mac) => post({ t: 'miss', vni, mac }) : undefined;
       break;
+    case 'stall':
+      if (init.testHooks) for (const end = Date.now() + m.ms; Date.now() < end;);
+      break;
     case 'stop':
       stop();
       break;

@@ -3,6 +3,7 @@ import type { RemoteSpec } from '../../config/config.js';
 import type { Fdb, FdbChange } from '../../fdb/fdb.js';
 import type { Remote, Remotes } from '../../fdb/remote.js';
 import { absorb, toFdbOp, type FdbOp, type Seen } from '../../fdb/replica.js';
+import type { ThreadStats } from '../../control/api.js';
 import type { Log } from '../../util/log.js';
 import type {
   Engine,
@@ -29,14 +30,6 @@ import type { FromWorker, QueueSpec, ToWorker, WorkerInit } from './protocol.js'
 
 /** A remote as plain data, for postMessage. */
 const plain = (r: Remote): RemoteSpec => ({ address: r.address, port: r.port });
-
-/** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */
-export interface ThreadStats {
-  worker: number;
-  rx: { packets: number; bytes: number };
-  tx: { packets: number; bytes: number };
-  drops: number;
-}
 
 export function threadStats(worker: number, s: EngineStats): ThreadStats {
   const sum = (f: (v: VniStats) => number) => s.vnis.reduce((a, v) => a + f(v), 0);
@@ -83,6 +76,8 @@ interface Thread {
   id: number;
   worker: Worker;
   latest: EngineStats | undefined;
+  /** When it last answered (clock ms): a thread that stops answering is stuck. */
+  lastAnswer: number;
   sourcePorts: string;
   exited: Promise<void>;
 }
@@ -90,6 +85,8 @@ interface Thread {
 const START_TIMEOUT_MS = 10_000;
 const STATS_TIMEOUT_MS = 1000;
 const STOP_TIMEOUT_MS = 500;
+/** A worker that has not answered for this long is stuck (asked every second). */
+export const STALL_MS = 2500;
 
 export class Workers {
   private pending: FdbOp[] = [];
@@ -132,6 +129,7 @@ export class Workers {
     for (let id = 1; id <= o.count; id++) {
       const init: WorkerInit = {
         id,
+        testHooks: process.env.VTEP_TEST_HOOKS === '1',
         plane: o.plane,
         ageingMs: o.fdb.ageingMs,
         maxEntries: o.fdb.maxEntries,
@@ -141,6 +139,7 @@ export class Workers {
         id,
         worker,
         latest: undefined,
+        lastAnswer: o.clock(),
         sourcePorts: '',
         exited: new Promise((resolve) => worker.once('exit', () => resolve())),
       };
@@ -300,8 +299,31 @@ export class Workers {
     return this.threads.flatMap((t) => (t.latest ? [t.latest] : []));
   }
 
+  /** Each worker's share, as last reported; one that has not answered lately says so. */
   threadStats(): ThreadStats[] {
-    return this.threads.flatMap((t) => (t.latest ? [threadStats(t.id, t.latest)] : []));
+    const stuck = new Map(this.stalled().map((s) => [s.worker, s.forMs]));
+    return this.threads.map((t) => {
+      const share = t.latest
+        ? threadStats(t.id, t.latest)
+        : { worker: t.id, rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, drops: 0 };
+      const ms = stuck.get(t.id);
+      return ms === undefined ? share : { ...share, noAnswerSeconds: Math.round(ms / 100) / 10 };
+    });
+  }
+
+  /** Workers that have not answered for STALL_MS (asked every second by the daemon). */
+  stalled(): { worker: number; forMs: number }[] {
+    const now = this.clock();
+    return this.threads
+      .filter((t) => now - t.lastAnswer > STALL_MS)
+      .map((t) => ({ worker: t.id, forMs: now - t.lastAnswer }));
+  }
+
+  /** Test hook (VTEP_TEST_HOOKS=1 only): keep worker `id` busy for `ms`, as a stuck loop would. */
+  stall(id: number, ms: number): boolean {
+    const t = this.threads.find((x) => x.id === id);
+    t?.worker.postMessage({ t: 'stall', ms } satisfies ToWorker);
+    return t !== undefined;
   }
 
   async stop(): Promise<void> {
@@ -341,6 +363,7 @@ export class Workers {
         break;
       case 'stats': {
         t.latest = m.stats;
+        t.lastAnswer = this.clock();
         const w = this.waiting.get(m.id);
         if (w && --w.left === 0) w.done();
         break;

@@ -2,7 +2,7 @@
 // file) in a namespace, with a kernel VXLAN peer, reloaded, signalled, its TAP deleted under it,
 // its control socket flooded, its output piped. Each subtest is one item of the robustness
 // issue and fails on the code before it.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -17,9 +17,10 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
+import { sendFrames } from '../helpers/afpacket.js';
 import { hostileConfigs } from '../helpers/configs.js';
 import { logEvents, logMessages } from '../helpers/log.js';
-import { sendFrames } from '../helpers/afpacket.js';
+import { notifyListener } from '../helpers/notify.js';
 import { needs } from '../helpers/prereq.js';
 
 const ready = needs(t, {
@@ -51,14 +52,9 @@ function writeConfig(remotes: string[], withSecond: boolean): void {
 /** sd_notify datagrams the vtep sent, as systemd would receive them. */
 let notified: string[] = [];
 if (ready) {
-  const listener = spawn('python3', [
-    '-c',
-    'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(s.recv(4096).decode().replace("\\n"," "),flush=True)',
-    notifySock,
-  ]);
-  listener.stdout.on('data', (d) => notified.push(...String(d).trim().split('\n')));
-  t.teardown(() => listener.kill());
-  await until(() => notified.includes('bound'), 5000);
+  const listener = await notifyListener(notifySock);
+  notified = listener.heard;
+  t.teardown(() => listener.close());
   writeConfig([UNDERLAY.kernel], true);
   await topo.startVtep([], { config, env: { NOTIFY_SOCKET: notifySock } });
 }
@@ -136,7 +132,7 @@ test('SIGHUP: a remote added and a VNI removed while a ping runs; no loss, learn
   const ping = pinging('vmB', VM.kernel.ip, 80); // 4 s at 50 ms
   await sleep(1500);
   writeConfig([UNDERLAY.kernel, UNDERLAY.injector], false);
-  notified = [];
+  notified.length = 0;
   process.kill(vtepPid(), 'SIGHUP');
   const summary = await ping;
   t.match(
@@ -467,7 +463,7 @@ test('SIGTERM with an idle control client: exit 0 within 1 s, port free again', 
   const idle = createConnection(topo.control);
   await new Promise((r) => idle.once('connect', r));
   const p = topo.vtep!;
-  notified = [];
+  notified.length = 0;
   const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
   const t0 = Date.now();
   p.kill('SIGTERM');

@@ -2,13 +2,13 @@
 // data-plane threads, each with its own TAP queue and underlay socket, and the FDB stays one
 // table: what the main thread is told reaches the worker, what the worker learns reaches the
 // table `vtep fdb show` prints, a live VNI change reaches both, and the process stops cleanly.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import type { RunningStats } from '../../src/control/api.js';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
-import type { RunningStats } from '../../src/control/api.js';
+import { notifyListener } from '../helpers/notify.js';
 import { needs } from '../helpers/prereq.js';
 
 const ready = needs(t, {
@@ -216,15 +216,9 @@ test('stops cleanly, workers and all', async (t) => {
 test('a stuck worker: status degraded naming it, stats says so, and the watchdog stops the process', async (t) => {
   // A fake systemd: the notify socket, and a watchdog of 3 s.
   const sock = join(topo.dir, 'notify-wd.sock');
-  const heard: string[] = [];
-  const listener = spawn('python3', [
-    '-c',
-    'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(s.recv(4096).decode().replace("\\n"," "),flush=True)',
-    sock,
-  ]);
-  listener.stdout.on('data', (d) => heard.push(...String(d).trim().split('\n')));
-  t.teardown(() => listener.kill());
-  await until(() => heard.includes('bound'), 5000);
+  const listener = await notifyListener(sock);
+  const heard = listener.heard;
+  t.teardown(() => listener.close());
   await topo.startVtep(['--workers', '2'], {
     env: { VTEP_TEST_HOOKS: '1', NOTIFY_SOCKET: sock, WATCHDOG_USEC: '3000000' },
   });

@@ -472,14 +472,19 @@ export class Vtep {
   }
 
   private status(): Status {
-    const unbound = [...(this.ovsdbPorts?.taps.values() ?? [])].filter((p) => p.spec.vni < 0);
     return statusOf(
       clock(),
       this.started,
-      [...this.ports.values(), ...unbound],
+      this.allPorts(),
       this.gateway?.status(),
       this.problems(),
     );
+  }
+
+  /** Every TAP: the running VNIs' and the OVSDB ports bound to none. */
+  private allPorts(): TapPort[] {
+    const unbound = [...(this.ovsdbPorts?.taps.values() ?? [])].filter((p) => p.spec.vni < 0);
+    return [...this.ports.values(), ...unbound];
   }
 
   /** What is wrong outside the TAPs and the OVSDB session: the underlay, sends, stuck threads. */
@@ -563,7 +568,8 @@ export class Vtep {
       underlay: `${this.underlay.address}:${this.underlay.port}`,
       underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,
       sourcePorts: this.sourcePorts,
-      taps: this.status().taps,
+      // The TAPs only: a scrape need not look at the underlay's interfaces as status does.
+      taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
       kernel: {
         udpReceiveDrops: this.underlay.kernelDrops() ?? null,

@@ -18,6 +18,7 @@
 #include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <linux/sock_diag.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
@@ -793,6 +794,47 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, rc < 0 ? -err : 0);
 }
 
+// peerCred(fd) -> [pid, uid, gid] of the process at the other end of a connected unix socket
+// (SO_PEERCRED), or -errno: the control socket's audit trail names who asked for a change.
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Napi::Number::New(env, -errno);
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, Napi::Number::New(env, cred.pid));
+  out.Set(1u, Napi::Number::New(env, cred.uid));
+  out.Set(2u, Napi::Number::New(env, cred.gid));
+  return out;
+}
+
+// bridgeAddIf(bridge, ifname) -> 0 or -errno: put a device into a Linux bridge (SIOCBRADDIF,
+// what `ip link set IF master BR` does for a bridge), so a re-created TAP is back in its bridge.
+Napi::Value BridgeAddIf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string bridge = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  if (bridge.empty() || bridge.size() >= IFNAMSIZ || name.empty() || name.size() >= IFNAMSIZ)
+    return Napi::Number::New(env, -EINVAL);
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, name.data(), name.size());
+  int rc = ioctl(fd, SIOCGIFINDEX, &ifr);
+  if (rc == 0) {
+    int index = ifr.ifr_ifindex;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, bridge.data(), bridge.size());
+    ifr.ifr_ifindex = index;
+    rc = ioctl(fd, SIOCBRADDIF, &ifr);
+  }
+  int err = errno;
+  close(fd);
+  return Napi::Number::New(env, rc < 0 ? -err : 0);
+}
+
 // copyBytes(dst, dstOffset, src, srcOffset, length): memmove between two typed arrays. JavaScript
 // can only copy a range between two arrays through a view made for it (an allocation per
 // copy); segmentation copies ranges per segment, so it comes here instead.
@@ -1140,7 +1182,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
-      {"copyBytes", CopyBytes},   {"copySum", CopySum},
+      {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"peerCred", PeerCred},
+      {"bridgeAddIf", BridgeAddIf},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

@@ -1,8 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
-import pinoPretty from 'pino-pretty';
 import {
   ConfigError,
   checkControlPath,
@@ -12,39 +10,14 @@ import {
   type Config,
 } from '../config/config.js';
 import { Vtep, notify } from '../daemon/vtep.js';
-import { LEVELS, type Level, type Log } from '../util/log.js';
+import { LEVELS, type Level } from '../util/log.js';
+import { LOG_FORMATS, makeLogger, type LogFormat } from '../util/logger.js';
 import { DEFAULT_CONTROL, collect } from './args.js';
 
 /**
  * `vtep run`: flags or a file become a configuration, a logger is made, the endpoint is started
  * (src/daemon), and signals drive it: SIGHUP reloads, SIGINT and SIGTERM stop.
  */
-
-/**
- * The service's logger: pino, one JSON object per line on stderr (level, time, event, msg and
- * the event's fields), readable text when stderr is a terminal. Synchronous, so the last lines
- * before an exit are not lost.
- */
-function makeLog(level: Level): Log {
-  const stream = process.stderr.isTTY
-    ? pinoPretty({
-        destination: 2,
-        sync: true,
-        ignore: 'pid,hostname',
-        translateTime: 'SYS:HH:MM:ss.l',
-      })
-    : pino.destination({ fd: 2, sync: true });
-  const logger = pino(
-    {
-      level,
-      base: undefined,
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    stream,
-  );
-  return (lvl, event, msg, fields) => logger[lvl]({ event, ...fields }, msg);
-}
 
 /** Map config paths to the flags they came from, so errors name what the user typed. */
 const FLAG_OF: [RegExp, string][] = [
@@ -206,8 +179,11 @@ const STOP_DEADLINE_MS = 900;
 
 async function run(opts: Record<string, unknown>): Promise<void> {
   const level = (opts.logLevel ?? 'info') as Level;
-  delete opts.logLevel; // not a configuration setting: it may stand beside --config
-  const log = makeLog(level);
+  const format = (opts.logFormat ?? 'auto') as LogFormat;
+  // not configuration settings: they may stand beside --config
+  delete opts.logLevel;
+  delete opts.logFormat;
+  const log = makeLogger({ level, format });
   // Before anything is read or made: a path sun_path cannot hold would bind a cut name.
   if (opts.control !== undefined) checkControlPath('--control', String(opts.control));
   const cfg = configFrom(opts);
@@ -277,11 +253,20 @@ export function runCommand(p: Command): void {
         .choices(LEVELS)
         .default('info'),
     )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'json lines, text, or journal (syslog priority prefixes); auto: journal under systemd, text on a terminal, else json',
+      )
+        .choices(LOG_FORMATS)
+        .default('auto'),
+    )
     .action(run);
   // The file is the whole configuration: a flag beside it would be silently ignored, so
-  // commander refuses the pair (--control and --log-level are not configuration settings).
+  // commander refuses the pair (--control and the --log-* flags are not configuration settings).
   for (const opt of runCmd.options)
-    if (!['config', 'control', 'logLevel'].includes(opt.attributeName())) opt.conflicts('config');
+    if (!['config', 'control', 'logLevel', 'logFormat'].includes(opt.attributeName()))
+      opt.conflicts('config');
 }
 
 /** The file, the underlay address, and one VNI from flags. */

@@ -60,9 +60,24 @@ export interface RunningStats extends EngineStats {
   };
 }
 
+/**
+ * A change to the running endpoint, as `monitor` streams it and the log says it: made through
+ * the control socket (`by` names the client, from SO_PEERCRED) or by the OVSDB server.
+ */
+export interface ChangeEvent {
+  event: 'change';
+  cmd: string;
+  args: Record<string, unknown>;
+  by: { uid: number; pid: number; command?: string } | 'ovsdb' | 'unknown';
+  /** What it did: the changes a live edit or reload made, the entries a flush removed. */
+  result?: string[] | number;
+  time: string;
+}
+
 /** Which events `monitor` streams: the table's changes (`fdb`, as `bridge monitor fdb`), misses, or all. */
 export const MONITOR_KINDS: Record<string, readonly string[]> = {
-  all: ['learn', 'move', 'age', 'evict', 'miss'],
-  fdb: ['learn', 'move', 'age', 'evict'],
+  all: ['learn', 'move', 'age', 'evict', 'miss', 'change'],
+  fdb: ['learn', 'move', 'age', 'evict', 'change'],
   miss: ['miss'],
+  change: ['change'],
 };

@@ -1,6 +1,6 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
-import type { Status, TapStatus, ThreadStats } from './api.js';
+import type { ChangeEvent, Status, TapStatus, ThreadStats } from './api.js';
 import type { EngineStats } from '../engine/engine.js';
 
 /**
@@ -121,6 +121,24 @@ export function formatStatus(s: Status): string {
 }
 
 /** One `vtep monitor` event as text, in `bridge monitor fdb`'s manner. */
+/** `fdb.add vni=100 mac=… remote=192.0.2.3 by uid 0 pid 42 (vtep fdb add …): what it did`. */
+export function formatChange(e: ChangeEvent): string {
+  const args = Object.entries(e.args)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  const by =
+    typeof e.by === 'string'
+      ? e.by
+      : `uid ${e.by.uid} pid ${e.by.pid}${e.by.command ? ` (${e.by.command})` : ''}`;
+  const result =
+    typeof e.result === 'number'
+      ? `: removed ${e.result}`
+      : e.result?.length
+        ? `: ${e.result.join('; ')}`
+        : '';
+  return `change ${e.cmd}${args ? ` ${args}` : ''} by ${by}${result}`;
+}
+
 export function formatEvent(e: Record<string, unknown>): string {
   const [addr, port] = typeof e.remote === 'string' ? splitKey(e.remote) : ['-', '-'];
   const entry = `${String(e.mac)} dev ${String(e.dev)} dst ${addr} port ${port} vni ${String(e.vni)} self`;
@@ -135,6 +153,8 @@ export function formatEvent(e: Record<string, unknown>): string {
       return `Deleted ${entry} (evicted: table full)`;
     case 'miss':
       return `miss ${String(e.mac)} dev ${String(e.dev)} vni ${String(e.vni)}`;
+    case 'change':
+      return formatChange(e as unknown as ChangeEvent);
     case 'lost':
       return `(${String(e.count)} events lost: the monitor did not keep up)`;
     default:

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { native } from '../io/native.js';
 
 /**
  * The control socket: a unix socket (mode 0600, so only its owner can change the FDB) that
@@ -20,8 +21,32 @@ export type FieldType = 'integer' | 'string' | 'boolean' | 'strings';
 export interface Command {
   /** Allowed fields (besides `cmd`): name → type; a name ending in `?` is optional. */
   fields: Record<string, FieldType>;
+  /** It changes the running endpoint: each success is reported to `onChange` (the audit trail). */
+  changes?: boolean;
   /** Returns the answer's `data`: a value, a promise of one, or a `Rows` stream. */
   run(args: Record<string, unknown>): unknown;
+}
+
+/** Who is at the other end of a control connection (SO_PEERCRED: the kernel's word for it). */
+export interface Peer {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** A change made through the control socket: what was asked, by whom, and what it answered. */
+export interface ChangeRequest {
+  cmd: string;
+  args: Record<string, unknown>;
+  peer?: Peer;
+  data: unknown;
+}
+
+function peerOf(sock: Socket): Peer | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  const c = native().peerCred(fd);
+  return typeof c === 'number' ? undefined : { pid: c[0], uid: c[1], gid: c[2] };
 }
 
 /**
@@ -75,9 +100,13 @@ export interface ControlLimits {
   maxClients?: number;
   /** Called when the cap turned a connection away (the caller logs it, rate-limited). */
   onLimit?: () => void;
+  /** Called after each successful request of a command that `changes` the endpoint. */
+  onChange?: (c: ChangeRequest) => void;
 }
 
-const DEFAULTS: Required<Omit<ControlLimits, 'onLimit'>> = {
+type Hooks = 'onLimit' | 'onChange';
+
+const DEFAULTS: Required<Omit<ControlLimits, Hooks>> = {
   maxRequest: 64 * 1024,
   maxQueued: 32,
   highWater: 1 << 20,
@@ -100,7 +129,7 @@ function kindOf(st: Stats): string {
   return 'not a socket';
 }
 
-type Limits = Required<Omit<ControlLimits, 'onLimit'>> & Pick<ControlLimits, 'onLimit'>;
+type Limits = Required<Omit<ControlLimits, Hooks>> & Pick<ControlLimits, Hooks>;
 
 export class ControlServer {
   /** Each connection: whether it has sent a request, and whether one is being answered. */
@@ -206,6 +235,7 @@ export class ControlServer {
     }
     const state = { requested: false, busy: false };
     this.clients.set(sock, state);
+    const peer = peerOf(sock);
     let buf = '';
     const queue: string[] = [];
     let busy = false;
@@ -233,7 +263,7 @@ export class ControlServer {
       busy = state.busy = true;
       const line = queue.shift()!;
       if (queue.length < lim.maxQueued && sock.isPaused() && !ended) sock.resume();
-      void respond(sock, line, commands, lim.highWater).then(() => {
+      void respond(sock, line, commands, lim, peer).then(() => {
         busy = false;
         state.busy = queue.length > 0;
         setImmediate(pump);
@@ -307,9 +337,12 @@ async function respond(
   sock: Socket,
   line: string,
   commands: Record<string, Command>,
-  highWater: number,
+  lim: Limits,
+  peer: Peer | undefined,
 ): Promise<void> {
+  const highWater = lim.highWater;
   let data: unknown;
+  let changed: ChangeRequest | undefined;
   try {
     const r = parseRequest(line);
     const cmd = typeof r.cmd === 'string' ? r.cmd : '';
@@ -319,11 +352,14 @@ async function respond(
         'ERR_UNKNOWN_COMMAND',
         `unknown command ${JSON.stringify(r.cmd)} (known: ${Object.keys(commands).join(', ')})`,
       );
-    data = await c.run(checkFields(r, c.fields));
+    const args = checkFields(r, c.fields);
+    data = await c.run(args);
+    if (c.changes) changed = { cmd, args, peer, data };
   } catch (err) {
     if (!sock.destroyed) sock.write(JSON.stringify(errorAnswer(err)) + '\n');
     return;
   }
+  if (changed) lim.onChange?.(changed);
   if (sock.destroyed) return;
   if (data instanceof Subscription) return stream(sock, data, highWater);
   if (data instanceof Rows) return rows(sock, data, highWater);

@@ -117,6 +117,7 @@ function fdbVerbs(c: CommandContext, args: Args): Record<string, Command> {
       },
     },
     'fdb.add': {
+      changes: true,
       fields: {
         vni: 'integer',
         mac: 'string',
@@ -142,6 +143,7 @@ function fdbVerbs(c: CommandContext, args: Args): Record<string, Command> {
       },
     },
     'fdb.del': {
+      changes: true,
       fields: { vni: 'integer', mac: 'string' },
       run: (a) => {
         if (!c.fdb.delete(args.vni(a.vni), args.mac(a.mac)))
@@ -150,19 +152,25 @@ function fdbVerbs(c: CommandContext, args: Args): Record<string, Command> {
       },
     },
     'fdb.flush': {
+      changes: true,
       fields: {
         'vni?': 'integer',
         'remote?': 'string',
         'port?': 'integer',
         'learnedOnly?': 'boolean',
       },
-      run: (a) => ({
-        removed: c.fdb.flush({
-          vni: a.vni === undefined ? undefined : args.vni(a.vni),
-          remote: a.remote === undefined ? undefined : args.remote(a),
-          learnedOnly: a.learnedOnly === true,
-        }),
-      }),
+      run: (a) => {
+        // `--port` qualifies `--remote`; alone it would widen the flush to the whole table.
+        if (a.port !== undefined && a.remote === undefined)
+          throw argError('port', a.port, 'goes with --remote (the UDP port of that remote)');
+        return {
+          removed: c.fdb.flush({
+            vni: a.vni === undefined ? undefined : args.vni(a.vni),
+            remote: a.remote === undefined ? undefined : args.remote(a),
+            learnedOnly: a.learnedOnly === true,
+          }),
+        };
+      },
     },
   };
 }
@@ -171,6 +179,7 @@ function fdbVerbs(c: CommandContext, args: Args): Record<string, Command> {
 function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
   return {
     'remote.add': {
+      changes: true,
       fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
       run: (a) => {
         const vni = args.staticVni(a.vni);
@@ -187,6 +196,7 @@ function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
       },
     },
     'remote.del': {
+      changes: true,
       fields: { vni: 'integer', remote: 'string', 'port?': 'integer' },
       run: (a) => {
         const vni = args.staticVni(a.vni);
@@ -199,6 +209,7 @@ function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
       },
     },
     'vni.add': {
+      changes: true,
       fields: {
         vni: 'integer',
         'tap?': 'string',
@@ -221,6 +232,7 @@ function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
       },
     },
     'vni.del': {
+      changes: true,
       fields: { vni: 'integer' },
       run: (a) => {
         const vni = args.staticVni(a.vni);
@@ -262,6 +274,6 @@ function infoVerbs(c: CommandContext): Record<string, Command> {
       },
     },
     status: { fields: {}, run: () => c.status() },
-    reload: { fields: {}, run: async () => ({ changes: await c.reload() }) },
+    reload: { fields: {}, changes: true, run: async () => ({ changes: await c.reload() }) },
   };
 }

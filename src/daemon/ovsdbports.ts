@@ -1,3 +1,4 @@
+import type { ChangeEvent } from '../control/api.js';
 import type { Fdb } from '../fdb/fdb.js';
 import type { Remote, Remotes } from '../fdb/remote.js';
 import type { GatewayHost } from '../ovsdb/gateway.js';
@@ -36,6 +37,11 @@ export interface OvsdbPortsContext {
   dstPort: () => number;
   log: Log;
   clock: () => number;
+  /**
+   * The audit trail (`vtep monitor` and the log): what the database changed. `logged`: the
+   * line was already written here, only monitors are to hear it.
+   */
+  changed?: (e: ChangeEvent, logged?: boolean) => void;
 }
 
 export class OvsdbPorts implements GatewayHost {
@@ -123,6 +129,7 @@ export class OvsdbPorts implements GatewayHost {
       `port ${port.spec.name}: bound to logical switch ${ls.name}, vni ${ls.vni}`,
       { port: port.spec.name, vni: ls.vni, logicalSwitch: ls.name },
     );
+    this.audit('ovsdb.bind', { port: port.spec.name, vni: ls.vni, logicalSwitch: ls.name }, true);
   }
 
   private unbind(port: TapPort): void {
@@ -135,6 +142,14 @@ export class OvsdbPorts implements GatewayHost {
       port: port.spec.name,
       vni,
     });
+    this.audit('ovsdb.unbind', { port: port.spec.name, vni }, true);
+  }
+
+  private audit(cmd: string, args: Record<string, unknown>, logged = false): void {
+    this.c.changed?.(
+      { event: 'change', cmd, args, by: 'ovsdb', time: new Date().toISOString() },
+      logged,
+    );
   }
 
   /** Flood list, senders and remote MACs of a bound switch: only what changed. */
@@ -142,6 +157,9 @@ export class OvsdbPorts implements GatewayHost {
     const a = this.applied.get(ls.vni)!;
     const flood = ls.flood.join(',');
     const senders = ls.senders.join(',');
+    const floodChanged = flood !== a.flood;
+    let added = 0;
+    let removed = 0;
     if (flood !== a.flood || senders !== a.senders) {
       this.c.planes.updateVni(ls.vni, {
         remotes: ls.flood.map((ip) => this.remote(ip)),
@@ -158,7 +176,7 @@ export class OvsdbPorts implements GatewayHost {
         const e = this.c.fdb.get(ls.vni, mac);
         // An operator's `fdb add --replace` took it over: theirs now.
         if (e?.isStatic && e.source === 'ovsdb' && !ls.remoteMacs.has(mac))
-          this.c.fdb.delete(ls.vni, mac);
+          if (this.c.fdb.delete(ls.vni, mac)) removed++;
       }
     // Entries that do not fit are said once per update, not once per MAC: past the FDB's cap a
     // database of 100 000 MACs would otherwise log tens of thousands of lines each time.
@@ -171,6 +189,7 @@ export class OvsdbPorts implements GatewayHost {
       try {
         this.c.fdb.addStatic(ls.vni, mac, this.remote(ip), now, 'ovsdb');
         a.macs.set(mac, ip);
+        added++;
       } catch (err) {
         failed++;
         first ??= { mac, ip, why: (err as Error).message };
@@ -183,5 +202,13 @@ export class OvsdbPorts implements GatewayHost {
         `vni ${ls.vni}: ${failed} remote MAC${failed > 1 ? 's' : ''} not installed: ${first.why} (the first: ${formatMac(first.mac)} behind ${first.ip})`,
         { vni: ls.vni, count: failed, mac: formatMac(first.mac), remote: first.ip },
       );
+    // One audit line per update and VNI, with counts: a database may move thousands of MACs.
+    if (floodChanged || added || removed)
+      this.audit('ovsdb.update', {
+        vni: ls.vni,
+        ...(floodChanged ? { flood: ls.flood.join(',') } : {}),
+        ...(added ? { macsAdded: added } : {}),
+        ...(removed ? { macsRemoved: removed } : {}),
+      });
   }
 }

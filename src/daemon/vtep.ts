@@ -1,12 +1,22 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { ConfigError, toSettings, validate, type Config } from '../config/config.js';
-import type { RunningStats, Status } from '../control/api.js';
-import { ControlServer, argError, type Command } from '../control/server.js';
+import type { ChangeEvent, RunningStats, Status } from '../control/api.js';
+import { formatChange } from '../control/format.js';
+import { ControlServer, argError, type ChangeRequest, type Command } from '../control/server.js';
 import { Fdb } from '../fdb/fdb.js';
 import { Remotes } from '../fdb/remote.js';
 import { native } from '../io/native.js';
 import { underlayLink, underlayProblem, type UnderlayLink } from '../io/netif.js';
+import {
+  describeHolder,
+  hostPort,
+  ownSocketInodes,
+  processCommand,
+  udpHolders,
+  whose,
+  type PortHolder,
+} from '../io/portowners.js';
 import { tapQueueMode } from '../io/tap.js';
 import type { UdpSocket } from '../io/udp.js';
 import { Gateway } from '../ovsdb/gateway.js';
@@ -50,6 +60,9 @@ export interface StartOptions {
 }
 
 const clock = () => performance.now();
+
+/** Health checks (1 s) between two looks at who else holds the underlay port. */
+const PORT_CHECK_EVERY = 5;
 
 /** sd_notify(3) when started by systemd with Type=notify; a no-op otherwise. */
 export function notify(state: string): void {
@@ -193,12 +206,19 @@ export class Vtep {
     // operator moves a TAP into a VM's namespace, where no queue can be opened any more).
     await this.planes.settled();
     await this.serve();
+    this.checkPortOwners();
     this.startLine(threads);
   }
 
   private async openPlanes(count: number): Promise<void> {
     const options = planeOptions(this.current, this.link, count);
-    this.plane = openPlane(options, this.fdb, this.log);
+    this.claimPort();
+    try {
+      this.plane = openPlane(options, this.fdb, this.log);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EADDRINUSE') this.claimPort();
+      throw err;
+    }
     this.opened.push(this.plane);
     this.planes = await Planes.start({
       count,
@@ -215,6 +235,44 @@ export class Vtep {
     });
     const planes = this.planes;
     this.opened.push({ close: () => void planes.stop() });
+  }
+
+  /**
+   * Refuse (exit 2) an underlay port that another socket holds, naming its process, as kernel
+   * VXLAN refuses it with EADDRINUSE. Our workers share the port through SO_REUSEPORT, so a
+   * second vtep of the same user would otherwise join the group and take a share of the flows.
+   */
+  private claimPort(): void {
+    const { local, port } = this.current;
+    if (port === 0) return;
+    const held = whose(udpHolders(local, port));
+    if (held.length > 0)
+      throw new ConfigError(
+        'local',
+        hostPort(local, port),
+        `the port is in use by ${held.map(describeHolder).join('; ')}`,
+      );
+  }
+
+  /** Sockets on our port that are not ours (joined the reuseport group after we started). */
+  private foreign: PortHolder[] = [];
+
+  private checkPortOwners(): void {
+    const { local, port } = this.current;
+    const own = ownSocketInodes();
+    const foreign = udpHolders(local, this.underlay.port).filter((h) => !own.has(h.inode));
+    const key = (hs: PortHolder[]) => hs.map((h) => h.inode).join(',');
+    if (key(foreign) === key(this.foreign)) return;
+    if (foreign.length > 0) {
+      whose(foreign);
+      this.log(
+        'error',
+        'port_shared',
+        `vtep: the underlay port ${hostPort(local, port)} is shared with ${foreign.map(describeHolder).join('; ')}: the kernel gives it a share of the tunnel's datagrams`,
+        { holders: foreign },
+      );
+    } else this.log('info', 'port_owned', 'vtep: the underlay port is ours alone again');
+    this.foreign = foreign;
   }
 
   private openPort(v: ResolvedVni): TapPort {
@@ -268,6 +326,7 @@ export class Vtep {
       dstPort: () => this.current.port,
       log: this.log,
       clock,
+      changed: (e, logged) => (logged ? this.emit(e) : this.changed(e)),
     });
     this.ovsdbPorts = ports;
     const mtu = this.current.ovsdbMtu;
@@ -329,7 +388,10 @@ export class Vtep {
           }),
           ...(process.env.VTEP_TEST_HOOKS === '1' ? this.testHooks() : {}),
         },
-        { onLimit: () => this.atCap('control socket', cfg.control!) },
+        {
+          onLimit: () => this.atCap('control socket', cfg.control!),
+          onChange: (c) => this.audit(c),
+        },
       );
     if (cfg.metrics === undefined) return;
     const at = cfg.metrics.lastIndexOf(':');
@@ -345,6 +407,40 @@ export class Vtep {
       await this.control?.close();
       throw new ConfigError('metrics', cfg.metrics, `cannot listen: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * The audit trail: a change through the control socket is a log line naming the client (uid,
+   * pid and its command line, from SO_PEERCRED) and a `change` event for `vtep monitor`.
+   */
+  private audit(c: ChangeRequest): void {
+    const result = (c.data as { changes?: string[]; removed?: number } | null) ?? {};
+    this.changed({
+      event: 'change',
+      cmd: c.cmd,
+      args: c.args,
+      by: c.peer
+        ? { uid: c.peer.uid, pid: c.peer.pid, command: processCommand(c.peer.pid) }
+        : 'unknown',
+      ...(result.changes ? { result: result.changes } : {}),
+      ...(result.removed !== undefined ? { result: result.removed } : {}),
+      time: new Date().toISOString(),
+    });
+  }
+
+  /** Say a change: one log line, and the same to every monitor. */
+  private changed(e: ChangeEvent): void {
+    this.log('info', 'change', `vtep: ${formatChange(e)}`, {
+      cmd: e.cmd,
+      args: e.args,
+      by: e.by,
+      ...(e.result !== undefined ? { result: e.result } : {}),
+    });
+    this.emit(e);
+  }
+
+  private emit(event: object): void {
+    for (const w of this.watchers) w(event);
   }
 
   /** A server turned connections away at its cap: said once a minute, with how many since. */
@@ -492,6 +588,10 @@ export class Vtep {
     const out: string[] = [];
     const underlay = underlayProblem(this.current.local, this.startLink.name);
     if (underlay) out.push(underlay);
+    if (this.foreign.length > 0)
+      out.push(
+        `the underlay port is shared with ${this.foreign.map(describeHolder).join('; ')}: it receives a share of the tunnel's datagrams`,
+      );
     if (this.sends.failing)
       out.push(
         `sends to every remote are failing (${this.sends.failedLastSecond} in the last second, none sent)`,
@@ -506,9 +606,11 @@ export class Vtep {
   /** Sends in the last second: datagrams out and refused, over every thread. */
   private readonly sends = { tx: 0, failed: 0, failedLastSecond: 0, failing: false };
   private readonly stuck = new Set<number>();
+  private checks = 0;
 
   /** Once a second, after every thread answered (or did not): sends, and stuck threads. */
   private check(): void {
+    if (++this.checks % PORT_CHECK_EVERY === 0) this.checkPortOwners();
     const s = this.planes.stats();
     const tx = s.vnis.reduce((a, v) => a + v.tx.packets, 0);
     const failed = s.drops.underlay_send_failed ?? 0;
@@ -584,9 +686,7 @@ export class Vtep {
   /** `vtep monitor`: every FDB event and miss, until the returned function is called. */
   private watch(send: (event: object) => void): () => void {
     this.watchers.add(send);
-    const emit = (event: object) => {
-      for (const w of this.watchers) w(event);
-    };
+    const emit = (event: object) => this.emit(event);
     const devOf = (vni: number) => this.ports.get(vni)?.spec.name ?? '-';
     // The FDB and the engines report events only while someone watches.
     this.fdb.onEvent = (e) =>

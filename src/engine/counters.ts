@@ -34,11 +34,12 @@ export class Counters {
   drop(reason: number, now: number, vni: number, slot: number, vs?: VniState): void {
     this.drops[reason]++;
     if (vs !== undefined) vs.drops[reason]++;
+    // Drops are counted (stats, metrics); the lines are for debugging, rate-limited.
     if (!this.dropLog.allow(now)) return;
     const from = slot >= 0 && this.addrs ? addrToString(this.addrs, slot) : undefined;
     const suppressed = this.dropLog.takeSuppressed();
     this.log(
-      'info',
+      'debug',
       'drop',
       `drop ${dropReasonName(reason)}${vni >= 0 ? ` vni ${vni}` : ''}${from ? ` from ${from}` : ''}${suppressed ? ` (${suppressed} similar messages suppressed)` : ''}`,
       {
@@ -56,7 +57,7 @@ export class Counters {
     vs.drops[reason] += n;
     if (!this.dropLog.allow(now)) return;
     this.log(
-      'info',
+      'debug',
       'drop',
       `drop ${dropReasonName(reason)} x${n} vni ${vs.vni}: ${error ?? 'unknown error'}`,
       { reason: dropReasonName(reason), vni: vs.vni, count: n, error: error ?? 'unknown' },

@@ -89,6 +89,10 @@ export interface NativeIo {
   /** One sd_notify(3) datagram to `socketPath` ($NOTIFY_SOCKET); 0 or -errno. */
   sdNotify(socketPath: string, state: string): number;
   errnoName(errno: number): string;
+  /** [pid, uid, gid] of a connected unix socket's peer (SO_PEERCRED), or -errno. */
+  peerCred(fd: number): [number, number, number] | number;
+  /** Put device `name` into Linux bridge `bridge` (SIOCBRADDIF); 0 or -errno. */
+  bridgeAddIf(bridge: string, name: string): number;
   Poller: new (
     kind: 0 | 1,
     fd: number,

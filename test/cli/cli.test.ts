@@ -276,11 +276,16 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
       ['fdb', 'add', '02:00:00:00:00:aa', '--vni', '5000', '--remote', '192.0.2.3'],
       /invalid MAC "02:00:00:00:00:aa": already has an entry in vni 5000 \(give --replace\)/,
     ],
+    [
+      ['fdb', 'flush', '--port', '4789'],
+      /^vtep: invalid --port 4789: goes with --remote \(the UDP port of that remote\)\n$/,
+    ],
   ];
   for (const [args, re] of live) {
     t.equal(await vtep(...args), 2, `exit 2: ${args.join(' ')}`);
     t.match(errors.pop(), re);
   }
+  t.ok(fdb.get(5000, 0x0200000000aa), '--port alone flushed nothing, not the whole table');
   t.equal(
     await vtep(
       'fdb',

@@ -165,7 +165,7 @@ t.test('logs are rate limited and say how many were suppressed', async (t) => {
   t.equal(h.engine.drops[Drop.VNI_UNKNOWN], 100);
   t.equal(logs.length, 10);
   t.same(logs[0], {
-    level: 'info',
+    level: 'debug',
     event: 'drop',
     msg: 'drop vni_unknown vni 99 from 192.0.2.1',
     fields: { reason: 'vni_unknown', vni: 99, from: '192.0.2.1' },

@@ -157,6 +157,44 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     'batch sizes observed',
   );
   t.ok(after.has('nodejs_eventloop_lag_seconds'), 'event-loop lag');
+
+  // The audit trail: each change an operator makes is a `change` event and a log line naming
+  // the client process (its pid and uid, from the control socket's peer credentials).
+  const ctl = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [vtepBin(), ...args, '--control', topo.control], {
+      encoding: 'utf8',
+    });
+    t.equal(r.status, 0, `vtep ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.pid!;
+  };
+  const GHOST = '02:00:00:00:00:99';
+  const vni = String(topo.vni);
+  const changes: [string, number][] = [
+    ['fdb.add', ctl('fdb', 'add', GHOST, '--vni', vni, '--remote', UNDERLAY.kernel)],
+    ['fdb.add', ctl('fdb', 'add', GHOST, '--vni', vni, '--remote', UNDERLAY.ovs, '--replace')],
+    ['fdb.del', ctl('fdb', 'del', GHOST, '--vni', vni)],
+    ['fdb.flush', ctl('fdb', 'flush', '--vni', vni, '--learned-only')],
+    ['remote.add', ctl('remote', 'add', '192.0.2.77', '--vni', vni)],
+    ['remote.del', ctl('remote', 'del', '192.0.2.77', '--vni', vni)],
+  ];
+  for (const [cmd, pid] of changes) {
+    const e = await seen(
+      (e) => e.event === 'change' && (e.by as unknown as { pid: number }).pid === pid,
+    );
+    t.match(e, { cmd, by: { uid: 0, pid, command: /^vtep / } }, `monitor: ${cmd} by pid ${pid}`);
+  }
+  const log = readFileSync(topo.vtepLog, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"event":"change"'));
+  for (const [cmd, pid] of changes)
+    t.ok(
+      log.some((l) => l.includes(`change ${cmd} `) && l.includes(`uid 0 pid ${pid} (vtep `)),
+      `log: ${cmd} by uid 0 pid ${pid}`,
+    );
+  t.ok(
+    log.some((l) => /change remote\.add vni=\d+ remote=192\.0\.2\.77 by .*: /.test(l)),
+    'the line says what changed',
+  );
   monitor.kill();
 });
 

@@ -2,12 +2,15 @@
 // data-plane threads, each with its own TAP queue and underlay socket, and the FDB stays one
 // table: what the main thread is told reaches the worker, what the worker learns reaches the
 // table `vtep fdb show` prints, a live VNI change reaches both, and the process stops cleanly.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { RunningStats } from '../../src/control/api.js';
 import { bg, sleep, until } from '../../src/lab/sh.js';
-import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
+import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
+import { request } from '../../src/control/client.js';
+import type { Status } from '../../src/control/api.js';
 import { notifyListener } from '../helpers/notify.js';
 import { needs } from '../helpers/prereq.js';
 
@@ -205,6 +208,69 @@ test('UDP GRO: with GRO on the underlay link (as on a NIC), TCP arrives coalesce
   t.ok(segs > slots, 'several per receive');
   t.equal(after.drops.datagram_truncated ?? 0, 0, 'none cut short: the slots hold 64 KiB');
   topo.get('hostB').exec('ethtool -K eth0 gro off');
+});
+
+/** A second `vtep run` in hostB with its own VNI, TAP and control socket. */
+function second(tag: string, extra: string[]): { args: string[]; control: string } {
+  const control = join(topo.dir, `${tag}.sock`);
+  const args = [
+    ...['netns', 'exec', topo.get('hostB').name, process.execPath, vtepBin(), 'run'],
+    ...['--local', UNDERLAY.vtep, '--vni', '6000', '--tap', `${topo.prefix}${tag}`],
+    ...['--remote', UNDERLAY.kernel, '--control', control, ...extra],
+  ];
+  return { args, control };
+}
+
+test('the port is ours: a second vtep on it exits 2 naming us, and loses us nothing', async (t) => {
+  const pings = ['vmA', 'vmC'].map((vm) => {
+    const p = bg(`${topo.get(vm).prefix} ping -c 40 -i 0.05 -W 1 ${VM.vtep.ip}`);
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    return { vm, done: new Promise<string>((r) => p.once('exit', () => r(out))) };
+  });
+  await sleep(300);
+  const intruder = second('x2', ['--workers', '2']);
+  const r = spawnSync('ip', intruder.args, { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 2, 'exit status 2');
+  t.match(
+    r.stderr,
+    new RegExp(
+      `invalid local "${UNDERLAY.vtep}:4789": the port is in use by pid ${topo.vtep!.pid} \\(vtep run`,
+    ),
+    `names the holder: ${r.stderr.trim()}`,
+  );
+  t.notOk(existsSync(intruder.control), 'it opened no control socket');
+  for (const p of pings)
+    t.match(await p.done, / 0% packet loss/, `${p.vm} lost no ping to vmB meanwhile`);
+  t.ok(((await topo.ask('status')) as Status).healthy, 'the first one is still healthy');
+
+  const other = second('x3', ['--port', '4790', '--workers', '2']);
+  const p = bg(`ip ${other.args.join(' ')}`);
+  t.teardown(() => p.kill('SIGKILL'));
+  t.ok(await until(() => existsSync(other.control), 10_000), 'a vtep on another port starts');
+  const st = (await request(other.control, { cmd: 'status' })) as Status;
+  t.ok(st.taps.length === 1, 'and answers');
+  const exited = new Promise((res) => p.once('exit', res));
+  p.kill('SIGTERM');
+  t.equal(await exited, 0, 'and stops');
+});
+
+test('a socket that joins our port later is named in status until it goes', async (t) => {
+  const py = bg(
+    `${topo.get('hostB').prefix} python3 -c "import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEPORT,1); s.bind(('${UNDERLAY.vtep}',4789)); time.sleep(30)"`,
+  );
+  t.teardown(() => py.kill('SIGKILL'));
+  const named = await until(async () => {
+    const st = (await topo.ask('status')) as Status;
+    return st.problems.find((l) => l.includes(`pid ${py.pid} (python3`));
+  }, 10_000);
+  t.ok(named, `status degraded: ${named}`);
+  t.match(readFileSync(topo.vtepLog, 'utf8'), /"event":"port_shared"/, 'and logged');
+  py.kill('SIGKILL');
+  t.ok(
+    await until(async () => ((await topo.ask('status')) as Status).healthy, 10_000),
+    'healthy again once it is gone',
+  );
 });
 
 test('stops cleanly, workers and all', async (t) => {

@@ -56,9 +56,16 @@ async function ask(
   }
 }
 
-/** `--control PATH` on a verb: the socket of the running vtep. */
+/**
+ * `--control PATH` on a verb: the socket of the running vtep. It may also stand before the verb
+ * (`vtep --control P fdb`) or come from VTEP_CONTROL; main.ts settles which (flag, then the
+ * environment, then the default) before the action runs.
+ */
 const control = (cmd: Command) =>
-  cmd.option('--control <path>', 'control socket of the running vtep', DEFAULT_CONTROL);
+  cmd.option(
+    '--control <path>',
+    `control socket of the running vtep (default: $VTEP_CONTROL, else ${DEFAULT_CONTROL})`,
+  );
 
 const printChanges = async (r: unknown) =>
   print((r as { changes: string[] }).changes.join('\n') + '\n');
@@ -74,7 +81,11 @@ function fdbCommands(p: Command): void {
   const fdb = p
     .command('fdb')
     .description('show and change the forwarding table of a running vtep');
-  control(fdb.command('show').description('list entries (like bridge fdb show)'))
+  control(
+    fdb
+      .command('show', { isDefault: true })
+      .description('list entries (like bridge fdb show; the default: vtep fdb lists)'),
+  )
     .addOption(vniOption('only this VNI'))
     .option('--json', 'JSON output')
     .action(async (o) => {
@@ -108,6 +119,25 @@ function fdbCommands(p: Command): void {
         remote: o.remote,
         port: o.port,
         replace: o.replace === true,
+      });
+    });
+  control(
+    fdb
+      .command('replace')
+      .description('add a static entry or replace an existing one (like bridge fdb replace)')
+      .argument('<mac>'),
+  )
+    .addOption(vniOption().makeOptionMandatory())
+    .requiredOption('--remote <addr>', 'remote VTEP address')
+    .addOption(portOption('remote UDP port (default: ours)'))
+    .action(async (mac, o) => {
+      await ask(o.control, {
+        cmd: 'fdb.add',
+        mac: macArg(mac),
+        vni: o.vni,
+        remote: o.remote,
+        port: o.port,
+        replace: true,
       });
     });
   control(fdb.command('del').description('delete an entry').argument('<mac>'))

@@ -6,7 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { ControlError } from '../control/server.js';
 import { packageVersion } from '../util/package.js';
-import { EXIT_USAGE } from './args.js';
+import { DEFAULT_CONTROL, EXIT_USAGE } from './args.js';
 import { ctlCommands } from './ctl.js';
 import { labCommands } from './lab.js';
 import { runCommand } from './serve.js';
@@ -25,13 +25,36 @@ export function program(): Command {
     .configureOutput({
       outputError: (str, write) => write(`vtep: ${str.replace(/^error: /, '')}`),
     })
-    .showHelpAfterError();
+    .option('--control <path>', 'control socket, for every verb (default: $VTEP_CONTROL)')
+    .hook('preAction', (_, action) => settleControl(p, action));
 
   runCommand(p);
   ctlCommands(p);
   labCommands(p);
   setupCommands(p);
+  shortUsageErrors(p, 'vtep');
   return p;
+}
+
+/**
+ * Which control socket a verb uses: its own --control, else one before the verb, else
+ * VTEP_CONTROL, else the default. `vtep run` takes only an explicit one (flag or environment):
+ * without, its configuration file says where.
+ */
+function settleControl(p: Command, action: Command): void {
+  if (!action.options.some((o) => o.long === '--control')) return;
+  const given =
+    (action.opts().control as string | undefined) ??
+    (p.opts().control as string | undefined) ??
+    process.env.VTEP_CONTROL;
+  if (given !== undefined) action.setOptionValue('control', given);
+  else if (action.name() !== 'run') action.setOptionValue('control', DEFAULT_CONTROL);
+}
+
+/** A usage error is its one line and where to read more, not the whole help (`vtep fdb add --help`). */
+function shortUsageErrors(cmd: Command, path: string): void {
+  cmd.showHelpAfterError(`(see '${path} --help')`);
+  for (const sub of cmd.commands) shortUsageErrors(sub, `${path} ${sub.name()}`);
 }
 
 export async function main(argv: string[]): Promise<number> {

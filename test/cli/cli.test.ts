@@ -324,6 +324,73 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
     /^00:00:00:00:00:00 dev vtep0 dst 192\.0\.2\.1 port 4789 vni 5000 self permanent$/m,
     'the flood list, as bridge fdb show lists the all-zeros entries',
   );
+  // Where the socket is: a flag before the verb, or VTEP_CONTROL; a bare `vtep fdb` lists.
+  const bare = (env: Record<string, string>, ...args: string[]) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [vtepBin(), ...args], { env: { ...process.env, ...env } });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (err += d));
+      p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+    });
+  const listed = await bare({ VTEP_CONTROL: path }, 'fdb');
+  t.equal(listed.code, 0, 'VTEP_CONTROL, and a bare fdb');
+  t.match(
+    listed.out,
+    /^00:00:00:00:00:00 dev vtep0 dst 192\.0\.2\.1 port 4789 vni 5000 self permanent$/m,
+  );
+  t.equal(
+    (await bare({ VTEP_CONTROL: '/nonexistent' }, '--control', path, 'fdb', 'show')).code,
+    0,
+    'a flag before the verb wins over the environment',
+  );
+  const after = await bare({ VTEP_CONTROL: '/nonexistent' }, 'fdb', 'show', '--control', path);
+  t.equal(after.code, 0, 'so does one after it');
+  t.equal(
+    (
+      await bare(
+        {},
+        'fdb',
+        'replace',
+        '02:00:00:00:00:aa',
+        '--vni',
+        '5000',
+        '--remote',
+        '192.0.2.9',
+        '--control',
+        path,
+      )
+    ).code,
+    0,
+  );
+  t.equal(fdb.get(5000, 0x0200000000aa)?.remote.key, '192.0.2.9:4789', 'fdb replace replaces');
+  t.equal(
+    (
+      await bare(
+        {},
+        'fdb',
+        'replace',
+        '02:00:00:00:00:ab',
+        '--vni',
+        '5000',
+        '--remote',
+        '192.0.2.9',
+        '--control',
+        path,
+      )
+    ).code,
+    0,
+  );
+  t.ok(fdb.get(5000, 0x0200000000ab), 'and adds what is not there');
+  const usage = await bare({}, 'fdb', 'add', '--vni', '5000');
+  t.equal(usage.code, 2);
+  t.same(
+    usage.err.trimEnd().split('\n'),
+    ["vtep: required option '--remote <addr>' not specified", "(see 'vtep fdb add --help')"],
+    'a usage error is its line and where to read more, not the whole help',
+  );
+
   // The protocol itself is strict: what the CLI never sends is refused, not guessed at.
   fdb.addStatic(5000, 0x0200000000aa, remotes.get('192.0.2.3'), 0);
   await t.rejects(request(path, { cmd: 'fdb.flush', learnedOnly: 'yes' }), {

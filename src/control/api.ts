@@ -50,6 +50,13 @@ export interface RunningStats extends EngineStats {
   /** With `workers` > 1: each thread's share (0 is the main thread); the counters above add them up. */
   workers?: ThreadStats[];
   /**
+   * Reloads from the source (SIGHUP, `vtep reload`): how many applied and refused, whether the
+   * last one applied, and when one last did (Unix seconds; the start counts as one).
+   */
+  reloads?: { ok: number; failed: number; lastOk: boolean; lastOkTime: number };
+  /** The table-wide FDB cap (each VNI's is in its own stats). */
+  fdbMaxEntries?: number;
+  /**
    * Losses in the kernel, before vtep sees a packet, where a flood's loss actually is: the
    * underlay socket's receive-buffer drops and each TAP's queue drops (null when unknown, e.g.
    * a TAP moved into another namespace).

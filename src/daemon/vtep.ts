@@ -402,6 +402,7 @@ export class Vtep {
         () => this.stats(),
         () => this.planes.refresh(),
         () => this.atCap('metrics', cfg.metrics!),
+        { ovsdb: cfg.ovsdb !== undefined },
       );
     } catch (err) {
       await this.control?.close();
@@ -549,10 +550,24 @@ export class Vtep {
         notify('READY=1');
       }
     };
-    const done = this.reloading.then(run, run);
+    const done = this.reloading.then(run, run).then(
+      (changes) => {
+        this.reloads.ok++;
+        this.reloads.lastOk = true;
+        this.reloads.lastOkTime = Date.now() / 1000;
+        return changes;
+      },
+      (err: unknown) => {
+        this.reloads.failed++;
+        this.reloads.lastOk = false;
+        throw err;
+      },
+    );
     this.reloading = done.catch(() => []);
     return done;
   }
+
+  private readonly reloads = { ok: 0, failed: 0, lastOk: true, lastOkTime: Date.now() / 1000 };
 
   private reloading: Promise<unknown> = Promise.resolve();
 
@@ -673,6 +688,8 @@ export class Vtep {
       // The TAPs only: a scrape need not look at the underlay's interfaces as status does.
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
+      reloads: { ...this.reloads },
+      fdbMaxEntries: this.fdb.maxEntries,
       kernel: {
         udpReceiveDrops: this.underlay.kernelDrops() ?? null,
         tapQueueDrops: [...this.ports.values()].map((p) => ({

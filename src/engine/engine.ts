@@ -312,6 +312,8 @@ export class Engine {
         remotes: vs.remotes.map((r) => r.key),
         learnRemotes: vs.learnRemotes,
         fdbEntries: this.fdb.sizeOf(vs.vni),
+        fdbCounters: this.fdb.countersOf(vs.vni),
+        fdbMaxEntries: this.fdb.maxEntriesOf(vs.vni),
         rx: { ...vs.rx },
         tx: { ...vs.tx },
         drops: nonZero(vs.drops),

@@ -93,6 +93,10 @@ export interface VniStats {
   /** False while the TAP is gone (deleted under us) and not yet re-created. */
   tapUp: boolean;
   fdbEntries: number;
+  /** The FDB's counters for this VNI (learned, moved, aged, …). */
+  fdbCounters: FdbCounters;
+  /** Its entry cap. */
+  fdbMaxEntries: number;
   /** Underlay → TAP (decapsulated; frames the TAP took). */
   rx: DirectionCounters;
   /** Drops of this VNI's packets, by reason (non-zero ones). */

@@ -73,6 +73,15 @@ export class FdbEntry {
   ) {}
 }
 
+const newCounters = (): FdbCounters => ({
+  learned: 0,
+  moved: 0,
+  aged: 0,
+  evicted: 0,
+  capHit: 0,
+  staticConflict: 0,
+});
+
 /** Counters, in the names `vtep stats` prints. */
 export interface FdbCounters {
   learned: number;
@@ -112,6 +121,8 @@ class VniTable {
   floodSource: StaticSource = 'static';
   learning: boolean;
   maxEntries: number;
+  /** This VNI's share of the table's counters. */
+  readonly counters = newCounters();
 
   constructor(
     readonly vni: number,
@@ -232,14 +243,8 @@ export interface FdbRow {
 export class Fdb {
   ageingMs: number;
   maxEntries: number;
-  readonly counters: FdbCounters = {
-    learned: 0,
-    moved: 0,
-    aged: 0,
-    evicted: 0,
-    capHit: 0,
-    staticConflict: 0,
-  };
+  /** The whole table's counters (each VNI's are in `countersOf`). */
+  readonly counters = newCounters();
   private readonly tables = new Map<number, VniTable>();
   private total = 0;
   private readonly moveLimiter = new RateLimiter(10, 5000);
@@ -314,6 +319,16 @@ export class Fdb {
     return [...this.tables.keys()];
   }
 
+  /** One VNI's counters (zeros for a VNI without a table). */
+  countersOf(vni: number): FdbCounters {
+    return { ...(this.tables.get(vni)?.counters ?? newCounters()) };
+  }
+
+  /** One VNI's entry cap (the table-wide one bounds all VNIs together as well). */
+  maxEntriesOf(vni: number): number {
+    return Math.min(this.tables.get(vni)?.maxEntries ?? this.maxEntries, this.maxEntries);
+  }
+
   /** Entries of one VNI. */
   sizeOf(vni: number): number {
     return this.tables.get(vni)?.entries.size ?? 0;
@@ -362,7 +377,10 @@ export class Fdb {
     const e = t.find(mac);
     if (e !== undefined) {
       if (e.isStatic) {
-        if (!sameRemote(e.remote, remote)) this.counters.staticConflict++;
+        if (!sameRemote(e.remote, remote)) {
+          this.counters.staticConflict++;
+          t.counters.staticConflict++;
+        }
         return Learn.STATIC;
       }
       if (!t.learning) return Learn.DISABLED;
@@ -372,6 +390,7 @@ export class Fdb {
       const from = e.remote;
       e.remote = remote;
       this.counters.moved++;
+      t.counters.moved++;
       if (this.onChange) this.changed(e);
       if (this.onEvent) this.onEvent({ type: 'move', vni, mac, remote, from });
       if (this.onMove && this.moveLimiter.allow(now)) {
@@ -383,6 +402,7 @@ export class Fdb {
     const room = this.makeRoom(t);
     if (room === 'full') {
       this.counters.capHit++;
+      t.counters.capHit++;
       return Learn.CAP_HIT;
     }
     const result: LearnResult = room === 'evicted' ? Learn.EVICTED : Learn.NEW;
@@ -391,6 +411,7 @@ export class Fdb {
     t.append(entry);
     this.total++;
     this.counters.learned++;
+    t.counters.learned++;
     if (this.onChange) this.changed(entry);
     if (this.onEvent) this.onEvent({ type: 'learn', vni, mac, remote });
     return result;
@@ -501,6 +522,7 @@ export class Fdb {
         const gone = t.head;
         this.remove(t, gone);
         removed++;
+        t.counters.aged++;
         if (this.onEvent)
           this.onEvent({ type: 'age', vni: t.vni, mac: gone.mac, remote: gone.remote });
       }
@@ -599,6 +621,7 @@ export class Fdb {
     if (gone === null) return 'full';
     this.remove(victim, gone);
     this.counters.evicted++;
+    victim.counters.evicted++;
     if (this.onEvent)
       this.onEvent({ type: 'evict', vni: victim.vni, mac: gone.mac, remote: gone.remote });
     return 'evicted';

@@ -60,6 +60,8 @@ t.test('text formats', async (t) => {
         rx: { packets: 1, bytes: 60 },
         tx: { packets: 2, bytes: 120 },
         drops: { no_remote: 4 },
+        fdbCounters: { learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
+        fdbMaxEntries: 16384,
       },
     ],
     drops: { vni_unknown: 3, no_remote: 4 },

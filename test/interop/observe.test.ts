@@ -25,7 +25,7 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 
 const ready = needs(t, {
   root: true,
-  commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'python3'],
+  commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'python3', 'promtool'],
 });
 
 const METRICS = `${UNDERLAY.vtep}:9110`;
@@ -157,6 +157,16 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     'batch sizes observed',
   );
   t.ok(after.has('nodejs_eventloop_lag_seconds'), 'event-loop lag');
+  // Prometheus's own linter on a real scrape, taken after traffic
+  const text = topo
+    .get('hostB')
+    .exec(
+      `${process.execPath} -e "fetch('http://${METRICS}/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"`,
+    );
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  t.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`.trim());
+  t.match(text, /^vtep_build_info\{version="[^"]+",node="v[\d.]+"\} 1$/m, 'build info');
+  t.notMatch(text, /^vtep_ovsdb_/m, 'no OVSDB series without OVSDB');
 
   // The audit trail: each change an operator makes is a `change` event and a log line naming
   // the client process (its pid and uid, from the control socket's peer credentials).

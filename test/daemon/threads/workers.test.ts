@@ -55,6 +55,8 @@ const stats = (rx: number, tx: number, drop: number): EngineStats => ({
       remotes: ['192.0.2.1:4789'],
       learnRemotes: false,
       fdbEntries: 3,
+      fdbCounters: { learned: 3, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
+      fdbMaxEntries: 16384,
       rx: { packets: rx, bytes: rx * 100 },
       tx: { packets: tx, bytes: tx * 100 },
       drops: drop ? { no_remote: drop } : {},

@@ -101,45 +101,16 @@ function fdbCommands(p: Command): void {
             : '',
       );
     });
-  control(
-    fdb
-      .command('add')
-      .description('add a static entry (like bridge fdb add: an existing one needs --replace)')
-      .argument('<mac>'),
-  )
-    .addOption(vniOption().makeOptionMandatory())
-    .requiredOption('--remote <addr>', 'remote VTEP address')
-    .addOption(portOption('remote UDP port (default: ours)'))
-    .option('--replace', 'replace an existing entry (static or learned)')
-    .action(async (mac, o) => {
-      await ask(o.control, {
-        cmd: 'fdb.add',
-        mac: macArg(mac),
-        vni: o.vni,
-        remote: o.remote,
-        port: o.port,
-        replace: o.replace === true,
-      });
-    });
-  control(
-    fdb
-      .command('replace')
-      .description('add a static entry or replace an existing one (like bridge fdb replace)')
-      .argument('<mac>'),
-  )
-    .addOption(vniOption().makeOptionMandatory())
-    .requiredOption('--remote <addr>', 'remote VTEP address')
-    .addOption(portOption('remote UDP port (default: ours)'))
-    .action(async (mac, o) => {
-      await ask(o.control, {
-        cmd: 'fdb.add',
-        mac: macArg(mac),
-        vni: o.vni,
-        remote: o.remote,
-        port: o.port,
-        replace: true,
-      });
-    });
+  staticEntry(
+    fdb,
+    'add',
+    'add a static entry (like bridge fdb add: an existing one needs --replace)',
+  );
+  staticEntry(
+    fdb,
+    'replace',
+    'add a static entry or replace an existing one (like bridge fdb replace)',
+  );
   control(fdb.command('del').description('delete an entry').argument('<mac>'))
     .addOption(vniOption().makeOptionMandatory())
     .action(async (mac, o) => {
@@ -160,6 +131,25 @@ function fdbCommands(p: Command): void {
       })) as { removed: number };
       await print(`removed ${r.removed}\n`);
     });
+}
+
+/** `vtep fdb add|replace MAC --vni N --remote ADDR [--port P]`: a static entry. */
+function staticEntry(fdb: Command, verb: 'add' | 'replace', description: string): void {
+  const cmd = control(fdb.command(verb).description(description).argument('<mac>'))
+    .addOption(vniOption().makeOptionMandatory())
+    .requiredOption('--remote <addr>', 'remote VTEP address')
+    .addOption(portOption('remote UDP port (default: ours)'));
+  if (verb === 'add') cmd.option('--replace', 'replace an existing entry (static or learned)');
+  cmd.action(async (mac, o) => {
+    await ask(o.control, {
+      cmd: 'fdb.add',
+      mac: macArg(mac),
+      vni: o.vni,
+      remote: o.remote,
+      port: o.port,
+      replace: verb === 'replace' || o.replace === true,
+    });
+  });
 }
 
 /** `vtep remote add|del`, `vtep vni add|del`: live changes. */

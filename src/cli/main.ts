@@ -2,9 +2,10 @@
 // `vtep`: the command table and the exit statuses; each command's work is in its own module.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { ControlError } from '../control/server.js';
+import { bashCompletion } from '../util/docs.js';
 import { packageVersion } from '../util/package.js';
 import { DEFAULT_CONTROL, EXIT_USAGE } from './args.js';
 import { ctlCommands } from './ctl.js';
@@ -32,6 +33,10 @@ export function program(): Command {
   ctlCommands(p);
   labCommands(p);
   setupCommands(p);
+  p.command('completion')
+    .description('print the bash completion script (source <(vtep completion bash))')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash']))
+    .action(() => void process.stdout.write(bashCompletion(p, 'vtep')));
   shortUsageErrors(p, 'vtep');
   return p;
 }

@@ -809,12 +809,14 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// bridgeAddIf(bridge, ifname) -> 0 or -errno: put a device into a Linux bridge (SIOCBRADDIF,
-// what `ip link set IF master BR` does for a bridge), so a re-created TAP is back in its bridge.
+// bridgeAddIf(bridge, ifname, remove) -> 0 or -errno: put a device into a Linux bridge
+// (SIOCBRADDIF, what `ip link set IF master BR` does for a bridge), so a re-created TAP is back in
+// its bridge; with `remove`, take it out (SIOCBRDELIF).
 Napi::Value BridgeAddIf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string bridge = info[0].As<Napi::String>().Utf8Value();
   std::string name = info[1].As<Napi::String>().Utf8Value();
+  bool remove = info.Length() > 2 && info[2].ToBoolean().Value();
   if (bridge.empty() || bridge.size() >= IFNAMSIZ || name.empty() || name.size() >= IFNAMSIZ)
     return Napi::Number::New(env, -EINVAL);
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -828,7 +830,7 @@ Napi::Value BridgeAddIf(const Napi::CallbackInfo& info) {
     memset(&ifr, 0, sizeof(ifr));
     memcpy(ifr.ifr_name, bridge.data(), bridge.size());
     ifr.ifr_ifindex = index;
-    rc = ioctl(fd, SIOCBRADDIF, &ifr);
+    rc = ioctl(fd, remove ? SIOCBRDELIF : SIOCBRADDIF, &ifr);
   }
   int err = errno;
   close(fd);

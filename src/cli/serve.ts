@@ -26,6 +26,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.vnis\[0\]\.tap$/, '--tap'],
   [/^flags\.vnis\[0\]\.mtu$/, '--mtu'],
   [/^flags\.vnis\[0\]\.mac$/, '--mac'],
+  [/^flags\.vnis\[0\]\.bridge$/, '--bridge'],
   [/^flags\.maxEntries$/, '--max-entries'],
   [/^flags\.reservedBits$/, '--reserved-bits'],
   [/^flags\.invalidSourceMac$/, '--invalid-source-mac'],
@@ -66,6 +67,7 @@ function ovsdbFromFlags(o: Record<string, unknown>, taps: string[]): Record<stri
     ['mac', '--mac'],
     ['learnRemotes', '--learn-remotes'],
     ['suppressArp', '--suppress-arp'],
+    ['bridge', '--bridge'],
   ] as const)
     if (o[k] !== undefined)
       throw new ConfigError(
@@ -139,6 +141,7 @@ function fromFlags(o: Record<string, unknown>): Config {
         remotes: o.remote,
         learnRemotes: o.learnRemotes === true,
         suppressArp: o.suppressArp === true,
+        bridge: o.bridge,
       },
     ],
   };
@@ -328,6 +331,10 @@ function underlayOptions(cmd: Command): Command {
 function tableOptions(cmd: Command): Command {
   return cmd
     .option('--mac <mac>', 'TAP MAC address (default: derived from the TAP name and VNI, stable)')
+    .option(
+      '--bridge <name>',
+      'Linux bridge to put the TAP in (at start, after re-creation and reload, while it is out)',
+    )
     .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
     .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')
     .option(

@@ -40,6 +40,8 @@ export interface VniSpec {
   maxEntries?: number;
   /** ARP/ND suppression: answer requests for known addresses on the TAP (Linux neigh_suppress). */
   suppressArp: boolean;
+  /** The Linux bridge the TAP belongs in. */
+  bridge?: string;
 }
 
 /** `ovsdb:` (see schema.ts): the hardware_vtep database that drives the gateway ports. */
@@ -335,6 +337,7 @@ function vnisOf(
       learning: v.learning,
       maxEntries: v.maxEntries,
       suppressArp: v.suppressArp,
+      ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
     };
   });
 }
@@ -568,6 +571,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
       learning: v.learning,
       ...(v.maxEntries !== undefined ? { maxEntries: v.maxEntries } : {}),
       ...(v.suppressArp ? { suppressArp: true } : {}),
+      ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
     })),
   };
   return out;

@@ -67,6 +67,13 @@ export const vniShape = {
   learning: bool.default(true),
   maxEntries: intIn(1, 16_777_216).optional(),
   suppressArp: bool.default(false),
+  /** A Linux bridge the TAP is put into (at start, after re-creation and reload). */
+  bridge: z
+    .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
+    .regex(TAP_NAME, {
+      error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"',
+    })
+    .optional(),
 };
 
 /** `ovsdb:`: vtep as a hardware_vtep gateway driven by OVN (ovn-controller-vtep) or vtep-ctl. */

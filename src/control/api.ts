@@ -19,6 +19,11 @@ export interface TapStatus {
   lastError?: string;
   /** Offloads the kernel accepted: `csum,tso4,tso6`, or `off`. */
   offloads: string;
+  /** The configured bridge, and whether the TAP is in it now. */
+  bridge?: string;
+  inBridge?: boolean;
+  /** Why it is not, while it is up but outside. */
+  bridgeProblem?: string;
 }
 
 export interface Status {

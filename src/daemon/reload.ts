@@ -48,7 +48,8 @@ export type VniChange =
   | { vni: number; kind: 'suppressArp' | 'learnRemotes'; value: boolean; line: string }
   | { vni: number; kind: 'learning'; learning: boolean; maxEntries: number; line: string }
   | { vni: number; kind: 'mtu'; mtu: number; line: string }
-  | { vni: number; kind: 'mac'; mac: number; line: string };
+  | { vni: number; kind: 'mac'; mac: number; line: string }
+  | { vni: number; kind: 'bridge'; bridge: string | undefined; line: string };
 
 export interface ReloadPlan {
   /** VNIs that go (their TAPs are closed); a VNI whose TAP name changes goes and comes back. */
@@ -190,6 +191,13 @@ function vniChanges(old: ResolvedVni, v: ResolvedVni, maxEntries: number): VniCh
   const mac = tapMac(v);
   if (mac !== tapMac(old))
     out.push({ vni, kind: 'mac', mac, line: `vni ${vni} mac ${formatMac(mac)}` });
+  if (old.bridge !== v.bridge)
+    out.push({
+      vni,
+      kind: 'bridge',
+      bridge: v.bridge,
+      line: `vni ${vni} bridge ${old.bridge ?? '-'} -> ${v.bridge ?? '-'}`,
+    });
   return out;
 }
 
@@ -265,6 +273,9 @@ function applyChange(c: VniChange, t: ReloadTarget, say: (line: string) => void)
     case 'mac':
       t.planes.updateVni(c.vni, { ownMacs: [c.mac] });
       return trySet(c.line, () => port.setMac(c.mac), say);
+    case 'bridge':
+      port.setBridge(c.bridge);
+      return say(c.line);
   }
 }
 

@@ -22,6 +22,9 @@ export function statusOf(
       (t) =>
         `tap ${t.name} (vni ${t.vni ?? 'unbound'}) is down for ${(t.downForMs / 1000).toFixed(1)} s${t.lastError ? `: ${t.lastError}` : ''}`,
     );
+  for (const t of taps)
+    if (t.bridgeProblem)
+      problems.push(`tap ${t.name} (vni ${t.vni ?? 'unbound'}) is ${t.bridgeProblem}`);
   if (ovsdb && ovsdb.state !== 'connected')
     problems.push(
       `ovsdb ${ovsdb.target} is not connected (${ovsdb.state} for ${ovsdb.forSeconds} s${ovsdb.lastError ? `: ${ovsdb.lastError}` : ''}); forwarding goes on with what it last knew`,

@@ -1,4 +1,5 @@
 import type { TapStatus } from '../control/api.js';
+import { addToBridge, masterOf, removeFromBridge } from '../io/netif.js';
 import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
 import type { Log } from '../util/log.js';
@@ -11,8 +12,10 @@ import { formatMac, writeMac } from '../wire/mac.js';
  * went away) the kernel fails our fd for good: the port says so once, plainly, tells the engine
  * (frames for the VNI are then dropped as `tap_down`, not counted as failed writes forever) and
  * re-creates the TAP with the same name, MTU and MAC, retrying with backoff (100 ms doubling to
- * 5 s) while the name cannot be had. Bridge membership is the operator's to restore; the log line
- * says so. Timers live here, in the composition root: the engine stays without clocks.
+ * 5 s) while the name cannot be had. With a `bridge`, the port puts the TAP into it (and sets
+ * it up) at start, after each re-creation and whenever the health check finds it outside: a
+ * re-created TAP is back in its bridge, and a bridge made after vtep started is joined. Timers
+ * live here, in the composition root: the engine stays without clocks.
  */
 
 export interface TapSpec {
@@ -27,6 +30,8 @@ export interface TapSpec {
   offloads?: number;
   /** IFF_MULTI_QUEUE: workers open their own queues on the device (`workers` > 1). */
   multiQueue?: boolean;
+  /** The Linux bridge the TAP belongs in: put there at start, after re-creation and reload. */
+  bridge?: string;
 }
 
 export type TapState = TapStatus['state'];
@@ -53,6 +58,8 @@ export class TapPort {
   private closed = false;
   /** Called with each receive batch's size (metrics), when set. */
   onBatch: ((n: number) => void) | undefined;
+  /** Why the TAP is not in its bridge (see `ensureBridge`); undefined when it is, or has none. */
+  bridgeProblem: string | undefined;
 
   private constructor(
     spec: TapSpec,
@@ -92,6 +99,76 @@ export class TapPort {
     const b = new Uint8Array(6);
     writeMac(b, 0, mac);
     this.tap?.setMac(b);
+  }
+
+  /**
+   * A new bridge (or none): the TAP leaves the one it was put in (not one an operator chose) and
+   * joins the new one now.
+   */
+  setBridge(bridge: string | undefined): void {
+    const old = this.spec_.bridge;
+    if (old !== undefined && old !== bridge && masterOf(this.spec_.name) === old) {
+      const why = removeFromBridge(old, this.spec_.name);
+      if (why)
+        this.log(
+          'warn',
+          'tap_bridge',
+          `tap ${this.spec_.name}: cannot leave bridge ${old}: ${why}`,
+          {
+            dev: this.spec_.name,
+            bridge: old,
+            error: why,
+          },
+        );
+    }
+    this.spec_.bridge = bridge;
+    this.bridgeProblem = undefined;
+    this.ensureBridge();
+  }
+
+  /**
+   * Put the TAP into its bridge if it is not there (SIOCBRADDIF) and set it up, as `ip link set
+   * TAP master BR up` would. Cheap when it is there (one readlink): the health check calls it
+   * every second. Said in the log when it changes; `status` carries the reason while it is out.
+   */
+  ensureBridge(): void {
+    const bridge = this.spec_.bridge;
+    if (bridge === undefined || this.tap === null) return;
+    const master = masterOf(this.spec_.name);
+    if (master === bridge) {
+      if (this.bridgeProblem !== undefined) this.inBridge(bridge);
+      return;
+    }
+    const why =
+      master === undefined
+        ? 'the TAP is not in this network namespace'
+        : addToBridge(bridge, this.spec_.name);
+    if (why === undefined) {
+      try {
+        this.tap.setUp(true);
+      } catch {
+        // it forwards once someone sets it up; the bridge membership is what we own
+      }
+      return this.inBridge(bridge);
+    }
+    const problem = `not in bridge ${bridge}${master ? ` (it is in ${master})` : ''}: ${why}`;
+    if (problem !== this.bridgeProblem)
+      this.log('warn', 'tap_bridge', `tap ${this.spec_.name}: ${problem}`, {
+        dev: this.spec_.name,
+        vni: this.spec_.vni,
+        bridge,
+        error: why,
+      });
+    this.bridgeProblem = problem;
+  }
+
+  private inBridge(bridge: string): void {
+    this.bridgeProblem = undefined;
+    this.log('info', 'tap_bridged', `tap ${this.spec_.name}: in bridge ${bridge}`, {
+      dev: this.spec_.name,
+      vni: this.spec_.vni,
+      bridge,
+    });
   }
 
   /** The queue the other data-plane threads open on this device. */
@@ -141,6 +218,10 @@ export class TapPort {
       offloads: offloadNames(this.tap?.offloads ?? 0),
       downForMs: this.state === 'down' ? Math.round(now - this.downSince) : 0,
       ...(this.state === 'down' && this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.spec.bridge !== undefined
+        ? { bridge: this.spec.bridge, inBridge: this.state === 'up' && !this.bridgeProblem }
+        : {}),
+      ...(this.state === 'up' && this.bridgeProblem ? { bridgeProblem: this.bridgeProblem } : {}),
     };
   }
 
@@ -188,11 +269,15 @@ export class TapPort {
       this.state = 'up';
       this.lastError = undefined;
       this.recreated++;
+      // a new device is in no bridge: say it is out until it is back in
+      if (this.spec.bridge !== undefined)
+        this.bridgeProblem = `not in bridge ${this.spec.bridge} yet`;
+      this.ensureBridge();
       const downSeconds = Number(((this.clock() - this.downSince) / 1000).toFixed(1));
       this.log(
         'info',
         'tap_recreated',
-        `tap ${this.spec.name}: re-created with MAC ${formatMac(this.spec.mac)} after ${downSeconds.toFixed(1)} s; vni ${this.spec.vni} forwards again (add it back to its bridge if it was in one)`,
+        `tap ${this.spec.name}: re-created with MAC ${formatMac(this.spec.mac)} after ${downSeconds.toFixed(1)} s; vni ${this.spec.vni} forwards again ${this.spec.bridge ? '' : ' (add it back to its bridge if it was in one)'}`,
         { dev: this.spec.name, vni: this.spec.vni, mac: formatMac(this.spec.mac), downSeconds },
       );
     }, delay);

@@ -286,6 +286,7 @@ export class Vtep {
         slotSize: tapSlot(v.mtu, offload),
         offloads: offload ? TAP_OFFLOADS : 0,
         multiQueue: this.planes.multiQueue,
+        bridge: v.bridge,
       },
       this.planes,
       this.log,
@@ -312,6 +313,7 @@ export class Vtep {
     this.ports.set(v.vni, port);
     port.onBatch = (n) => this.metrics?.observeBatch('tap', n);
     port.start();
+    port.ensureBridge();
   }
 
   /** The OVSDB gateway: its ports are opened now and carry a VNI once bound. */
@@ -626,6 +628,7 @@ export class Vtep {
   /** Once a second, after every thread answered (or did not): sends, and stuck threads. */
   private check(): void {
     if (++this.checks % PORT_CHECK_EVERY === 0) this.checkPortOwners();
+    for (const p of this.ports.values()) p.ensureBridge();
     const s = this.planes.stats();
     const tx = s.vnis.reduce((a, v) => a + v.tx.packets, 0);
     const failed = s.drops.underlay_send_failed ?? 0;

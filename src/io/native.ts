@@ -91,8 +91,8 @@ export interface NativeIo {
   errnoName(errno: number): string;
   /** [pid, uid, gid] of a connected unix socket's peer (SO_PEERCRED), or -errno. */
   peerCred(fd: number): [number, number, number] | number;
-  /** Put device `name` into Linux bridge `bridge` (SIOCBRADDIF); 0 or -errno. */
-  bridgeAddIf(bridge: string, name: string): number;
+  /** Put device `name` into Linux bridge `bridge` (SIOCBRADDIF; `remove`: out, SIOCBRDELIF); 0 or -errno. */
+  bridgeAddIf(bridge: string, name: string, remove?: boolean): number;
   Poller: new (
     kind: 0 | 1,
     fd: number,

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { canonicalAddress } from './addr.js';
+import { native } from './native.js';
 
 /**
  * Facts about this host's interfaces that the composition root needs: which interface holds the
@@ -65,4 +66,41 @@ export function underlayProblem(local: string, linkName: string | undefined): st
   if (linkName !== undefined && linkUp(linkName) === false)
     return `the underlay link ${linkName} is down: nothing is sent or received`;
   return `the underlay address ${local} is on no interface (removed?): nothing is sent or received`;
+}
+
+/**
+ * The bridge (or other master) a device is in: its name, null for none, undefined when the
+ * device is not in this namespace.
+ */
+export function masterOf(name: string): string | null | undefined {
+  try {
+    return readlinkSync(`/sys/class/net/${name}/master`).split('/').pop() ?? null;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') return undefined;
+    return existsSync(`/sys/class/net/${name}`) ? null : undefined;
+  }
+}
+
+/** Whether `name` is a Linux bridge in this namespace (it has /sys/class/net/NAME/bridge). */
+export function isLinuxBridge(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}/bridge`);
+}
+
+/**
+ * Put device `name` into Linux bridge `bridge` (SIOCBRADDIF, as `ip link set NAME master
+ * BRIDGE`): undefined when done, else why not.
+ */
+export function addToBridge(bridge: string, name: string): string | undefined {
+  if (!isLinuxBridge(bridge))
+    return existsSync(`/sys/class/net/${bridge}`)
+      ? `${bridge} is not a Linux bridge (an Open vSwitch bridge keeps its ports itself: add the TAP with ovs-vsctl add-port)`
+      : `there is no bridge ${bridge}`;
+  const rc = native().bridgeAddIf(bridge, name);
+  return rc === 0 ? undefined : native().errnoName(-rc);
+}
+
+/** Take device `name` out of Linux bridge `bridge` (SIOCBRDELIF): undefined when done, else why not. */
+export function removeFromBridge(bridge: string, name: string): string | undefined {
+  const rc = native().bridgeAddIf(bridge, name, true);
+  return rc === 0 ? undefined : native().errnoName(-rc);
 }

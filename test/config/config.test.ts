@@ -173,6 +173,10 @@ t.test('every bad value names its field and the value', async (t) => {
       { ...base, vnis: [{ vni: 16777216 }] },
       /config\.vnis\[0\]\.vni 16777216: must be an integer in 0\.\.16777215/,
     ],
+    [
+      { ...base, vnis: [{ vni: 1, bridge: 'br/0' }] },
+      /config\.vnis\[0\]\.bridge "br\/0": must be an interface name/,
+    ],
     [{ ...base, vnis: [{ vni: 1, tap: 'a/b' }] }, /config\.vnis\[0\]\.tap "a\/b"/],
     [
       { ...base, vnis: [{ vni: 1, remotes: '192.0.2.1' }] },

@@ -326,7 +326,7 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0) {
     int err = errno;
     close(fd);
-    THROW_SYS(env, "bind", err, "udp " + address + ":" + std::to_string(port));
+    THROW_SYS(env, "bind", err, "udp " + (family == 6 ? "[" + address + "]" : address) + ":" + std::to_string(port));
   }
   sockaddr_storage bound;
   socklen_t blen = sizeof(bound);

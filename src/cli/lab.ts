@@ -21,9 +21,12 @@ export function labCommands(p: Command): void {
       ),
   )
     .option('--vni <n>', 'VNI (OVS options:key)', '5000')
+    .option('--down', 'remove it again at the end (npm run lab)')
     .action(async (o) => {
       const vni = integer('--vni', o.vni, 0, MAX_VNI);
-      await labUp({ prefix: o.prefix, dir: o.dir, vni }, (l) => process.stdout.write(l + '\n'));
+      const out = (l: string) => process.stdout.write(l + '\n');
+      await labUp({ prefix: o.prefix, dir: o.dir, vni }, out);
+      if (o.down) labDown({ prefix: o.prefix, dir: o.dir }, out);
     });
   labOpts(
     lab.command('down').description('stop the vtep and Open vSwitch, delete the namespaces'),

@@ -7,7 +7,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 import { canonicalAddress } from '../io/addr.js';
 import { targetOf } from '../ovsdb/target.js';
@@ -137,6 +137,12 @@ export function parseRemote(field: string, value: unknown, defaultPort = VXLAN_P
       ? [v4port[1], v4port[2]]
       : [value, undefined];
   const canonical = canonicalAddress(addr);
+  if (canonical === undefined && isIPv6(addr.split('%')[0]) && addr.includes('%'))
+    throw new ConfigError(
+      field,
+      value,
+      'is a scoped address (%zone): a VTEP is reached over a routed underlay; give a global or unique-local address',
+    );
   if (canonical === undefined)
     throw new ConfigError(field, value, 'must be an IPv4 or IPv6 address, optionally with :port');
   return {
@@ -160,6 +166,8 @@ export function remoteProblem(r: RemoteSpec, local: string): string | undefined 
   if (v4 ? IPV4_MULTICAST.test(r.address) : /^ff/i.test(r.address))
     return 'is a multicast group (vtep replicates to unicast remotes; list them instead)';
   if (r.address === local) return 'is our own local address (a loop)';
+  if (!v4 && /^fe[89ab]/i.test(r.address))
+    return 'is link-local (fe80::/10): it needs an interface to be reached, and the underlay socket has none; give a global or unique-local address';
   return undefined;
 }
 
@@ -234,8 +242,22 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
       );
   let metrics: string | undefined;
   if (c.metrics !== undefined) {
-    const m = parseRemote(`${where}.metrics`, c.metrics, 0);
-    if (m.port === 0) fail(['metrics'], c.metrics, 'must be ADDR:PORT, e.g. 127.0.0.1:9110');
+    // `:9110`, the exporters' convention for every address
+    const text =
+      typeof c.metrics === 'string' && /^:\d+$/.test(c.metrics) ? `0.0.0.0${c.metrics}` : c.metrics;
+    if (typeof text === 'string' && /^\d+$/.test(text))
+      fail(
+        ['metrics'],
+        c.metrics,
+        'must be ADDR:PORT, or :PORT for every address (e.g. 127.0.0.1:9110 or :9110)',
+      );
+    const m = parseRemote(`${where}.metrics`, text, 0);
+    if (m.port === 0)
+      fail(
+        ['metrics'],
+        c.metrics,
+        'must be ADDR:PORT, or :PORT for every address (e.g. 127.0.0.1:9110 or :9110)',
+      );
     metrics = formatRemote(m, -1);
   }
   const ovsdb = c.ovsdb === undefined ? undefined : ovsdbOf(c.ovsdb, c.local, local, fail);

@@ -46,6 +46,9 @@ function mapping<T extends z.ZodRawShape>(shape: T) {
   });
 }
 
+const isUnicastMac = (mac: number | undefined) =>
+  mac === undefined || (mac !== 0 && Math.floor(mac / 2 ** 40) % 2 === 0);
+
 export const vniShape = {
   vni: intIn(0, MAX_VNI),
   tap: z
@@ -59,6 +62,10 @@ export const vniShape = {
     .string({ error: 'must be a MAC address like 02:00:00:00:00:01' })
     .refine((m) => parseMac(m) !== undefined, {
       error: 'must be a MAC address like 02:00:00:00:00:01',
+    })
+    // a device's own address: the kernel refuses a group or all-zeros one (EADDRNOTAVAIL)
+    .refine((m) => isUnicastMac(parseMac(m)), {
+      error: 'must be a unicast address (the first byte even, not all zeros)',
     })
     .optional(),
   /** Checked one by one against `local` afterwards. */

@@ -85,13 +85,26 @@ class Args {
     }
   }
 
-  /** A live change whose validation blames a setting: the request field it came from. */
-  live(field: string, value: unknown, edit: (s: Record<string, unknown>) => void) {
+  /**
+   * A live change whose validation blames a setting: the request field it came from. `fields`
+   * names the request field of a setting (`tap` → `tap`) where the blame belongs to that one;
+   * anything else is blamed on `field`.
+   */
+  live(
+    field: string,
+    value: unknown,
+    edit: (s: Record<string, unknown>) => void,
+    fields: Record<string, string> = {},
+  ) {
     try {
       return { changes: this.c.change(edit) };
     } catch (err) {
-      if (err instanceof ConfigError) throw argError(field, value, err.reason);
-      throw err;
+      if (!(err instanceof ConfigError)) throw err;
+      const last = err.path?.at(-1);
+      const setting = typeof last === 'string' ? last : /(\w+)$/.exec(err.field)?.[1];
+      const own = setting !== undefined ? fields[setting] : undefined;
+      if (own) throw argError(own, err.value, err.reason);
+      throw argError(field, value, err.reason);
     }
   }
 }
@@ -220,14 +233,18 @@ function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
       run: (a) => {
         const vni = integer('vni', a.vni, 0, MAX_VNI);
         if (c.fdb.hasVni(vni)) throw argError('vni', a.vni, 'is already configured');
-        return args.live('vni', a.vni, (s) =>
-          (s.vnis as Record<string, unknown>[]).push({
-            vni,
-            ...(a.tap !== undefined ? { tap: a.tap } : {}),
-            ...(a.mtu !== undefined ? { mtu: a.mtu } : {}),
-            remotes: a.remotes ?? [],
-            learnRemotes: a.learnRemotes === true,
-          }),
+        return args.live(
+          'vni',
+          a.vni,
+          (s) =>
+            (s.vnis as Record<string, unknown>[]).push({
+              vni,
+              ...(a.tap !== undefined ? { tap: a.tap } : {}),
+              ...(a.mtu !== undefined ? { mtu: a.mtu } : {}),
+              remotes: a.remotes ?? [],
+              learnRemotes: a.learnRemotes === true,
+            }),
+          { tap: 'tap', mtu: 'mtu' },
         );
       },
     },

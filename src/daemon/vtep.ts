@@ -216,7 +216,14 @@ export class Vtep {
     try {
       this.plane = openPlane(options, this.fdb, this.log);
     } catch (err) {
-      if ((err as { code?: string }).code === 'EADDRINUSE') this.claimPort();
+      const code = (err as { code?: string }).code;
+      if (code === 'EADDRINUSE') this.claimPort();
+      if (code === 'EADDRNOTAVAIL')
+        throw new ConfigError(
+          'local',
+          this.current.local,
+          'is not an address of this host (no interface has it)',
+        );
       throw err;
     }
     this.opened.push(this.plane);
@@ -481,7 +488,7 @@ export class Vtep {
   private startLine(threads: { count: number; why: string }): void {
     const cfg = this.current;
     const link = this.link;
-    const underlay = `${this.underlay.address}:${this.underlay.port}`;
+    const underlay = hostPort(this.underlay.address, this.underlay.port);
     const vnis = cfg.vnis.map((v) => ({
       vni: v.vni,
       dev: v.tap,
@@ -685,7 +692,7 @@ export class Vtep {
     return {
       ...this.planes.stats(),
       ...(workers ? { workers } : {}),
-      underlay: `${this.underlay.address}:${this.underlay.port}`,
+      underlay: hostPort(this.underlay.address, this.underlay.port),
       underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,
       sourcePorts: this.sourcePorts,
       // The TAPs only: a scrape need not look at the underlay's interfaces as status does.

@@ -29,7 +29,7 @@ interface LabState {
   namespaces: string[];
 }
 
-class LabError extends Error {
+export class LabError extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -103,7 +103,9 @@ export async function labUp(opts: LabOptions, out: Out): Promise<void> {
     dump.stderr!.on('data', (d) => (err += d));
     await until(() => err.includes('listening'), 5000);
     out(`\n$ ip netns exec ${topo.get('vmB').name} ping -c 3 ${VM.ovs.ip}`);
-    out(topo.get('vmB').exec(`ping -c 3 -i 0.3 -W 2 ${VM.ovs.ip}`, { allowFail: true }).trim());
+    const ping = topo.get('vmB').exec(`ping -c 3 -i 0.3 -W 2 ${VM.ovs.ip}`, { allowFail: true });
+    out(ping.trim());
+    checkPing(ping);
     await until(() => !existsSync(pcap) || readFileSync(pcap).length > 24 * 8, 2000);
     await sleep(300);
     dump.kill('SIGINT');
@@ -140,6 +142,15 @@ export async function labUp(opts: LabOptions, out: Out): Promise<void> {
     topo.teardown();
     throw e;
   }
+}
+
+/** The demo's point is the ping across: one lost is a failed `lab up` (exit 1), not a success. */
+export function checkPing(output: string): void {
+  if (!/ 0% packet loss/.test(output))
+    throw new LabError(
+      'ERR_LAB_PING',
+      `the VMs did not reach each other across the overlay (${/\d+% packet loss/.exec(output)?.[0] ?? 'no answer'}); the lab was removed`,
+    );
 }
 
 /**

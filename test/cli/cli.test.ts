@@ -265,7 +265,15 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
     [['vni', 'add', '--vni', '5000'], /invalid --vni 5000: is already configured/],
     [
       ['vni', 'add', '--vni', '6000', '--tap', 'a/b'],
-      /invalid --vni 6000: must be an interface name/,
+      /^vtep: invalid --tap "a\/b": must be an interface name/,
+    ],
+    [
+      ['vni', 'add', '--vni', '6000', '--tap', 'vtep5000'],
+      /^vtep: invalid --tap "vtep5000": is used by two VNIs/,
+    ],
+    [
+      ['vni', 'add', '--vni', '6000', '--mtu', '70000'],
+      /^vtep: option '--mtu <bytes>' argument '70000' is invalid/,
     ],
     [
       ['vni', 'add', '--vni', '6000', '--remote', 'nope'],
@@ -403,6 +411,27 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
   });
   t.ok(fdb.get(5000, 0x0200000000aa), 'the static entry survived the bad flush');
 });
+
+t.test(
+  'vtep run on an address this host does not have: exit 2 naming it',
+  async (t) => {
+    for (const [local, shown] of [
+      ['192.0.2.77', '192.0.2.77'],
+      ['2001:db8::77', '2001:db8::77'],
+    ]) {
+      const r = spawnSync(
+        process.execPath,
+        [vtepBin(), 'run', '--vni', '1', '--local', local, '--control', join(dir, 'nowhere.sock')],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      t.equal(r.status, 2, `exit 2 for ${local}`);
+      t.equal(
+        r.stderr,
+        `vtep: invalid local "${shown}": is not an address of this host (no interface has it)\n`,
+      );
+    }
+  },
+);
 
 t.test('the bin works through a symlink (npm install -g, npx); --version', async (t) => {
   const bin = join(dir, 'bin');

@@ -141,6 +141,11 @@ t.test('ovsdb: a gateway with or without static VNIs', async (t) => {
   for (const [raw, re] of cases) t.throws(() => validate(raw), re, re.source);
 });
 
+t.test('metrics :PORT is every address, as exporters take it', async (t) => {
+  t.equal(validate({ ...base, metrics: ':9110' }).metrics, '0.0.0.0:9110');
+  t.equal(validate({ ...base, metrics: '[::1]:9110' }).metrics, '[::1]:9110');
+});
+
 t.test('every bad value names its field and the value', async (t) => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ ...base, local: 'here' }, /^invalid config\.local "here": must be an IPv4 or IPv6 address$/],
@@ -212,7 +217,7 @@ t.test('every bad value names its field and the value', async (t) => {
     ],
     [
       { ...base, vnis: [{ vni: 1, remotes: ['fe80::1%eth0'] }] },
-      /remotes\[0\] "fe80::1%eth0": must be an IPv4 or IPv6 address/,
+      /remotes\[0\] "fe80::1%eth0": is a scoped address \(%zone\): a VTEP is reached over a routed underlay/,
     ],
     [
       { ...base, vnis: [{ vni: 1, remotes: ['192.0.2.1', '192.0.2.3', '192.0.2.1:4789'] }] },
@@ -234,6 +239,23 @@ t.test('every bad value names its field and the value', async (t) => {
       { ...base, local: '2001:db8::2', vnis: [{ vni: 1, remotes: ['ff02::1'] }] },
       /remotes\[0\] "ff02::1": is a multicast group/,
     ],
+    [
+      { ...base, local: '2001:db8::2', vnis: [{ vni: 1, remotes: ['fe80::1%eth0'] }] },
+      /remotes\[0\] "fe80::1%eth0": is a scoped address \(%zone\)/,
+    ],
+    [
+      { ...base, local: '2001:db8::2', vnis: [{ vni: 1, remotes: ['fe80::1'] }] },
+      /remotes\[0\] "fe80::1": is link-local \(fe80::\/10\)/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, mac: '01:00:5e:00:00:01' }] },
+      /vnis\[0\]\.mac "01:00:5e:00:00:01": must be a unicast address/,
+    ],
+    [
+      { ...base, vnis: [{ vni: 1, mac: '00:00:00:00:00:00' }] },
+      /vnis\[0\]\.mac "00:00:00:00:00:00": must be a unicast address/,
+    ],
+    [{ ...base, metrics: '9110' }, /metrics "9110": must be ADDR:PORT, or :PORT for every address/],
     [
       { ...base, local: '2001:db8::2', vnis: [{ vni: 1, remotes: ['::'] }] },
       /remotes\[0\] "::": is the unspecified address/,

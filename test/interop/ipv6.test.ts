@@ -49,10 +49,12 @@ t.test('IPv6 underlay with OVS and kernel VXLAN: both directions, valid checksum
   await topo.startVtep([], { config });
   const st = (await topo.ask('stats')) as {
     pathMaxFrame: number;
+    underlay: string;
     vnis: { remotes: string[]; mtu?: number }[];
     drops: Record<string, number>;
   };
   t.same(st.vnis[0].remotes, ['[2001:db8::1]:4789', '[2001:db8::3]:4789'], 'canonical');
+  t.equal(st.underlay, '[2001:db8::2]:4789', 'our own address in brackets too');
   t.equal(st.pathMaxFrame, 1500 - 56, 'IPv6 takes 70 bytes: 1444-byte frames, MTU 1430');
   const file = await underlayCapture(topo, 'udp port 4789', async () => {
     t.ok(ping(topo, 'vmB', VM.ovs.ip), 'vtep VM → OVS VM');

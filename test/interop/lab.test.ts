@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { LabError, checkPing } from '../../src/lab/lab.js';
 import { Netns } from '../../src/lab/netns.js';
 import { vtepBin } from '../../src/lab/topology.js';
 import { sh } from '../../src/lab/sh.js';
@@ -30,6 +31,38 @@ function processesMentioning(text: string): string[] {
     })
     .filter((cmd) => cmd.includes(text));
 }
+
+t.test('a lab whose ping fails is a failed lab up, not a success', async (t) => {
+  t.doesNotThrow(() => checkPing('3 packets transmitted, 3 received, 0% packet loss, time 601ms'));
+  t.throws(
+    () => checkPing('3 packets transmitted, 0 received, 100% packet loss, time 2033ms'),
+    new LabError(
+      'ERR_LAB_PING',
+      'the VMs did not reach each other across the overlay (100% packet loss); the lab was removed',
+    ),
+  );
+  t.throws(() => checkPing('3 packets transmitted, 2 received, 33.3333% packet loss'), {
+    code: 'ERR_LAB_PING',
+  });
+  t.throws(() => checkPing(''), { message: /\(no answer\)/ });
+});
+
+t.test('lab up --down (npm run lab): options reach it, and it leaves nothing', async (t) => {
+  if (!needs(t, { root: true, commands: ['ip', 'ovs-vsctl', 'tshark', 'tcpdump', 'ping'] })) return;
+  const prefix = `ld${process.pid % 10000}`;
+  const dir = join(mkdtempSync(join(tmpdir(), 'vtep-lab-')), 'lab');
+  const r = spawnSync(
+    process.execPath,
+    [vtepBin(), 'lab', 'up', '--down', '--prefix', prefix, '--dir', dir],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, / 0% packet loss/);
+  t.match(r.stdout, /removed 5 namespaces/, 'and down at the end');
+  t.match(r.stdout, new RegExp(`${prefix}vmB`), 'the given prefix was used');
+  t.notOk(sh('ip netns list').includes(prefix), 'namespaces gone');
+  t.notOk(existsSync(dir), 'directory gone');
+});
 
 t.test(
   'lab up builds the guide scenario, pings, shows FDBs and packets; lab down removes it',

@@ -412,26 +412,23 @@ t.test('CLI against the real command table: bad input exits 2 naming the flag', 
   t.ok(fdb.get(5000, 0x0200000000aa), 'the static entry survived the bad flush');
 });
 
-t.test(
-  'vtep run on an address this host does not have: exit 2 naming it',
-  async (t) => {
-    for (const [local, shown] of [
-      ['192.0.2.77', '192.0.2.77'],
-      ['2001:db8::77', '2001:db8::77'],
-    ]) {
-      const r = spawnSync(
-        process.execPath,
-        [vtepBin(), 'run', '--vni', '1', '--local', local, '--control', join(dir, 'nowhere.sock')],
-        { encoding: 'utf8', timeout: 20_000 },
-      );
-      t.equal(r.status, 2, `exit 2 for ${local}`);
-      t.equal(
-        r.stderr,
-        `vtep: invalid local "${shown}": is not an address of this host (no interface has it)\n`,
-      );
-    }
-  },
-);
+t.test('vtep run on an address this host does not have: exit 2 naming it', async (t) => {
+  for (const [local, shown] of [
+    ['192.0.2.77', '192.0.2.77'],
+    ['2001:db8::77', '2001:db8::77'],
+  ]) {
+    const r = spawnSync(
+      process.execPath,
+      [vtepBin(), 'run', '--vni', '1', '--local', local, '--control', join(dir, 'nowhere.sock')],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    t.equal(r.status, 2, `exit 2 for ${local}`);
+    t.equal(
+      r.stderr,
+      `vtep: invalid local "${shown}": is not an address of this host (no interface has it)\n`,
+    );
+  }
+});
 
 t.test('the bin works through a symlink (npm install -g, npx); --version', async (t) => {
   const bin = join(dir, 'bin');

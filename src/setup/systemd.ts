@@ -67,14 +67,25 @@ const HARDENING = [
   '# (No MemoryDenyWriteExecute: V8 compiles JavaScript into executable memory.)',
 ];
 
-/** The file the service will read: valid, with its control socket where the service can make it, and readable by the service user. */
-function checkServiceConfig(config: string): void {
+/**
+ * Each unit's own runtime directory, `/run/NAME` (RuntimeDirectory=NAME): two instances never
+ * share one, and stopping one (systemd removes its directory) leaves the other's socket alone.
+ */
+export function runtimeDir(name: string): string {
+  return `/run/${name}`;
+}
+
+/**
+ * The file the service will read: valid, with its control socket where the service can make it
+ * (returned), and readable by the service user.
+ */
+function checkServiceConfig(config: string, dir: string): string {
   const cfg = loadConfigFile(config);
-  if (cfg.control !== undefined && dirname(resolve(cfg.control)) !== RUNTIME_DIR)
+  if (cfg.control !== undefined && dirname(resolve(cfg.control)) !== dir)
     throw new ConfigError(
       `${config}: control`,
       cfg.control,
-      `the service runs as its own user and can create its socket only in ${RUNTIME_DIR}/ (leave "control" out for ${RUNTIME_DIR}/vtep.sock)`,
+      `the service runs as its own user and can create its socket only in ${dir}/ (leave "control" out for ${dir}/vtep.sock)`,
     );
   if ((statSync(config).mode & 0o004) === 0)
     throw new ConfigError(
@@ -92,11 +103,16 @@ function checkServiceConfig(config: string): void {
       );
     if (dirname(dir) === dir) break;
   }
+  return cfg.control === undefined ? `${dir}/vtep.sock` : resolve(cfg.control);
 }
 
 export function unitText(o: SystemdOptions): string {
   const config = resolve(o.config);
-  checkServiceConfig(config);
+  const name = checkName(o.name ?? 'vtep');
+  const dir = runtimeDir(name);
+  const control = checkServiceConfig(config, dir);
+  // the default socket needs no flag; another instance's is named on both lines
+  const own = control === `${RUNTIME_DIR}/vtep.sock` ? '' : ` --control ${execArg(control)}`;
   const bin = resolve(o.bin ?? process.argv[1]);
   const vtep = `${execArg(process.execPath)} ${execArg(bin)}`;
   return [
@@ -109,10 +125,10 @@ export function unitText(o: SystemdOptions): string {
     '[Service]',
     '# vtep says READY=1 on its own once the TAPs, the UDP socket and the control socket are up.',
     'Type=notify',
-    `ExecStart=${vtep} run --config ${execArg(config)}`,
+    `ExecStart=${vtep} run --config ${execArg(config)}${own}`,
     '# Re-read the file live: VNIs and remotes change without dropping established flows. A',
     '# file vtep refuses makes `systemctl reload` fail (vtep reload exits 2) and changes nothing.',
-    `ExecReload=${vtep} reload --control ${RUNTIME_DIR}/vtep.sock`,
+    `ExecReload=${vtep} reload --control ${execArg(control)}`,
     '# vtep says WATCHDOG=1 while every data-plane thread answers: a wedged one is restarted.',
     'WatchdogSec=10',
     'Restart=on-failure',
@@ -120,8 +136,8 @@ export function unitText(o: SystemdOptions): string {
     '# Exit status 2 is a configuration error: restarting would fail the same way.',
     'RestartPreventExitStatus=2',
     '# Logs: vtep writes a syslog priority on each line under journald (journalctl -p warning);',
-    '# the tag is vtep, not node.',
-    'SyslogIdentifier=vtep',
+    '# the tag is the unit name, not node.',
+    `SyslogIdentifier=${name}`,
     '# Its own user, with the two capabilities it needs and no others: TAP devices and',
     '# interface settings (CAP_NET_ADMIN), the raw socket for per-flow source ports (CAP_NET_RAW).',
     'DynamicUser=yes',
@@ -130,8 +146,8 @@ export function unitText(o: SystemdOptions): string {
     'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
     'NoNewPrivileges=yes',
     ...HARDENING,
-    `# The control socket: ${RUNTIME_DIR}/vtep.sock, mode 0600 (root can still use vtep fdb/stats).`,
-    'RuntimeDirectory=vtep',
+    `# The control socket: ${control}, mode 0600 (root can still use vtep fdb/stats).`,
+    `RuntimeDirectory=${name}`,
     '',
     '[Install]',
     'WantedBy=multi-user.target',

@@ -422,14 +422,24 @@ t.test('systemd: a unit for vtep run --config, validated first, as its own user'
   const w = write();
   t.equal(w.status, 0, w.stderr);
   t.match(w.stdout, /systemctl daemon-reload && systemctl enable --now vtep-test\.service/);
-  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), dry.stdout);
+  const named = vtep(['setup', 'systemd', '--config', cfg, '--name', 'vtep-test', '--dry-run']);
+  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), named.stdout);
+  // A second instance has a runtime directory and control socket of its own.
+  t.match(named.stdout, /^RuntimeDirectory=vtep-test$/m);
+  t.match(named.stdout, /^SyslogIdentifier=vtep-test$/m);
+  t.match(
+    named.stdout,
+    new RegExp(`^ExecStart=.* run --config ${cfg} --control /run/vtep-test/vtep\\.sock$`, 'm'),
+  );
+  t.match(named.stdout, /^ExecReload=.* reload --control \/run\/vtep-test\/vtep\.sock$/m);
+  t.notMatch(named.stdout, /^RuntimeDirectory=vtep$/m, 'not the first one’s');
   writeFileSync(join(unitDir, 'vtep-test.service'), '# hand-edited\n');
   const again = write();
   t.equal(again.status, 2, 'an existing unit is not overwritten silently');
   t.match(again.stderr, /vtep-test\.service exists; give --force to replace it/);
   t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), '# hand-edited\n');
   t.equal(write('--force').status, 0, '--force replaces it');
-  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), dry.stdout);
+  t.equal(readFileSync(join(unitDir, 'vtep-test.service'), 'utf8'), named.stdout);
   for (const name of ['../evil', 'a/b', '.hidden', '-x', '']) {
     const r = vtep(['setup', 'systemd', '--config', cfg, '--unit-dir', unitDir, '--name', name]);
     t.equal(r.status, 2, `--name ${JSON.stringify(name)} refused`);

@@ -124,7 +124,14 @@ export class TapDevice implements FrameDevice {
     try {
       [fd, actual] = io.tapOpen(name, (opts.vnetHdr ? 1 : 0) | (multiQueue ? 2 : 0));
     } catch (err) {
-      throw toIoError(err);
+      const e = toIoError(err);
+      // Capabilities do not override the node's mode: a service user meets a 0600 node here.
+      if (e.code === 'EACCES' && /\/dev\/net\/tun/.test(e.message))
+        throw new IoError(
+          e.code,
+          `${e.message}: /dev/net/tun is not readable and writable for uid ${process.getuid?.()} (CAP_NET_ADMIN does not override its mode): make it 0666, as distributions do, or run with the group that owns it`,
+        );
+      throw e;
     }
     const tap = new TapDevice(fd, actual, rx, metaLen);
     try {

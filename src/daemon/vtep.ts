@@ -61,6 +61,9 @@ export interface StartOptions {
 
 const clock = () => performance.now();
 
+/** VNIs the start line names; the others are counted. */
+const START_LINE_VNIS = 8;
+
 /** Health checks (1 s) between two looks at who else holds the underlay port. */
 const PORT_CHECK_EVERY = 5;
 
@@ -494,12 +497,16 @@ export class Vtep {
       dev: v.tap,
       mac: formatMac(this.ports.get(v.vni)!.spec.mac),
     }));
+    // One line per event, even with 1 000 VNIs (journald splits lines past 48 KiB): the first
+    // few by name, the rest counted; `vtep stats` lists them all.
+    const shown = vnis.slice(0, START_LINE_VNIS);
     const o = cfg.ovsdb;
     this.log(
       'info',
       'start',
       `vtep: listening on ${underlay} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), ${threads.count} worker${threads.count > 1 ? 's' : ''} (${threads.why}), source ports ${this.sourcePorts}, ` +
-        vnis.map((v) => `vni ${v.vni} on ${v.dev} (${v.mac})`).join(', ') +
+        shown.map((v) => `vni ${v.vni} on ${v.dev} (${v.mac})`).join(', ') +
+        (vnis.length > shown.length ? ` and ${vnis.length - shown.length} more VNIs` : '') +
         (o
           ? `${vnis.length ? ', ' : ''}ovsdb ${o.target} physical switch ${o.physicalSwitch} ports ${o.ports.join(',')}`
           : '') +
@@ -510,7 +517,8 @@ export class Vtep {
         underlayMtu: link.mtu,
         workers: threads.count,
         sourcePorts: this.sourcePorts,
-        vnis,
+        vnis: shown,
+        vniCount: vnis.length,
         ...(this.control ? { control: this.control.path } : {}),
         ...(this.metrics ? { metrics: this.metrics.address } : {}),
         ...(o ? { ovsdb: o.target, physicalSwitch: o.physicalSwitch, ports: o.ports } : {}),

@@ -186,6 +186,10 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     ['fdb.flush', ctl('fdb', 'flush', '--vni', vni, '--learned-only')],
     ['remote.add', ctl('remote', 'add', '192.0.2.77', '--vni', vni)],
     ['remote.del', ctl('remote', 'del', '192.0.2.77', '--vni', vni)],
+    ['fdb.add', ctl('fdb', 'replace', GHOST, '--vni', vni, '--remote', UNDERLAY.kernel)],
+    ['vni.add', ctl('vni', 'add', '--vni', '6001', '--tap', `${topo.prefix}x`)],
+    ['vni.del', ctl('vni', 'del', '--vni', '6001')],
+    ['reload', ctl('reload')],
   ];
   for (const [cmd, pid] of changes) {
     const e = await seen(

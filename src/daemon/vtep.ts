@@ -5,12 +5,11 @@ import type { ChangeEvent, RunningStats, Status } from '../control/api.js';
 import { formatChange } from '../control/format.js';
 import { ControlServer, argError, type ChangeRequest, type Command } from '../control/server.js';
 import { Fdb } from '../fdb/fdb.js';
-import { Remotes } from '../fdb/remote.js';
+import { Remotes, remoteKey } from '../fdb/remote.js';
 import { native } from '../io/native.js';
 import { underlayLink, underlayProblem, type UnderlayLink } from '../io/netif.js';
 import {
   describeHolder,
-  hostPort,
   ownSocketInodes,
   processCommand,
   udpHolders,
@@ -259,7 +258,7 @@ export class Vtep {
     if (held.length > 0)
       throw new ConfigError(
         'local',
-        hostPort(local, port),
+        remoteKey(local, port),
         `the port is in use by ${held.map(describeHolder).join('; ')}`,
       );
   }
@@ -278,7 +277,7 @@ export class Vtep {
       this.log(
         'error',
         'port_shared',
-        `vtep: the underlay port ${hostPort(local, port)} is shared with ${foreign.map(describeHolder).join('; ')}: the kernel gives it a share of the tunnel's datagrams`,
+        `vtep: the underlay port ${remoteKey(local, port)} is shared with ${foreign.map(describeHolder).join('; ')}: the kernel gives it a share of the tunnel's datagrams`,
         { holders: foreign },
       );
     } else this.log('info', 'port_owned', 'vtep: the underlay port is ours alone again');
@@ -491,7 +490,7 @@ export class Vtep {
   private startLine(threads: { count: number; why: string }): void {
     const cfg = this.current;
     const link = this.link;
-    const underlay = hostPort(this.underlay.address, this.underlay.port);
+    const underlay = remoteKey(this.underlay.address, this.underlay.port);
     const vnis = cfg.vnis.map((v) => ({
       vni: v.vni,
       dev: v.tap,
@@ -700,7 +699,7 @@ export class Vtep {
     return {
       ...this.planes.stats(),
       ...(workers ? { workers } : {}),
-      underlay: hostPort(this.underlay.address, this.underlay.port),
+      underlay: remoteKey(this.underlay.address, this.underlay.port),
       underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,
       sourcePorts: this.sourcePorts,
       // The TAPs only: a scrape need not look at the underlay's interfaces as status does.

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { endianness } from 'node:os';
+import { remoteKey } from '../fdb/remote.js';
 
 /**
  * Who else holds our UDP port. The kernel spreads a port's datagrams over every socket in its
@@ -73,13 +74,9 @@ export function whose(holders: PortHolder[]): PortHolder[] {
 
 /** "pid 123 (vtep run --local …), uid 0", or what is known of a socket we cannot attribute. */
 export function describeHolder(h: PortHolder): string {
-  if (h.inode === 0) return `a kernel socket on ${hostPort(h.address, h.port)} (a VXLAN device?)`;
+  if (h.inode === 0) return `a kernel socket on ${remoteKey(h.address, h.port)} (a VXLAN device?)`;
   if (h.pid === undefined) return `socket inode ${h.inode} of uid ${h.uid} (process not readable)`;
   return `pid ${h.pid} (${h.command ?? '?'}), uid ${h.uid}`;
-}
-
-export function hostPort(address: string, port: number): string {
-  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 function socketInodes(pid: string): Set<number> {

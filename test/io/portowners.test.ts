@@ -3,12 +3,12 @@ import { createSocket, type Socket } from 'node:dgram';
 import t from 'tap';
 import {
   describeHolder,
-  hostPort,
   ownSocketInodes,
   processCommand,
   udpHolders,
   whose,
 } from '../../src/io/portowners.js';
+import { remoteKey } from '../../src/fdb/remote.js';
 
 async function bound(type: 'udp4' | 'udp6', address: string): Promise<Socket> {
   const s = createSocket(type);
@@ -47,8 +47,8 @@ t.test('a wildcard bind overlaps every address of its family', async (t) => {
 });
 
 t.test('descriptions and names', async (t) => {
-  t.equal(hostPort('2001:db8::1', 4789), '[2001:db8::1]:4789');
-  t.equal(hostPort('192.0.2.1', 4789), '192.0.2.1:4789');
+  t.equal(remoteKey('2001:db8::1', 4789), '[2001:db8::1]:4789');
+  t.equal(remoteKey('192.0.2.1', 4789), '192.0.2.1:4789');
   t.match(
     describeHolder({ inode: 0, uid: 0, address: '0.0.0.0', port: 4789 }),
     /a kernel socket on 0\.0\.0\.0:4789/,

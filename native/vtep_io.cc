@@ -41,12 +41,18 @@
 #ifndef UDP_GRO
 #define UDP_GRO 104  // linux/udp.h: receive coalesced datagrams, gso_size in a control message
 #endif
+#ifndef IPV6_FLOWINFO_SEND
+#define IPV6_FLOWINFO_SEND 33  // linux/in6.h: take the flow label of sin6_flowinfo on sends
+#endif
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
 
+#include <array>
 #include <string>
+#include <unordered_map>
 #include <vector>
+#include <time.h>
 
 namespace {
 
@@ -280,6 +286,14 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   if (family == 6) {
     int one = 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    // per-datagram flow labels from sin6_flowinfo (0 there: the kernel's automatic label)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_FLOWINFO_SEND, &one, sizeof(one));
+  }
+  if (!(flags & 4)) {
+    // the outer TOS / traffic class of each datagram received, for ECN decapsulation (RFC 6040)
+    int one = 1;
+    if (family == 4) setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one));
+    else setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one));
   }
   if (!DontFragment(fd, family)) {
     int err = errno;
@@ -365,6 +379,10 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
     close(fd);
     THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "raw udp");
   }
+  if (family == 6) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_FLOWINFO_SEND, &one, sizeof(one));
+  }
   if (family == 6 && !zeroChecksum6) {  // with zeroChecksum6 the header's 0 stays (RFC 6935)
     int offset = 6;  // offset of the checksum in the UDP header
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof(offset)) < 0) {
@@ -382,7 +400,7 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
 }
 
 // Fill a sockaddr from an address slot. Returns its length, or 0 for an unknown family.
-socklen_t SlotToSockaddr(const uint8_t* slot, sockaddr_storage* ss, bool raw) {
+socklen_t SlotToSockaddr(const uint8_t* slot, sockaddr_storage* ss, bool raw, uint32_t label = 0) {
   uint16_t port = static_cast<uint16_t>((slot[2] << 8) | slot[3]);
   // Raw IPPROTO_UDP sockets take the protocol in the port field's place; it must be 0 or 17.
   if (raw) port = 0;
@@ -398,6 +416,8 @@ socklen_t SlotToSockaddr(const uint8_t* slot, sockaddr_storage* ss, bool raw) {
     memset(sin6, 0, sizeof(*sin6));
     sin6->sin6_family = AF_INET6;
     sin6->sin6_port = htons(port);
+    // the flow label, sent with IPV6_FLOWINFO_SEND on (0: the kernel's automatic one)
+    sin6->sin6_flowinfo = htonl(label & 0xfffff);
     memcpy(&sin6->sin6_addr, slot + 4, 16);
     return sizeof(*sin6);
   }
@@ -419,38 +439,117 @@ void SockaddrToSlot(const sockaddr_storage* ss, uint8_t* slot) {
   }
 }
 
-// Scratch arrays for sendmmsg, grown once to the largest batch seen.
-struct GsoControl {
-  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
+// The one's complement sum of len bytes (16-bit big-endian words from p, a last odd byte as a
+// high byte), folded to 16 bits. Native-order 32-bit words summed into 64 bits; byte order is
+// fixed up once at the end (RFC 1071 §2(B)). Four accumulators, 32 bytes a step, so the adds do
+// not wait on each other (half the time of one accumulator for a 1448-byte payload).
+uint32_t OnesSum(const uint8_t* p, uint32_t len) {
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  uint32_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    uint64_t w[4];
+    memcpy(w, p + i, 32);
+    a0 += (w[0] & 0xffffffffu) + (w[0] >> 32);
+    a1 += (w[1] & 0xffffffffu) + (w[1] >> 32);
+    a2 += (w[2] & 0xffffffffu) + (w[2] >> 32);
+    a3 += (w[3] & 0xffffffffu) + (w[3] >> 32);
+  }
+  uint64_t acc = a0 + a1 + a2 + a3;
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    memcpy(&w, p + i, 4);
+    acc += w;
+  }
+  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+  uint32_t s = static_cast<uint32_t>(acc);
+  while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
+  // little-endian host: words were read byte-swapped
+  uint16_t probe = 1;
+  bool little = *reinterpret_cast<uint8_t*>(&probe) == 1;
+  if (little) s = ((s & 0xff) << 8) | (s >> 8);
+  for (; i < len; i++) s += (i & 1) ? p[i] : static_cast<uint32_t>(p[i]) << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
+  return s;
+}
+
+// Outer-header words (src/io/types.ts OuterFlag), two per datagram: word 0 is
+// tos | ttl << 8 | flags, word 1 the IPv6 flow label. 0 leaves the socket's default.
+constexpr uint32_t kOuterNoDf = 1u << 16;    // IPv4: without DF (IP_PMTUDISC_DONT around it)
+constexpr uint32_t kOuterNoCsum = 1u << 17;  // IPv4: a zero UDP checksum (SO_NO_CHECK around it)
+constexpr uint32_t kOuterModes = kOuterNoDf | kOuterNoCsum;
+
+// Control messages of one datagram: UDP_SEGMENT, TOS / traffic class, TTL / hop limit.
+struct Control {
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t)) + 2 * CMSG_SPACE(sizeof(int))];
 };
+// Set the control messages a message needs (none: no control buffer at all): UDP GSO of
+// `gsoSize`-byte segments when not 0, and the word's TOS and TTL when not 0.
+void SetControl(msghdr* m, Control* c, int family, uint16_t gsoSize, uint32_t word) {
+  int tos = static_cast<int>(word & 0xff);
+  int ttl = static_cast<int>((word >> 8) & 0xff);
+  if (gsoSize == 0 && tos == 0 && ttl == 0) {
+    m->msg_control = nullptr;
+    m->msg_controllen = 0;
+    return;
+  }
+  memset(c->buf, 0, sizeof(c->buf));
+  m->msg_control = c->buf;
+  m->msg_controllen = sizeof(c->buf);
+  size_t used = 0;
+  cmsghdr* h = CMSG_FIRSTHDR(m);
+  auto add = [&](int level, int type, const void* data, size_t n) {
+    h->cmsg_level = level;
+    h->cmsg_type = type;
+    h->cmsg_len = CMSG_LEN(n);
+    memcpy(CMSG_DATA(h), data, n);
+    used += CMSG_SPACE(n);
+    h = reinterpret_cast<cmsghdr*>(reinterpret_cast<char*>(h) + CMSG_SPACE(n));
+  };
+  if (gsoSize != 0) add(SOL_UDP, UDP_SEGMENT, &gsoSize, sizeof(gsoSize));
+  if (tos != 0) add(family == 4 ? IPPROTO_IP : IPPROTO_IPV6, family == 4 ? IP_TOS : IPV6_TCLASS, &tos, sizeof(tos));
+  if (ttl != 0) add(family == 4 ? IPPROTO_IP : IPPROTO_IPV6, family == 4 ? IP_TTL : IPV6_HOPLIMIT, &ttl, sizeof(ttl));
+  m->msg_controllen = used;
+}
+
+// Switch an IPv4 socket between the modes of two words (DF, zero checksum): the ones no control
+// message can ask for per datagram. Only the groups of datagrams that ask pay the syscalls.
+void SetModes(int fd, uint32_t from, uint32_t to) {
+  if ((from ^ to) & kOuterNoDf) {
+    int mode = (to & kOuterNoDf) ? IP_PMTUDISC_DONT : IP_PMTUDISC_DO;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof(mode));
+  }
+  if ((from ^ to) & kOuterNoCsum) {
+    int on = (to & kOuterNoCsum) ? 1 : 0;
+    setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &on, sizeof(on));
+  }
+}
+
+// Scratch arrays for sendmmsg, grown once to the largest batch seen.
 struct SendScratch {
   std::vector<mmsghdr> msgs;
   std::vector<iovec> iovs;
+  // raw IPv4 datagrams with a checksum: their UDP header, copied (a flood shares the bytes)
+  std::vector<iovec> rawIovs;
+  std::vector<std::array<uint8_t, 8>> udpHdrs;
   std::vector<sockaddr_storage> addrs;
-  std::vector<GsoControl> controls;
+  std::vector<Control> controls;
   // first[k]: the first datagram of message k (a run of datagrams sent as one with GSO).
   std::vector<uint32_t> first;
+  // modes[k]: the socket modes (kOuterModes bits) message k needs.
+  std::vector<uint32_t> modes;
   void Reserve(size_t n) {
     if (msgs.size() < n) {
       msgs.resize(n);
       iovs.resize(n);
+      rawIovs.resize(2 * n);
+      udpHdrs.resize(n);
       addrs.resize(n);
       controls.resize(n);
       first.resize(n + 1);
+      modes.resize(n);
     }
   }
 };
-// Ask for UDP GSO on a message: the kernel cuts its payload into datagrams of `size` bytes.
-void SetGsoSize(msghdr* m, GsoControl* c, uint16_t size) {
-  memset(c->buf, 0, sizeof(c->buf));
-  m->msg_control = c->buf;
-  m->msg_controllen = sizeof(c->buf);
-  cmsghdr* h = CMSG_FIRSTHDR(m);
-  h->cmsg_level = SOL_UDP;
-  h->cmsg_type = UDP_SEGMENT;
-  h->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-  memcpy(CMSG_DATA(h), &size, sizeof(size));
-}
 // UDP GSO limits: segments per send (UDP_MAX_SEGMENTS on older kernels) and bytes per send.
 constexpr uint32_t kGsoMaxSegments = 64;
 constexpr uint32_t kGsoMaxBytes = 65000;
@@ -458,6 +557,69 @@ constexpr uint32_t kGsoMaxBytes = 65000;
 thread_local SendScratch g_send;
 // The first errno of this thread's last sendBatch/writeBatch call (0 when everything went).
 thread_local int g_lastErrno = 0;
+
+// The source address the kernel picks towards an IPv4 destination (network order), for the
+// UDP checksum of raw datagrams from a socket bound to 0.0.0.0: asked of the routing table with
+// a connected probe socket, kept 10 s (a route change is followed within that).
+struct SourceEntry {
+  uint32_t src;
+  uint64_t until;
+};
+thread_local std::unordered_map<uint32_t, SourceEntry> g_sources;
+uint64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+uint32_t SourceFor(uint32_t dst) {
+  uint64_t now = NowMs();
+  auto it = g_sources.find(dst);
+  if (it != g_sources.end() && it->second.until > now) return it->second.src;
+  uint32_t src = 0;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    sockaddr_in sin = {};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(4789);
+    sin.sin_addr.s_addr = dst;
+    socklen_t len = sizeof(sin);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) == 0) {
+      src = sin.sin_addr.s_addr;
+    }
+    close(fd);
+  }
+  if (g_sources.size() > 65536) g_sources.clear();
+  g_sources[dst] = {src, now + 10000};
+  return src;
+}
+
+// A raw IPv4 datagram's message k: its UDP header copied into the scratch with the checksum
+// over the pseudo header (source `local`, or the routing table's for 0.0.0.0) filled in, the
+// rest of the datagram from the slab. `payloadSum` caches the sum of a flood's shared bytes.
+void RawChecksumIov(uint32_t k, const uint8_t* dgram, uint32_t len, const sockaddr_in* to, uint32_t local,
+                    const uint8_t** lastPayload, uint32_t* payloadSum) {
+  uint8_t* h = g_send.udpHdrs[k].data();
+  memcpy(h, dgram, 8);
+  h[6] = h[7] = 0;
+  if (*lastPayload != dgram) {
+    *payloadSum = OnesSum(dgram + 8, len - 8);
+    *lastPayload = dgram;
+  }
+  uint32_t src = ntohl(local != 0 ? local : SourceFor(to->sin_addr.s_addr));
+  uint32_t dst = ntohl(to->sin_addr.s_addr);
+  uint64_t acc = *payloadSum + OnesSum(h, 8) + (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) +
+                 IPPROTO_UDP + len;
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  uint16_t sum = static_cast<uint16_t>(~acc & 0xffff);
+  if (sum == 0) sum = 0xffff;  // 0 means "no checksum" (RFC 768)
+  h[6] = static_cast<uint8_t>(sum >> 8);
+  h[7] = static_cast<uint8_t>(sum & 0xff);
+  g_send.rawIovs[2 * k] = {h, 8};
+  g_send.rawIovs[2 * k + 1] = {const_cast<uint8_t*>(dgram) + 8, len - 8};
+  g_send.msgs[k].msg_hdr.msg_iov = &g_send.rawIovs[2 * k];
+  g_send.msgs[k].msg_hdr.msg_iovlen = 2;
+}
 
 // Send messages [pos, end) of the scratch with sendmmsg; message k carries datagrams
 // [first[k], first[k + 1]), whose outcomes go to st. sendmmsg stops at the first message the
@@ -484,6 +646,27 @@ uint32_t SendMessages(int fd, uint32_t pos, uint32_t end, const uint32_t* first,
   return end;
 }
 
+// SendMessages over groups of messages that need the same socket modes (g_send.modes), the
+// socket switched before each group that differs and back at the end.
+uint32_t SendGrouped(int fd, uint32_t pos, uint32_t end, const uint32_t* first, uint8_t* st, uint32_t* sent) {
+  const uint32_t* modes = g_send.modes.data();
+  uint32_t cur = 0;
+  while (pos < end) {
+    uint32_t g = pos + 1;
+    while (g < end && modes[g] == modes[pos]) g++;
+    if (modes[pos] != cur) SetModes(fd, cur, modes[pos]);
+    cur = modes[pos];
+    uint32_t stop = SendMessages(fd, pos, g, first, st, sent);
+    if (stop < g) {
+      pos = stop;
+      break;
+    }
+    pos = g;
+  }
+  if (cur != 0) SetModes(fd, cur, 0);
+  return pos;
+}
+
 // The end of the run of datagrams from i on that one GSO message can carry: one length, one
 // address, within the segment and byte limits, and `same(j)` (any further condition) for each.
 template <typename Same>
@@ -497,12 +680,38 @@ uint32_t RunEnd(uint32_t i, uint32_t count, const uint32_t* lengths, const uint8
   return j;
 }
 
-// sendBatch(fd, slab, offsets, lengths, addrs, count, flags, status) -> sent count, or -errno if
-// none. Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot i of `addrs`; its
-// outcome goes to status[i] (kTxSent, kTxQueueFull, kTxRefused). flags: bit 0, a raw socket (the
-// datagram carries its UDP header); bit 1, UDP GSO runs: consecutive datagrams of one length to
-// one address (a flow's packets, as a TAP read hands them over) leave as one message with
-// UDP_SEGMENT, cut by the kernel after its stack has been crossed once (a bound UDP socket only).
+// The optional outer-header words argument: 2 per datagram, or null.
+const uint32_t* OuterWords(const Napi::Value& v, uint32_t count) {
+  if (!v.IsTypedArray()) return nullptr;
+  auto a = v.As<Napi::Uint32Array>();
+  if (a.ElementLength() < static_cast<size_t>(count) * 2) return nullptr;
+  return a.Data();
+}
+
+// Message k: `iovlen` buffers from iov to the address in `slot`, with the outer header of
+// `outer` (null: defaults) and UDP GSO of `gsoSize`-byte segments when not 0.
+void SetMessage(uint32_t k, iovec* iov, size_t iovlen, const uint8_t* slot, bool raw, const uint32_t* outer,
+                uint16_t gsoSize) {
+  mmsghdr& m = g_send.msgs[k];
+  memset(&m, 0, sizeof(m));
+  m.msg_hdr.msg_iov = iov;
+  m.msg_hdr.msg_iovlen = iovlen;
+  m.msg_hdr.msg_name = &g_send.addrs[k];
+  uint32_t word = outer ? outer[0] : 0;
+  m.msg_hdr.msg_namelen = SlotToSockaddr(slot, &g_send.addrs[k], raw, outer ? outer[1] : 0);
+  SetControl(&m.msg_hdr, &g_send.controls[k], slot[0], gsoSize, word);
+  g_send.modes[k] = slot[0] == 4 ? (word & kOuterModes) : 0;
+}
+
+// sendBatch(fd, slab, offsets, lengths, addrs, count, flags, status, outer?, local?) -> sent
+// count, or -errno if none. Datagram i is slab[offsets[i] .. +lengths[i]) to the address in slot
+// i of `addrs`; its outcome goes to status[i] (kTxSent, kTxQueueFull, kTxRefused). flags: bit 0,
+// a raw socket (the datagram carries its UDP header); bit 1, UDP GSO runs: consecutive datagrams
+// of one length to one address and outer header (a flow's packets, as a TAP read hands them
+// over) leave as one message with UDP_SEGMENT, cut by the kernel after its stack has been
+// crossed once (a bound UDP socket only). `outer`: 2 words per datagram (see OuterFlag). `local`
+// (raw IPv4): the bound address, network order, for the UDP checksums written here (0: the
+// routing table's source); without it raw IPv4 datagrams keep the checksum they carry.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -515,6 +724,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   bool raw = (flags & 1) != 0;
   bool runs = (flags & 2) != 0 && !raw;
   auto status = info[7].As<Napi::Uint8Array>();
+  const uint32_t* outer = info.Length() > 8 ? OuterWords(info[8], count) : nullptr;
+  bool rawSum = raw && info.Length() > 9 && info[9].IsNumber();
+  uint32_t local = rawSum ? htonl(info[9].As<Napi::Number>().Uint32Value()) : 0;
   if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
       static_cast<size_t>(count) * kAddrLen > addrs.ByteLength() || count > status.ByteLength()) {
     THROW_TYPE(env, "sendBatch: count exceeds the batch arrays");
@@ -525,23 +737,28 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   const uint8_t* slots = addrs.Data();
   size_t slabLen = slab.ByteLength();
   uint32_t msgCount = 0;
+  const uint8_t* lastPayload = nullptr;
+  uint32_t payloadSum = 0;
+  auto same = [&](uint32_t k) {
+    return static_cast<size_t>(offsets[k]) + lengths[k] <= slabLen &&
+           (outer == nullptr || (outer[2 * k] == outer[2 * (k - 1)] && outer[2 * k + 1] == outer[2 * (k - 1) + 1]));
+  };
   for (uint32_t i = 0; i < count;) {
     if (static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) THROW_TYPE(env, "sendBatch: datagram outside the slab");
-    uint32_t j = runs ? RunEnd(i, count, lengths.Data(), slots, [&](uint32_t k) {
-      return static_cast<size_t>(offsets[k]) + lengths[k] <= slabLen;
-    })
-                      : i + 1;
+    if (raw && lengths[i] < 8) THROW_TYPE(env, "sendBatch: raw datagram without its UDP header");
+    uint32_t j = runs ? RunEnd(i, count, lengths.Data(), slots, same) : i + 1;
     for (uint32_t k = i; k < j; k++) {
       g_send.iovs[k].iov_base = base + offsets[k];
       g_send.iovs[k].iov_len = lengths[k];
     }
-    mmsghdr& m = g_send.msgs[msgCount];
-    memset(&m, 0, sizeof(m));
-    m.msg_hdr.msg_iov = &g_send.iovs[i];
-    m.msg_hdr.msg_iovlen = j - i;
-    m.msg_hdr.msg_name = &g_send.addrs[msgCount];
-    m.msg_hdr.msg_namelen = SlotToSockaddr(slots + i * kAddrLen, &g_send.addrs[msgCount], raw);
-    if (j - i > 1) SetGsoSize(&m.msg_hdr, &g_send.controls[msgCount], static_cast<uint16_t>(lengths[i]));
+    const uint8_t* slot = slots + i * kAddrLen;
+    const uint32_t* o = outer ? outer + 2 * i : nullptr;
+    SetMessage(msgCount, &g_send.iovs[i], j - i, slot, raw, o, j - i > 1 ? static_cast<uint16_t>(lengths[i]) : 0);
+    if (rawSum && slot[0] == 4 && !(o && (o[0] & kOuterNoCsum))) {
+      RawChecksumIov(msgCount, base + offsets[i], lengths[i],
+                     reinterpret_cast<const sockaddr_in*>(&g_send.addrs[msgCount]), local, &lastPayload, &payloadSum);
+    }
+    if (raw) g_send.modes[msgCount] &= ~kOuterNoCsum;  // raw: the checksum is ours, not the socket's
     g_send.first[msgCount++] = i;
     i = j;
   }
@@ -549,18 +766,19 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   uint32_t sent = 0;
   uint32_t* first = g_send.first.data();
   g_lastErrno = 0;
-  uint32_t stop = SendMessages(fd, 0, msgCount, first, st, &sent);
+  uint32_t stop = SendGrouped(fd, 0, msgCount, first, st, &sent);
   if (stop < msgCount) memset(st + first[stop], kTxQueueFull, count - first[stop]);
   if (sent == 0 && g_lastErrno != 0) return Napi::Number::New(env, -g_lastErrno);
   return Napi::Number::New(env, sent);
 }
 
-// sendBatchPool(rawFd, poolFds, poolPorts, slab, offsets, lengths, addrs, count, status) -> sent
-// count, or -errno if none. A raw socket's batch (each datagram starts with our UDP header) where
-// runs of consecutive datagrams of one length, to one address, from one source port that a
-// pool socket is bound to, leave from that socket as one UDP GSO message (the UDP header left
-// to the kernel); the rest goes through the raw socket with sendmmsg. Runs and the rest are sent
-// in batch order, so a flow's datagrams keep theirs. Outcomes in status[], as for sendBatch.
+// sendBatchPool(rawFd, poolFds, poolPorts, slab, offsets, lengths, addrs, count, status, outer?,
+// local?) -> sent count, or -errno if none. A raw socket's batch (each datagram starts with our
+// UDP header) where runs of consecutive datagrams of one length, to one address, with one outer
+// header, from one source port that a pool socket is bound to, leave from that socket as one UDP
+// GSO message (the UDP header left to the kernel); the rest goes through the raw socket with
+// sendmmsg. Runs and the rest are sent in batch order, so a flow's datagrams keep theirs.
+// Outcomes in status[], `outer` and `local` as for sendBatch.
 Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int rawFd = info[0].As<Napi::Number>().Int32Value();
@@ -572,6 +790,9 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
   auto addrs = info[6].As<Napi::Uint8Array>();
   uint32_t count = info[7].As<Napi::Number>().Uint32Value();
   auto status = info[8].As<Napi::Uint8Array>();
+  const uint32_t* outer = info.Length() > 9 ? OuterWords(info[9], count) : nullptr;
+  bool rawSum = info.Length() > 10 && info[10].IsNumber();
+  uint32_t local = rawSum ? htonl(info[10].As<Napi::Number>().Uint32Value()) : 0;
   if (count > offsets.ElementLength() || count > lengths.ElementLength() ||
       static_cast<size_t>(count) * kAddrLen > addrs.ByteLength() || count > status.ByteLength() ||
       poolFds.ElementLength() != poolPorts.ElementLength()) {
@@ -590,25 +811,33 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
   g_lastErrno = 0;
   uint32_t sent = 0;
   bool full = false;
+  const uint8_t* lastPayload = nullptr;
+  uint32_t payloadSum = 0;
   auto portOf = [&](uint32_t i) { return (static_cast<uint32_t>(base[offsets[i]]) << 8) | base[offsets[i] + 1]; };
+  auto sameOuter = [&](uint32_t a, uint32_t b) {
+    return outer == nullptr || (outer[2 * a] == outer[2 * b] && outer[2 * a + 1] == outer[2 * b + 1]);
+  };
   // Raw datagrams [a, b) through sendmmsg; false when the queue is full (the rest is marked so).
   auto sendRaw = [&](uint32_t a, uint32_t b) {
     for (uint32_t k = a; k < b; k++) {
       g_send.iovs[k].iov_base = base + offsets[k];
       g_send.iovs[k].iov_len = lengths[k];
-      mmsghdr& m = g_send.msgs[k];
-      memset(&m, 0, sizeof(m));
-      m.msg_hdr.msg_iov = &g_send.iovs[k];
-      m.msg_hdr.msg_iovlen = 1;
-      m.msg_hdr.msg_name = &g_send.addrs[k];
-      m.msg_hdr.msg_namelen = SlotToSockaddr(slots + k * kAddrLen, &g_send.addrs[k], true);
+      const uint8_t* slot = slots + k * kAddrLen;
+      const uint32_t* o = outer ? outer + 2 * k : nullptr;
+      SetMessage(k, &g_send.iovs[k], 1, slot, true, o, 0);
+      if (rawSum && slot[0] == 4 && !(o && (o[0] & kOuterNoCsum))) {
+        RawChecksumIov(k, base + offsets[k], lengths[k], reinterpret_cast<const sockaddr_in*>(&g_send.addrs[k]),
+                       local, &lastPayload, &payloadSum);
+      }
+      g_send.modes[k] &= ~kOuterNoCsum;
     }
     for (uint32_t k = a; k <= b; k++) g_send.first[k] = k;  // one datagram per message
-    return SendMessages(rawFd, a, b, g_send.first.data(), st, &sent) == b;
+    return SendGrouped(rawFd, a, b, g_send.first.data(), st, &sent) == b;
   };
   uint32_t a = 0;  // first datagram not sent yet
   for (uint32_t i = 0; i < count && !full;) {
-    uint32_t j = RunEnd(i, count, lengths.Data(), slots, [&](uint32_t k) { return portOf(k) == portOf(i); });
+    uint32_t j = RunEnd(i, count, lengths.Data(), slots,
+                        [&](uint32_t k) { return portOf(k) == portOf(i) && sameOuter(k, i); });
     int pool = -1;
     if (j - i > 1) {
       for (uint32_t p = 0; p < poolPorts.ElementLength(); p++) {
@@ -629,30 +858,15 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
       g_send.iovs[k].iov_base = base + offsets[k] + 8;
       g_send.iovs[k].iov_len = seg;
     }
-    sockaddr_storage ss;
-    msghdr m;
-    memset(&m, 0, sizeof(m));
-    m.msg_name = &ss;
-    m.msg_namelen = SlotToSockaddr(slots + i * kAddrLen, &ss, false);
-    m.msg_iov = &g_send.iovs[i];
-    m.msg_iovlen = j - i;
-    GsoControl c;
-    SetGsoSize(&m, &c, static_cast<uint16_t>(seg));
-    ssize_t rc;
-    do {
-      rc = sendmsg(poolFds[pool], &m, 0);
-    } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-      if (g_lastErrno == 0) g_lastErrno = errno;
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-        full = true;
-        a = i;
-        break;
-      }
-      memset(st + i, kTxRefused, j - i);
-    } else {
-      memset(st + i, kTxSent, j - i);
-      sent += j - i;
+    const uint8_t* slot = slots + i * kAddrLen;
+    SetMessage(i, &g_send.iovs[i], j - i, slot, false, outer ? outer + 2 * i : nullptr, static_cast<uint16_t>(seg));
+    g_send.first[i] = i;
+    g_send.first[i + 1] = j;
+    uint32_t stop = SendGrouped(poolFds[pool], i, i + 1, g_send.first.data(), st, &sent);
+    if (stop == i) {
+      full = true;
+      a = i;
+      break;
     }
     a = i = j;
   }
@@ -667,10 +881,11 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sent);
 }
 
-// sendGso(fd, slab, offset, length, segSize, addrs, slot) -> bytes sent, or -errno. One sendmsg
-// of slab[offset .. +length) to the address in slot `slot` of `addrs`, which the kernel cuts into
-// datagrams of segSize bytes (the last may be shorter): UDP_SEGMENT, UDP GSO. The caller keeps
-// length within 64 KiB and 64 segments.
+// sendGso(fd, slab, offset, length, segSize, addrs, slot, word?, label?) -> bytes sent, or
+// -errno. One sendmsg of slab[offset .. +length) to the address in slot `slot` of `addrs`, which
+// the kernel cuts into datagrams of segSize bytes (the last may be shorter): UDP_SEGMENT, UDP
+// GSO, with the outer header of word/label (see OuterFlag; 0: defaults). The caller keeps length
+// within 64 KiB and 64 segments.
 Napi::Value SendGso(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -680,25 +895,23 @@ Napi::Value SendGso(const Napi::CallbackInfo& info) {
   uint32_t segSize = info[4].As<Napi::Number>().Uint32Value();
   auto addrs = info[5].As<Napi::Uint8Array>();
   uint32_t slot = info[6].As<Napi::Number>().Uint32Value();
+  uint32_t words[2] = {info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0,
+                       info.Length() > 8 && info[8].IsNumber() ? info[8].As<Napi::Number>().Uint32Value() : 0};
   if (static_cast<size_t>(offset) + length > slab.ByteLength() ||
       (static_cast<size_t>(slot) + 1) * kAddrLen > addrs.ByteLength() || segSize == 0 || segSize > 0xffff) {
     THROW_TYPE(env, "sendGso: datagram or address outside its array");
   }
+  g_send.Reserve(1);
   iovec iov = {slab.Data() + offset, length};
-  sockaddr_storage ss;
-  msghdr m;
-  memset(&m, 0, sizeof(m));
-  m.msg_name = &ss;
-  m.msg_namelen = SlotToSockaddr(addrs.Data() + static_cast<size_t>(slot) * kAddrLen, &ss, false);
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  GsoControl control;
-  if (segSize < length) SetGsoSize(&m, &control, static_cast<uint16_t>(segSize));
-  ssize_t rc;
-  do {
-    rc = sendmsg(fd, &m, 0);
-  } while (rc < 0 && errno == EINTR);
-  return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc));
+  SetMessage(0, &iov, 1, addrs.Data() + static_cast<size_t>(slot) * kAddrLen, false, words,
+             segSize < length ? static_cast<uint16_t>(segSize) : 0);
+  uint32_t first[2] = {0, 1};
+  uint8_t st = 0;
+  uint32_t sent = 0;
+  g_lastErrno = 0;
+  SendGrouped(fd, 0, 1, first, &st, &sent);
+  if (sent == 1) return Napi::Number::New(env, static_cast<double>(length));
+  return Napi::Number::New(env, -(g_lastErrno != 0 ? g_lastErrno : EIO));
 }
 
 // lastErrno() -> the first errno of the last sendBatch/writeBatch (0 if all went).
@@ -870,34 +1083,7 @@ Napi::Value CopySum(const Napi::CallbackInfo& info) {
   }
   const uint8_t* p = src.Data() + srcOff;
   memmove(dst.Data() + dstOff, p, len);
-  // Native-order 32-bit words summed into 64 bits; byte order is fixed up once at the end
-  // (RFC 1071 §2(B)). Four accumulators, 32 bytes a step, so the adds do not wait on each other
-  // (half the time of one accumulator for a 1448-byte payload).
-  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  uint32_t i = 0;
-  for (; i + 32 <= len; i += 32) {
-    uint64_t w[4];
-    memcpy(w, p + i, 32);
-    a0 += (w[0] & 0xffffffffu) + (w[0] >> 32);
-    a1 += (w[1] & 0xffffffffu) + (w[1] >> 32);
-    a2 += (w[2] & 0xffffffffu) + (w[2] >> 32);
-    a3 += (w[3] & 0xffffffffu) + (w[3] >> 32);
-  }
-  uint64_t acc = a0 + a1 + a2 + a3;
-  for (; i + 4 <= len; i += 4) {
-    uint32_t w;
-    memcpy(&w, p + i, 4);
-    acc += w;
-  }
-  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
-  uint32_t s = static_cast<uint32_t>(acc);
-  while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
-  // little-endian host: words were read byte-swapped
-  uint16_t probe = 1;
-  bool little = *reinterpret_cast<uint8_t*>(&probe) == 1;
-  if (little) s = ((s & 0xff) << 8) | (s >> 8);
-  for (; i < len; i++) s += (i & 1) ? p[i] : static_cast<uint32_t>(p[i]) << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >> 16);
+  uint32_t s = OnesSum(p, len);
   return Napi::Number::New(env, s);
 }
 
@@ -920,9 +1106,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   // new Poller(kind, fd, slab, slotSize, headroom, slots, lengths, addrs|null, meta|null, metaLen, callback,
-  //            segs|null)
+  //            segs|null, tos|null)
   // kind 0: TAP (readv), kind 1: UDP (recvmmsg). segs (UDP with UDP_GRO): per slot, the size of
-  // the datagrams the kernel coalesced into it (0: one datagram).
+  // the datagrams the kernel coalesced into it (0: one datagram). tos (UDP): per slot, the outer
+  // IPv4 TOS / IPv6 traffic class (IP_RECVTOS / IPV6_RECVTCLASS; 0 when the kernel gave none).
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
     kind_ = info[0].As<Napi::Number>().Int32Value();
@@ -969,8 +1156,17 @@ class Poller : public Napi::ObjectWrap<Poller> {
       }
       segsRef_ = Napi::Persistent(a.As<Napi::Object>());
       segs_ = a.Data();
-      controls_.resize(slots_);
     }
+    if (info.Length() > 12 && info[12].IsTypedArray()) {
+      auto a = info[12].As<Napi::Uint8Array>();
+      if (a.ByteLength() < slots_) {
+        Napi::TypeError::New(env, "Poller: tos array too small").ThrowAsJavaScriptException();
+        return;
+      }
+      tosRef_ = Napi::Persistent(a.As<Napi::Object>());
+      tos_ = a.Data();
+    }
+    if (segs_ != nullptr || tos_ != nullptr) controls_.resize(slots_);
     context_ = new Napi::AsyncContext(env, "vtep:poll");
     msgs_.resize(slots_);
     iovs_.resize(slots_ * 2);
@@ -1114,7 +1310,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       m.msg_hdr.msg_iovlen = 1;
       m.msg_hdr.msg_name = &names_[i];
       m.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-      if (segs_ != nullptr) {
+      if (!controls_.empty()) {
         m.msg_hdr.msg_control = controls_[i].buf;
         m.msg_hdr.msg_controllen = sizeof(controls_[i].buf);
       }
@@ -1130,13 +1326,20 @@ class Poller : public Napi::ObjectWrap<Poller> {
     for (int i = 0; i < n; i++) {
       mmsghdr& m = msgs_[i];
       lengths_[i] = m.msg_len;
-      if (segs_ != nullptr) {
-        segs_[i] = 0;
+      if (segs_ != nullptr) segs_[i] = 0;
+      if (tos_ != nullptr) tos_[i] = 0;
+      if (!controls_.empty()) {
         for (cmsghdr* c = CMSG_FIRSTHDR(&m.msg_hdr); c != nullptr; c = CMSG_NXTHDR(&m.msg_hdr, c)) {
-          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && segs_ != nullptr) {
             int gso = 0;
             memcpy(&gso, CMSG_DATA(c), sizeof(gso));
             segs_[i] = static_cast<uint32_t>(gso);
+          } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS && tos_ != nullptr) {
+            tos_[i] = *CMSG_DATA(c);  // one byte
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS && tos_ != nullptr) {
+            int tc = 0;
+            memcpy(&tc, CMSG_DATA(c), sizeof(tc));
+            tos_[i] = static_cast<uint8_t>(tc);
           }
         }
       }
@@ -1157,11 +1360,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
   uint8_t* addrs_ = nullptr;
   uint8_t* meta_ = nullptr;
   uint32_t* segs_ = nullptr;
+  uint8_t* tos_ = nullptr;
   struct GroControl {
-    alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
+    alignas(cmsghdr) char buf[2 * CMSG_SPACE(sizeof(int))];
   };
   std::vector<GroControl> controls_;
-  Napi::ObjectReference slabRef_, lengthsRef_, addrsRef_, metaRef_, segsRef_;
+  Napi::ObjectReference slabRef_, lengthsRef_, addrsRef_, metaRef_, segsRef_, tosRef_;
   Napi::FunctionReference callback_;
   Napi::AsyncContext* context_ = nullptr;
   uv_poll_t* handle_ = nullptr;

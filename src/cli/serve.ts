@@ -34,6 +34,8 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.sourcePortMode$/, '--source-port-mode'],
   [/^flags\.underlayMtu$/, '--underlay-mtu'],
   [/^flags\.tapOffload$/, '--no-tap-offload'],
+  [/^flags\.flowLabel$/, '--flow-label'],
+  [/^flags\.udpCsum$/, '--no-udp-csum'],
   [/^flags\.workers$/, '--workers'],
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
@@ -131,6 +133,12 @@ function fromFlags(o: Record<string, unknown>): Config {
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
+    ttl: o.ttl,
+    tos: o.tos,
+    df: o.df,
+    flowLabel: o.flowLabel,
+    // commander's --no-udp-csum leaves true otherwise: only "off" is said
+    ...(o.udpCsum === false ? { udpCsum: false } : {}),
     ...(o.ovsdb !== undefined ? { ovsdb: ovsdbFromFlags(o, taps) } : {}),
     vnis: [
       {
@@ -319,6 +327,20 @@ function underlayOptions(cmd: Command): Command {
       '--workers <n>',
       'data-plane threads, each with its own TAP queue and underlay socket (default: one per core, at most 8)',
     )
+    .option('--ttl <n|inherit|auto>', 'outer TTL / hop limit (default auto: the route’s, 64)')
+    .option(
+      '--tos <byte|inherit>',
+      'outer TOS / traffic class, DSCP << 2 (default 0); ECN is RFC 6040’s',
+    )
+    .addOption(
+      new Option('--df <mode>', 'IPv4 underlay: DF on outer headers (default set)').choices([
+        'set',
+        'unset',
+        'inherit',
+      ]),
+    )
+    .option('--flow-label <n|inherit>', 'IPv6 underlay: outer flow label (default: per-flow hash)')
+    .option('--no-udp-csum', 'IPv4 underlay: send a zero UDP checksum (Linux noudpcsum)')
     .option('--udp6-zero-checksum-tx', 'IPv6 underlay: send a zero UDP checksum (RFC 6935)')
     .option('--udp6-zero-checksum-rx', 'IPv6 underlay: accept a zero UDP checksum (RFC 6935)')
     .option(

@@ -12,7 +12,8 @@ import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
 import { canonicalAddress } from '../io/addr.js';
 import { targetOf } from '../ovsdb/target.js';
 import type { z } from 'zod';
-import { configSchema, intIn, knownKeys } from './schema.js';
+import type { OuterPolicy } from '../engine/outer.js';
+import { configSchema, intIn, knownKeys, type outerShape } from './schema.js';
 import { VXLAN_PORT } from '../wire/udp.js';
 import type { ReservedBitsPolicy } from '../wire/vxlan.js';
 
@@ -42,6 +43,8 @@ export interface VniSpec {
   suppressArp: boolean;
   /** The Linux bridge the TAP belongs in. */
   bridge?: string;
+  /** Its outer header: the file's settings, then the VNI's own. */
+  outer: OuterPolicy;
 }
 
 /** `ovsdb:` (see schema.ts): the hardware_vtep database that drives the gateway ports. */
@@ -87,6 +90,8 @@ export interface Config {
    * (`vtep run`: the cores, at most 8; one with a TAP made without queues).
    */
   workers?: number;
+  /** The outer header of every VNI's datagrams unless the VNI says otherwise (and of OVSDB ports). */
+  outer: OuterPolicy;
   vnis: VniSpec[];
 }
 
@@ -280,8 +285,59 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     sourcePortMax,
     ...(ovsdb ? { ovsdb } : {}),
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
+    outer: outerOf(c, {}, [], isIPv6(local) ? 6 : 4, fail),
     vnis: vnisOf(c, local, ovsdb, where, fail),
   };
+}
+
+type OuterKeys = { [K in keyof typeof outerShape]?: z.output<(typeof outerShape)[K]> };
+
+/**
+ * An outer-header policy: `own` keys over `base`, checked against the underlay's family (DF and
+ * the IPv4 checksum are IPv4 fields, the flow label IPv6's, as for Linux VXLAN).
+ */
+function outerOf(
+  own: OuterKeys,
+  base: OuterPolicy,
+  path: (string | number)[],
+  family: 4 | 6,
+  fail: Fail,
+): OuterPolicy {
+  const p: OuterPolicy = { ...base };
+  if (own.ttl !== undefined) {
+    if (own.ttl === 'auto') delete p.ttl;
+    else p.ttl = own.ttl as number | 'inherit';
+  }
+  if (own.tos !== undefined) {
+    if (typeof own.tos === 'number' && own.tos & 3)
+      fail(
+        [...path, 'tos'],
+        own.tos,
+        `sets ECN bits (0x${(own.tos & 3).toString(16)}): ECN follows RFC 6040, not a setting; give DSCP << 2, e.g. 0x${(own.tos & 0xfc).toString(16)}`,
+      );
+    p.tos = own.tos as number | 'inherit';
+  }
+  const only = (key: 'df' | 'flowLabel' | 'udpCsum', fam: 4 | 6, value: unknown) => {
+    if (family !== fam)
+      fail(
+        [...path, key],
+        value,
+        `applies to an IPv${fam} underlay; local is IPv${family}${key === 'udpCsum' ? ' (see udp6ZeroChecksumTx)' : ''}`,
+      );
+  };
+  if (own.df !== undefined) {
+    only('df', 4, own.df);
+    p.df = own.df;
+  }
+  if (own.flowLabel !== undefined) {
+    only('flowLabel', 6, own.flowLabel);
+    p.flowLabel = own.flowLabel as number | 'inherit';
+  }
+  if (own.udpCsum !== undefined) {
+    only('udpCsum', 4, own.udpCsum);
+    p.udpCsum = own.udpCsum;
+  }
+  return p;
 }
 
 type Fail = (path: (string | number)[], value: unknown, reason: string) => never;
@@ -336,6 +392,8 @@ function vnisOf(
   where: string,
   fail: Fail,
 ): VniSpec[] {
+  const family = isIPv6(local) ? 6 : 4;
+  const base = outerOf(c, {}, [], family, fail);
   const seen = new Set<number>();
   const taps = new Set<string>(ovsdb?.ports);
   return c.vnis.map((v, i) => {
@@ -360,6 +418,7 @@ function vnisOf(
       maxEntries: v.maxEntries,
       suppressArp: v.suppressArp,
       ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
+      outer: outerOf(v, base, ['vnis', i], family, fail),
     };
   });
 }

@@ -46,10 +46,50 @@ function mapping<T extends z.ZodRawShape>(shape: T) {
   });
 }
 
+/**
+ * A number in min..max, given as a YAML number or a string of decimal digits or 0x hex (`tos:
+ * 0x28`, `--tos 0x28`, `--flow-label 0xabcde`), or one of `words`.
+ */
+function numberOr(min: number, max: number, words: string[], error: string) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^(0x[0-9a-f]{1,8}|[0-9]{1,10})$/i.test(v) ? Number(v) : v),
+    z.union(
+      [
+        z.number({ error }).int({ error }).min(min, { error }).max(max, { error }),
+        z.enum(words as [string, ...string[]], { error }),
+      ],
+      { error },
+    ),
+  );
+}
+
+/**
+ * The outer header (Linux VXLAN `ttl`, `tos`, `df`, `flowlabel`, `[no]udpcsum`), at the top of
+ * the file for every VNI and per VNI; ECN always follows RFC 6040.
+ */
+export const outerShape = {
+  ttl: numberOr(1, 255, ['inherit', 'auto'], 'must be 1..255, "inherit" or "auto"').optional(),
+  tos: numberOr(
+    0,
+    255,
+    ['inherit'],
+    'must be a TOS byte 0..255 (DSCP << 2, e.g. 0x28) or "inherit"',
+  ).optional(),
+  df: oneOf('set', 'unset', 'inherit').optional(),
+  flowLabel: numberOr(
+    0,
+    0xfffff,
+    ['inherit'],
+    'must be a flow label 0..0xfffff or "inherit"',
+  ).optional(),
+  udpCsum: bool.optional(),
+};
+
 const isUnicastMac = (mac: number | undefined) =>
   mac === undefined || (mac !== 0 && Math.floor(mac / 2 ** 40) % 2 === 0);
 
 export const vniShape = {
+  ...outerShape,
   vni: intIn(0, MAX_VNI),
   tap: z
     .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
@@ -112,6 +152,7 @@ export const ovsdbShape = {
 };
 
 export const configShape = {
+  ...outerShape,
   local: z.string({ error: 'must be an IPv4 or IPv6 address' }).default('0.0.0.0'),
   port: intIn(1, 65535).default(VXLAN_PORT),
   control: z.string({ error: 'must be a path' }).min(1, { error: 'must be a path' }).optional(),

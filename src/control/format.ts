@@ -79,6 +79,10 @@ export function formatStats(
         (o.groDatagrams ? `, udp gro ${o.groSegments} datagrams in ${o.groDatagrams}` : '') +
         (o.checksumBad ? `, not coalesced for a bad checksum ${o.checksumBad}` : ''),
     );
+  if (s.ecn && s.ecn.marked + s.ecn.unexpected > 0)
+    lines.push(
+      `ecn (RFC 6040): inner packets marked CE from the underlay ${s.ecn.marked}, unexpected combinations ${s.ecn.unexpected}`,
+    );
   for (const w of s.workers ?? [])
     lines.push(
       `thread ${w.worker}: ` +

@@ -316,6 +316,24 @@ function engineMetrics(register: Registry, s: Snapshot): void {
     },
   });
   new Counter({
+    name: 'vtep_ecn_ce_marked_total',
+    help: 'Decapsulated inner packets marked CE because the underlay marked the outer header (RFC 6040)',
+    registers: [register],
+    collect() {
+      this.reset();
+      this.inc(s().ecn?.marked ?? 0);
+    },
+  });
+  new Counter({
+    name: 'vtep_ecn_unexpected_total',
+    help: 'Decapsulated packets whose outer and inner ECN fields were a combination RFC 6040 flags as unexpected (forwarded)',
+    registers: [register],
+    collect() {
+      this.reset();
+      this.inc(s().ecn?.unexpected ?? 0);
+    },
+  });
+  new Counter({
     name: 'vtep_icmp_too_big_total',
     help: 'ICMP fragmentation-needed / packet-too-big answers sent into TAPs',
     registers: [register],

@@ -1,4 +1,5 @@
 import type { ChangeEvent } from '../control/api.js';
+import type { OuterPolicy } from '../engine/outer.js';
 import type { Fdb } from '../fdb/fdb.js';
 import type { Remote, Remotes } from '../fdb/remote.js';
 import type { GatewayHost } from '../ovsdb/gateway.js';
@@ -35,6 +36,8 @@ export interface OvsdbPortsContext {
   staticVnis: () => Set<number>;
   /** UDP port of the remotes (locators carry an address only). */
   dstPort: () => number;
+  /** The outer header of bound VNIs: the file's (the database has no such setting). */
+  outer: () => OuterPolicy;
   log: Log;
   clock: () => number;
   /**
@@ -112,6 +115,7 @@ export class OvsdbPorts implements GatewayHost {
         localMacs: true,
         ownMacs: [port.spec.mac],
         mtu: port.spec.mtu,
+        outer: this.c.outer(),
       },
       port.queue(),
     );

@@ -4,6 +4,7 @@ import type { UnderlayLink } from '../io/netif.js';
 import type { Log } from '../util/log.js';
 import type { EngineSettings } from '../engine/engine.js';
 import { formatMac, parseMac, stableMac } from '../wire/mac.js';
+import type { OuterPolicy } from '../engine/outer.js';
 import { L2_MAX, largestMtu, udpPayloadMax, type Resolved } from './mtu.js';
 import type { TapPort } from './tapport.js';
 import type { Planes } from './threads/planes.js';
@@ -49,7 +50,8 @@ export type VniChange =
   | { vni: number; kind: 'learning'; learning: boolean; maxEntries: number; line: string }
   | { vni: number; kind: 'mtu'; mtu: number; line: string }
   | { vni: number; kind: 'mac'; mac: number; line: string }
-  | { vni: number; kind: 'bridge'; bridge: string | undefined; line: string };
+  | { vni: number; kind: 'bridge'; bridge: string | undefined; line: string }
+  | { vni: number; kind: 'outer'; outer: OuterPolicy; line: string };
 
 export interface ReloadPlan {
   /** VNIs that go (their TAPs are closed); a VNI whose TAP name changes goes and comes back. */
@@ -65,6 +67,8 @@ export interface ReloadPlan {
   settingLines: string[];
   /** The underlay MTU, when it changes. */
   underlayMtu?: { from: number; to: number };
+  /** The file's outer header, when it changes: for the VNIs OVSDB bindings carry. */
+  ovsdbOuter?: { vnis: number[]; outer: OuterPolicy; line: string };
 }
 
 /** What `planReload` needs to know of the running endpoint besides its configuration. */
@@ -127,7 +131,27 @@ export function planReload(cur: Resolved, next: Resolved, facts: RunningFacts): 
     ...(facts.nextLink.mtu !== facts.link.mtu
       ? { underlayMtu: { from: facts.link.mtu, to: facts.nextLink.mtu } }
       : {}),
+    ...(facts.ovsdbVnis.length > 0 && outerText(cur.outer) !== outerText(next.outer)
+      ? {
+          ovsdbOuter: {
+            vnis: [...facts.ovsdbVnis],
+            outer: next.outer,
+            line: `ovsdb vnis outer ${outerText(cur.outer)} -> ${outerText(next.outer)}`,
+          },
+        }
+      : {}),
   };
+}
+
+/** An outer-header policy as a reload says it: `ttl 64 tos inherit`, `default`. */
+export function outerText(p: OuterPolicy): string {
+  const parts = (['ttl', 'tos', 'df', 'flowLabel', 'udpCsum'] as const)
+    .filter((k) => p[k] !== undefined)
+    .map((k) => {
+      const v = p[k];
+      return `${k} ${typeof v === 'number' && k !== 'ttl' ? `0x${v.toString(16)}` : String(v)}`;
+    });
+  return parts.join(' ') || 'default';
 }
 
 /** Throw for what a running endpoint cannot take without a restart. */
@@ -191,6 +215,13 @@ function vniChanges(old: ResolvedVni, v: ResolvedVni, maxEntries: number): VniCh
   const mac = tapMac(v);
   if (mac !== tapMac(old))
     out.push({ vni, kind: 'mac', mac, line: `vni ${vni} mac ${formatMac(mac)}` });
+  if (outerText(old.outer) !== outerText(v.outer))
+    out.push({
+      vni,
+      kind: 'outer',
+      outer: v.outer,
+      line: `vni ${vni} outer ${outerText(old.outer)} -> ${outerText(v.outer)}`,
+    });
   if (old.bridge !== v.bridge)
     out.push({
       vni,
@@ -248,6 +279,11 @@ export function applyPlan(plan: ReloadPlan, t: ReloadTarget): string[] {
     t.planes.configure({ underlayMtu: plan.underlayMtu.to });
     say(`underlay mtu ${plan.underlayMtu.from} -> ${plan.underlayMtu.to}`);
   }
+  if (plan.ovsdbOuter) {
+    for (const vni of plan.ovsdbOuter.vnis)
+      t.planes.updateVni(vni, { outer: plan.ovsdbOuter.outer });
+    say(plan.ovsdbOuter.line);
+  }
   if (changes.length === 0) say('no changes');
   return changes;
 }
@@ -275,6 +311,9 @@ function applyChange(c: VniChange, t: ReloadTarget, say: (line: string) => void)
       return trySet(c.line, () => port.setMac(c.mac), say);
     case 'bridge':
       port.setBridge(c.bridge);
+      return say(c.line);
+    case 'outer':
+      t.planes.updateVni(c.vni, { outer: c.outer });
       return say(c.line);
   }
 }

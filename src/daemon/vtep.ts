@@ -316,6 +316,7 @@ export class Vtep {
         ownMacs: [port.spec.mac],
         mtu: v.mtu,
         suppressArp: v.suppressArp,
+        outer: v.outer,
       },
       port.queue(),
     );
@@ -335,6 +336,7 @@ export class Vtep {
       ports: this.ports,
       staticVnis: () => new Set(this.current.vnis.map((v) => v.vni)),
       dstPort: () => this.current.port,
+      outer: () => this.current.outer,
       log: this.log,
       clock,
       changed: (e, logged) => (logged ? this.emit(e) : this.changed(e)),

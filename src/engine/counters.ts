@@ -22,6 +22,11 @@ export class Counters {
     groDatagrams: 0,
     groSegments: 0,
   };
+  /**
+   * ECN on decapsulation (RFC 6040): inner packets marked CE from an outer CE, and arrivals in a
+   * combination the RFC flags as unexpected (forwarded; a peer or the path misbehaves).
+   */
+  readonly ecn = { marked: 0, unexpected: 0 };
   icmpTooBig = 0;
   private readonly dropLog = new RateLimiter(10, 5000);
 

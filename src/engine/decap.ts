@@ -3,6 +3,16 @@ import { makeRemote, type Remote } from '../fdb/remote.js';
 import { addrToString, addrTruncated } from '../io/addr.js';
 import { TxBatch, TxStatus, type DatagramSocket } from '../io/types.js';
 import { Drop } from '../wire/drop.js';
+import {
+  ECN_MASK,
+  Ecn,
+  EcnVerdict,
+  decapEcn,
+  decapVerdict,
+  innerIp,
+  setEcn,
+  trafficClass,
+} from '../wire/ecn.js';
 import { canFollow, coalesce, tcpSegment, type Coalesced, type TcpSeg } from '../wire/gro.js';
 import {
   VNET_HDR_LEN,
@@ -116,8 +126,35 @@ export class Decap {
       remote,
       now,
     );
+    const tos = this.underlay.rx.tos;
+    // Outer Not-ECT (most traffic) leaves the inner header as it is: one array read.
+    if (tos !== null && (tos[i] & ECN_MASK) !== 0 && !this.ecn(slab, tos[i], i, vs, now)) return;
     if (vs.neigh !== undefined) this.suppress.frame(vs, slab, dec.offset, dec.length, now, false);
     this.toTap(vs, slab, dec.offset, dec.length, now);
+  }
+
+  /**
+   * RFC 6040 decapsulation of the frame in `dec` under an outer ECN field: the inner IPv4/IPv6
+   * header's ECN field set from the table (the IPv4 checksum fixed), or false when the packet is
+   * dropped (outer CE over Not-ECT). Frames that are not IP pass as they are.
+   */
+  private ecn(slab: Buffer, outer: number, i: number, vs: VniState, now: number): boolean {
+    const dec = this.dec;
+    const ip = innerIp(slab, dec.offset, dec.length);
+    if (ip < 0) return true;
+    const inner = trafficClass(slab, ip) & ECN_MASK;
+    const verdict = decapVerdict(outer, inner);
+    if (verdict === EcnVerdict.DROP) {
+      this.c.drop(Drop.ECN_CE_NOT_ECT, now, dec.vni, i, vs);
+      return false;
+    }
+    if (verdict === EcnVerdict.UNEXPECTED) this.c.ecn.unexpected++;
+    const result = decapEcn(outer, inner);
+    if (result !== inner) {
+      setEcn(slab, ip, result);
+      if (result === Ecn.CE) this.c.ecn.marked++;
+    }
+    return true;
   }
 
   /** The remote a datagram came from, if it may send to this VNI. */

@@ -1,7 +1,7 @@
 import type { Fdb } from '../fdb/fdb.js';
 import type { Remote } from '../fdb/remote.js';
 import { ADDR_LEN, writeAddr } from '../io/addr.js';
-import { TxBatch, TxStatus, type DatagramSender } from '../io/types.js';
+import { OuterFlag, TxBatch, TxStatus, type DatagramSender } from '../io/types.js';
 import { Drop } from '../wire/drop.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN } from '../wire/ethernet.js';
 import {
@@ -24,6 +24,11 @@ import type { Segmentation } from './segment.js';
 import type { Suppression } from './suppress.js';
 import type { VniState } from './vni.js';
 
+/** A flow label from a flow hash, never 0 (0 asks the kernel for its own), as Linux folds it. */
+function autoLabel(hash: number): number {
+  return (hash ^ (hash >>> 12)) & 0xfffff || 1;
+}
+
 /** Headroom in front of each segment cut from a super-frame: our VXLAN and UDP headers go there. */
 const SEG_HEADROOM = 64;
 
@@ -37,6 +42,12 @@ export class Encap {
   portMin = 49152;
   portMax = 65535;
   private readonly raw: boolean;
+  /**
+   * IPv6 underlay: a frame whose VNI gives no flow label gets one from its flow hash (RFC 6438),
+   * as Linux VXLAN's automatic label comes from the inner flow's hash. The kernel's own
+   * automatic label would not do: for the raw socket it hashes the addresses only.
+   */
+  private readonly labels: boolean;
   /**
    * With UDP GSO senders beside the raw socket, a flow's source port is one of theirs (by flow
    * hash, as they pick a socket for a super-frame), so that its datagrams may leave from either
@@ -66,11 +77,14 @@ export class Encap {
     private readonly suppress: Suppression,
     private readonly tooBig: TooBig,
     private readonly seg: Segmentation,
+    family: 4 | 6,
   ) {
     this.raw = raw;
+    this.labels = family === 6;
     const ports = seg.gso?.ports;
     if (raw && ports && ports.length > 0) this.gsoPorts = ports;
     this.udpTx = new TxBatch(txBatch);
+    this.udpTx.outer = new Uint32Array(txBatch * 2);
     this.copySlab = Buffer.alloc(this.udpTx.capacity * (slotSize + 64));
   }
 
@@ -124,7 +138,12 @@ export class Encap {
       this.c.drop(Drop.FRAME_TOO_BIG, now, vni, -1, vs);
       return;
     }
-    if (len > this.tooBig.pathMax) {
+    const word = vs.outer.of(slab, off, len);
+    const hash = this.raw || this.labels ? flowHash(slab, off, len) : 0;
+    if (this.labels && vs.outer.label === 0) vs.outer.label = autoLabel(hash);
+    // Without DF (`df: unset`, or inherited from an inner packet that may be fragmented) the
+    // kernel fragments what does not fit the path, as Linux VXLAN lets it: no ICMP answer then.
+    if (len > this.tooBig.pathMax && (word & OuterFlag.NO_DF) === 0) {
       this.tooBig.answer(vs, slab, off, len, now);
       return;
     }
@@ -132,7 +151,7 @@ export class Encap {
     emitVxlan(vni, slab, off - VXLAN_HEADER_LEN);
     const dst = readMac(slab, off);
     const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
-    const port = this.raw ? this.flowPort(flowHash(slab, off, len)) : 0;
+    const port = this.raw ? this.flowPort(hash) : 0;
     if (remote !== null) {
       this.enqueue(vs, slab, off, len, remote, port, -1, now);
       return;
@@ -199,7 +218,10 @@ export class Encap {
     // What is queued goes first: a flow's earlier frames stay ahead of its segments.
     this.flushUnderlay(now);
     const hash = flowHash(this.seg.slab, segs.offsets[0], inner);
-    this.seg.sendGso(vs, this.slotOf(remote), n, hash, now);
+    // the segments' headers are the super-frame's: one outer header for all of them
+    const word = vs.outer.of(this.seg.slab, segs.offsets[0], inner);
+    if (this.labels && vs.outer.label === 0) vs.outer.label = autoLabel(hash);
+    this.seg.sendGso(vs, this.slotOf(remote), n, hash, word, vs.outer.label, now);
     return true;
   }
 
@@ -269,6 +291,10 @@ export class Encap {
     }
     const idx = this.udpTx.push(start, size);
     this.udpTx.addrs.set(this.slotOf(remote), idx * ADDR_LEN);
+    // the frame's outer header, as `frame` computed it (vs.outer keeps the last one)
+    const outer = this.udpTx.outer!;
+    outer[idx * 2] = vs.outer.word;
+    outer[idx * 2 + 1] = vs.outer.label;
     this.batchVni[idx] = vs;
     this.batchLen[idx] = len;
   }

@@ -75,6 +75,7 @@ export class Engine {
       suppress,
       this.icmp,
       seg,
+      opts.underlay.family,
     );
     this.decap = new Decap(
       this.vnis,
@@ -203,6 +204,7 @@ export class Engine {
       this.fdb.setVniOptions(vni, { learning: u.learning, maxEntries: u.maxEntries });
     if (u.mtu !== undefined) vs.maxFrame = u.mtu + VLAN_HEADER_LEN;
     if (u.ownMacs !== undefined) vs.ownMacs = [...u.ownMacs];
+    if (u.outer !== undefined) vs.outer.set(u.outer);
     if (u.suppressArp !== undefined && u.suppressArp !== (vs.neigh !== undefined))
       vs.neigh = u.suppressArp ? new NeighTable(this.fdb.ageingMs) : undefined;
   }
@@ -326,6 +328,7 @@ export class Engine {
       icmpTooBig: this.c.icmpTooBig,
       pathMaxFrame: this.icmp.pathMax,
       offload: { ...this.c.offload },
+      ecn: { ...this.c.ecn },
       fdb: { ...this.fdb.counters, entries: this.fdb.size },
     };
   }

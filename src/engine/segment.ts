@@ -80,7 +80,15 @@ export class Segmentation {
    * `addr`, by UDP GSO. What the kernel refuses is counted; when it cannot do GSO at all, the
    * senders are dropped (and said, once), and segments go one by one from then on.
    */
-  sendGso(vs: VniState, addr: Uint8Array, n: number, hash: number, now: number): void {
+  sendGso(
+    vs: VniState,
+    addr: Uint8Array,
+    n: number,
+    hash: number,
+    word: number,
+    label: number,
+    now: number,
+  ): void {
     const segs = this.segs;
     const inner = segs.lengths[0];
     for (let k = 0; k < n; k++) emitVxlan(vs.vni, this.slab, segs.offsets[k] - VXLAN_HEADER_LEN);
@@ -92,7 +100,17 @@ export class Segmentation {
       const start = segs.offsets[k] - VXLAN_HEADER_LEN;
       const last = k + m - 1;
       const bytes = segs.offsets[last] + segs.lengths[last] - start;
-      const rc = this.gso!.sendSegments(this.slab, start, bytes, stride, addr, 0, hash);
+      const rc = this.gso!.sendSegments(
+        this.slab,
+        start,
+        bytes,
+        stride,
+        addr,
+        0,
+        hash,
+        word,
+        label,
+      );
       if (rc >= 0) {
         this.c.offload.gsoSends++;
         vs.tx.packets += m;

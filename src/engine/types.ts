@@ -4,6 +4,7 @@ import type { DatagramSender, DatagramSocket, FrameDevice, SegmentSender } from 
 import type { Log } from '../util/log.js';
 import type { CopyFn, CopySumFn } from '../wire/gso.js';
 import type { ReservedBitsPolicy } from '../wire/vxlan.js';
+import type { OuterPolicy } from './outer.js';
 
 /** What the engine is configured with and what it reports (see engine.ts). */
 
@@ -38,6 +39,8 @@ export interface VniConfig {
    * sides, and answer a request from the TAP for a known address on the TAP instead of flooding it.
    */
   suppressArp?: boolean;
+  /** The outer headers' TTL, TOS, DF, flow label and UDP checksum (ECN follows RFC 6040 always). */
+  outer?: OuterPolicy;
 }
 
 export interface EngineOptions {
@@ -135,6 +138,8 @@ export interface EngineStats {
     groDatagrams: number;
     groSegments: number;
   };
+  /** Decap ECN (RFC 6040): inner packets marked CE from the outer header, unexpected combinations. */
+  ecn: { marked: number; unexpected: number };
   fdb: FdbCounters & { entries: number };
 }
 
@@ -149,6 +154,7 @@ export interface VniUpdate {
   maxEntries?: number;
   mtu?: number;
   ownMacs?: number[];
+  outer?: OuterPolicy;
 }
 
 /** Engine-wide settings that a reload may change. */

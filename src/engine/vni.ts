@@ -5,6 +5,7 @@ import { VLAN_HEADER_LEN } from '../wire/ethernet.js';
 import type { TcpSeg } from '../wire/gro.js';
 import type { LocalMacs } from './localmacs.js';
 import type { NeighTable } from './neigh.js';
+import { OuterHeader } from './outer.js';
 import { SenderTable } from './senders.js';
 import type { DirectionCounters, VniConfig } from './types.js';
 
@@ -30,6 +31,8 @@ export class VniState {
   neigh: NeighTable | undefined;
   answered = 0;
   flooded = 0;
+  /** How the outer headers of its datagrams are written (TTL, TOS, DF, flow label, checksum). */
+  readonly outer: OuterHeader;
   /** Source MACs of the TAP side, while `localMacs` is on. */
   local: LocalMacs | undefined;
   /** Segments of one TCP flow held to be written as one frame (see `toTap`). */
@@ -53,6 +56,7 @@ export class VniState {
     this.maxFrame = (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
     this.learnRemotes = cfg.learnRemotes ?? false;
     this.extraSenders = [...(cfg.senders ?? [])];
+    this.outer = new OuterHeader(cfg.outer);
     this.setRemotes(cfg.remotes);
   }
 

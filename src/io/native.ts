@@ -35,6 +35,10 @@ export interface NativeIo {
     /** bit 0: a raw socket (datagrams carry their UDP header); bit 1: UDP GSO runs. */
     flags: number,
     status: Uint8Array,
+    /** Per datagram, the outer header (2 words each, see OuterFlag); null: defaults. */
+    outer?: Uint32Array | null,
+    /** Raw IPv4: the bound address as a number (0: the route's source), for the UDP checksums written. */
+    local?: number,
   ): number;
   /**
    * A raw socket's batch, with runs of one flow (one length, address and pool source port) sent
@@ -50,6 +54,8 @@ export interface NativeIo {
     addrs: Uint8Array,
     count: number,
     status: Uint8Array,
+    outer?: Uint32Array | null,
+    local?: number,
   ): number;
   /** One UDP_SEGMENT sendmsg: `length` bytes cut into `segSize`-byte datagrams; bytes or -errno. */
   sendGso(
@@ -60,6 +66,9 @@ export interface NativeIo {
     segSize: number,
     addrs: Uint8Array,
     slot: number,
+    /** The outer header (word 0 and the flow label, see OuterFlag); 0: defaults. */
+    word?: number,
+    label?: number,
   ): number;
   /** memmove of `length` bytes between two arrays, without a view made for it. */
   /** Copy `len` bytes and return their one's complement sum, folded to 16 bits (see gso.ts). */
@@ -107,6 +116,8 @@ export interface NativeIo {
     callback: (count: number) => void,
     /** UDP with UDP_GRO: per slot, the size of the datagrams coalesced into it (0: one). */
     segs?: Uint32Array | null,
+    /** UDP: per slot, the outer TOS / traffic class the datagram arrived with. */
+    tos?: Uint8Array | null,
   ) => NativePoller;
   ADDR_LEN: number;
   VNET_HDR_LEN: number;

@@ -26,6 +26,8 @@ interface Queued {
   meta?: Uint8Array;
   /** UDP GRO: the size of the datagrams coalesced into `bytes` (when the ring has `segs`). */
   seg?: number;
+  /** The outer TOS / traffic class it arrived with (when the ring has `tos`). */
+  tos?: number;
 }
 
 abstract class FakeReceiver {
@@ -35,7 +37,14 @@ abstract class FakeReceiver {
   private scheduled = false;
   closed = false;
 
-  constructor(opts: RingOptions & { withAddrs?: boolean; metaLen?: number; withSegs?: boolean }) {
+  constructor(
+    opts: RingOptions & {
+      withAddrs?: boolean;
+      metaLen?: number;
+      withSegs?: boolean;
+      withTos?: boolean;
+    },
+  ) {
     this.rx = new RxRing(opts);
   }
 
@@ -80,6 +89,7 @@ abstract class FakeReceiver {
         rx.addrs[n * ADDR_LEN + 1] = item.bytes.length > len ? 1 : 0;
       }
       if (rx.segs) rx.segs[n] = item.seg ?? 0;
+      if (rx.tos) rx.tos[n] = item.tos ?? 0;
       if (rx.meta) {
         const m = rx.meta.length / rx.batchSize;
         rx.meta.fill(0, n * m, (n + 1) * m);
@@ -137,8 +147,13 @@ export class FakeTap extends FakeReceiver implements FrameDevice {
 /** Connects fake UDP sockets by address:port. Datagrams to an unbound address vanish, as UDP does. */
 export class FakeNetwork {
   readonly sockets = new Map<string, FakeUdpSocket>();
-  /** Every datagram sent, in order, for assertions on the underlay. */
-  readonly log: { from: string; to: string; bytes: Buffer }[] = [];
+  /**
+   * Every datagram sent, in order, for assertions on the underlay, with the outer header it asked
+   * for (word 0 and the flow label of `TxBatch.outer`; 0 when it asked for nothing).
+   */
+  readonly log: { from: string; to: string; bytes: Buffer; word: number; label: number }[] = [];
+  /** What the underlay does to the outer TOS on the way (e.g. a router marking CE). */
+  onPath: (tos: number) => number = (tos) => tos;
 
   bind(
     address: string,
@@ -153,9 +168,15 @@ export class FakeNetwork {
     return s;
   }
 
-  deliver(from: FakeUdpSocket, to: string, port: number, bytes: Buffer): void {
-    this.log.push({ from: `${from.address}:${from.port}`, to: `${to}:${port}`, bytes });
-    this.sockets.get(`${to}|${port}`)?.receive(bytes, from);
+  deliver(from: FakeUdpSocket, to: string, port: number, bytes: Buffer, word = 0, label = 0): void {
+    this.log.push({
+      from: `${from.address}:${from.port}`,
+      to: `${to}:${port}`,
+      bytes,
+      word,
+      label,
+    });
+    this.sockets.get(`${to}|${port}`)?.receive(bytes, from, this.onPath(word & 0xff));
   }
 }
 
@@ -170,25 +191,26 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
     readonly port: number,
     opts: RingOptions & { withSegs?: boolean },
   ) {
-    super({ ...opts, withAddrs: true });
+    super({ ...opts, withAddrs: true, withTos: true });
     writeAddr(this.self, 0, address, port);
     this.family = this.self[0] === 6 ? 6 : 4;
   }
 
-  /** Play a datagram arriving from `from` (an address slot, or text). */
-  receive(bytes: Buffer, from: FakeUdpSocket | { address: string; port: number }): void {
+  /** Play a datagram arriving from `from` (an address slot, or text) with an outer TOS. */
+  receive(bytes: Buffer, from: FakeUdpSocket | { address: string; port: number }, tos = 0): void {
     const slot = new Uint8Array(ADDR_LEN);
     if (from instanceof FakeUdpSocket) slot.set(from.self);
     else writeAddr(slot, 0, from.address, from.port);
-    this.enqueue({ bytes: Buffer.from(bytes), from: slot });
+    this.enqueue({ bytes: Buffer.from(bytes), from: slot, tos });
   }
 
   /** Play the kernel's UDP GRO: datagrams of one size from `from`, coalesced into one slot. */
-  receiveCoalesced(datagrams: Buffer[], from: FakeUdpSocket): void {
+  receiveCoalesced(datagrams: Buffer[], from: FakeUdpSocket, tos = 0): void {
     this.enqueue({
       bytes: Buffer.concat(datagrams),
       from: from.self.slice(),
       seg: datagrams[0].length,
+      tos,
     });
   }
 
@@ -201,7 +223,15 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
       const bytes = Buffer.from(
         slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i]),
       );
-      this.net.deliver(this, addrToString(batch.addrs, i), addrPort(batch.addrs, i), bytes);
+      const o = batch.outer;
+      this.net.deliver(
+        this,
+        addrToString(batch.addrs, i),
+        addrPort(batch.addrs, i),
+        bytes,
+        o ? o[2 * i] : 0,
+        o ? o[2 * i + 1] : 0,
+      );
       batch.status[i] = TxStatus.SENT;
     }
     this.lastError = undefined;

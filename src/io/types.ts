@@ -35,6 +35,8 @@ export class RxRing {
   readonly addrs: Uint8Array | null;
   /** Per-slot metadata (TAP vnet header), `metaLen` bytes each; null when not used. */
   readonly meta: Uint8Array | null;
+  /** Per slot, the outer IPv4 TOS / IPv6 traffic class it arrived with (datagram sockets). */
+  readonly tos: Uint8Array | null;
   /**
    * UDP GRO (datagram sockets that ask for it): per slot, the size of the datagrams the kernel
    * coalesced into it, all of that size but the last; 0 for a slot holding one datagram.
@@ -45,7 +47,12 @@ export class RxRing {
   readonly slotSize: number;
 
   constructor(
-    opts: RingOptions & { withAddrs?: boolean; metaLen?: number; withSegs?: boolean } = {},
+    opts: RingOptions & {
+      withAddrs?: boolean;
+      metaLen?: number;
+      withSegs?: boolean;
+      withTos?: boolean;
+    } = {},
   ) {
     this.batchSize = opts.batchSize ?? 64;
     this.headroom = opts.headroom ?? 64;
@@ -71,6 +78,7 @@ export class RxRing {
     this.addrs = opts.withAddrs ? new Uint8Array(this.batchSize * ADDR_LEN) : null;
     this.meta = opts.metaLen ? new Uint8Array(this.batchSize * opts.metaLen) : null;
     this.segs = opts.withSegs ? new Uint32Array(this.batchSize) : null;
+    this.tos = opts.withTos ? new Uint8Array(this.batchSize) : null;
   }
 
   /** Offset of slot i's frame in `slab`. */
@@ -101,6 +109,18 @@ export const TxStatus = {
   REFUSED: 3,
 } as const;
 
+/**
+ * Bits of an outer-header word (`TxBatch.outer`, 2 words per datagram): word 0 is
+ * `tos | ttl << 8 | flags`, word 1 the IPv6 flow label. A TOS, TTL or label of 0 leaves the
+ * socket's default (no ancillary data), so a datagram that asks for nothing costs nothing.
+ */
+export const OuterFlag = {
+  /** IPv4: send without DF (the kernel may fragment it on the way). */
+  NO_DF: 1 << 16,
+  /** IPv4: a zero UDP checksum. */
+  NO_CSUM: 1 << 17,
+} as const;
+
 /** What to send: item i is `lengths[i]` bytes at `offsets[i]` of a slab, to address slot i. */
 export class TxBatch {
   readonly offsets: Uint32Array;
@@ -113,6 +133,8 @@ export class TxBatch {
    * kernel, e.g. a coalesced TCP frame); null: a zeroed header, nothing asked.
    */
   meta: Uint8Array | null = null;
+  /** Per item, the outer header it asks for (2 words each, see `OuterFlag`); null: defaults. */
+  outer: Uint32Array | null = null;
   count = 0;
 
   constructor(readonly capacity: number) {
@@ -194,6 +216,8 @@ export interface SegmentSender {
     addrs: Uint8Array,
     slot: number,
     hash: number,
+    outer?: number,
+    label?: number,
   ): number;
   /** The errno name for a negative result (EAGAIN, EMSGSIZE, …). */
   errnoName(errno: number): string;

@@ -52,6 +52,7 @@ function sendVia(
   batch: TxBatch,
   self: { lastError: string | undefined },
   pool?: GsoSender,
+  local?: number,
 ): number {
   if (fd < 0) {
     self.lastError = 'EBADF';
@@ -69,6 +70,8 @@ function sendVia(
         batch.addrs,
         batch.count,
         batch.status,
+        batch.outer,
+        local,
       )
     : io.sendBatch(
         fd,
@@ -79,6 +82,8 @@ function sendVia(
         batch.count,
         flags,
         batch.status,
+        batch.outer,
+        local,
       );
   if (n < 0) {
     self.lastError = io.errnoName(-n);
@@ -114,7 +119,12 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
 
   static open(opts: UdpOptions): UdpSocket {
     const family = familyOf(opts.address);
-    const rx = new RxRing({ ...opts, withAddrs: true, withSegs: opts.gro === true });
+    const rx = new RxRing({
+      ...opts,
+      withAddrs: true,
+      withSegs: opts.gro === true,
+      withTos: true,
+    });
     const port = opts.port ?? 4789;
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new IoError('ERR_IO_CONFIG', `udp port ${port} is not in 0..65535`);
@@ -165,6 +175,7 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
             );
         },
         rx.segs,
+        rx.tos,
       );
     }
     this.h.poller.start();
@@ -199,9 +210,12 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
     segSize: number,
     addrs: Uint8Array,
     slot: number,
+    _hash: number,
+    word = 0,
+    label = 0,
   ): number {
     if (this.h.fd < 0) return -9; // EBADF
-    return native().sendGso(this.h.fd, slab, offset, length, segSize, addrs, slot);
+    return native().sendGso(this.h.fd, slab, offset, length, segSize, addrs, slot, word, label);
   }
 
   errnoName(errno: number): string {
@@ -226,8 +240,9 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
 /**
  * Send-only raw IPPROTO_UDP socket: each datagram handed to `send` starts with a UDP header
  * that the caller wrote, so the source port can differ per flow (RFC 7348 §5 entropy). The
- * kernel adds the IP header from the bound local address. IPv4 datagrams may carry a zero
- * checksum; for IPv6 the kernel computes it. Needs CAP_NET_RAW.
+ * kernel adds the IP header from the bound local address. For IPv4 the addon writes each
+ * datagram's UDP checksum (unless its outer word asks for none); for IPv6 the kernel computes it.
+ * Needs CAP_NET_RAW.
  */
 export class RawUdpSender implements DatagramSender {
   lastError: string | undefined;
@@ -239,12 +254,20 @@ export class RawUdpSender implements DatagramSender {
   pool: GsoSender | undefined;
   private readonly h: FdHandle;
 
+  /**
+   * IPv4: the bound address as a number (0 for 0.0.0.0: the addon asks the routing table), for
+   * the UDP checksums the addon writes; undefined for IPv6 (the kernel sums those).
+   */
+  private readonly local4: number | undefined;
+
   private constructor(
     fd: number,
     readonly family: 4 | 6,
     readonly address: string,
   ) {
     this.h = new FdHandle(fd);
+    this.local4 =
+      family === 4 ? address.split('.').reduce((a, o) => a * 256 + Number(o), 0) : undefined;
   }
 
   /** `zeroChecksum6`: leave the IPv6 UDP checksum 0 (RFC 6935) instead of the kernel filling it. */
@@ -262,7 +285,7 @@ export class RawUdpSender implements DatagramSender {
   }
 
   send(slab: Uint8Array, batch: TxBatch): number {
-    const n = sendVia(this.h.fd, 1, slab, batch, this, this.pool);
+    const n = sendVia(this.h.fd, 1, slab, batch, this, this.pool, this.local4);
     if (this.pool && this.lastError === 'EIO') this.pool = undefined;
     return n;
   }
@@ -347,9 +370,11 @@ export class GsoSender implements SegmentSender {
     addrs: Uint8Array,
     slot: number,
     hash: number,
+    word = 0,
+    label = 0,
   ): number {
     const fd = this.fds[(hash >>> 0) % this.fds.length];
-    return native().sendGso(fd, slab, offset, length, segSize, addrs, slot);
+    return native().sendGso(fd, slab, offset, length, segSize, addrs, slot, word, label);
   }
 
   errnoName(errno: number): string {

@@ -58,12 +58,18 @@ export const Drop = {
    * did not negotiate, checksum offsets outside the frame, a super-frame that is not TCP over IP.
    */
   OFFLOAD_INVALID: 23,
+  /**
+   * The underlay marked congestion (outer ECN CE) on a packet whose transport is not
+   * ECN-capable (inner Not-ECT): it cannot be told, so the packet is dropped instead (RFC 6040
+   * §4.2; Linux counts it as a frame error).
+   */
+  ECN_CE_NOT_ECT: 24,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
 
 /** Number of reasons, for sizing counter arrays. */
-export const DROP_REASON_COUNT = 24;
+export const DROP_REASON_COUNT = 25;
 
 /**
  * The reasons the engine counts (and `vtep stats` lists). The IPv4, IPv6 and UDP header reasons

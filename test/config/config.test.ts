@@ -34,6 +34,7 @@ t.test('defaults and parsed values', async (t) => {
     sourcePortMode: 'hash',
     sourcePortMin: 49152,
     sourcePortMax: 65535,
+    outer: {},
     vnis: [
       {
         vni: 5000,
@@ -48,6 +49,7 @@ t.test('defaults and parsed values', async (t) => {
         learning: true,
         maxEntries: undefined,
         suppressArp: false,
+        outer: {},
       },
     ],
   });
@@ -389,3 +391,64 @@ t.test('a FIFO, /dev/zero, 100 MB, billion laughs: refused by name, sync and asy
   t.same((await readConfigFile(good)).vnis[0].vni, 7, 'a real file reads the same both ways');
   t.same(loadConfigFile(good), await readConfigFile(good));
 });
+
+t.test(
+  'outer header: the file sets every VNI, a VNI its own; names the field when wrong',
+  async (t) => {
+    const c = validate({
+      ...base,
+      ttl: 'inherit',
+      tos: 0x28,
+      df: 'inherit',
+      udpCsum: false,
+      vnis: [
+        { vni: 1 },
+        { vni: 2, ttl: 9, tos: 'inherit', df: 'set', udpCsum: true },
+        { vni: 3, ttl: 'auto', tos: '0xb8' },
+      ],
+    });
+    t.same(c.outer, { ttl: 'inherit', tos: 0x28, df: 'inherit', udpCsum: false });
+    t.same(
+      c.vnis.map((v) => v.outer),
+      [
+        { ttl: 'inherit', tos: 0x28, df: 'inherit', udpCsum: false },
+        { ttl: 9, tos: 'inherit', df: 'set', udpCsum: true },
+        { tos: 0xb8, df: 'inherit', udpCsum: false },
+      ],
+      'per VNI over the file; ttl auto: back to the route default; hex strings read',
+    );
+    const v6 = validate({
+      local: '2001:db8::2',
+      flowLabel: 'inherit',
+      vnis: [{ vni: 1 }, { vni: 2, flowLabel: '0xabcde' }],
+    });
+    t.same(
+      v6.vnis.map((v) => v.outer.flowLabel),
+      ['inherit', 0xabcde],
+    );
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ ...base, tos: 0x2b }, /config\.tos 43: sets ECN bits \(0x3\).*RFC 6040.*0x28/],
+      [{ ...base, ttl: 0 }, /config\.ttl 0: must be 1\.\.255, "inherit" or "auto"/],
+      [{ ...base, ttl: 256 }, /config\.ttl/],
+      [{ ...base, tos: 'dscp10' }, /config\.tos "dscp10": must be a TOS byte/],
+      [{ ...base, df: 'maybe' }, /config\.df "maybe": must be "set" or "unset" or "inherit"/],
+      [
+        { ...base, flowLabel: 1 },
+        /config\.flowLabel 1: applies to an IPv6 underlay; local is IPv4/,
+      ],
+      [
+        { local: '2001:db8::2', vnis: [{ vni: 1, df: 'unset' }] },
+        /config\.vnis\[0\]\.df "unset": applies to an IPv4 underlay/,
+      ],
+      [
+        { local: '2001:db8::2', vnis: [{ vni: 1 }], udpCsum: false },
+        /config\.udpCsum false: applies to an IPv4 underlay.*udp6ZeroChecksumTx/,
+      ],
+      [
+        { local: '2001:db8::2', vnis: [{ vni: 1, flowLabel: 0x100000 }] },
+        /config\.vnis\[0\]\.flowLabel 1048576: must be a flow label/,
+      ],
+    ];
+    for (const [raw, re] of bad) t.throws(() => validate(raw), re, String(re));
+  },
+);

@@ -79,6 +79,7 @@ t.test('text formats', async (t) => {
       groSegments: 0,
     },
     kernel: { udpReceiveDrops: 7, tapQueueDrops: [{ vni: 5000, drops: null }] },
+    ecn: { marked: 0, unexpected: 0 },
     fdb: { entries: 2, learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
   };
   t.equal(

@@ -26,6 +26,7 @@ function setup(opts: { maxEntries?: number; statics?: number[] } = {}) {
     ports,
     staticVnis: () => new Set(opts.statics ?? []),
     dstPort: () => 4789,
+    outer: () => ({ ttl: 7 }),
     log: (level, event, msg) => lines.push({ level, event, msg }),
     clock: () => 1000,
   });

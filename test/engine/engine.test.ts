@@ -9,7 +9,7 @@ import { ipv6Bytes } from '../../src/io/addr.js';
 import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
-import { TxBatch, TxStatus, type DatagramSocket, type SegmentSender } from '../../src/io/types.js';
+import { TxStatus } from '../../src/io/types.js';
 import {
   VNET_HDR_LEN,
   emptyVnetHdr,
@@ -26,6 +26,7 @@ import {
   LOCAL,
   PEER_A,
   PEER_C,
+  FakeGso,
   RecordingSender,
   frame,
   harness,
@@ -1033,38 +1034,6 @@ function sfSpec() {
     flags: 0x18,
     id: 1,
   };
-}
-
-/** A UDP GSO sender over the fakes: cuts each send into datagrams and sends them through `via`. */
-class FakeGso implements SegmentSender {
-  readonly ports = [50000];
-  calls: { length: number; segSize: number; hash: number }[] = [];
-  /** Errno to answer with instead of sending, when set. */
-  fail: number | undefined;
-  constructor(private readonly via: DatagramSocket) {}
-  sendSegments(
-    slab: Uint8Array,
-    offset: number,
-    length: number,
-    segSize: number,
-    addrs: Uint8Array,
-    slot: number,
-    hash: number,
-  ): number {
-    if (this.fail !== undefined) return -this.fail;
-    this.calls.push({ length, segSize, hash });
-    const b = new TxBatch(64);
-    for (let o = offset; o < offset + length; o += segSize) {
-      const i = b.push(o, Math.min(segSize, offset + length - o));
-      b.addrs.set(addrs.subarray(slot * 20, slot * 20 + 20), i * 20);
-    }
-    this.via.send(slab, b);
-    return length;
-  }
-  errnoName(errno: number): string {
-    return ({ 5: 'EIO', 11: 'EAGAIN', 90: 'EMSGSIZE' } as Record<number, string>)[errno] ?? 'E?';
-  }
-  close(): void {}
 }
 
 t.test('UDP GSO: a super-frame to a known remote leaves in a few sends; fallbacks', async (t) => {

@@ -3,7 +3,13 @@
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/testdevices.js';
-import { TxStatus, type DatagramSender, type TxBatch } from '../../src/io/types.js';
+import {
+  TxBatch,
+  TxStatus,
+  type DatagramSender,
+  type DatagramSocket,
+  type SegmentSender,
+} from '../../src/io/types.js';
 import { Engine, type EngineOptions, type VniConfig } from '../../src/engine/engine.js';
 import { emitEthernet } from '../../src/wire/ethernet.js';
 import { encapsulate } from '../../src/wire/vxlan.js';
@@ -107,4 +113,41 @@ export function harness(
     );
   }
   return { net, underlay, peerA, peerC, stranger, taps, engine, fdb, remotes, clock, inbox };
+}
+
+/** A UDP GSO sender over the fakes: cuts each send into datagrams and sends them through `via`. */
+export class FakeGso implements SegmentSender {
+  readonly ports = [50000];
+  calls: { length: number; segSize: number; hash: number }[] = [];
+  /** Errno to answer with instead of sending, when set. */
+  fail: number | undefined;
+  constructor(private readonly via: DatagramSocket) {}
+  sendSegments(
+    slab: Uint8Array,
+    offset: number,
+    length: number,
+    segSize: number,
+    addrs: Uint8Array,
+    slot: number,
+    hash: number,
+    word = 0,
+    label = 0,
+  ): number {
+    if (this.fail !== undefined) return -this.fail;
+    this.calls.push({ length, segSize, hash });
+    const b = new TxBatch(64);
+    b.outer = new Uint32Array(128);
+    for (let o = offset; o < offset + length; o += segSize) {
+      const i = b.push(o, Math.min(segSize, offset + length - o));
+      b.addrs.set(addrs.subarray(slot * 20, slot * 20 + 20), i * 20);
+      b.outer[2 * i] = word;
+      b.outer[2 * i + 1] = label;
+    }
+    this.via.send(slab, b);
+    return length;
+  }
+  errnoName(errno: number): string {
+    return ({ 5: 'EIO', 11: 'EAGAIN', 90: 'EMSGSIZE' } as Record<number, string>)[errno] ?? 'E?';
+  }
+  close(): void {}
 }

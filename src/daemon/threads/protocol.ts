@@ -1,3 +1,4 @@
+import type { OuterPolicy } from '../../engine/outer.js';
 import type { RemoteSpec } from '../../config/config.js';
 import type { FdbOp, Seen } from '../../fdb/replica.js';
 import type { StaticSource } from '../../fdb/fdb.js';
@@ -29,6 +30,7 @@ export interface WorkerVni {
   ownMacs: number[];
   mtu: number;
   suppressArp?: boolean;
+  outer?: OuterPolicy;
   /** Report the TAP-side source MACs (a controller publishes them). */
   localMacs?: boolean;
 }

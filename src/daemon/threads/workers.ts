@@ -68,6 +68,7 @@ export function mergeStats(main: EngineStats, others: readonly EngineStats[]): E
     addInto(out.drops, o.drops);
     out.icmpTooBig += o.icmpTooBig;
     addInto(out.offload, o.offload);
+    addInto(out.ecn, o.ecn);
   }
   return out;
 }
@@ -221,6 +222,7 @@ export class Workers {
         ownMacs: cfg.ownMacs ?? [],
         mtu: cfg.mtu ?? 1500,
         suppressArp: cfg.suppressArp,
+        ...(cfg.outer ? { outer: cfg.outer } : {}),
       },
       queue,
     });

@@ -77,6 +77,7 @@ const stats = (rx: number, tx: number, drop: number): EngineStats => ({
     groDatagrams: 7,
     groSegments: 8,
   },
+  ecn: { marked: 1, unexpected: 2 },
   fdb: {
     learned: 9,
     moved: 0,
@@ -103,6 +104,7 @@ t.test('stats of all threads add up; the FDB is the main thread’s', async (t) 
   t.equal(m.icmpTooBig, 2);
   t.same(m.offload.coalescedSegments, 12);
   t.same(m.offload.checksumBad, 18);
+  t.same(m.ecn, { marked: 2, unexpected: 4 }, 'ECN counters summed over threads');
   t.equal(m.fdb.learned, 9, 'the main table is the one vtep fdb shows');
   t.equal(main.vnis[0].rx.packets, 10, 'the main thread’s own counters are left as they were');
   t.same(threadStats(1, other), {

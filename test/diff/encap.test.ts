@@ -11,6 +11,7 @@ import { readPcap } from '../helpers/pcapread.js';
 import { tsharkFields } from '../helpers/tshark.js';
 import { needs } from '../helpers/prereq.js';
 import { checkDiff, runs } from './check.js';
+import { CAPTURE_BUFFER_KIB } from '../helpers/capture.js';
 
 const RUNS = runs(4);
 
@@ -65,7 +66,9 @@ if (ready) {
     ['vmC', 'eth0'],
   ] as const) {
     const file = join(topo.dir, `${vm}.pcap`);
-    const p = bg(`${topo.get(vm).prefix} tcpdump -i ${dev} -Q in -U -n -s 0 -w ${file}`);
+    const p = bg(
+      `${topo.get(vm).prefix} tcpdump -i ${dev} -B ${CAPTURE_BUFFER_KIB} -Q in -U -n -s 0 -w ${file}`,
+    );
     t.teardown(() => p.kill('SIGKILL'));
     let err = '';
     p.stderr!.on('data', (d) => (err += d));
@@ -160,7 +163,7 @@ if (ready) {
       // --immediate-mode: packets reach tcpdump at once, not when a ring block retires (which
       // a stop can come before).
       const dump = bg(
-        `${topo.get('hostB').prefix} tcpdump -i eth0 --immediate-mode -U -n -w ${file} ip`,
+        `${topo.get('hostB').prefix} tcpdump -i eth0 --immediate-mode -B ${CAPTURE_BUFFER_KIB} -U -n -w ${file} ip`,
       );
       let err = '';
       dump.stderr!.on('data', (d) => (err += d));

@@ -27,6 +27,7 @@ import { Ipv4Packet, formatIpv4Address } from '../../src/wire/ipv4.js';
 import { HEADER_LEN as UDP_HEADER_LEN } from '../../src/wire/udp.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { readPcap } from '../helpers/pcapread.js';
+import { CAPTURE_BUFFER_KIB } from '../helpers/capture.js';
 
 export const RECEIVERS = ['ovs', 'vtep', 'kernel'] as const;
 export type Receiver = (typeof RECEIVERS)[number];
@@ -222,7 +223,9 @@ export class DiffTopology {
         const key = `${r}/${vni}`;
         const [ns, dev] = where[r](vni);
         const file = join(this.dir, `${r}-${vni}.pcap`);
-        const proc = bg(`${ns.prefix} tcpdump -i ${dev} -Q in -U -n -s 0 -w ${file}`);
+        const proc = bg(
+          `${ns.prefix} tcpdump -i ${dev} -B ${CAPTURE_BUFFER_KIB} -Q in -U -n -s 0 -w ${file}`,
+        );
         let err = '';
         proc.stderr!.on('data', (d) => (err += d));
         await until(() => err.includes('listening'), 5000);
@@ -322,7 +325,7 @@ export class DiffTopology {
   async captureUnderlay(): Promise<void> {
     const file = join(this.dir, 'underlay.pcap');
     const proc = bg(
-      `${this.get('inj').prefix} tcpdump -i eth0 -Q in -U -n -s 0 -w ${file} udp dst port 4789`,
+      `${this.get('inj').prefix} tcpdump -i eth0 -B ${CAPTURE_BUFFER_KIB} -Q in -U -n -s 0 -w ${file} udp dst port 4789`,
     );
     let err = '';
     proc.stderr!.on('data', (d) => (err += d));

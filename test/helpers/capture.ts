@@ -2,6 +2,9 @@ import { join } from 'node:path';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import type { Topology } from '../../src/lab/topology.js';
 
+/** tcpdump's capture buffer (-B, KiB): room for bursts of a few hundred full-size slots. */
+export const CAPTURE_BUFFER_KIB = 32768;
+
 /**
  * Capture on the vtep host's underlay (hostB eth0; or `at`, a namespace role and device) while
  * `during` runs: tcpdump with `args` (filter, snap length), started and listening first, stopped
@@ -15,8 +18,10 @@ export async function underlayCapture(
 ): Promise<string> {
   const file = join(topo.dir, `ul-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.pcap`);
   // --immediate-mode: each packet reaches tcpdump at once instead of when a ring block retires.
+  // -B: on a device with GSO, libpcap sizes each ring slot for the 256 KiB snap length, so its
+  // default 2 MiB holds 8 packets and one sendmmsg burst overflows it ("dropped by kernel").
   const dump = bg(
-    `${topo.get(at.role).prefix} tcpdump -i ${at.dev} --immediate-mode -U -n -w ${file} ${args}`,
+    `${topo.get(at.role).prefix} tcpdump -i ${at.dev} --immediate-mode -B ${CAPTURE_BUFFER_KIB} -U -n -w ${file} ${args}`,
   );
   let err = '';
   dump.stderr!.on('data', (d) => (err += d));
@@ -28,5 +33,9 @@ export async function underlayCapture(
     dump.kill('SIGINT');
     await sleep(300);
   }
+  // A capture that lost packets would pass for packets the data plane lost.
+  const dropped = /(\d+) packets? dropped by kernel/.exec(err);
+  if (dropped && Number(dropped[1]) > 0)
+    throw new Error(`capture on ${at.role} ${at.dev} lost ${dropped[1]} packets: ${err.trim()}`);
   return file;
 }

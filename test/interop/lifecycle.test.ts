@@ -22,6 +22,7 @@ import { hostileConfigs } from '../helpers/configs.js';
 import { logEvents, logMessages } from '../helpers/log.js';
 import { notifyListener } from '../helpers/notify.js';
 import { needs } from '../helpers/prereq.js';
+import { CAPTURE_BUFFER_KIB } from '../helpers/capture.js';
 
 const ready = needs(t, {
   root: true,
@@ -124,7 +125,9 @@ test('SIGHUP: a remote added and a VNI removed while a ping runs; no loss, learn
 
   // The injector host becomes a remote; capture what reaches it.
   const pcap = join(topo.dir, 'inj.pcap');
-  const dump = bg(`${topo.get('inj').prefix} tcpdump -i eth0 -U -n -w ${pcap} udp port 4789`);
+  const dump = bg(
+    `${topo.get('inj').prefix} tcpdump -i eth0 -B ${CAPTURE_BUFFER_KIB} -U -n -w ${pcap} udp port 4789`,
+  );
   let dumpErr = '';
   dump.stderr!.on('data', (d) => (dumpErr += d));
   await until(() => dumpErr.includes('listening'), 5000);

@@ -9,6 +9,7 @@ import t from 'tap';
 import { bg, sleep, until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
 import { needs } from '../helpers/prereq.js';
+import { CAPTURE_BUFFER_KIB } from '../helpers/capture.js';
 
 const ready = needs(t, {
   root: true,
@@ -75,7 +76,7 @@ t.test('remote add/del and vni add/del on a running vtep; showconf round-trips',
   t.equal(del.status, 0, del.stderr);
   const file = join(topo.dir, 'hostC.pcap');
   const dump = bg(
-    `${topo.get('hostC').prefix} tcpdump -i eth0 --immediate-mode -U -n -w ${file} src ${UNDERLAY.vtep} and udp port 4789`,
+    `${topo.get('hostC').prefix} tcpdump -i eth0 --immediate-mode -B ${CAPTURE_BUFFER_KIB} -U -n -w ${file} src ${UNDERLAY.vtep} and udp port 4789`,
   );
   let err = '';
   dump.stderr!.on('data', (d) => (err += d));

@@ -17,7 +17,7 @@ import { readPcap } from '../helpers/pcapread.js';
 import { VXLAN_FIELDS, tsharkFields } from '../helpers/tshark.js';
 import { needs } from '../helpers/prereq.js';
 import { tcpTransfer } from '../helpers/tcp.js';
-import { underlayCapture } from '../helpers/capture.js';
+import { CAPTURE_BUFFER_KIB, underlayCapture } from '../helpers/capture.js';
 
 const VNI = 5000;
 const MARKER = 0x88b5; // local experimental EtherType: frames the tests craft
@@ -213,7 +213,7 @@ test('segments with bad checksums never reach the application; good ones around 
     t.ok(await until(() => out.includes('ready'), 5000), 'server listening');
     const file = join(topo.dir, 'conn.pcap');
     const dump = bg(
-      `${vmB.prefix} tcpdump -i ${topo.tap} --immediate-mode -U -n -w ${file} tcp port ${PORT}`,
+      `${vmB.prefix} tcpdump -i ${topo.tap} --immediate-mode -B ${CAPTURE_BUFFER_KIB} -U -n -w ${file} tcp port ${PORT}`,
     );
     await listening(dump);
     cli = bg(
@@ -376,7 +376,7 @@ test('static entries through the CLI; bad input gives a clear error', async (t) 
 test('tshark decodes our tunnel packets: I flag, VNI 5000, zero reserved, per-flow source ports', async (t) => {
   const file = join(topo.dir, 'underlay.pcap');
   const dump = bg(
-    `${topo.get('hostB').prefix} tcpdump -i eth0 -U -n -w ${file} src ${UNDERLAY.vtep} and udp port 4789`,
+    `${topo.get('hostB').prefix} tcpdump -i eth0 -B ${CAPTURE_BUFFER_KIB} -U -n -w ${file} src ${UNDERLAY.vtep} and udp port 4789`,
   );
   await listening(dump);
   ping('vmB', VM.ovs.ip);
@@ -410,7 +410,7 @@ test('tshark decodes our tunnel packets: I flag, VNI 5000, zero reserved, per-fl
 test('hostile input is dropped and counted under its reason; valid traffic keeps flowing', async (t) => {
   const file = join(topo.dir, 'tap.pcap');
   const dump = bg(
-    `${topo.get('vmB').prefix} tcpdump -i ${topo.tap} -U -n -w ${file} ether proto ${MARKER}`,
+    `${topo.get('vmB').prefix} tcpdump -i ${topo.tap} -B ${CAPTURE_BUFFER_KIB} -U -n -w ${file} ether proto ${MARKER}`,
   );
   await listening(dump);
   const before = await stats();

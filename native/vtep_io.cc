@@ -914,6 +914,41 @@ Napi::Value SendGso(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -(g_lastErrno != 0 ? g_lastErrno : EIO));
 }
 
+// pathMtu(address) -> the MTU of the route towards `address` now, a path MTU the kernel learned
+// (an ICMP "fragmentation needed" / "packet too big", kept as a route exception) included; or
+// -errno. A connected UDP socket's IP_MTU / IPV6_MTU, the socket closed again at once.
+Napi::Value PathMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string text = info[0].As<Napi::String>().Utf8Value();
+  sockaddr_storage ss = {};
+  socklen_t len = 0;
+  auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, text.c_str(), &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(4789);
+    len = sizeof(*sin);
+  } else if (inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(4789);
+    len = sizeof(*sin6);
+  } else {
+    return Napi::Number::New(env, -EINVAL);
+  }
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  int mtu = 0;
+  socklen_t ml = sizeof(mtu);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  if (rc == 0) {
+    rc = ss.ss_family == AF_INET ? getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &ml)
+                                 : getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &ml);
+  }
+  int err = errno;
+  close(fd);
+  return Napi::Number::New(env, rc == 0 ? mtu : -err);
+}
+
 // lastErrno() -> the first errno of the last sendBatch/writeBatch (0 if all went).
 Napi::Value LastErrno(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_lastErrno);
@@ -1389,7 +1424,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
       {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"peerCred", PeerCred},
-      {"bridgeAddIf", BridgeAddIf},
+      {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

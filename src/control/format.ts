@@ -27,6 +27,17 @@ function splitKey(key: string): [string, string] {
   return [key.slice(0, i).replace(/^\[|\]$/g, ''), key.slice(i + 1)];
 }
 
+/** The underlay path: the link's largest inner frame, and the remotes behind a narrower one. */
+function pathLines(s: Pick<EngineStats, 'pathMaxFrame' | 'icmpTooBig' | 'narrowPaths'>): string[] {
+  if (s.pathMaxFrame === undefined) return [];
+  return [
+    `path: largest inner frame ${s.pathMaxFrame} bytes, icmp-too-big sent ${s.icmpTooBig ?? 0}`,
+    ...Object.entries(s.narrowPaths ?? {}).map(
+      ([remote, max]) => `path: towards ${remote} narrower, largest inner frame ${max} bytes`,
+    ),
+  ];
+}
+
 export function formatStats(
   s: EngineStats & {
     underlay?: string;
@@ -68,10 +79,7 @@ export function formatStats(
         `    port ${p.name} ${p.vni === null ? 'unbound' : `vni ${p.vni}`}${p.logicalSwitch ? ` logical-switch ${p.logicalSwitch}` : ''}${p.problem ? ` (${p.problem})` : ''}`,
       );
   }
-  if (s.pathMaxFrame !== undefined)
-    lines.push(
-      `path: largest inner frame ${s.pathMaxFrame} bytes, icmp-too-big sent ${s.icmpTooBig ?? 0}`,
-    );
+  lines.push(...pathLines(s));
   const o = s.offload;
   if (o && o.superFrames + o.checksums + o.coalesced + (o.groDatagrams ?? 0) > 0)
     lines.push(

@@ -2,7 +2,7 @@ import { isIPv4 } from 'node:net';
 import type { Config, VniSpec } from '../config/config.js';
 import type { UnderlayLink } from '../io/netif.js';
 import type { Log } from '../util/log.js';
-import { encapOverhead } from '../engine/engine.js';
+import { encapOverhead } from '../engine/paths.js';
 import { TunOffload } from '../wire/gso.js';
 import { HEADROOM } from './threads/plane.js';
 

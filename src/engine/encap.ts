@@ -20,6 +20,7 @@ import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
 import type { Counters, Hooks } from './counters.js';
 import { flowHash, sourcePort } from './flowhash.js';
 import type { TooBig } from './icmp.js';
+import type { Paths } from './paths.js';
 import type { Segmentation } from './segment.js';
 import type { Suppression } from './suppress.js';
 import type { VniState } from './vni.js';
@@ -64,6 +65,7 @@ export class Encap {
   private batchSlab: Buffer | undefined;
   private readonly batchVni: VniState[] = [];
   private readonly batchLen: number[] = [];
+  private readonly batchRemote: Remote[] = [];
 
   constructor(
     private readonly vnis: Map<number, VniState>,
@@ -76,10 +78,13 @@ export class Encap {
     private readonly hooks: Hooks,
     private readonly suppress: Suppression,
     private readonly tooBig: TooBig,
+    private readonly paths: Paths,
     private readonly seg: Segmentation,
     family: 4 | 6,
   ) {
     this.raw = raw;
+    seg.onNarrow = (vs, remote, slab, off, len, now) =>
+      this.narrowed(vs, remote, slab, off, len, now);
     this.labels = family === 6;
     const ports = seg.gso?.ports;
     if (raw && ports && ports.length > 0) this.gsoPorts = ports;
@@ -152,7 +157,13 @@ export class Encap {
     const dst = readMac(slab, off);
     const remote = isMulticast(dst) ? null : this.fdb.lookup(vni, dst, now);
     const port = this.raw ? this.flowPort(hash) : 0;
+    const df = (word & OuterFlag.NO_DF) === 0;
     if (remote !== null) {
+      const max = df && this.paths.size > 0 ? this.paths.maxFor(remote, len, now) : len;
+      if (len > max) {
+        this.tooBig.answer(vs, slab, off, len, now, max);
+        return;
+      }
       this.enqueue(vs, slab, off, len, remote, port, -1, now);
       return;
     }
@@ -164,8 +175,37 @@ export class Encap {
       return;
     }
     const firstPort = flood[0].port;
-    for (let k = 0; k < flood.length; k++)
-      this.enqueue(vs, slab, off, len, flood[k], port, firstPort, now);
+    let answered = false;
+    for (let k = 0; k < flood.length; k++) {
+      const r = flood[k];
+      const max = df && this.paths.size > 0 ? this.paths.maxFor(r, len, now) : len;
+      if (len > max) {
+        // this copy does not fit its path: its sender is told once, the other copies go
+        if (answered) this.c.drop(Drop.PATH_MTU_EXCEEDED, now, vni, -1, vs);
+        else this.tooBig.answer(vs, slab, off, len, now, max);
+        answered = true;
+        continue;
+      }
+      this.enqueue(vs, slab, off, len, r, port, firstPort, now);
+    }
+  }
+
+  /**
+   * A send towards `remote` was refused as too big: if the kernel now knows a narrower path, the
+   * frame at `off` is answered for it (dropped, its sender told) and true returned.
+   */
+  private narrowed(
+    vs: VniState,
+    remote: Remote,
+    slab: Buffer,
+    off: number,
+    len: number,
+    now: number,
+  ): boolean {
+    const max = this.paths.probe(remote, now);
+    if (len <= max) return false;
+    this.tooBig.answer(vs, slab, off, len, now, max);
+    return true;
   }
 
   /**
@@ -210,6 +250,9 @@ export class Encap {
     const remote = isMulticast(dst) ? null : this.fdb.lookup(vs.vni, dst, now);
     const pathMax = this.tooBig.pathMax;
     if (remote === null || h.gsoSize + h.hdrLen > Math.min(pathMax, vs.maxFrame)) return false;
+    // a narrow path: the per-segment path answers for it
+    if (this.paths.size > 0 && h.gsoSize + h.hdrLen > this.paths.maxFor(remote, len, now))
+      return false;
     const n = this.cut(slab, off, len, h, VXLAN_HEADER_LEN, 1, now);
     if (n <= 0) return false;
     const segs = this.seg.segs;
@@ -221,7 +264,7 @@ export class Encap {
     // the segments' headers are the super-frame's: one outer header for all of them
     const word = vs.outer.of(this.seg.slab, segs.offsets[0], inner);
     if (this.labels && vs.outer.label === 0) vs.outer.label = autoLabel(hash);
-    this.seg.sendGso(vs, this.slotOf(remote), n, hash, word, vs.outer.label, now);
+    this.seg.sendGso(vs, remote, this.slotOf(remote), n, hash, word, vs.outer.label, now);
     return true;
   }
 
@@ -297,6 +340,7 @@ export class Encap {
     outer[idx * 2 + 1] = vs.outer.label;
     this.batchVni[idx] = vs;
     this.batchLen[idx] = len;
+    this.batchRemote[idx] = remote;
   }
 
   private flushUnderlay(now: number): void {
@@ -304,6 +348,7 @@ export class Encap {
     if (b.count === 0 || this.batchSlab === undefined) return;
     b.status.fill(TxStatus.NONE, 0, b.count);
     this.sender.send(this.batchSlab, b);
+    const hdr = VXLAN_HEADER_LEN + (this.raw ? UDP_HEADER_LEN : 0);
     // Credit exactly the datagrams that went: one refused mid-batch is skipped by sendmmsg's
     // caller, so "the first n" would credit the wrong VNI.
     for (let i = 0; i < b.count; i++) {
@@ -312,6 +357,19 @@ export class Encap {
       if (st === TxStatus.SENT) {
         vs.tx.packets++;
         vs.tx.bytes += this.batchLen[i];
+      } else if (
+        st === TxStatus.REFUSED &&
+        this.sender.lastError === 'EMSGSIZE' &&
+        this.narrowed(
+          vs,
+          this.batchRemote[i],
+          this.batchSlab,
+          b.offsets[i] + hdr,
+          this.batchLen[i],
+          now,
+        )
+      ) {
+        // answered for the narrow path the kernel learned
       } else {
         this.c.dropN(
           st === TxStatus.QUEUE_FULL ? Drop.UNDERLAY_QUEUE_FULL : Drop.UNDERLAY_SEND_FAILED,

@@ -14,6 +14,7 @@ import { Encap } from './encap.js';
 import { TooBig } from './icmp.js';
 import { LocalMacs } from './localmacs.js';
 import { NeighTable } from './neigh.js';
+import { encapOverhead, Paths } from './paths.js';
 import { Segmentation } from './segment.js';
 import { Suppression } from './suppress.js';
 import type { EngineOptions, EngineSettings, EngineStats, VniConfig, VniUpdate } from './types.js';
@@ -21,10 +22,7 @@ import { VniState } from './vni.js';
 
 export * from './types.js';
 
-/** Outer IP + UDP + VXLAN header bytes in front of an inner frame. */
-export function encapOverhead(family: 4 | 6): number {
-  return (family === 4 ? 20 : 40) + UDP_HEADER_LEN + VXLAN_HEADER_LEN;
-}
+export { encapOverhead } from './paths.js';
 
 /**
  * The data plane, as smoltcp cuts its interface: one small class per path, each owning its
@@ -51,6 +49,7 @@ export class Engine {
   private readonly encap: Encap;
   private readonly decap: Decap;
   private readonly icmp: TooBig;
+  private readonly paths: Paths;
   private readonly family: 4 | 6;
 
   constructor(opts: EngineOptions) {
@@ -63,10 +62,12 @@ export class Engine {
     const copy = opts.copy ?? jsCopy;
     const copySum = opts.copySum ?? jsCopySum;
     const seg = new Segmentation(opts.gso, copy, copySum, this.c, log);
+    const sender = opts.raw ?? opts.underlay;
+    this.paths = new Paths(sender.pathMtu?.bind(sender), log);
     this.encap = new Encap(
       this.vnis,
       this.fdb,
-      opts.raw ?? opts.underlay,
+      sender,
       opts.raw !== undefined,
       opts.txBatch ?? 256,
       opts.underlay.rx.slotSize,
@@ -74,6 +75,7 @@ export class Engine {
       this.hooks,
       suppress,
       this.icmp,
+      this.paths,
       seg,
       opts.underlay.family,
     );
@@ -130,7 +132,10 @@ export class Engine {
     this.encap.portMax = s.sourcePortMax ?? this.encap.portMax;
     if (s.invalidSourceMac !== undefined)
       this.decap.dropInvalidSource = s.invalidSourceMac === 'drop';
-    if (s.underlayMtu !== undefined) this.icmp.pathMax = s.underlayMtu - encapOverhead(this.family);
+    if (s.underlayMtu !== undefined) {
+      this.icmp.pathMax = s.underlayMtu - encapOverhead(this.family);
+      this.paths.linkMax = this.icmp.pathMax;
+    }
   }
 
   /** Datagrams 0..count-1 of the underlay's receive ring arrived. */
@@ -327,6 +332,7 @@ export class Engine {
       drops,
       icmpTooBig: this.c.icmpTooBig,
       pathMaxFrame: this.icmp.pathMax,
+      narrowPaths: this.paths.list(),
       offload: { ...this.c.offload },
       ecn: { ...this.c.ecn },
       fdb: { ...this.fdb.counters, entries: this.fdb.size },

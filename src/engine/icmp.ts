@@ -21,10 +21,21 @@ export class TooBig {
 
   constructor(private readonly c: Counters) {}
 
-  answer(vs: VniState, slab: Buffer, off: number, len: number, now: number): void {
+  /**
+   * The frame at `off` does not fit the path (`max`: the largest inner frame it carries, the
+   * link's by default, or one remote's narrower path): dropped, and its sender told.
+   */
+  answer(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    max = this.pathMax,
+  ): void {
     this.c.drop(Drop.PATH_MTU_EXCEEDED, now, vs.vni, -1, vs);
     if (vs.tap === null || !this.limit.allow(now)) return;
-    const n = emitTooBig(slab, off, len, this.pathMax - ETHERNET_HEADER_LEN, this.slab, 0);
+    const n = emitTooBig(slab, off, len, max - ETHERNET_HEADER_LEN, this.slab, 0);
     if (n === 0) return;
     const b = this.tx;
     b.clear();

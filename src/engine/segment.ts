@@ -1,3 +1,4 @@
+import type { Remote } from '../fdb/remote.js';
 import type { SegmentSender } from '../io/types.js';
 import type { Log } from '../util/log.js';
 import { Drop } from '../wire/drop.js';
@@ -30,6 +31,21 @@ export class Segmentation {
     offsets: new Uint32Array(MAX_SEGMENTS),
     lengths: new Uint32Array(MAX_SEGMENTS),
   };
+
+  /**
+   * Set by the encap path: a send towards `remote` was refused as too big; true when a narrower
+   * path is now known, and the frame at `off` was answered for it.
+   */
+  onNarrow:
+    | ((
+        vs: VniState,
+        remote: Remote,
+        slab: Buffer,
+        off: number,
+        len: number,
+        now: number,
+      ) => boolean)
+    | undefined;
 
   constructor(
     /** UDP GSO senders; undefined without, or once the kernel refused. */
@@ -82,6 +98,7 @@ export class Segmentation {
    */
   sendGso(
     vs: VniState,
+    remote: Remote,
     addr: Uint8Array,
     n: number,
     hash: number,
@@ -120,6 +137,14 @@ export class Segmentation {
       const err = this.gso!.errnoName(-rc);
       if (err === 'EAGAIN' || err === 'EWOULDBLOCK' || err === 'ENOBUFS') {
         this.c.dropN(Drop.UNDERLAY_QUEUE_FULL, m, now, vs, err);
+        continue;
+      }
+      // A segment size over the path's MTU: EINVAL from UDP GSO, EMSGSIZE from UDP.
+      if (
+        (err === 'EINVAL' || err === 'EMSGSIZE') &&
+        this.onNarrow?.(vs, remote, this.slab, segs.offsets[k], segs.lengths[k], now)
+      ) {
+        if (m > 1) this.c.dropN(Drop.PATH_MTU_EXCEEDED, m - 1, now, vs, err);
         continue;
       }
       this.c.dropN(Drop.UNDERLAY_SEND_FAILED, m, now, vs, err);

@@ -120,6 +120,8 @@ export interface EngineStats {
   icmpTooBig: number;
   /** The largest inner frame that fits the underlay path. */
   pathMaxFrame: number;
+  /** Remotes whose path the kernel knows to be narrower (remote key → largest inner frame). */
+  narrowPaths: Record<string, number>;
   /**
    * TAP offloads at work: TCP super-frames cut, the segments they gave, checksums finished, and
    * UDP GSO sends that carried segments (0 when the kernel cannot, or every remote is flooded).

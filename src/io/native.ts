@@ -82,6 +82,8 @@ export interface NativeIo {
   ): void;
   /** First errno of the last sendBatch/writeBatch (0 when all went). */
   lastErrno(): number;
+  /** The MTU of the route towards `address` now (a learned path MTU included), or -errno. */
+  pathMtu(address: string): number;
   writeBatch(
     fd: number,
     slab: Uint8Array,

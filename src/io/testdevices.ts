@@ -1,6 +1,7 @@
 import { ADDR_LEN, addrPort, addrToString, writeAddr } from './addr.js';
 import {
   IoError,
+  OuterFlag,
   RxRing,
   type DatagramSocket,
   type FrameDevice,
@@ -154,6 +155,12 @@ export class FakeNetwork {
   readonly log: { from: string; to: string; bytes: Buffer; word: number; label: number }[] = [];
   /** What the underlay does to the outer TOS on the way (e.g. a router marking CE). */
   onPath: (tos: number) => number = (tos) => tos;
+  /**
+   * The link's MTU (as loopback's by default: nothing is refused), and narrower path MTUs per
+   * destination address, as the kernel's route exceptions.
+   */
+  linkMtu = 65535;
+  readonly pathMtus = new Map<string, number>();
 
   bind(
     address: string,
@@ -219,11 +226,20 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
       this.lastError = 'EBADF';
       return 0;
     }
+    let refused = 0;
     for (let i = 0; i < batch.count; i++) {
       const bytes = Buffer.from(
         slab.subarray(batch.offsets[i], batch.offsets[i] + batch.lengths[i]),
       );
       const o = batch.outer;
+      // as the kernel's UDP: a datagram over the path MTU with DF (IPv6: always) is refused
+      const to = addrToString(batch.addrs, i);
+      const df = this.family === 6 || !o || (o[2 * i] & OuterFlag.NO_DF) === 0;
+      if (df && bytes.length + 8 + (this.family === 4 ? 20 : 40) > this.pathMtu(to)) {
+        batch.status[i] = TxStatus.REFUSED;
+        refused++;
+        continue;
+      }
       this.net.deliver(
         this,
         addrToString(batch.addrs, i),
@@ -234,8 +250,12 @@ export class FakeUdpSocket extends FakeReceiver implements DatagramSocket {
       );
       batch.status[i] = TxStatus.SENT;
     }
-    this.lastError = undefined;
-    return batch.count;
+    this.lastError = refused > 0 ? 'EMSGSIZE' : undefined;
+    return batch.count - refused;
+  }
+
+  pathMtu(address: string): number {
+    return this.net.pathMtus.get(address) ?? this.net.linkMtu;
   }
 
   close(): void {

@@ -184,6 +184,11 @@ export interface DatagramSender {
   send(slab: Uint8Array, batch: TxBatch): number;
   readonly lastError: string | undefined;
   close(): void;
+  /**
+   * The MTU of the kernel's route towards `address` now, a learned path MTU included (after a
+   * send failed with EMSGSIZE); undefined when it cannot tell.
+   */
+  pathMtu?(address: string): number | undefined;
 }
 
 /** A bound UDP socket, or a fake: receives into `rx` with the source address per slot. */

@@ -198,6 +198,10 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
     return n;
   }
 
+  pathMtu(address: string): number | undefined {
+    return kernelPathMtu(address);
+  }
+
   /** UDP GSO from this socket's own port (source port mode `fixed`); see `GsoSender`. */
   get ports(): number[] {
     return [this.port];
@@ -235,6 +239,12 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
   close(): void {
     this.h.close();
   }
+}
+
+/** The MTU of the kernel's route towards `address` (learned path MTU included), if it tells. */
+function kernelPathMtu(address: string): number | undefined {
+  const mtu = native().pathMtu(address);
+  return mtu > 0 ? mtu : undefined;
 }
 
 /**
@@ -288,6 +298,10 @@ export class RawUdpSender implements DatagramSender {
     const n = sendVia(this.h.fd, 1, slab, batch, this, this.pool, this.local4);
     if (this.pool && this.lastError === 'EIO') this.pool = undefined;
     return n;
+  }
+
+  pathMtu(address: string): number | undefined {
+    return kernelPathMtu(address);
   }
 
   close(): void {

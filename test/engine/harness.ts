@@ -2,6 +2,7 @@
 // fake TAP per VNI. Time is a number the test moves.
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
+import { addrToString } from '../../src/io/addr.js';
 import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/testdevices.js';
 import {
   TxBatch,
@@ -134,6 +135,9 @@ export class FakeGso implements SegmentSender {
     label = 0,
   ): number {
     if (this.fail !== undefined) return -this.fail;
+    // as the kernel's UDP GSO: a segment over the path's MTU is EINVAL
+    const mtu = this.via.pathMtu?.(addrToString(addrs, slot));
+    if (mtu !== undefined && segSize + 8 + 20 > mtu) return -22;
     this.calls.push({ length, segSize, hash });
     const b = new TxBatch(64);
     b.outer = new Uint32Array(128);
@@ -147,7 +151,10 @@ export class FakeGso implements SegmentSender {
     return length;
   }
   errnoName(errno: number): string {
-    return ({ 5: 'EIO', 11: 'EAGAIN', 90: 'EMSGSIZE' } as Record<number, string>)[errno] ?? 'E?';
+    return (
+      ({ 5: 'EIO', 11: 'EAGAIN', 22: 'EINVAL', 90: 'EMSGSIZE' } as Record<number, string>)[errno] ??
+      'E?'
+    );
   }
   close(): void {}
 }

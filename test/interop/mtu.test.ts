@@ -13,7 +13,17 @@ import { tsharkFields } from '../helpers/tshark.js';
 
 const ready = needs(t, {
   root: true,
-  commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'tcpdump', 'tshark'],
+  commands: [
+    'ip',
+    'ovs-vsctl',
+    'ovs-vswitchd',
+    'ping',
+    'bridge',
+    'ethtool',
+    'tcpdump',
+    'tshark',
+    'python3',
+  ],
 });
 
 type Stats = { drops: Record<string, number>; icmpTooBig: number; pathMaxFrame: number };
@@ -128,6 +138,45 @@ t.test(
       ).rows.length,
       0,
       'nor whole (it could not be: no datagram of that size left)',
+    );
+
+    // An underlay router says the path towards the kernel peer carries 1400 bytes: an ICMP
+    // "fragmentation needed" about one of our datagrams, crafted on the peer's host. The kernel
+    // keeps it as a route exception; our sends over it fail with EMSGSIZE, we read the path MTU
+    // and answer the VM with it, less our 50 bytes.
+    const py =
+      'import socket,struct\n' +
+      'def cs(b):\n' +
+      ' s=sum(struct.unpack("!%dH"%(len(b)//2),b));s=(s>>16)+(s&0xffff);s+=s>>16;return ~s&0xffff\n' +
+      `a=socket.inet_aton("${UNDERLAY.vtep}");b=socket.inet_aton("${UNDERLAY.kernel}")\n` +
+      'ip=struct.pack("!BBHHHBBH4s4s",0x45,0,1500,0,0x4000,64,17,0,a,b)\n' +
+      'ip=ip[:10]+struct.pack("!H",cs(ip))+ip[12:]\n' +
+      'm=struct.pack("!BBHHH",3,4,0,0,1400)+ip+struct.pack("!HHHH",4789,4789,1480,0)\n' +
+      'm=m[:2]+struct.pack("!H",cs(m))+m[4:]\n' +
+      'socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)' +
+      `.sendto(m,("${UNDERLAY.vtep}",0))\n`;
+    topo.get('hostC').exec(`python3 -c '${py}'`);
+    t.match(
+      topo.get('hostB').exec(`ip route get ${UNDERLAY.kernel}`),
+      /mtu 1400/,
+      "the vtep host's kernel keeps the router's path MTU",
+    );
+    const narrowPing = (size: number) =>
+      vmB.exec(`ping -M do -s ${size} -c 3 -i 0.2 -W 2 ${VM.kernel.ip}`, { allowFail: true });
+    narrowPing(1400);
+    t.match(
+      vmB.exec(`ip route get ${VM.kernel.ip}`),
+      /mtu 1350/,
+      'our ICMP told the VM the path MTU less the VXLAN overhead',
+    );
+    t.match(narrowPing(1322), / 0% packet loss/, 'packets that fit the narrow path pass');
+    const st3 = (await topo.ask('stats')) as Stats & { narrowPaths: Record<string, number> };
+    t.same(st3.narrowPaths, { [`${UNDERLAY.kernel}:4789`]: 1364 }, 'vtep stats shows the path');
+    t.equal(st3.drops.underlay_send_failed, 0, 'the refused send counted as path_mtu_exceeded');
+    t.match(
+      logMessages(topo.vtepLog),
+      new RegExp(`remote ${UNDERLAY.kernel}:4789: path MTU 1400, inner frames up to 1364 bytes`),
+      'and said so',
     );
   },
 );

@@ -46,8 +46,9 @@ function addInto(into: Record<string, number>, from: Record<string, number>): vo
 }
 
 /**
- * The counters of all threads added up; the rest (VNI settings, the FDB and its counters, the
- * path MTU) is the main thread's, which is the authority for them.
+ * The counters of all threads added up, and the narrow paths any thread learned; the rest (VNI
+ * settings, the FDB and its counters, the link's path MTU) is the main thread's, which is the
+ * authority for them.
  */
 export function mergeStats(main: EngineStats, others: readonly EngineStats[]): EngineStats {
   const out: EngineStats = structuredClone(main);
@@ -69,6 +70,9 @@ export function mergeStats(main: EngineStats, others: readonly EngineStats[]): E
     out.icmpTooBig += o.icmpTooBig;
     addInto(out.offload, o.offload);
     addInto(out.ecn, o.ecn);
+    // each thread learns narrow paths on its own sends: the narrowest any has seen
+    for (const [k, max] of Object.entries(o.narrowPaths ?? {}))
+      out.narrowPaths[k] = Math.min(out.narrowPaths[k] ?? max, max);
   }
   return out;
 }

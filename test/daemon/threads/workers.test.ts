@@ -46,7 +46,12 @@ t.test(
   },
 );
 
-const stats = (rx: number, tx: number, drop: number): EngineStats => ({
+const stats = (
+  rx: number,
+  tx: number,
+  drop: number,
+  narrowPaths: Record<string, number> = {},
+): EngineStats => ({
   vnis: [
     {
       vni: 5000,
@@ -78,6 +83,7 @@ const stats = (rx: number, tx: number, drop: number): EngineStats => ({
     groSegments: 8,
   },
   ecn: { marked: 1, unexpected: 2 },
+  narrowPaths,
   fdb: {
     learned: 9,
     moved: 0,
@@ -90,8 +96,8 @@ const stats = (rx: number, tx: number, drop: number): EngineStats => ({
 });
 
 t.test('stats of all threads add up; the FDB is the main thread’s', async (t) => {
-  const main = stats(10, 20, 1);
-  const other = stats(5, 7, 2);
+  const main = stats(10, 20, 1, { '192.0.2.1:4789': 1400 });
+  const other = stats(5, 7, 2, { '192.0.2.1:4789': 1300, '192.0.2.3:4789': 1364 });
   other.vnis.push({ ...other.vnis[0], vni: 6000 }); // gone from the main thread: not counted
   other.fdb.learned = 1000;
   const m = mergeStats(main, [other]);
@@ -105,6 +111,11 @@ t.test('stats of all threads add up; the FDB is the main thread’s', async (t) 
   t.same(m.offload.coalescedSegments, 12);
   t.same(m.offload.checksumBad, 18);
   t.same(m.ecn, { marked: 2, unexpected: 4 }, 'ECN counters summed over threads');
+  t.same(
+    m.narrowPaths,
+    { '192.0.2.1:4789': 1300, '192.0.2.3:4789': 1364 },
+    'the narrow paths any thread learned, the narrowest of each',
+  );
   t.equal(m.fdb.learned, 9, 'the main table is the one vtep fdb shows');
   t.equal(main.vnis[0].rx.packets, 10, 'the main thread’s own counters are left as they were');
   t.same(threadStats(1, other), {

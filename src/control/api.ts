@@ -13,6 +13,8 @@ export interface TapStatus {
   state: 'up' | 'down';
   /** Times the device was re-created after being lost. */
   recreated: number;
+  /** The device's MTU: as configured, or as an operator set it since (`ip link set … mtu`). */
+  mtu?: number;
   /** Milliseconds the TAP has been down (0 when up). */
   downForMs: number;
   /** Why the last re-creation attempt failed, while down. */

@@ -127,7 +127,10 @@ export function formatStatus(s: Status): string {
   const head = `${s.healthy ? 'healthy' : 'degraded'}: up ${s.uptimeSeconds} s, ${s.taps.length} VNI${s.taps.length === 1 ? '' : 's'}`;
   return [
     head,
-    ...s.taps.map((t) => `  vni ${t.vni ?? '-'} dev ${t.name} ${tapState(t)}`),
+    ...s.taps.map(
+      (t) =>
+        `  vni ${t.vni ?? '-'} dev ${t.name}${t.mtu !== undefined ? ` mtu ${t.mtu}` : ''} ${tapState(t)}`,
+    ),
     ...s.problems.map((p) => `  problem: ${p}`),
   ].join('\n');
 }

@@ -342,6 +342,14 @@ function engineMetrics(register: Registry, s: Snapshot): void {
       this.inc(s().icmpTooBig);
     },
   });
+  new Gauge({
+    name: 'vtep_underlay_narrow_paths',
+    help: 'Remotes whose underlay path the kernel knows to be narrower than the link (vtep stats lists them)',
+    registers: [register],
+    collect() {
+      this.set(Object.keys(s().narrowPaths ?? {}).length);
+    },
+  });
   new Counter({
     name: 'vtep_kernel_udp_receive_drops_total',
     help: 'Datagrams the kernel dropped for the underlay socket (receive buffer full)',

@@ -304,7 +304,7 @@ function applyChange(c: VniChange, t: ReloadTarget, say: (line: string) => void)
       t.planes.updateVni(c.vni, { learning: c.learning, maxEntries: c.maxEntries });
       return say(c.line);
     case 'mtu':
-      t.planes.updateVni(c.vni, { mtu: c.mtu });
+      // on the device: the kernel enforces it, the engine takes what the TAP's slots hold
       return trySet(c.line, () => port.setMtu(c.mtu), say);
     case 'mac':
       t.planes.updateVni(c.vni, { ownMacs: [c.mac] });

@@ -1,10 +1,11 @@
 import type { TapStatus } from '../control/api.js';
-import { addToBridge, masterOf, removeFromBridge } from '../io/netif.js';
+import { addToBridge, interfaceMtu, masterOf, removeFromBridge } from '../io/netif.js';
 import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
 import type { Log } from '../util/log.js';
 import type { Planes } from './threads/planes.js';
 import { TunOffload } from '../wire/gso.js';
+import { L2_MAX } from './mtu.js';
 import { formatMac, writeMac } from '../wire/mac.js';
 
 /**
@@ -127,6 +128,39 @@ export class TapPort {
   }
 
   /**
+   * Follow an operator's `ip link set TAP mtu N`, as a kernel device does: the kernel enforces
+   * the device's MTU on what it hands us and the engine takes any frame its receive slot holds
+   * whole, so nothing changes on the data path up to that; this records the MTU (a re-created
+   * TAP gets it) and says so, and says plainly when it is over what the slots hold (the slot
+   * size is fixed at start: such frames are cut by the read and dropped as `frame_too_big`).
+   * Read from /sys each second; a TAP moved into another namespace cannot be read, nor followed
+   * past the slots.
+   */
+  followMtu(): void {
+    if (this.tap === null) return;
+    const mtu = interfaceMtu(this.spec_.name);
+    if (mtu === undefined || mtu === this.spec_.mtu) return;
+    const from = this.spec_.mtu;
+    this.spec_.mtu = mtu;
+    const holds = this.tap.rx.capacity - L2_MAX;
+    const fields = { dev: this.spec_.name, vni: this.spec_.vni, from, mtu };
+    if (mtu > holds)
+      this.log(
+        'warn',
+        'tap_mtu',
+        `tap ${this.spec_.name}: mtu ${from} -> ${mtu} on the device, over the ${holds} its receive slots hold: larger frames are dropped as frame_too_big; put mtu: ${mtu} in the configuration and restart to take them`,
+        { ...fields, holds },
+      );
+    else
+      this.log(
+        'info',
+        'tap_mtu',
+        `tap ${this.spec_.name}: mtu ${from} -> ${mtu} on the device, followed`,
+        fields,
+      );
+  }
+
+  /**
    * Put the TAP into its bridge if it is not there (SIOCBRADDIF) and set it up, as `ip link set
    * TAP master BR up` would. Cheap when it is there (one readlink): the health check calls it
    * every second. Said in the log when it changes; `status` carries the reason while it is out.
@@ -216,6 +250,7 @@ export class TapPort {
       state: this.state,
       recreated: this.recreated,
       offloads: offloadNames(this.tap?.offloads ?? 0),
+      mtu: this.spec.mtu,
       downForMs: this.state === 'down' ? Math.round(now - this.downSince) : 0,
       ...(this.state === 'down' && this.lastError ? { lastError: this.lastError } : {}),
       ...(this.spec.bridge !== undefined

@@ -644,7 +644,10 @@ export class Vtep {
   /** Once a second, after every thread answered (or did not): sends, and stuck threads. */
   private check(): void {
     if (++this.checks % PORT_CHECK_EVERY === 0) this.checkPortOwners();
-    for (const p of this.ports.values()) p.ensureBridge();
+    for (const p of this.ports.values()) {
+      p.ensureBridge();
+      p.followMtu();
+    }
     const s = this.planes.stats();
     const tx = s.vnis.reduce((a, v) => a + v.tx.packets, 0);
     const failed = s.drops.underlay_send_failed ?? 0;

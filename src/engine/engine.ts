@@ -3,7 +3,6 @@ import type { Remote } from '../fdb/remote.js';
 import { TxBatch, type FrameDevice } from '../io/types.js';
 import { silent } from '../util/log.js';
 import { Drop, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
-import { VLAN_HEADER_LEN } from '../wire/ethernet.js';
 import { jsCopy, jsCopySum } from '../wire/gso.js';
 import { formatMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
@@ -207,7 +206,6 @@ export class Engine {
     if (u.learnRemotes !== undefined) vs.learnRemotes = u.learnRemotes;
     if (u.learning !== undefined || u.maxEntries !== undefined)
       this.fdb.setVniOptions(vni, { learning: u.learning, maxEntries: u.maxEntries });
-    if (u.mtu !== undefined) vs.maxFrame = u.mtu + VLAN_HEADER_LEN;
     if (u.ownMacs !== undefined) vs.ownMacs = [...u.ownMacs];
     if (u.outer !== undefined) vs.outer.set(u.outer);
     if (u.suppressArp !== undefined && u.suppressArp !== (vs.neigh !== undefined))
@@ -224,6 +222,7 @@ export class Engine {
       this.checkTap(vni, tap);
       if (tap.rx.batchSize !== vs.tapTx.capacity) vs.tapTx = new TxBatch(tap.rx.batchSize);
       vs.tapName = tap.name;
+      vs.maxFrame = tap.rx.capacity;
     }
     vs.tap = tap;
   }

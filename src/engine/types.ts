@@ -32,7 +32,12 @@ export interface VniConfig {
   maxEntries?: number;
   /** MACs of our own side (the TAP's): a frame from the underlay with one as its source is a loop. */
   ownMacs?: number[];
-  /** The TAP MTU: larger frames from the TAP are dropped rather than sent (default 1500). */
+  /**
+   * The TAP MTU, for a VNI without a TAP yet (default 1500). With one, the largest frame taken
+   * from it is what its receive slot holds whole: the kernel enforces the device's MTU, so an
+   * operator's `ip link set TAP mtu N` is followed up to that (beyond, frames are cut by the
+   * read and dropped as `frame_too_big`).
+   */
   mtu?: number;
   /**
    * ARP/ND suppression (Linux `neigh_suppress`): learn IP → MAC from ARP and ND seen on both
@@ -154,7 +159,6 @@ export interface VniUpdate {
   learnRemotes?: boolean;
   learning?: boolean;
   maxEntries?: number;
-  mtu?: number;
   ownMacs?: number[];
   outer?: OuterPolicy;
 }

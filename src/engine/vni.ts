@@ -17,6 +17,7 @@ export class VniState {
   readonly senders = new SenderTable();
   /** Our own MACs, as an array: few, and compared as numbers (a Set would box each lookup). */
   ownMacs: number[];
+  /** The largest frame from the TAP sent on: what its receive slot holds whole. */
   maxFrame: number;
   learnRemotes: boolean;
   /** The TAP, or null while it is gone (deleted under us) and not yet re-created. */
@@ -53,7 +54,7 @@ export class VniState {
     this.tapName = cfg.tap?.name ?? cfg.tapName ?? '-';
     this.tapTx = new TxBatch(cfg.tap?.rx.batchSize ?? 64);
     this.ownMacs = [...(cfg.ownMacs ?? [])];
-    this.maxFrame = (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
+    this.maxFrame = cfg.tap?.rx.capacity ?? (cfg.mtu ?? 1500) + VLAN_HEADER_LEN;
     this.learnRemotes = cfg.learnRemotes ?? false;
     this.extraSenders = [...(cfg.senders ?? [])];
     this.outer = new OuterHeader(cfg.outer);

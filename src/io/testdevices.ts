@@ -81,10 +81,11 @@ abstract class FakeReceiver {
     let n = 0;
     while (n < rx.batchSize && this.queue.length > 0) {
       const item = this.queue.shift()!;
-      // Like recvmmsg/read: a datagram larger than the slot is cut (and flagged).
+      // Like recvmmsg/read: a datagram larger than the slot is cut (and flagged); a TAP read
+      // is cut too but says the frame's whole length (tun_put_user returns it).
       const len = Math.min(item.bytes.length, rx.capacity);
       item.bytes.copy(rx.slab, rx.offset(n), 0, len);
-      rx.lengths[n] = len;
+      rx.lengths[n] = rx.addrs ? len : item.bytes.length;
       if (rx.addrs && item.from) {
         rx.addrs.set(item.from, n * ADDR_LEN);
         rx.addrs[n * ADDR_LEN + 1] = item.bytes.length > len ? 1 : 0;

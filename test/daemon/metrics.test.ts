@@ -27,6 +27,7 @@ function snapshot(vnis: number, ovsdb = false): RunningStats {
     drops: { no_remote: (vnis / 100) * 3 + 2, vni_unknown: 7, bad_vxlan_flags: 0 },
     icmpTooBig: 0,
     pathMaxFrame: 1464,
+    narrowPaths: { '192.0.2.3:4789': 1364 },
     offload: {
       superFrames: 0,
       segments: 0,
@@ -94,6 +95,11 @@ t.test('1 000 VNIs: promtool check metrics passes; the series are counted', asyn
   );
   t.ok(
     series(text, 'vtep_drops_total').includes('vtep_drops_total{reason="vni_unknown",vni=""} 7'),
+  );
+  t.same(
+    series(text, 'vtep_underlay_narrow_paths'),
+    ['vtep_underlay_narrow_paths 1'],
+    'remotes behind a narrower path, counted',
   );
   t.equal(series(text, 'vtep_fdb_learned_total').length, 1000, 'the FDB counters by VNI');
   t.ok(series(text, 'vtep_fdb_learned_total').includes('vtep_fdb_learned_total{vni="1000"} 5'));

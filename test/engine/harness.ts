@@ -86,7 +86,8 @@ export function harness(
   const engine = new Engine({ underlay, fdb, ...opts });
   const taps = new Map<number, FakeTap>();
   for (const v of vnis) {
-    const tap = new FakeTap(`vx${v.vni}`);
+    // slots sized for the MTU, as the daemon sizes a TAP's (headroom + L2 + MTU, 2 KiB at least)
+    const tap = new FakeTap(`vx${v.vni}`, { slotSize: Math.max(2048, (v.mtu ?? 0) + 256) });
     taps.set(v.vni, tap);
     engine.addVni({
       ...v,

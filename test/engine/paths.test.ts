@@ -151,3 +151,23 @@ t.test('a TCP super-frame over a narrow path: GSO EINVAL learns it and GSO stays
   t.equal(gso.calls.length, 1, 'GSO still on for the other remote');
   t.equal(net.log.length, 8, 'its eight segments sent');
 });
+
+t.test(
+  'the TAP MTU raised on the device: frames its slots hold are taken, and answered',
+  async (t) => {
+    // configured 1450 (fits the 1500 underlay); an operator set 1500 on the TAP since
+    const h = harness([{ vni: 5, mtu: 1450 }], { underlayMtu: 1500 });
+    const tap = h.taps.get(5)!;
+    h.fdb.learn(5, VM_A, h.remotes.get(PEER_A), h.clock.now);
+    tap.inject(ip4(VM_A, 1464));
+    tap.inject(ip4(VM_A, 1514));
+    tap.inject(ip4(VM_A, tap.rx.capacity + 1));
+    await settle();
+    t.equal(h.inbox.get(PEER_A)!.length, 1, 'a 1464-byte frame fits the path: sent');
+    t.equal(tap.written.length, 1, 'a 1514-byte one does not: answered, as the kernel device does');
+    t.equal(icmpMtu(tap.written[0]), 1450, 'with the path MTU');
+    const s = h.engine.stats();
+    t.equal(s.drops.frame_too_big, 1, 'only a frame the read cut is too big');
+    t.equal(s.drops.path_mtu_exceeded, 1);
+  },
+);

@@ -60,13 +60,13 @@ if (needs(t, { root: true, commands: ['ip', 'ping', 'bridge'] })) {
   const control = join(dir, 'vtep.sock');
   const log = join(dir, 'vtep.log');
   const tap = `${p}tap`;
-  const start = async () => {
+  const start = async (extra: string[] = []) => {
     vtep = spawn(
       'ip',
       [
         ...['netns', 'exec', hostB.name, process.execPath, vtepBin(), 'run'],
         ...['--local', '192.0.2.2', '--vni', '5000', '--tap', tap, '--mtu', '1450'],
-        ...['--remote', '192.0.2.3', '--bridge', 'br0', '--control', control],
+        ...['--remote', '192.0.2.3', '--bridge', 'br0', '--control', control, ...extra],
       ],
       { stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')] },
     );
@@ -150,12 +150,31 @@ if (needs(t, { root: true, commands: ['ip', 'ping', 'bridge'] })) {
     vtep!.kill('SIGTERM');
     t.equal(await exited, 0, 'stopped');
     t.notOk(existsSync(`/proc/${vtep!.pid}`));
-    await start();
+    // without TAP offloads this time: receive slots sized for the MTU (see the next test)
+    await start(['--no-tap-offload']);
     t.ok(await until(async () => (await status()).healthy, 5000), 'healthy');
     t.match(master(), /br0/);
     t.ok(await until(() => pings(1), 10_000), 'vmB pings again');
     const st = await status();
     t.match(st.taps[0], { bridge: 'br0', inBridge: true });
+  });
+
+  t.test('ip link set TAP mtu: followed; past the receive slots, said why not', async (t) => {
+    const mtu = async () => (await status()).taps[0].mtu;
+    t.equal(await mtu(), 1450, 'status has the configured MTU');
+    hostB.exec(`ip link set ${tap} mtu 1400`);
+    t.ok(await until(async () => (await mtu()) === 1400, 3000), 'then the one set by hand');
+    t.match(readFileSync(log, 'utf8'), /mtu 1450 -> 1400 on the device, followed/, 'said');
+    t.ok(pings(), 'forwarding');
+    hostB.exec(`ip link set ${tap} mtu 9000`);
+    t.ok(await until(async () => (await mtu()) === 9000, 3000), 'a jumbo MTU by hand');
+    t.match(
+      readFileSync(log, 'utf8'),
+      /mtu 1400 -> 9000 on the device, over the \d+ its receive slots hold: larger frames are dropped as frame_too_big; put mtu: 9000 in the configuration and restart/,
+      'said plainly: the slots were sized at start',
+    );
+    hostB.exec(`ip link set ${tap} mtu 1450`);
+    t.ok(await until(async () => (await mtu()) === 1450, 3000));
   });
 
   t.test(

@@ -140,6 +140,22 @@ t.test(
       'nor whole (it could not be: no datagram of that size left)',
     );
 
+    // An operator raises the TAP MTU past what the underlay carries (`ip link set … mtu`, as
+    // on a kernel device): the bigger frames are answered with the path MTU, not dropped.
+    const answered = st2.icmpTooBig;
+    vmB.exec(`ip link set ${topo.tap} mtu 1600 && ip route flush cache`);
+    t.notMatch(vmB.exec(`ip route get ${VM.kernel.ip}`), /mtu/, 'the VM forgot the path MTU');
+    vmB.exec(`ping -M do -s 1560 -c 2 -i 0.2 -W 2 ${VM.kernel.ip}`, { allowFail: true });
+    t.match(
+      vmB.exec(`ip route get ${VM.kernel.ip}`),
+      /mtu 1450/,
+      'TAP MTU 1600 by hand: its 1602-byte frames answered with the path MTU',
+    );
+    const st4 = (await topo.ask('stats')) as Stats;
+    t.ok(st4.icmpTooBig > answered, 'answered by vtep');
+    t.equal(st4.drops.frame_too_big ?? 0, 0, 'none dropped as too big');
+    vmB.exec(`ip link set ${topo.tap} mtu 1500`);
+
     // An underlay router says the path towards the kernel peer carries 1400 bytes: an ICMP
     // "fragmentation needed" about one of our datagrams, crafted on the peer's host. The kernel
     // keeps it as a route exception; our sends over it fail with EMSGSIZE, we read the path MTU

@@ -312,7 +312,7 @@ test('ip link del of the TAP: reported, visible in status and stats, re-created,
   t.equal(st.status, 1, 'vtep status exits 1 while the TAP is down');
   t.match(
     st.stdout,
-    /^degraded: .*\n\s+vni 5000 dev \S+ DOWN for [\d.]+ s, re-creating: interface \S+ already exists and is .*not a TAP/m,
+    /^degraded: .*\n\s+vni 5000 dev \S+ mtu 1450 DOWN for [\d.]+ s, re-creating: interface \S+ already exists and is .*not a TAP/m,
   );
   t.match(st.stdout, /problem: tap \S+ \(vni 5000\) is down for/);
   // Once the loss is known, frames for the VNI are dropped as tap_down, no longer as failed
@@ -363,7 +363,7 @@ test('ip link del of the TAP: reported, visible in status and stats, re-created,
   t.ok(Date.now() - t0 < 5000 + 3000, `within 5 s of re-creation (${Date.now() - t0} ms in all)`);
   const st2 = vtep('status');
   t.equal(st2.status, 0, 'healthy again');
-  t.match(st2.stdout, /vni 5000 dev \S+ UP \(re-created 1x\)/);
+  t.match(st2.stdout, /vni 5000 dev \S+ mtu 1450 UP \(re-created 1x\)/);
 });
 
 test('8192 FDB rows through a pipe arrive whole, as text and as JSON', async (t) => {

@@ -186,6 +186,7 @@ t.test(
       'our ICMP told the VM the path MTU less the VXLAN overhead',
     );
     t.match(narrowPing(1322), / 0% packet loss/, 'packets that fit the narrow path pass');
+    await tcpBetween(t, topo, [['vmC', VM.kernel.ip, 'vmB']], ' over the narrow path');
     const st3 = (await topo.ask('stats')) as Stats & { narrowPaths: Record<string, number> };
     t.same(st3.narrowPaths, { [`${UNDERLAY.kernel}:4789`]: 1364 }, 'vtep stats shows the path');
     t.equal(st3.drops.underlay_send_failed, 0, 'the refused send counted as path_mtu_exceeded');

@@ -14,6 +14,8 @@ const r = await runE2e({
   profileDir: process.env.BENCH_PROFILE,
   // BENCH_GRO=1: GRO on the underlay links, as a NIC has it
   gro: process.env.BENCH_GRO === '1',
+  // BENCH_VTEP_ARGS="--ttl inherit --tos inherit": what a setting costs, against the same peers
+  vtepArgs: process.env.BENCH_VTEP_ARGS?.split(/\s+/).filter(Boolean),
   log: (l) => process.stderr.write(`${l}\n`),
   progress: (done, total, what) => {
     const width = 30;
@@ -25,8 +27,15 @@ const r = await runE2e({
   },
 });
 console.log(formatE2e(r));
-// A GRO run is written beside the default one, not over it.
-const files = writeE2e(r, r.underlayGro ? `${resultsDir}/gro` : resultsDir);
+// A GRO run, or one with other vtep flags, is written beside the default one, not over it.
+const files = writeE2e(
+  r,
+  r.underlayGro
+    ? `${resultsDir}/gro`
+    : process.env.BENCH_VTEP_ARGS
+      ? `${resultsDir}/args`
+      : resultsDir,
+);
 console.log(
   `\nwritten: ${files.json}, ${files.svg} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
 );

@@ -63,6 +63,8 @@ export interface E2eOptions {
    * UDP_GRO socket; OVS userspace reads packets one by one).
    */
   gro?: boolean;
+  /** More `vtep run` flags for both vtep systems (e.g. `--ttl inherit --tos inherit`). */
+  vtepArgs?: string[];
 }
 
 const S_UL = '192.0.2.1';
@@ -82,6 +84,7 @@ class Pair {
     readonly dir: string,
     readonly profileDir?: string,
     readonly gro = false,
+    readonly vtepArgs: readonly string[] = [],
   ) {}
 
   make(role: string): Netns {
@@ -126,7 +129,7 @@ class Pair {
     else if (this.system === 'ovs') this.ovs = await ovsSide(s, join(this.dir, 'ovs'));
     else {
       this.vtep = await vtepSide(s, {
-        extra: ['--workers', String(WORKERS[this.system])],
+        extra: ['--workers', String(WORKERS[this.system]), ...this.vtepArgs],
         tap: `${this.prefix}tap`.slice(0, 15),
         control: join(this.dir, 'vtep.sock'),
         log: join(this.dir, 'vtep.log'),
@@ -279,7 +282,14 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
   const base = mkdtempSync(join(tmpdir(), 'vtep-e2e-'));
   const pairs = SYSTEMS.map((s) => {
     mkdirSync(join(base, s));
-    return new Pair(s, `${prefix}${LETTER[s]}`, join(base, s), o.profileDir, o.gro === true);
+    return new Pair(
+      s,
+      `${prefix}${LETTER[s]}`,
+      join(base, s),
+      o.profileDir,
+      o.gro === true,
+      o.vtepArgs,
+    );
   });
   const samples: Record<System, Sample[]> = { vtep: [], vtep1: [], ovs: [], kernel: [] };
   const total = rounds * SYSTEMS.length * STEPS;

@@ -50,11 +50,6 @@ export class OuterHeader {
     this.flags = p.udpCsum === false ? OuterFlag.NO_CSUM : 0;
   }
 
-  /** The datagram leaves without DF whatever the frame (`df: unset`). */
-  get neverDf(): boolean {
-    return this.df === 1;
-  }
-
   /** The outer header values for the inner frame at `off`; returns `word` (and sets `label`). */
   of(b: Uint8Array, off: number, len: number): number {
     const ip = innerIp(b, off, len);

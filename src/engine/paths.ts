@@ -89,8 +89,4 @@ export class Paths {
     for (const [r, p] of this.narrow) out[r.key] = p.max;
     return out;
   }
-
-  clear(): void {
-    this.narrow.clear();
-  }
 }

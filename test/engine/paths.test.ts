@@ -4,7 +4,7 @@
 // the link's width; the entry is asked again when due and dropped when the path is wide again.
 import t from 'tap';
 import { Engine } from '../../src/engine/engine.js';
-import { PATH_RECHECK_MS } from '../../src/engine/paths.js';
+import { PATH_RECHECK_MS, Paths } from '../../src/engine/paths.js';
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
@@ -171,3 +171,18 @@ t.test(
     t.equal(s.drops.path_mtu_exceeded, 1);
   },
 );
+
+t.test('the table of narrow paths is bounded: past 4096 remotes it starts over', async (t) => {
+  const said: string[] = [];
+  const paths = new Paths(
+    () => 1400,
+    (_l, _e, msg) => said.push(msg),
+  );
+  paths.linkMax = 1464;
+  const rs = new Remotes();
+  for (let i = 0; i < 4096; i++) paths.probe(rs.get(`10.1.${i >> 8}.${i & 255}`), 0);
+  t.equal(paths.size, 4096);
+  t.equal(paths.probe(rs.get('10.2.0.1'), 0), 1364, 'the next one is still answered');
+  t.equal(paths.size, 1, 'after the table started over');
+  t.equal(said.length, 4097, 'each new narrow path said once');
+});

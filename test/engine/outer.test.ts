@@ -11,7 +11,7 @@ import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { OuterFlag } from '../../src/io/types.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { Ecn, decapEcn, decapVerdict, EcnVerdict } from '../../src/wire/ecn.js';
-import { VNET_HDR_LEN, segmentTcp } from '../../src/wire/gso.js';
+import { VNET_HDR_LEN, segmentTcp, writeVnetHdr } from '../../src/wire/gso.js';
 import { superFrame } from '../../src/wire/testframes.js';
 import { FakeGso, LOCAL, PEER_A, harness, settle, vxlan } from './harness.js';
 
@@ -288,12 +288,7 @@ t.test('a TCP super-frame: UDP GSO and the per-segment path ask for one header',
     fdb.learn(5, VM_A, remotes.get(PEER_A), 0);
     const sf = tso(0xb8 | Ecn.CE);
     const meta = Buffer.alloc(VNET_HDR_LEN);
-    meta[0] = 1; // NEEDS_CSUM
-    meta[1] = 1; // TCPV4
-    meta.writeUInt16LE(sf.hdr.hdrLen, 2);
-    meta.writeUInt16LE(sf.hdr.gsoSize, 4);
-    meta.writeUInt16LE(sf.hdr.csumStart, 6);
-    meta.writeUInt16LE(sf.hdr.csumOffset, 8);
+    writeVnetHdr(meta, 0, sf.hdr);
     tap.inject(sf.frame, meta);
     await settle();
     t.equal(net.log.length, 12, `${gsoOn ? 'gso' : 'per segment'}: 12 datagrams`);

@@ -9,7 +9,7 @@ import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { checksum } from '../../src/wire/checksum.js';
-import { VNET_HDR_LEN } from '../../src/wire/gso.js';
+import { VNET_HDR_LEN, writeVnetHdr } from '../../src/wire/gso.js';
 import { superFrame } from '../../src/wire/testframes.js';
 import { FakeGso, LOCAL, PEER_A, PEER_C, frame, harness, settle } from './harness.js';
 
@@ -123,12 +123,7 @@ t.test('a TCP super-frame over a narrow path: GSO EINVAL learns it and GSO stays
   sf.frame.writeUIntBE(VM_A, 0, 6);
   sf.frame.writeUIntBE(VM_B, 6, 6);
   const meta = Buffer.alloc(VNET_HDR_LEN);
-  meta[0] = 1; // NEEDS_CSUM
-  meta[1] = 1; // TCPV4
-  meta.writeUInt16LE(sf.hdr.hdrLen, 2);
-  meta.writeUInt16LE(sf.hdr.gsoSize, 4);
-  meta.writeUInt16LE(sf.hdr.csumStart, 6);
-  meta.writeUInt16LE(sf.hdr.csumOffset, 8);
+  writeVnetHdr(meta, 0, sf.hdr);
   tap.inject(sf.frame, meta);
   await settle();
   t.equal(net.log.length, 0, 'no segment left');

@@ -171,6 +171,18 @@ function inherited(x: Inner) {
   };
 }
 
+/** The VMs' MACs: vmB is behind vtep's TAP, vmA behind OVS, vmC behind the kernel peer. */
+const MAC_OF = { vmA: VM.ovs.mac, vmB: VM.vtep.mac, vmC: VM.kernel.mac } as const;
+
+/** `list` as frames from the VM `who`: onto vtep's TAP (vmB) or out of its own eth0. */
+function send(topo: Topology, who: keyof typeof MAC_OF, list: Inner[]): void {
+  sendFrames(
+    topo.get(who),
+    who === 'vmB' ? topo.tap : 'eth0',
+    list.map((x) => build(x, MAC_OF[who]).toString('hex')),
+  );
+}
+
 const key = (x: Inner) => (x.kind === 'arp' ? x.id % 250 : x.id);
 
 t.test(
@@ -196,16 +208,8 @@ t.test(
     // 1. inherit everything: vtep against the kernel, frame for frame
     const set = frames(2000, true);
     const file = await underlayCapture(topo, 'udp port 4789', () => {
-      sendFrames(
-        topo.get('vmB'),
-        topo.tap,
-        set.map((x) => build(x, VM.vtep.mac).toString('hex')),
-      );
-      sendFrames(
-        topo.get('vmC'),
-        'eth0',
-        set.map((x) => build(x, VM.kernel.mac).toString('hex')),
-      );
+      send(topo, 'vmB', set);
+      send(topo, 'vmC', set);
     });
     const seen = outers(file, 4);
     for (const x of set) {
@@ -242,16 +246,8 @@ t.test(
     );
     const fixed = frames(2100, false);
     const file2 = await underlayCapture(topo, 'udp port 4789', () => {
-      sendFrames(
-        topo.get('vmB'),
-        topo.tap,
-        fixed.map((x) => build(x, VM.vtep.mac).toString('hex')),
-      );
-      sendFrames(
-        topo.get('vmA'),
-        'eth0',
-        fixed.map((x) => build(x, VM.ovs.mac).toString('hex')),
-      );
+      send(topo, 'vmB', fixed);
+      send(topo, 'vmA', fixed);
     });
     const seen2 = outers(file2, 4);
     for (const x of fixed) {
@@ -400,15 +396,9 @@ t.test(
     write('flowLabel: 0x12345\ntos: inherit\nttl: inherit\n');
     await topo.startVtep([], { config });
     const set = frames(4000, true);
-    const send = (who: 'vmB' | 'vmC', list: Inner[]) =>
-      sendFrames(
-        topo.get(who),
-        who === 'vmB' ? topo.tap : 'eth0',
-        list.map((x) => build(x, who === 'vmB' ? VM.vtep.mac : VM.kernel.mac).toString('hex')),
-      );
     const file = await underlayCapture(topo, 'udp port 4789', () => {
-      send('vmB', set);
-      send('vmC', set);
+      send(topo, 'vmB', set);
+      send(topo, 'vmC', set);
     });
     const seen = outers(file, 6);
     for (const x of set) {
@@ -424,7 +414,7 @@ t.test(
     write('flowLabel: inherit\n');
     await topo.ask('reload');
     const v6 = set.filter((x) => x.kind === 'v6');
-    const file2 = await underlayCapture(topo, 'udp port 4789', () => send('vmB', set));
+    const file2 = await underlayCapture(topo, 'udp port 4789', () => send(topo, 'vmB', set));
     const seen2 = outers(file2, 6).filter((o) => o.src === UNDERLAY6.vtep);
     for (const x of v6)
       t.equal(
@@ -439,7 +429,7 @@ t.test(
     );
     write('');
     await topo.ask('reload');
-    const file3 = await underlayCapture(topo, 'udp port 4789', () => send('vmB', set));
+    const file3 = await underlayCapture(topo, 'udp port 4789', () => send(topo, 'vmB', set));
     const labels = new Set(
       outers(file3, 6)
         .filter((o) => o.src === UNDERLAY6.vtep)

@@ -1,5 +1,5 @@
 import type { TapStatus } from '../control/api.js';
-import { addToBridge, interfaceMtu, masterOf, removeFromBridge } from '../io/netif.js';
+import { addToBridge, interfaceMtu, masterOf, removeFromBridge, tapIndex } from '../io/netif.js';
 import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
 import type { Log } from '../util/log.js';
@@ -137,12 +137,13 @@ export class TapPort {
    * past the slots.
    */
   followMtu(): void {
-    if (this.tap === null) return;
+    const tap = this.tap;
+    if (tap === null || !this.named(tap)) return;
     const mtu = interfaceMtu(this.spec_.name);
     if (mtu === undefined || mtu === this.spec_.mtu) return;
     const from = this.spec_.mtu;
     this.spec_.mtu = mtu;
-    const holds = this.tap.rx.capacity - L2_MAX;
+    const holds = tap.rx.capacity - L2_MAX;
     const fields = { dev: this.spec_.name, vni: this.spec_.vni, from, mtu };
     if (mtu > holds)
       this.log(
@@ -168,7 +169,7 @@ export class TapPort {
   ensureBridge(): void {
     const bridge = this.spec_.bridge;
     if (bridge === undefined || this.tap === null) return;
-    const master = masterOf(this.spec_.name);
+    const master = this.named(this.tap) ? masterOf(this.spec_.name) : undefined;
     if (master === bridge) {
       if (this.bridgeProblem !== undefined) this.inBridge(bridge);
       return;
@@ -194,6 +195,16 @@ export class TapPort {
         error: why,
       });
     this.bridgeProblem = problem;
+  }
+
+  /**
+   * Whether the TAP's name in this namespace is the TAP: not once it moved away (into a VM's
+   * namespace) and another device took the name, nor in the moment between an `ip link del` and
+   * the read error that tells us. Its MTU is not ours to follow then, and it is not ours to put
+   * into a bridge.
+   */
+  private named(tap: TapDevice): boolean {
+    return tap.ifindex !== undefined && tapIndex(this.spec_.name) === tap.ifindex;
   }
 
   private inBridge(bridge: string): void {

@@ -34,6 +34,22 @@ export function interfaceMtu(name: string): number | undefined {
   }
 }
 
+/**
+ * The interface index of TUN/TAP device `name` in this namespace; undefined when there is no
+ * such device or it is another kind (no `tun_flags`). A TAP moved into another namespace leaves
+ * its name free here, for a device that is not ours: this is how the port knows the name still
+ * means its TAP.
+ */
+export function tapIndex(name: string): number | undefined {
+  try {
+    if (!existsSync(`/sys/class/net/${name}/tun_flags`)) return undefined;
+    const index = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+    return Number.isInteger(index) && index > 0 ? index : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The underlay MTU: as configured, else the MTU of the interface holding `local`, else 1500. */
 export function underlayLink(local: string, configured?: number): UnderlayLink {
   const name = interfaceOf(local);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { FdHandle } from './handle.js';
 import { native } from './native.js';
+import { tapIndex } from './netif.js';
 import {
   IoError,
   toIoError,
@@ -91,6 +92,8 @@ export class TapDevice implements FrameDevice {
   lastError: string | undefined;
   /** The TUNSETOFFLOAD flags in force (0: none). */
   offloads = 0;
+  /** Its interface index when opened (undefined if /sys could not say). */
+  readonly ifindex: number | undefined;
   private readonly h: FdHandle;
   private readonly metaLen: number;
 
@@ -103,6 +106,7 @@ export class TapDevice implements FrameDevice {
     this.h = new FdHandle(fd);
     this.rx = rx;
     this.metaLen = metaLen;
+    this.ifindex = tapIndex(name);
   }
 
   static open(opts: TapOptions = {}): TapDevice {

@@ -301,6 +301,15 @@ test('ip link del of the TAP: reported, visible in status and stats, re-created,
   // Hold the name with a non-TAP device in vtep's namespace, so the outage lasts long enough to
   // look at; then free it and watch the TAP come back.
   host.exec(`ip link add ${topo.tap} type veth peer name ${topo.prefix}hold`);
+  // The TAP lives in vmB's namespace; the name here is now another device's. The once-a-second
+  // check must not take that device for the TAP (it used to follow its MTU).
+  await sleep(1200);
+  t.match(
+    vtep('status').stdout,
+    /vni 5000 dev \S+ mtu 1450 UP/,
+    "another device holding the TAP's name in vtep's namespace: its mtu is not followed",
+  );
+  t.notMatch(vtepLog(), /mtu 1450 -> 1500/, 'nor said to be');
   vm.exec(`ip link del ${topo.tap}`);
   t.ok(await until(() => /tap \S+: the device is gone/.test(vtepLog()), 3000), 'said plainly');
   t.match(

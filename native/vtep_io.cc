@@ -47,6 +47,12 @@
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
+#ifndef IP_MULTICAST_ALL
+#define IP_MULTICAST_ALL 49  // linux/in.h
+#endif
+#ifndef IPV6_MULTICAST_ALL
+#define IPV6_MULTICAST_ALL 29  // linux/in6.h (4.20)
+#endif
 
 #include <array>
 #include <string>
@@ -261,6 +267,22 @@ bool DontFragment(int fd, int family) {
          setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one)) == 0;
 }
 
+// Multicast as Linux VXLAN keeps it on its sockets: our own group sends are not looped back to
+// us (we would learn our VMs' MACs behind our own address), and a socket receives only the
+// groups it joined itself, not every group any socket on the host joined (IP_MULTICAST_ALL is
+// on by default: a wildcard-bound underlay socket, or each of several SO_REUSEPORT ones, would
+// get a copy of each group datagram). Best effort: an old kernel without these keeps its default.
+void MulticastDefaults(int fd, int family) {
+  int zero = 0;
+  if (family == 4) {
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero));
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
+  } else {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof(zero));
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof(zero));
+  }
+}
+
 // udpOpen(family, address, port, rcvbuf, sndbuf, flags) -> [fd, boundPort]. Non-blocking both
 // ways. flags (IPv6 only, RFC 6935/6936 tunnels): bit 0 sends a zero UDP checksum
 // (UDP_NO_CHECK6_TX, the kernel's udp6zerocsumtx), bit 1 accepts one (UDP_NO_CHECK6_RX);
@@ -300,6 +322,7 @@ Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
     close(fd);
     THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "udp " + address);
   }
+  MulticastDefaults(fd, family);
   for (int bit = 0; bit < 2 && family == 6; bit++) {
     int one = 1;
     int opt = bit == 0 ? UDP_NO_CHECK6_TX : UDP_NO_CHECK6_RX;
@@ -379,6 +402,7 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
     close(fd);
     THROW_SYS(env, "setsockopt(IP_MTU_DISCOVER)", err, "raw udp");
   }
+  MulticastDefaults(fd, family);
   if (family == 6) {
     int one = 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_FLOWINFO_SEND, &one, sizeof(one));
@@ -566,6 +590,9 @@ struct SourceEntry {
   uint64_t until;
 };
 thread_local std::unordered_map<uint32_t, SourceEntry> g_sources;
+// The interface this thread's sockets send multicast from (mcastIf), 0 for none: a group has no
+// route of its own, so the probe below asks with the same interface.
+thread_local int g_mcastIf = 0;
 uint64_t NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -583,6 +610,11 @@ uint32_t SourceFor(uint32_t dst) {
     sin.sin_port = htons(4789);
     sin.sin_addr.s_addr = dst;
     socklen_t len = sizeof(sin);
+    if (IN_MULTICAST(ntohl(dst)) && g_mcastIf > 0) {
+      ip_mreqn mr = {};
+      mr.imr_ifindex = g_mcastIf;
+      setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
+    }
     if (connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0 &&
         getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) == 0) {
       src = sin.sin_addr.s_addr;
@@ -947,6 +979,54 @@ Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   int err = errno;
   close(fd);
   return Napi::Number::New(env, rc == 0 ? mtu : -err);
+}
+
+// mcastIf(fd, family, ifindex): send multicast from interface `ifindex` (IP_MULTICAST_IF /
+// IPV6_MULTICAST_IF), as Linux VXLAN sends a group's datagrams out of its `dev`: a group has no
+// route of its own. Throws (a setup call).
+Napi::Value McastIf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int family = info[1].As<Napi::Number>().Int32Value();
+  int ifindex = info[2].As<Napi::Number>().Int32Value();
+  int rc;
+  if (family == 4) {
+    ip_mreqn mr = {};
+    mr.imr_ifindex = ifindex;
+    rc = setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr));
+  } else {
+    rc = setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex));
+  }
+  if (rc < 0) THROW_SYS(env, "setsockopt(IP_MULTICAST_IF)", errno, "interface " + std::to_string(ifindex));
+  if (family == 4) g_mcastIf = ifindex;
+  return env.Undefined();
+}
+
+// mcastMembership(fd, family, group, ifindex, join): join (IP_ADD_MEMBERSHIP / IPV6_JOIN_GROUP)
+// or leave (IP_DROP_MEMBERSHIP / IPV6_LEAVE_GROUP) multicast group `group` on interface
+// `ifindex`, for socket `fd`. The kernel reports the membership (IGMP / MLD) and lists it in
+// `ip maddr`; closing the socket leaves too. Throws.
+Napi::Value McastMembership(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int family = info[1].As<Napi::Number>().Int32Value();
+  std::string group = info[2].As<Napi::String>().Utf8Value();
+  int ifindex = info[3].As<Napi::Number>().Int32Value();
+  bool join = info[4].ToBoolean().Value();
+  int rc;
+  if (family == 4) {
+    ip_mreqn mr = {};
+    if (inet_pton(AF_INET, group.c_str(), &mr.imr_multiaddr) != 1) THROW_TYPE(env, "mcastMembership: bad group " + group);
+    mr.imr_ifindex = ifindex;
+    rc = setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mr, sizeof(mr));
+  } else {
+    ipv6_mreq mr = {};
+    if (inet_pton(AF_INET6, group.c_str(), &mr.ipv6mr_multiaddr) != 1) THROW_TYPE(env, "mcastMembership: bad group " + group);
+    mr.ipv6mr_interface = ifindex;
+    rc = setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &mr, sizeof(mr));
+  }
+  if (rc < 0) THROW_SYS(env, join ? "setsockopt(IP_ADD_MEMBERSHIP)" : "setsockopt(IP_DROP_MEMBERSHIP)", errno, "group " + group);
+  return env.Undefined();
 }
 
 // lastErrno() -> the first errno of the last sendBatch/writeBatch (0 if all went).
@@ -1424,7 +1504,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
       {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"peerCred", PeerCred},
-      {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu},
+      {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu},   {"mcastIf", McastIf},
+      {"mcastMembership", McastMembership},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

@@ -27,6 +27,8 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.vnis\[0\]\.mtu$/, '--mtu'],
   [/^flags\.vnis\[0\]\.mac$/, '--mac'],
   [/^flags\.vnis\[0\]\.bridge$/, '--bridge'],
+  [/^flags\.vnis\[0\]\.group$/, '--group'],
+  [/^flags\.vnis\[0\]\.interface$/, '--interface'],
   [/^flags\.maxEntries$/, '--max-entries'],
   [/^flags\.reservedBits$/, '--reserved-bits'],
   [/^flags\.invalidSourceMac$/, '--invalid-source-mac'],
@@ -70,6 +72,8 @@ function ovsdbFromFlags(o: Record<string, unknown>, taps: string[]): Record<stri
     ['learnRemotes', '--learn-remotes'],
     ['suppressArp', '--suppress-arp'],
     ['bridge', '--bridge'],
+    ['group', '--group'],
+    ['interface', '--interface'],
   ] as const)
     if (o[k] !== undefined)
       throw new ConfigError(
@@ -147,9 +151,11 @@ function fromFlags(o: Record<string, unknown>): Config {
         mtu: o.mtu,
         mac: o.mac,
         remotes: o.remote,
-        learnRemotes: o.learnRemotes === true,
+        learnRemotes: o.learnRemotes === true ? true : undefined,
         suppressArp: o.suppressArp === true,
         bridge: o.bridge,
+        group: o.group,
+        interface: o.interface,
       },
     ],
   };
@@ -356,6 +362,14 @@ function tableOptions(cmd: Command): Command {
     .option(
       '--bridge <name>',
       'Linux bridge to put the TAP in (at start, after re-creation and reload, while it is out)',
+    )
+    .option(
+      '--group <address>',
+      'multicast underlay: flood to this group and take what is sent to it, learning senders (Linux VXLAN group)',
+    )
+    .option(
+      '--interface <name>',
+      'the interface the group is joined on and sent from (Linux dev; default: the one holding --local)',
     )
     .option('--ageing <seconds>', 'learned entries expire after this long (default 300)')
     .option('--max-entries <n>', 'FDB capacity over all VNIs (default 8192)')

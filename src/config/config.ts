@@ -43,6 +43,13 @@ export interface VniSpec {
   suppressArp: boolean;
   /** The Linux bridge the TAP belongs in. */
   bridge?: string;
+  /**
+   * A multicast underlay (Linux VXLAN `group … dev …`): flooded frames go to this group (beside
+   * any `remotes`), datagrams to it are taken, and their senders learned as unicast remotes.
+   */
+  group?: string;
+  /** The interface the group is joined on and sent from; default: the one holding `local`. */
+  interface?: string;
   /** Its outer header: the file's settings, then the VNI's own. */
   outer: OuterPolicy;
 }
@@ -413,7 +420,8 @@ function vnisOf(
       mtu: v.mtu ?? c.mtu,
       mac: v.mac,
       remotes: remotesOf(v.remotes, i, local, c.port, where, fail),
-      learnRemotes: v.learnRemotes,
+      ...groupOf(v, i, local, fail),
+      learnRemotes: v.learnRemotes ?? v.group !== undefined,
       learning: v.learning,
       maxEntries: v.maxEntries,
       suppressArp: v.suppressArp,
@@ -421,6 +429,47 @@ function vnisOf(
       outer: outerOf(v, base, ['vnis', i], family, fail),
     };
   });
+}
+
+/**
+ * A VNI's multicast group and its interface: a group address of the underlay's family (not a
+ * link-local one: 224.0.0.0/24 and ff02:: are for protocols on one link, not for tunnels), and
+ * with a wildcard `local` an `interface` to join it on, for there is no address to tell it by.
+ */
+function groupOf(
+  v: Parsed['vnis'][number],
+  i: number,
+  local: string,
+  fail: Fail,
+): { group?: string; interface?: string } {
+  if (v.group === undefined) {
+    if (v.interface !== undefined)
+      fail(['vnis', i, 'interface'], v.interface, 'is the interface of a group: give group too');
+    return {};
+  }
+  const group = canonicalAddress(v.group);
+  const v4 = group !== undefined && isIPv4(group);
+  if (group === undefined || !(v4 ? IPV4_MULTICAST.test(group) : /^ff/i.test(group)))
+    fail(
+      ['vnis', i, 'group'],
+      v.group,
+      'must be a multicast group address such as 239.1.1.1 or ff05::100',
+    );
+  if (v4 !== isIPv4(local))
+    fail(['vnis', i, 'group'], v.group, `is not of the same IP family as local ${local}`);
+  if (v4 ? /^224\.0\.0\./.test(group) : /^ff[0-9a-f][12]:/i.test(group))
+    fail(
+      ['vnis', i, 'group'],
+      v.group,
+      'is a link-local or node-local group (224.0.0.0/24, ffx1::, ffx2::), reserved for protocols; use an administratively scoped one such as 239.1.1.1 or ff05::100',
+    );
+  if (v.interface === undefined && (local === '0.0.0.0' || local === '::'))
+    fail(
+      ['vnis', i, 'interface'],
+      undefined,
+      `is needed with a group when local is ${local}: the interface to join ${group} on`,
+    );
+  return { group, ...(v.interface !== undefined ? { interface: v.interface } : {}) };
 }
 
 /** A VNI's remotes: each an address other than ours, none twice. */
@@ -642,6 +691,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     ...(cfg.metrics !== undefined ? { metrics: cfg.metrics } : {}),
     ...(cfg.ovsdb !== undefined ? { ovsdb: { ...cfg.ovsdb, ports: [...cfg.ovsdb.ports] } } : {}),
     ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
+    ...cfg.outer,
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,
       tap: v.tap,
@@ -653,6 +703,11 @@ export function toSettings(cfg: Config): Record<string, unknown> {
       ...(v.maxEntries !== undefined ? { maxEntries: v.maxEntries } : {}),
       ...(v.suppressArp ? { suppressArp: true } : {}),
       ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
+      ...(v.group !== undefined ? { group: v.group } : {}),
+      ...(v.interface !== undefined ? { interface: v.interface } : {}),
+      ...v.outer,
+      // a VNI back at the route's TTL under a file-wide one says so (`outerOf` deletes `auto`)
+      ...(v.outer.ttl === undefined && cfg.outer.ttl !== undefined ? { ttl: 'auto' } : {}),
     })),
   };
   return out;

@@ -110,7 +110,17 @@ export const vniShape = {
     .optional(),
   /** Checked one by one against `local` afterwards. */
   remotes: z.array(z.unknown(), { error: 'must be a list of addresses' }).default([]),
-  learnRemotes: bool.default(false),
+  /** Default: on with a `group` (flood-and-learn), else off. */
+  learnRemotes: bool.optional(),
+  /** A multicast group to flood to and receive from (Linux VXLAN `group`); checked in config.ts. */
+  group: z.string({ error: 'must be a multicast group address such as 239.1.1.1' }).optional(),
+  /** The interface the group is joined on and sent from (Linux `dev`). */
+  interface: z
+    .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
+    .regex(TAP_NAME, {
+      error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"',
+    })
+    .optional(),
   learning: bool.default(true),
   maxEntries: intIn(1, 16_777_216).optional(),
   suppressArp: bool.default(false),

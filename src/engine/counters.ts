@@ -32,8 +32,11 @@ export class Counters {
 
   constructor(
     private readonly log: Log,
-    /** The underlay's receive addresses: a drop of datagram `slot` names its sender. */
-    private readonly addrs: Uint8Array | null,
+    /**
+     * The receive addresses of the ring being read (the underlay's, or a group socket's): a drop
+     * of datagram `slot` names its sender.
+     */
+    public addrs: Uint8Array | null,
   ) {}
 
   drop(reason: number, now: number, vni: number, slot: number, vs?: VniState): void {

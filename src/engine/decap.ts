@@ -1,7 +1,7 @@
 import type { Fdb } from '../fdb/fdb.js';
 import { makeRemote, type Remote } from '../fdb/remote.js';
 import { addrToString, addrTruncated } from '../io/addr.js';
-import { TxBatch, TxStatus, type DatagramSocket } from '../io/types.js';
+import { TxBatch, TxStatus, type DatagramSocket, type RxRing } from '../io/types.js';
 import { Drop } from '../wire/drop.js';
 import {
   ECN_MASK,
@@ -43,6 +43,8 @@ export class Decap {
   private readonly groSlab = Buffer.alloc(65536 + 64);
   private readonly groTx = Object.assign(new TxBatch(1), { meta: new Uint8Array(VNET_HDR_LEN) });
   private readonly vnet: VnetHdr = emptyVnetHdr();
+  /** The ring of the batch being decapsulated: the underlay socket's, or a group socket's. */
+  private rx: RxRing;
 
   constructor(
     private readonly vnis: Map<number, VniState>,
@@ -55,11 +57,17 @@ export class Decap {
     private readonly copySum: CopySumFn,
     private readonly c: Counters,
     private readonly suppress: Suppression,
-  ) {}
+  ) {
+    this.rx = underlay.rx;
+  }
 
-  /** Datagrams 0..count-1 of the underlay's receive ring arrived. */
-  underlayReceived(count: number, now: number): void {
-    const rx = this.underlay.rx;
+  /**
+   * Datagrams 0..count-1 of a receive ring arrived: the underlay socket's, or `rx`, another
+   * socket's on the same port (a multicast group's, bound to the group address).
+   */
+  underlayReceived(count: number, now: number, rx: RxRing = this.underlay.rx): void {
+    this.rx = rx;
+    this.c.addrs = rx.addrs;
     const { slab, lengths, segs } = rx;
     const addrs = rx.addrs!;
     for (let i = 0; i < count; i++) {
@@ -89,7 +97,7 @@ export class Decap {
 
   /** One VXLAN datagram at slab[off, off + len), received in slot `i` (its source address). */
   private datagram(slab: Buffer, off: number, len: number, i: number, now: number): void {
-    const addrs = this.underlay.rx.addrs!;
+    const addrs = this.rx.addrs!;
     const dec = this.dec;
     const reason = decapsulateInto(slab, off, len, this.policy, dec);
     if (reason !== Drop.NONE) {
@@ -126,7 +134,7 @@ export class Decap {
       remote,
       now,
     );
-    const tos = this.underlay.rx.tos;
+    const tos = this.rx.tos;
     // Outer Not-ECT (most traffic) leaves the inner header as it is: one array read.
     if (tos !== null && (tos[i] & ECN_MASK) !== 0 && !this.ecn(slab, tos[i], i, vs, now)) return;
     if (vs.neigh !== undefined) this.suppress.frame(vs, slab, dec.offset, dec.length, now, false);

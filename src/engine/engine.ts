@@ -1,6 +1,6 @@
 import type { Fdb } from '../fdb/fdb.js';
 import type { Remote } from '../fdb/remote.js';
-import { TxBatch, type FrameDevice } from '../io/types.js';
+import { TxBatch, type FrameDevice, type RxRing } from '../io/types.js';
 import { silent } from '../util/log.js';
 import { Drop, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
 import { jsCopy, jsCopySum } from '../wire/gso.js';
@@ -137,9 +137,12 @@ export class Engine {
     }
   }
 
-  /** Datagrams 0..count-1 of the underlay's receive ring arrived. */
-  underlayReceived(count: number, now: number): void {
-    this.decap.underlayReceived(count, now);
+  /**
+   * Datagrams 0..count-1 of the underlay's receive ring arrived, or of `rx`: the ring of another
+   * socket on the underlay port (a multicast group's, bound to the group address).
+   */
+  underlayReceived(count: number, now: number, rx?: RxRing): void {
+    this.decap.underlayReceived(count, now, rx);
   }
 
   /**

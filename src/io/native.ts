@@ -84,6 +84,10 @@ export interface NativeIo {
   lastErrno(): number;
   /** The MTU of the route towards `address` now (a learned path MTU included), or -errno. */
   pathMtu(address: string): number;
+  /** Send multicast from interface `ifindex` (IP_MULTICAST_IF / IPV6_MULTICAST_IF); throws. */
+  mcastIf(fd: number, family: 4 | 6, ifindex: number): void;
+  /** Join (or leave) `group` on interface `ifindex` for socket `fd`; throws. */
+  mcastMembership(fd: number, family: 4 | 6, group: string, ifindex: number, join: boolean): void;
   writeBatch(
     fd: number,
     slab: Uint8Array,

@@ -202,6 +202,23 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
     return kernelPathMtu(address);
   }
 
+  /** Send multicast (a VNI's group) out of interface `ifindex`; throws an IoError. */
+  multicastIf(ifindex: number): void {
+    multicastIf([this.h.fd], this.family, ifindex);
+  }
+
+  /**
+   * Join multicast `group` on interface `ifindex` (`join` false: leave it): datagrams to the
+   * group reach this socket if it is bound to the group or to the wildcard. Throws an IoError.
+   */
+  membership(group: string, ifindex: number, join: boolean): void {
+    try {
+      native().mcastMembership(this.h.fd, this.family, group, ifindex, join);
+    } catch (err) {
+      throw toIoError(err);
+    }
+  }
+
   /** UDP GSO from this socket's own port (source port mode `fixed`); see `GsoSender`. */
   get ports(): number[] {
     return [this.port];
@@ -238,6 +255,15 @@ export class UdpSocket implements DatagramSocket, SegmentSender {
 
   close(): void {
     this.h.close();
+  }
+}
+
+/** IP_MULTICAST_IF on each of `fds` (closed ones skipped). */
+function multicastIf(fds: readonly number[], family: 4 | 6, ifindex: number): void {
+  try {
+    for (const fd of fds) if (fd >= 0) native().mcastIf(fd, family, ifindex);
+  } catch (err) {
+    throw toIoError(err);
   }
 }
 
@@ -304,6 +330,11 @@ export class RawUdpSender implements DatagramSender {
     return kernelPathMtu(address);
   }
 
+  /** Send multicast out of interface `ifindex`; throws an IoError. */
+  multicastIf(ifindex: number): void {
+    multicastIf([this.h.fd], this.family, ifindex);
+  }
+
   close(): void {
     this.h.close();
   }
@@ -325,6 +356,7 @@ export class GsoSender implements SegmentSender {
   private constructor(
     private readonly fds: number[],
     readonly ports: number[],
+    private readonly family: 4 | 6,
   ) {
     this.fdArray = Int32Array.from(fds);
     this.portArray = Uint32Array.from(ports);
@@ -373,7 +405,7 @@ export class GsoSender implements SegmentSender {
       for (const fd of fds) io.closeFd(fd);
       throw toIoError(err);
     }
-    return new GsoSender(fds, ports);
+    return new GsoSender(fds, ports, family);
   }
 
   sendSegments(
@@ -393,6 +425,11 @@ export class GsoSender implements SegmentSender {
 
   errnoName(errno: number): string {
     return native().errnoName(errno);
+  }
+
+  /** Send multicast out of interface `ifindex`; throws an IoError. */
+  multicastIf(ifindex: number): void {
+    multicastIf(this.fds, this.family, ifindex);
   }
 
   close(): void {

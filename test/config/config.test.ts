@@ -450,5 +450,70 @@ t.test(
       ],
     ];
     for (const [raw, re] of bad) t.throws(() => validate(raw), re, String(re));
+    t.same(validate(toSettings(c)), c, 'showconf keeps the outer header (file and VNIs)');
+    t.same(validate(toSettings(v6)), v6);
+  },
+);
+
+t.test(
+  'group: a multicast underlay per VNI, with its interface; names the field when wrong',
+  async (t) => {
+    const c = validate({
+      ...base,
+      vnis: [
+        { vni: 1, group: '239.1.1.1' },
+        { vni: 2, group: '239.1.1.2', interface: 'eth1', remotes: ['192.0.2.9'] },
+        { vni: 3, group: '239.1.1.3', learnRemotes: false },
+        { vni: 4 },
+      ],
+    });
+    t.same(
+      c.vnis.map((v) => [v.group, v.interface, v.learnRemotes, v.remotes.length]),
+      [
+        ['239.1.1.1', undefined, true, 0],
+        ['239.1.1.2', 'eth1', true, 1],
+        ['239.1.1.3', undefined, false, 0],
+        [undefined, undefined, false, 0],
+      ],
+      'a group learns its senders unless told not to; remotes beside it',
+    );
+    t.same(validate(toSettings(c)), c, 'showconf round trip');
+    const v6 = validate({
+      local: '::',
+      vnis: [{ vni: 1, group: 'FF05:0::100', interface: 'eth0' }],
+    });
+    t.equal(v6.vnis[0].group, 'ff05::100', 'canonical');
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [
+        { ...base, vnis: [{ vni: 1, group: '192.0.2.7' }] },
+        /vnis\[0\]\.group "192\.0\.2\.7": must be a multicast group/,
+      ],
+      [
+        { ...base, vnis: [{ vni: 1, group: 'ff05::100' }] },
+        /vnis\[0\]\.group "ff05::100": is not of the same IP family as local 192\.0\.2\.2/,
+      ],
+      [
+        { ...base, vnis: [{ vni: 1, group: '224.0.0.251' }] },
+        /group "224\.0\.0\.251": is a link-local/,
+      ],
+      [
+        { local: '2001:db8::2', vnis: [{ vni: 1, group: 'ff02::1' }] },
+        /group "ff02::1": is a link-local/,
+      ],
+      [
+        { local: '0.0.0.0', vnis: [{ vni: 1, group: '239.1.1.1' }] },
+        /missing config\.vnis\[0\]\.interface: is needed with a group when local is 0\.0\.0\.0/,
+      ],
+      [
+        { ...base, vnis: [{ vni: 1, interface: 'eth0' }] },
+        /vnis\[0\]\.interface "eth0": is the interface of a group: give group too/,
+      ],
+      [
+        { ...base, vnis: [{ vni: 1, group: '239.1.1.1', interface: 'no such/if' }] },
+        /vnis\[0\]\.interface "no such\/if": must be an interface name/,
+      ],
+      [{ ...base, vnis: [{ vni: 1, group: 5 }] }, /vnis\[0\]\.group 5: must be a multicast group/],
+    ];
+    for (const [raw, re] of bad) t.throws(() => validate(raw), re, String(re));
   },
 );

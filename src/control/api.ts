@@ -34,6 +34,8 @@ export interface Status {
   problems: string[];
   uptimeSeconds: number;
   taps: TapStatus[];
+  /** The multicast groups joined (Linux VXLAN `group`), and the VNIs that use each. */
+  groups?: { group: string; interface: string; vnis: number[] }[];
 }
 
 /** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */

@@ -131,6 +131,9 @@ export function formatStatus(s: Status): string {
       (t) =>
         `  vni ${t.vni ?? '-'} dev ${t.name}${t.mtu !== undefined ? ` mtu ${t.mtu}` : ''} ${tapState(t)}`,
     ),
+    ...(s.groups ?? []).map(
+      (g) => `  group ${g.group} joined on ${g.interface} for vni ${g.vnis.join(',')}`,
+    ),
     ...s.problems.map((p) => `  problem: ${p}`),
   ].join('\n');
 }

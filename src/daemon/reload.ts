@@ -90,6 +90,15 @@ export function tapMac(v: VniSpec): number {
   return v.mac !== undefined ? parseMac(v.mac)! : stableMac(`vtep:${v.tap}:${v.vni}`);
 }
 
+/**
+ * Where a VNI floods: its remotes and, with a multicast underlay, its group (as Linux VXLAN
+ * floods to the group of its default entry and to each `bridge fdb append` remote beside it).
+ * The group is never a sender: datagrams come from members' unicast addresses.
+ */
+export function floodSpecs(v: VniSpec, port: number): RemoteSpec[] {
+  return v.group === undefined ? v.remotes : [...v.remotes, { address: v.group, port }];
+}
+
 const remoteKeys = (list: readonly RemoteSpec[]) =>
   list.map((r) => `${r.address}:${r.port}`).join(',');
 
@@ -117,7 +126,7 @@ export function planReload(cur: Resolved, next: Resolved, facts: RunningFacts): 
   return {
     removed: cur.vnis.filter((v) => after.get(v.vni)?.tap !== v.tap),
     added: next.vnis.filter((v) => before.get(v.vni)?.tap !== v.tap),
-    changes: kept.flatMap((v) => vniChanges(before.get(v.vni)!, v, next.maxEntries)),
+    changes: kept.flatMap((v) => vniChanges(before.get(v.vni)!, v, next.maxEntries, next.port)),
     settings: {
       reservedBits: next.reservedBits,
       invalidSourceMac: next.invalidSourceMac,
@@ -189,15 +198,27 @@ function refusals(cur: Resolved, next: Resolved, facts: RunningFacts): void {
 }
 
 /** What changes in a VNI that stays, in the order it is applied and said. */
-function vniChanges(old: ResolvedVni, v: ResolvedVni, maxEntries: number): VniChange[] {
+function vniChanges(
+  old: ResolvedVni,
+  v: ResolvedVni,
+  maxEntries: number,
+  port: number,
+): VniChange[] {
   const out: VniChange[] = [];
   const vni = v.vni;
   if (remoteKeys(old.remotes) !== remoteKeys(v.remotes))
     out.push({
       vni,
       kind: 'remotes',
-      remotes: v.remotes,
+      remotes: floodSpecs(v, port),
       line: `vni ${vni} remotes ${remoteKeys(old.remotes) || '-'} -> ${remoteKeys(v.remotes) || '-'}`,
+    });
+  else if (old.group !== v.group)
+    out.push({
+      vni,
+      kind: 'remotes',
+      remotes: floodSpecs(v, port),
+      line: `vni ${vni} group ${old.group ?? '-'} -> ${v.group ?? '-'}`,
     });
   for (const kind of ['suppressArp', 'learnRemotes'] as const)
     if (old[kind] !== v[kind])

@@ -35,7 +35,8 @@ import {
   type Resolved,
 } from './mtu.js';
 import { OvsdbPorts } from './ovsdbports.js';
-import { applyPlan, planReload, tapMac, type ResolvedVni } from './reload.js';
+import { Groups } from './groups.js';
+import { applyPlan, floodSpecs, planReload, tapMac, type ResolvedVni } from './reload.js';
 import { statusOf } from './status.js';
 import { TapPort } from './tapport.js';
 import { openPlane, type Plane, type PlaneOptions } from './threads/plane.js';
@@ -132,6 +133,7 @@ export class Vtep {
   private readonly startLink: UnderlayLink;
   private plane!: Plane;
   private planes!: Planes;
+  private groups!: Groups;
   private ovsdbPorts: OvsdbPorts | undefined;
   private gateway: Gateway | undefined;
   private control: ControlServer | undefined;
@@ -190,6 +192,7 @@ export class Vtep {
     const threads = workerCount(this.current);
     await this.openPlanes(threads.count);
     for (const v of this.current.vnis) this.addVni(v, this.openPort(v));
+    this.groups.apply(this.current.vnis);
     if (this.current.ovsdb) this.openOvsdb();
     this.underlay.start(
       (n) => {
@@ -233,6 +236,7 @@ export class Vtep {
       count,
       engine: this.plane.engine,
       sourcePorts: this.plane.sourcePorts,
+      multicastIf: this.plane.multicastIf,
       plane: { ...options, port: this.plane.underlay.port },
       fdb: this.fdb,
       remotes: this.remotes,
@@ -244,6 +248,19 @@ export class Vtep {
     });
     const planes = this.planes;
     this.opened.push({ close: () => void planes.stop() });
+    this.groups = new Groups({
+      local: this.current.local,
+      port: this.plane.underlay.port,
+      underlay: this.plane.underlay,
+      zeroChecksum6Rx: this.current.udp6ZeroChecksumRx,
+      planes,
+      log: this.log,
+      received: (rx, n) => {
+        this.metrics?.observeBatch('underlay', n);
+        this.engine.underlayReceived(n, clock(), rx);
+      },
+    });
+    this.opened.push(this.groups);
   }
 
   /**
@@ -309,7 +326,7 @@ export class Vtep {
       {
         vni: v.vni,
         tap: port.tap!,
-        remotes: v.remotes.map((r) => this.remotes.get(r.address, r.port)),
+        remotes: floodSpecs(v, this.current.port).map((r) => this.remotes.get(r.address, r.port)),
         learnRemotes: v.learnRemotes,
         learning: v.learning,
         maxEntries: v.maxEntries,
@@ -539,6 +556,7 @@ export class Vtep {
       link: this.link,
       nextLink,
     });
+    this.groups.resolve(next.vnis); // an interface that is not there refuses the reload
     const changes = applyPlan(plan, {
       planes: this.planes,
       remotes: this.remotes,
@@ -547,10 +565,22 @@ export class Vtep {
       addVni: (v, port) => this.addVni(v, port),
       log: this.log,
     });
+    changes.push(...this.applyGroups(next.vnis));
     mtuWarnings(next, nextLink, this.log);
     this.current = next;
     this.link = nextLink;
     return changes;
+  }
+
+  /** The groups of a reloaded configuration joined and left; a refusal is said, not thrown. */
+  private applyGroups(vnis: readonly ResolvedVni[]): string[] {
+    try {
+      return this.groups.apply(vnis);
+    } catch (err) {
+      const msg = (err as Error).message;
+      this.log('error', 'group_error', `reload: ${msg}`, { error: msg });
+      return [`groups not all joined: ${msg}`];
+    }
   }
 
   /**
@@ -601,13 +631,15 @@ export class Vtep {
   }
 
   private status(): Status {
-    return statusOf(
+    const s = statusOf(
       clock(),
       this.started,
       this.allPorts(),
       this.gateway?.status(),
       this.problems(),
     );
+    const groups = this.groups.status();
+    return groups.length > 0 ? { ...s, groups } : s;
   }
 
   /** Every TAP: the running VNIs' and the OVSDB ports bound to none. */

@@ -34,6 +34,16 @@ export function interfaceMtu(name: string): number | undefined {
   }
 }
 
+/** The interface index of `name` in this namespace, if there is such an interface. */
+export function interfaceIndex(name: string): number | undefined {
+  try {
+    const index = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+    return Number.isInteger(index) && index > 0 ? index : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The interface index of TUN/TAP device `name` in this namespace; undefined when there is no
  * such device or it is another kind (no `tun_flags`). A TAP moved into another namespace leaves
@@ -42,9 +52,7 @@ export function interfaceMtu(name: string): number | undefined {
  */
 export function tapIndex(name: string): number | undefined {
   try {
-    if (!existsSync(`/sys/class/net/${name}/tun_flags`)) return undefined;
-    const index = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
-    return Number.isInteger(index) && index > 0 ? index : undefined;
+    return existsSync(`/sys/class/net/${name}/tun_flags`) ? interfaceIndex(name) : undefined;
   } catch {
     return undefined;
   }

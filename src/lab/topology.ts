@@ -13,14 +13,15 @@ import { kernelSide, ovsSide, underlayAddr, vtepBin, vtepSide, type Side } from 
  *   vmA ── hostA (Open vSwitch, userspace datapath) ┐
  *   vmB ── hostB (our vtep, its TAP in vmB)         ├── underlay bridge, 192.0.2.0/24
  *   vmC ── hostC (Linux kernel VXLAN + bridge)      ┘
+ *   (vmD ── hostD, a second kernel peer: `kernel2`, 192.0.2.4, VM 10.0.0.4)
  *
  * hostB is the hub: A and C each have one tunnel, to B, as the guide's two hosts do; B floods
  * to both. (A full mesh would make OVS flood tunnel→tunnel, which it does without split
  * horizon, and duplicate every broadcast.) VMs are 10.0.0.1/.2/.3 with fixed MACs. Namespace
- * names are the prefix plus the role (`ul`, `hostA`, `hostB`, `hostC`, `vmA`, `vmB`, `vmC`, `inj`).
+ * names are the prefix plus the role (`ul`, `hostA`…`hostD`, `vmA`…`vmD`, `inj`).
  */
 
-export type Peer = 'ovs' | 'kernel';
+export type Peer = 'ovs' | 'kernel' | 'kernel2';
 
 export interface TopologyOptions {
   /** Namespace name prefix (≤ 8 characters keeps interface names short). */
@@ -40,6 +41,12 @@ export interface TopologyOptions {
   family?: 4 | 6;
   /** Extra options for the kernel peer's `ip link add … type vxlan`. */
   kernelVxlanOpts?: string;
+  /**
+   * A multicast underlay: the kernel peers flood to this group (`group G dev eth0`) instead of
+   * to hostB, vtep is given no remote for them, and the underlay bridge floods multicast to
+   * every port (no IGMP snooping, which would wait for a querier).
+   */
+  group?: string;
   /** Add a host `inj` (192.0.2.9) on the underlay for tests that craft packets. */
   injector?: boolean;
   /** Delete the namespaces even if this process is killed (tests; the lab outlives `lab up`). */
@@ -52,6 +59,7 @@ export const UNDERLAY = {
   ovs: '192.0.2.1',
   vtep: '192.0.2.2',
   kernel: '192.0.2.3',
+  kernel2: '192.0.2.4',
   injector: '192.0.2.9',
 } as const;
 /** The same hosts over an IPv6 underlay (`family: 6`). */
@@ -59,12 +67,14 @@ export const UNDERLAY6 = {
   ovs: '2001:db8::1',
   vtep: '2001:db8::2',
   kernel: '2001:db8::3',
+  kernel2: '2001:db8::4',
   injector: '2001:db8::9',
 } as const;
 export const VM = {
   ovs: { ip: '10.0.0.1', mac: '52:54:00:00:00:0a' },
   vtep: { ip: '10.0.0.2', mac: '52:54:00:00:00:0b' },
   kernel: { ip: '10.0.0.3', mac: '52:54:00:00:00:0c' },
+  kernel2: { ip: '10.0.0.4', mac: '52:54:00:00:00:0d' },
 } as const;
 
 export class Topology {
@@ -120,10 +130,12 @@ export class Topology {
 
   private async buildAll(): Promise<void> {
     const ul = this.make('ul');
-    ul.exec('ip link add ulbr type bridge && ip link set ulbr up');
+    const snooping = this.opts.group ? ' mcast_snooping 0' : '';
+    ul.exec(`ip link add ulbr type bridge${snooping} && ip link set ulbr up`);
     const roles = ['hostB'];
     if (this.peers.includes('ovs')) roles.push('hostA');
     if (this.peers.includes('kernel')) roles.push('hostC');
+    if (this.peers.includes('kernel2')) roles.push('hostD');
     if (this.opts.injector) roles.push('inj');
     for (const role of roles) {
       const host = this.make(role);
@@ -133,8 +145,10 @@ export class Topology {
     this.make('vmB');
     if (this.opts.injector)
       this.get('inj').exec(`ip addr add ${underlayAddr(this.ul.injector, 'eth0')}`);
-    if (this.peers.includes('kernel'))
-      kernelSide(this.side('hostC', 'vmC', 'kernel', [this.ul.vtep]));
+    // With a group the kernel peers flood to it, as `group … dev eth0` does, and to no one else.
+    const toVtep = this.opts.group ? [] : [this.ul.vtep];
+    if (this.peers.includes('kernel')) kernelSide(this.side('hostC', 'vmC', 'kernel', toVtep));
+    if (this.peers.includes('kernel2')) kernelSide(this.side('hostD', 'vmD', 'kernel2', toVtep));
     if (this.peers.includes('ovs'))
       this.ovs = await ovsSide(
         this.side('hostA', 'vmA', 'ovs', [this.ul.vtep]),
@@ -152,7 +166,12 @@ export class Topology {
       vni: this.vni,
       mtu: this.opts.mtu ?? (this.opts.family === 6 ? 1430 : 1450),
       underlayMtu: this.opts.underlayMtu,
-      kernelVxlanOpts: this.opts.kernelVxlanOpts,
+      kernelVxlanOpts: [
+        this.opts.kernelVxlanOpts,
+        who !== 'vtep' && this.opts.group ? `group ${this.opts.group} dev eth0` : undefined,
+      ]
+        .filter(Boolean)
+        .join(' '),
       vmIp: VM[who].ip,
       vmMac: VM[who].mac,
     };
@@ -170,7 +189,7 @@ export class Topology {
   ): Promise<void> {
     const remotes: string[] = [];
     if (this.peers.includes('ovs')) remotes.push(this.ul.ovs);
-    if (this.peers.includes('kernel')) remotes.push(this.ul.kernel);
+    if (this.peers.includes('kernel') && !this.opts.group) remotes.push(this.ul.kernel);
     this.vtep = await vtepSide(this.side('hostB', 'vmB', 'vtep', remotes), {
       tap: this.tap,
       control: this.control,

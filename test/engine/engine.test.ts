@@ -189,6 +189,63 @@ t.test('--learn-remotes accepts any sender and learns it as a remote at port 478
   t.same(h.engine.stats().vnis[0].learnRemotes, true);
 });
 
+t.test(
+  'a multicast group: floods go to it, what another socket of the port reads is decapsulated and its senders learned',
+  async (t) => {
+    const logs: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const h = harness([{ vni: 7, learnRemotes: true, remotes: [PEER_A, '239.1.1.1'] }], {
+      log: (_level, _event, msg, fields) => logs.push({ msg, fields }),
+    });
+    // the daemon's group socket: bound to group:port beside the underlay's, its ring handed over
+    const group = h.net.bind('239.1.1.1', 4789);
+    const joined: Buffer[] = [];
+    group.start(
+      (n) => {
+        for (let i = 0; i < n; i++) joined.push(Buffer.from(group.rx.frame(i)));
+      },
+      () => {},
+    );
+    h.taps.get(7)!.inject(frame(BCAST, VM_B));
+    await settle();
+    t.equal(joined.length, 1, 'one copy to the group');
+    t.equal(h.inbox.get(PEER_A)!.length, 1, 'and one to the remote beside it');
+    // now the group socket's datagrams go to the engine, from its own ring
+    const member = h.net.bind('192.0.2.4', 4789);
+    group.stop();
+    group.start(
+      (n) => h.engine.underlayReceived(n, h.clock.now, group.rx),
+      () => {},
+    );
+    group.receive(vxlan(7, frame(BCAST, VM_C)), member);
+    await settle();
+    t.equal(h.taps.get(7)!.written.length, 1, 'delivered to the TAP');
+    t.equal(
+      h.fdb.lookup(7, VM_C, 0)?.key,
+      '192.0.2.4:4789',
+      'its sender learned as a unicast remote',
+    );
+    const unicast: Buffer[] = [];
+    member.start(
+      (n) => {
+        for (let i = 0; i < n; i++) unicast.push(Buffer.from(member.rx.frame(i)));
+      },
+      () => {},
+    );
+    h.taps.get(7)!.inject(frame(VM_C, VM_B));
+    await settle();
+    t.equal(unicast.length, 1, 'the answer goes unicast to it, not to the group');
+    t.equal(joined.length, 1, 'the group got nothing more');
+    group.receive(vxlan(8, frame(BCAST, VM_C)), member);
+    await settle();
+    t.match(
+      logs.find((l) => /vni_unknown/.test(l.msg))?.fields,
+      { from: '192.0.2.4', vni: 8 },
+      "a drop names the sender from the group socket's ring",
+    );
+    t.same(h.engine.stats().vnis[0].remotes, ['192.0.2.1:4789', '239.1.1.1:4789']);
+  },
+);
+
 t.test('several VNIs share the socket, each with its own TAP and table', async (t) => {
   const h = harness([{ vni: 100 }, { vni: 200, remotes: [PEER_C] }]);
   h.underlay.receive(vxlan(100, frame(BCAST, VM_A)), h.peerA);

@@ -1,7 +1,10 @@
 // MTU at the edges, against real peers: jumbo frames end to end with Open vSwitch and kernel
 // VXLAN, and path MTU discovery through our ICMP when the TAP MTU is larger than the underlay
-// carries — with never an outer IP fragment on the underlay (RFC 7348 §4.3).
+// carries, and through a router whose far link is narrower — with never an outer IP fragment on
+// the underlay (RFC 7348 §4.3).
 import t from 'tap';
+import { Netns, veth } from '../../src/lab/netns.js';
+import { kernelSide } from '../../src/lab/peers.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { underlayCapture } from '../helpers/capture.js';
@@ -13,18 +16,44 @@ import { tsharkFields } from '../helpers/tshark.js';
 
 const ready = needs(t, {
   root: true,
-  commands: [
-    'ip',
-    'ovs-vsctl',
-    'ovs-vswitchd',
-    'ping',
-    'bridge',
-    'ethtool',
-    'tcpdump',
-    'tshark',
-    'python3',
-  ],
+  commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'tcpdump', 'tshark'],
 });
+
+/** The routed peer: a kernel VXLAN host behind a router, on 198.51.100.0/24. */
+const FAR = { router: '192.0.2.254', host: '198.51.100.5', vm: '10.0.0.5' };
+
+/**
+ * Beside the topology: a router `rt` on the underlay bridge (192.0.2.254) whose far link, of
+ * `mtu` bytes, leads to a kernel VXLAN host `hostE` (198.51.100.5) with a VM `vmE` (10.0.0.5);
+ * hostB routes 198.51.100.0/24 through it. Torn down with the topology.
+ */
+function routedPeer(topo: Topology, mtu: number): { get(role: string): Netns } {
+  const make = (role: string) => {
+    const ns = Netns.create(`${topo.prefix}${role}`, { reap: true });
+    topo.ns.set(role, ns);
+    return ns;
+  };
+  const [rt, hostE, vmE] = [make('rt'), make('hostE'), make('vmE')];
+  const ul = topo.get('ul');
+  veth(rt, 'eth0', ul, 'prt');
+  ul.exec('ip link set prt master ulbr');
+  veth(rt, 'far', hostE, 'eth0', { mtu });
+  rt.exec(`ip addr add ${FAR.router}/24 dev eth0 && ip addr add 198.51.100.254/24 dev far`);
+  rt.exec('sysctl -qw net.ipv4.ip_forward=1');
+  kernelSide({
+    host: hostE,
+    vm: vmE,
+    local: FAR.host,
+    remotes: [UNDERLAY.vtep],
+    vni: topo.vni,
+    mtu: 1500,
+    vmIp: FAR.vm,
+    vmMac: '52:54:00:00:00:0e',
+  });
+  hostE.exec('ip route add default via 198.51.100.254');
+  topo.get('hostB').exec(`ip route add 198.51.100.0/24 via ${FAR.router}`);
+  return topo;
+}
 
 type Stats = { drops: Record<string, number>; icmpTooBig: number; pathMaxFrame: number };
 
@@ -156,43 +185,34 @@ t.test(
     t.equal(st4.drops.frame_too_big ?? 0, 0, 'none dropped as too big');
     vmB.exec(`ip link set ${topo.tap} mtu 1500`);
 
-    // An underlay router says the path towards the kernel peer carries 1400 bytes: an ICMP
-    // "fragmentation needed" about one of our datagrams, crafted on the peer's host. The kernel
-    // keeps it as a route exception; our sends over it fail with EMSGSIZE, we read the path MTU
-    // and answer the VM with it, less our 50 bytes.
-    const py =
-      'import socket,struct\n' +
-      'def cs(b):\n' +
-      ' s=sum(struct.unpack("!%dH"%(len(b)//2),b));s=(s>>16)+(s&0xffff);s+=s>>16;return ~s&0xffff\n' +
-      `a=socket.inet_aton("${UNDERLAY.vtep}");b=socket.inet_aton("${UNDERLAY.kernel}")\n` +
-      'ip=struct.pack("!BBHHHBBH4s4s",0x45,0,1500,0,0x4000,64,17,0,a,b)\n' +
-      'ip=ip[:10]+struct.pack("!H",cs(ip))+ip[12:]\n' +
-      'm=struct.pack("!BBHHH",3,4,0,0,1400)+ip+struct.pack("!HHHH",4789,4789,1480,0)\n' +
-      'm=m[:2]+struct.pack("!H",cs(m))+m[4:]\n' +
-      'socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)' +
-      `.sendto(m,("${UNDERLAY.vtep}",0))\n`;
-    topo.get('hostC').exec(`python3 -c '${py}'`);
+    // A router between vtep and a second kernel peer, its far link 1400 bytes: the first
+    // datagram that does not fit is dropped there and answered with ICMP "fragmentation
+    // needed"; the vtep host's kernel keeps that as a route exception, our next sends fail with
+    // EMSGSIZE, we read the path MTU and answer the VM with it, less our 50 bytes.
+    const far = routedPeer(topo, 1400);
+    await topo.ask('remote.add', { vni: topo.vni, remote: FAR.host });
+    const farPing = (size: number) =>
+      vmB.exec(`ping -M do -s ${size} -c 3 -i 0.2 -W 2 ${FAR.vm}`, { allowFail: true });
+    t.match(farPing(56), / 0% packet loss/, 'vmB reaches vmE through the router');
+    farPing(1400);
     t.match(
-      topo.get('hostB').exec(`ip route get ${UNDERLAY.kernel}`),
+      topo.get('hostB').exec(`ip route get ${FAR.host}`),
       /mtu 1400/,
       "the vtep host's kernel keeps the router's path MTU",
     );
-    const narrowPing = (size: number) =>
-      vmB.exec(`ping -M do -s ${size} -c 3 -i 0.2 -W 2 ${VM.kernel.ip}`, { allowFail: true });
-    narrowPing(1400);
     t.match(
-      vmB.exec(`ip route get ${VM.kernel.ip}`),
+      vmB.exec(`ip route get ${FAR.vm}`),
       /mtu 1350/,
       'our ICMP told the VM the path MTU less the VXLAN overhead',
     );
-    t.match(narrowPing(1322), / 0% packet loss/, 'packets that fit the narrow path pass');
-    await tcpBetween(t, topo, [['vmC', VM.kernel.ip, 'vmB']], ' over the narrow path');
+    t.match(farPing(1322), / 0% packet loss/, 'packets that fit the narrow path pass');
+    await tcpBetween(t, far, [['vmE', FAR.vm, 'vmB']], ' over the narrow path');
     const st3 = (await topo.ask('stats')) as Stats & { narrowPaths: Record<string, number> };
-    t.same(st3.narrowPaths, { [`${UNDERLAY.kernel}:4789`]: 1364 }, 'vtep stats shows the path');
+    t.same(st3.narrowPaths, { [`${FAR.host}:4789`]: 1364 }, 'vtep stats shows the path');
     t.equal(st3.drops.underlay_send_failed, 0, 'the refused send counted as path_mtu_exceeded');
     t.match(
       logMessages(topo.vtepLog),
-      new RegExp(`remote ${UNDERLAY.kernel}:4789: path MTU 1400, inner frames up to 1364 bytes`),
+      new RegExp(`remote ${FAR.host}:4789: path MTU 1400, inner frames up to 1364 bytes`),
       'and said so',
     );
   },

@@ -50,6 +50,11 @@ export interface Plane {
   sourcePorts: string;
   /** Flows hash over the GSO senders' bound ports (raw socket beside them), not the range. */
   portsBound: boolean;
+  /**
+   * Send multicast (the VNIs' groups) out of interface `ifindex` from every socket this plane
+   * sends from; throws an IoError.
+   */
+  multicastIf(ifindex: number): void;
   close(): void;
 }
 
@@ -87,11 +92,12 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
     }
     // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
     let gso: SegmentSender | undefined;
+    let pool: GsoSender | undefined;
     // Fixed source port: GSO from the bound socket itself.
     if (o.tapOffload && o.sourcePortMode === 'fixed') gso = underlay;
     else if (o.tapOffload) {
       try {
-        const pool = GsoSender.open(o.local, {
+        pool = GsoSender.open(o.local, {
           count: GSO_PORTS,
           zeroChecksum6: o.zeroChecksum6Tx,
           portMin: o.sourcePortMin,
@@ -123,7 +129,19 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       underlayMtu: o.underlayMtu,
       log,
     });
-    return { underlay, engine, sourcePorts, portsBound: raw?.pool !== undefined, close };
+    const multicastIf = (ifindex: number) => {
+      underlay.multicastIf(ifindex);
+      raw?.multicastIf(ifindex);
+      pool?.multicastIf(ifindex);
+    };
+    return {
+      underlay,
+      engine,
+      sourcePorts,
+      portsBound: raw?.pool !== undefined,
+      multicastIf,
+      close,
+    };
   } catch (err) {
     close();
     throw err;

@@ -27,6 +27,8 @@ export class Planes {
     private readonly workers: Workers | undefined,
     /** How each thread picks source ports (the workers' GSO senders differ from ours). */
     readonly sourcePorts: string,
+    /** This thread's sockets: send multicast out of an interface (see `multicastIf`). */
+    private readonly ownMulticastIf: (ifindex: number) => void = () => {},
   ) {}
 
   /**
@@ -37,6 +39,8 @@ export class Planes {
     count: number;
     engine: Engine;
     sourcePorts: string;
+    /** This thread's plane: send multicast out of an interface. */
+    multicastIf?: (ifindex: number) => void;
     plane: PlaneOptions;
     fdb: Fdb;
     remotes: Remotes;
@@ -44,11 +48,11 @@ export class Planes {
     clock: () => number;
     onFatal: (err: Error) => void;
   }): Promise<Planes> {
-    if (o.count <= 1) return Planes.single(o.engine, o.fdb, o.sourcePorts);
+    if (o.count <= 1) return new Planes(o.engine, o.fdb, undefined, o.sourcePorts, o.multicastIf);
     const workers = await Workers.start({ ...o, count: o.count - 1 });
     const theirs = workers.sourcePorts().filter((p) => p !== o.sourcePorts);
     const ports = theirs.length ? `${o.sourcePorts}; workers: ${theirs.join('; ')}` : o.sourcePorts;
-    return new Planes(o.engine, o.fdb, workers, ports);
+    return new Planes(o.engine, o.fdb, workers, ports, o.multicastIf);
   }
 
   /** This thread alone. */
@@ -69,6 +73,16 @@ export class Planes {
   configure(s: EngineSettings): void {
     this.engine.configure(s);
     this.workers?.configure(s);
+  }
+
+  /**
+   * Send the groups' datagrams out of interface `ifindex`, from every thread's sockets (a group
+   * has no route of its own; Linux VXLAN sends from its `dev`). Throws if this thread's sockets
+   * refuse; a worker's refusal is logged by it.
+   */
+  multicastIf(ifindex: number): void {
+    this.ownMulticastIf(ifindex);
+    this.workers?.multicastIf(ifindex);
   }
 
   /** The FDB's ageing and capacity (the workers' copies follow). */

@@ -64,6 +64,8 @@ export type ToWorker =
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stats'; id: number }
   | { t: 'watch'; on: boolean }
+  /** Send the groups' datagrams out of this interface (IP_MULTICAST_IF on every socket). */
+  | { t: 'multicastIf'; ifindex: number }
   /** Test hook: busy for `ms`, as a thread stuck in a loop (only with VTEP_TEST_HOOKS=1). */
   | { t: 'stall'; ms: number }
   | { t: 'stop' };

@@ -118,6 +118,22 @@ port.on('message', (m: ToWorker) => {
     case 'configure':
       engine.configure(m.s);
       break;
+    case 'multicastIf':
+      try {
+        plane.multicastIf(m.ifindex);
+      } catch (err) {
+        const error = (err as Error).message;
+        log(
+          'error',
+          'group_interface',
+          `worker: cannot send multicast from interface ${m.ifindex}: ${error}`,
+          {
+            ifindex: m.ifindex,
+            error,
+          },
+        );
+      }
+      break;
     case 'limits':
       fdb.setLimits({ ageingMs: m.ageingMs, maxEntries: m.maxEntries });
       break;

@@ -210,6 +210,10 @@ export class Workers {
     this.send({ t: 'limits', ageingMs, maxEntries });
   }
 
+  multicastIf(ifindex: number): void {
+    this.send({ t: 'multicastIf', ifindex });
+  }
+
   addVni(cfg: VniConfig, queue: QueueSpec): void {
     this.flush(); // entries the main table had before stay ordered before the VNI's
     this.send({

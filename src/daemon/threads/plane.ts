@@ -58,6 +58,23 @@ export interface Plane {
   close(): void;
 }
 
+/** The UDP GSO senders on the source port range, or undefined (said) when they cannot be had. */
+function openPool(o: PlaneOptions, log: Log): GsoSender | undefined {
+  try {
+    return GsoSender.open(o.local, {
+      count: GSO_PORTS,
+      zeroChecksum6: o.zeroChecksum6Tx,
+      portMin: o.sourcePortMin,
+      portMax: o.sourcePortMax,
+    });
+  } catch (err) {
+    log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {
+      error: (err as Error).message,
+    });
+    return undefined;
+  }
+}
+
 export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
   const opened: { close(): void }[] = [];
   const close = () => opened.reverse().forEach((d) => d.close());
@@ -91,28 +108,15 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       }
     }
     // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
-    let gso: SegmentSender | undefined;
-    let pool: GsoSender | undefined;
     // Fixed source port: GSO from the bound socket itself.
-    if (o.tapOffload && o.sourcePortMode === 'fixed') gso = underlay;
-    else if (o.tapOffload) {
-      try {
-        pool = GsoSender.open(o.local, {
-          count: GSO_PORTS,
-          zeroChecksum6: o.zeroChecksum6Tx,
-          portMin: o.sourcePortMin,
-          portMax: o.sourcePortMax,
-        });
-        opened.push(pool);
-        gso = pool;
-        // Runs of a flow's datagrams leave from the pool with GSO too; flows hash over its ports.
-        if (raw) raw.pool = pool;
-        sourcePorts += `, gso ports ${pool.ports.join(',')}`;
-      } catch (err) {
-        log('warn', 'gso_off', `udp gso senders unavailable: ${(err as Error).message}`, {
-          error: (err as Error).message,
-        });
-      }
+    const pool = o.tapOffload && o.sourcePortMode !== 'fixed' ? openPool(o, log) : undefined;
+    const gso: SegmentSender | undefined =
+      o.tapOffload && o.sourcePortMode === 'fixed' ? underlay : pool;
+    if (pool) {
+      opened.push(pool);
+      // Runs of a flow's datagrams leave from the pool with GSO too; flows hash over its ports.
+      if (raw) raw.pool = pool;
+      sourcePorts += `, gso ports ${pool.ports.join(',')}`;
     }
     const engine = new Engine({
       underlay,

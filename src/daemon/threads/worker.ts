@@ -99,6 +99,24 @@ function detach(name: string): void {
   if (q.vni >= 0 && engine.hasVni(q.vni)) engine.setTap(q.vni, null);
 }
 
+/** Send the groups' datagrams out of `ifindex`; a refusal is logged (the main thread's throws). */
+function multicastIf(ifindex: number): void {
+  try {
+    plane.multicastIf(ifindex);
+  } catch (err) {
+    const error = (err as Error).message;
+    log(
+      'error',
+      'group_interface',
+      `worker: cannot send multicast from interface ${ifindex}: ${error}`,
+      {
+        ifindex,
+        error,
+      },
+    );
+  }
+}
+
 function queueOf(vni: number): Queue | undefined {
   for (const q of queues.values()) if (q.vni === vni) return q;
   return undefined;
@@ -119,20 +137,7 @@ port.on('message', (m: ToWorker) => {
       engine.configure(m.s);
       break;
     case 'multicastIf':
-      try {
-        plane.multicastIf(m.ifindex);
-      } catch (err) {
-        const error = (err as Error).message;
-        log(
-          'error',
-          'group_interface',
-          `worker: cannot send multicast from interface ${m.ifindex}: ${error}`,
-          {
-            ifindex: m.ifindex,
-            error,
-          },
-        );
-      }
+      multicastIf(m.ifindex);
       break;
     case 'limits':
       fdb.setLimits({ ageingMs: m.ageingMs, maxEntries: m.maxEntries });

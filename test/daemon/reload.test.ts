@@ -7,6 +7,7 @@ import { ConfigError, validate, type Config } from '../../src/config/config.js';
 import { resolveMtus, type Resolved } from '../../src/daemon/mtu.js';
 import {
   RESTART_ONLY,
+  floodSpecs,
   planReload,
   tapMac,
   type ReloadPlan,
@@ -28,6 +29,7 @@ const vniRaw = (vni: number) =>
       learning: fc.boolean(),
       maxEntries: fc.constantFrom(100, 200),
       suppressArp: fc.boolean(),
+      group: fc.constantFrom('239.1.1.1', '239.1.1.2'),
     },
     { requiredKeys: ['vni', 'tap', 'remotes'] },
   );
@@ -81,7 +83,10 @@ function model(c: Resolved): Model {
       v.vni,
       {
         tap: v.tap,
-        remotes: v.remotes.map((r) => `${r.address}:${r.port}`).join(','),
+        // where it floods: the remotes, and a group beside them
+        remotes: floodSpecs(v, c.port)
+          .map((r) => `${r.address}:${r.port}`)
+          .join(','),
         suppressArp: v.suppressArp,
         learnRemotes: v.learnRemotes,
         learning: v.learning,

@@ -9,7 +9,7 @@ import {
 import { open, type FileHandle } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { LineCounter, parseDocument, stringify as stringifyYaml } from 'yaml';
-import { canonicalAddress } from '../io/addr.js';
+import { canonicalAddress, isMulticastAddress, isUnspecified } from '../io/addr.js';
 import { targetOf } from '../ovsdb/target.js';
 import type { z } from 'zod';
 import type { OuterPolicy } from '../engine/outer.js';
@@ -163,8 +163,6 @@ export function parseRemote(field: string, value: unknown, defaultPort = VXLAN_P
   };
 }
 
-const IPV4_MULTICAST = /^(22[4-9]|23\d)\./;
-
 /**
  * Why `r` cannot be a remote VTEP of an endpoint bound to `local`, or undefined. One check for
  * `vtep run` and for `vtep fdb add|flush` on the control socket, so neither accepts what the
@@ -173,9 +171,9 @@ const IPV4_MULTICAST = /^(22[4-9]|23\d)\./;
 export function remoteProblem(r: RemoteSpec, local: string): string | undefined {
   const v4 = isIPv4(r.address);
   if (v4 !== isIPv4(local)) return `is not of the same IP family as local ${local}`;
-  if (r.address === '0.0.0.0' || r.address === '::') return 'is the unspecified address';
+  if (isUnspecified(r.address)) return 'is the unspecified address';
   if (r.address === '255.255.255.255') return 'is the broadcast address';
-  if (v4 ? IPV4_MULTICAST.test(r.address) : /^ff/i.test(r.address))
+  if (isMulticastAddress(r.address))
     return 'is a multicast group (vtep replicates to unicast remotes; list them instead)';
   if (r.address === local) return 'is our own local address (a loop)';
   if (!v4 && /^fe[89ab]/i.test(r.address))
@@ -449,7 +447,7 @@ function groupOf(
   }
   const group = canonicalAddress(v.group);
   const v4 = group !== undefined && isIPv4(group);
-  if (group === undefined || !(v4 ? IPV4_MULTICAST.test(group) : /^ff/i.test(group)))
+  if (group === undefined || !isMulticastAddress(group))
     fail(
       ['vnis', i, 'group'],
       v.group,
@@ -463,7 +461,7 @@ function groupOf(
       v.group,
       'is a link-local or node-local group (224.0.0.0/24, ffx1::, ffx2::), reserved for protocols; use an administratively scoped one such as 239.1.1.1 or ff05::100',
     );
-  if (v.interface === undefined && (local === '0.0.0.0' || local === '::'))
+  if (v.interface === undefined && isUnspecified(local))
     fail(
       ['vnis', i, 'interface'],
       undefined,

@@ -35,7 +35,13 @@ export interface Status {
   uptimeSeconds: number;
   taps: TapStatus[];
   /** The multicast groups joined (Linux VXLAN `group`), and the VNIs that use each. */
-  groups?: { group: string; interface: string; vnis: number[] }[];
+  groups?: GroupStatus[];
+}
+
+export interface GroupStatus {
+  group: string;
+  interface: string;
+  vnis: number[];
 }
 
 /** Per-thread traffic, for `vtep stats`: how the kernel spread the flows. */

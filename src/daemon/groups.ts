@@ -1,4 +1,6 @@
 import { ConfigError } from '../config/config.js';
+import type { GroupStatus } from '../control/api.js';
+import { isUnspecified } from '../io/addr.js';
 import { interfaceIndex, interfaceOf } from '../io/netif.js';
 import type { RxRing } from '../io/types.js';
 import { UdpSocket } from '../io/udp.js';
@@ -22,6 +24,9 @@ export interface GroupSpec {
   interface?: string;
 }
 
+/** Per VNI with a group: the interface it is joined on, by name and index. */
+export type GroupInterfaces = Map<number, { name: string; index: number }>;
+
 interface Membership {
   group: string;
   ifname: string;
@@ -29,12 +34,6 @@ interface Membership {
   vnis: Set<number>;
   /** The group's own socket (local is an address); undefined: joined on the underlay socket. */
   socket?: UdpSocket;
-}
-
-export interface GroupStatus {
-  group: string;
-  interface: string;
-  vnis: number[];
 }
 
 export interface GroupsOptions {
@@ -58,7 +57,7 @@ export class Groups {
   constructor(private readonly o: GroupsOptions) {}
 
   private get wildcard(): boolean {
-    return this.o.local === '0.0.0.0' || this.o.local === '::';
+    return isUnspecified(this.o.local);
   }
 
   /**
@@ -66,8 +65,8 @@ export class Groups {
    * one holding `local`. Throws a ConfigError naming the VNI when there is no such interface,
    * or when two groups want different ones.
    */
-  resolve(vnis: readonly GroupSpec[]): Map<number, { name: string; index: number }> {
-    const out = new Map<number, { name: string; index: number }>();
+  resolve(vnis: readonly GroupSpec[]): GroupInterfaces {
+    const out: GroupInterfaces = new Map();
     let first: { vni: number; name: string } | undefined;
     for (const v of vnis) {
       if (v.group === undefined) continue;
@@ -95,11 +94,11 @@ export class Groups {
 
   /**
    * Make the memberships those of `vnis`: groups no VNI uses any more are left, new ones joined
-   * (resolve first: this throws only for what the host refuses, e.g. ENOBUFS past the
-   * membership limit, and then keeps what it had).
+   * on the interfaces `resolve` found (a reload resolves before it changes anything, and passes
+   * them on; then this throws only for what the host refuses, e.g. ENOBUFS past the membership
+   * limit, keeping what it had).
    */
-  apply(vnis: readonly GroupSpec[]): string[] {
-    const ifs = this.resolve(vnis);
+  apply(vnis: readonly GroupSpec[], ifs = this.resolve(vnis)): string[] {
     const said: string[] = [];
     const want = new Map<number, string>();
     for (const v of vnis)

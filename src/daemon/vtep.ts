@@ -35,7 +35,7 @@ import {
   type Resolved,
 } from './mtu.js';
 import { OvsdbPorts } from './ovsdbports.js';
-import { Groups } from './groups.js';
+import { Groups, type GroupInterfaces } from './groups.js';
 import { applyPlan, floodSpecs, planReload, tapMac, type ResolvedVni } from './reload.js';
 import { statusOf } from './status.js';
 import { TapPort } from './tapport.js';
@@ -556,7 +556,7 @@ export class Vtep {
       link: this.link,
       nextLink,
     });
-    this.groups.resolve(next.vnis); // an interface that is not there refuses the reload
+    const groupIfs = this.groups.resolve(next.vnis); // an interface not there refuses the reload
     const changes = applyPlan(plan, {
       planes: this.planes,
       remotes: this.remotes,
@@ -565,7 +565,7 @@ export class Vtep {
       addVni: (v, port) => this.addVni(v, port),
       log: this.log,
     });
-    changes.push(...this.applyGroups(next.vnis));
+    changes.push(...this.applyGroups(next.vnis, groupIfs));
     mtuWarnings(next, nextLink, this.log);
     this.current = next;
     this.link = nextLink;
@@ -573,9 +573,9 @@ export class Vtep {
   }
 
   /** The groups of a reloaded configuration joined and left; a refusal is said, not thrown. */
-  private applyGroups(vnis: readonly ResolvedVni[]): string[] {
+  private applyGroups(vnis: readonly ResolvedVni[], ifs: GroupInterfaces): string[] {
     try {
-      return this.groups.apply(vnis);
+      return this.groups.apply(vnis, ifs);
     } catch (err) {
       const msg = (err as Error).message;
       this.log('error', 'group_error', `reload: ${msg}`, { error: msg });

@@ -135,6 +135,16 @@ export function canonicalAddress(text: string): string | undefined {
   return addrToString(slot, 0);
 }
 
+/** `0.0.0.0` or `::` (canonical text): any address of its family, as a bound `local`. */
+export function isUnspecified(address: string): boolean {
+  return address === '0.0.0.0' || address === '::';
+}
+
+/** A multicast group (224.0.0.0/4, ff00::/8), given in canonical text. */
+export function isMulticastAddress(address: string): boolean {
+  return isIPv4(address) ? /^(22[4-9]|23\d)\./.test(address) : /^ff/i.test(address);
+}
+
 /** Copy slot `from` of `src` to slot `to` of `dst`. */
 export function copyAddr(src: Uint8Array, from: number, dst: Uint8Array, to: number): void {
   dst.set(src.subarray(from * ADDR_LEN, from * ADDR_LEN + ADDR_LEN), to * ADDR_LEN);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { canonicalAddress } from './addr.js';
+import { canonicalAddress, isUnspecified } from './addr.js';
 import { native } from './native.js';
 
 /**
@@ -25,23 +25,23 @@ export function interfaceOf(address: string): string | undefined {
   return undefined;
 }
 
-export function interfaceMtu(name: string): number | undefined {
+/** A positive integer attribute of interface `name` (/sys/class/net/NAME/ATTR), if it has one. */
+function sysNumber(name: string, attr: string): number | undefined {
   try {
-    const mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
-    return Number.isInteger(mtu) && mtu > 0 ? mtu : undefined;
+    const n = Number(readFileSync(`/sys/class/net/${name}/${attr}`, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
   } catch {
     return undefined;
   }
 }
 
+export function interfaceMtu(name: string): number | undefined {
+  return sysNumber(name, 'mtu');
+}
+
 /** The interface index of `name` in this namespace, if there is such an interface. */
 export function interfaceIndex(name: string): number | undefined {
-  try {
-    const index = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
-    return Number.isInteger(index) && index > 0 ? index : undefined;
-  } catch {
-    return undefined;
-  }
+  return sysNumber(name, 'ifindex');
 }
 
 /**
@@ -51,11 +51,7 @@ export function interfaceIndex(name: string): number | undefined {
  * means its TAP.
  */
 export function tapIndex(name: string): number | undefined {
-  try {
-    return existsSync(`/sys/class/net/${name}/tun_flags`) ? interfaceIndex(name) : undefined;
-  } catch {
-    return undefined;
-  }
+  return existsSync(`/sys/class/net/${name}/tun_flags`) ? interfaceIndex(name) : undefined;
 }
 
 /** The underlay MTU: as configured, else the MTU of the interface holding `local`, else 1500. */
@@ -85,7 +81,7 @@ export function linkUp(name: string): boolean | undefined {
  * addresses, so `linkName`, where the address was at start, tells the two apart.)
  */
 export function underlayProblem(local: string, linkName: string | undefined): string | undefined {
-  if (canonicalAddress(local) === '0.0.0.0' || canonicalAddress(local) === '::') return undefined;
+  if (isUnspecified(canonicalAddress(local) ?? local)) return undefined;
   if (interfaceOf(local) !== undefined) return undefined;
   if (linkName !== undefined && linkUp(linkName) === false)
     return `the underlay link ${linkName} is down: nothing is sent or received`;

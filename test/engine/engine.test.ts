@@ -28,6 +28,7 @@ import {
   PEER_C,
   FakeGso,
   RecordingSender,
+  collect,
   frame,
   harness,
   settle,
@@ -198,13 +199,7 @@ t.test(
     });
     // the daemon's group socket: bound to group:port beside the underlay's, its ring handed over
     const group = h.net.bind('239.1.1.1', 4789);
-    const joined: Buffer[] = [];
-    group.start(
-      (n) => {
-        for (let i = 0; i < n; i++) joined.push(Buffer.from(group.rx.frame(i)));
-      },
-      () => {},
-    );
+    const joined = collect(group);
     h.taps.get(7)!.inject(frame(BCAST, VM_B));
     await settle();
     t.equal(joined.length, 1, 'one copy to the group');
@@ -224,13 +219,7 @@ t.test(
       '192.0.2.4:4789',
       'its sender learned as a unicast remote',
     );
-    const unicast: Buffer[] = [];
-    member.start(
-      (n) => {
-        for (let i = 0; i < n; i++) unicast.push(Buffer.from(member.rx.frame(i)));
-      },
-      () => {},
-    );
+    const unicast = collect(member);
     h.taps.get(7)!.inject(frame(VM_C, VM_B));
     await settle();
     t.equal(unicast.length, 1, 'the answer goes unicast to it, not to the group');

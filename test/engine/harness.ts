@@ -56,6 +56,18 @@ export class RecordingSender implements DatagramSender {
   close(): void {}
 }
 
+/** Start `socket` keeping a copy of each datagram it receives, in the array returned. */
+export function collect(socket: FakeUdpSocket): Buffer[] {
+  const got: Buffer[] = [];
+  socket.start(
+    (n) => {
+      for (let i = 0; i < n; i++) got.push(Buffer.from(socket.rx.frame(i)));
+    },
+    () => {},
+  );
+  return got;
+}
+
 export interface Harness {
   net: FakeNetwork;
   underlay: FakeUdpSocket;
@@ -104,16 +116,7 @@ export function harness(
     () => {},
   );
   const inbox = new Map<string, Buffer[]>();
-  for (const peer of [peerA, peerC, stranger]) {
-    const got: Buffer[] = [];
-    inbox.set(peer.address, got);
-    peer.start(
-      (n) => {
-        for (let i = 0; i < n; i++) got.push(Buffer.from(peer.rx.frame(i)));
-      },
-      () => {},
-    );
-  }
+  for (const peer of [peerA, peerC, stranger]) inbox.set(peer.address, collect(peer));
   return { net, underlay, peerA, peerC, stranger, taps, engine, fdb, remotes, clock, inbox };
 }
 

@@ -26,6 +26,11 @@ const remotesOf = (list: RemoteSpec[]) => list.map((r) => remotes.get(r.address,
 const plane = openPlane(init.plane, fdb, log);
 const { engine } = plane;
 engine.onNeigh = (vni, ip, mac) => post({ t: 'neigh', vni, ip, mac });
+// A TAP-side MAC new to this thread goes to the main thread at once (a controller publishes
+// it); the periodic report below only keeps the known ones alive there.
+engine.onLocalMac = (vni, mac, present) => {
+  if (present) post({ t: 'localMacs', seen: [[vni, mac]] });
+};
 /**
  * This thread's queue of each TAP, by device name, and the VNI it carries (-1: none, an OVSDB
  * port not bound). A port's queue (`openPort`) stays open whatever its binding: it must be

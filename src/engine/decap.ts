@@ -21,7 +21,7 @@ import {
   type CopySumFn,
   type VnetHdr,
 } from '../wire/gso.js';
-import { isValidUnicast, readMac } from '../wire/mac.js';
+import { isValidUnicast, macHi, macLo, readMac } from '../wire/mac.js';
 import { decapsulateInto, type DecapResult, type ReservedBitsPolicy } from '../wire/vxlan.js';
 import type { Counters } from './counters.js';
 import type { Suppression } from './suppress.js';
@@ -300,14 +300,6 @@ export class Decap {
     if (failed) this.c.dropN(Drop.TAP_WRITE_FAILED, failed, now, vs, vs.tap.lastError);
     b.clear();
   }
-}
-
-/** The upper and lower 24 bits of the MAC at `o`: small integers (see `Fdb.learnHalves`). */
-function macHi(b: Uint8Array, o: number): number {
-  return (b[o] << 16) | (b[o + 1] << 8) | b[o + 2];
-}
-function macLo(b: Uint8Array, o: number): number {
-  return (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5];
 }
 
 /** Whether `mac` is one of `own`: a plain loop, so the 48-bit number is compared, not boxed. */

@@ -422,6 +422,16 @@ export class Fdb {
    * `floodList(vni)`" (miss, broadcast, multicast, unknown VNI). Records `used`.
    */
   lookup(vni: number, mac: number, now: number): Remote | null {
+    return this.lookupHalves(vni, Math.floor(mac / 0x1000000), mac % 0x1000000, now);
+  }
+
+  /**
+   * `lookup` with the MAC as its two 24-bit halves (`macHi`/`macLo` of the frame), for the
+   * engine: it looks up every frame, and a 48-bit number is boxed, one allocation per frame,
+   * whenever V8 chooses not to inline this call (it did, until the encap path grew).
+   */
+  lookupHalves(vni: number, hi: number, lo: number, now: number): Remote | null {
+    const mac = hi * 0x1000000 + lo;
     const t = this.tables.get(vni);
     if (t === undefined) return null;
     const e = t.find(mac);

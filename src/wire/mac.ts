@@ -19,6 +19,17 @@ export function readMac(buf: Uint8Array, offset: number): number {
   );
 }
 
+/**
+ * The upper and lower 24 bits of the MAC at `offset`: small integers, which cross a call that
+ * V8 does not inline without being boxed, where a 48-bit number is (see `Fdb.lookupHalves`).
+ */
+export function macHi(buf: Uint8Array, offset: number): number {
+  return (buf[offset] << 16) | (buf[offset + 1] << 8) | buf[offset + 2];
+}
+export function macLo(buf: Uint8Array, offset: number): number {
+  return (buf[offset + 3] << 16) | (buf[offset + 4] << 8) | buf[offset + 5];
+}
+
 /** Write a MAC number as 6 bytes at `offset`. */
 export function writeMac(buf: Uint8Array, offset: number, mac: number): void {
   const hi = Math.floor(mac / TWO_POW_32);

@@ -1,7 +1,18 @@
 import { Argument, Command } from 'commander';
 import { ConfigError } from '../config/config.js';
-import { MONITOR_KINDS, type RunningStats, type Status } from '../control/api.js';
-import { formatEvent, formatFdb, formatStats, formatStatus } from '../control/format.js';
+import {
+  MONITOR_KINDS,
+  type RemoteSummary,
+  type RunningStats,
+  type Status,
+} from '../control/api.js';
+import {
+  formatEvent,
+  formatFdb,
+  formatRemotes,
+  formatStats,
+  formatStatus,
+} from '../control/format.js';
 import { request, subscribe } from '../control/client.js';
 import { ControlError } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
@@ -157,7 +168,7 @@ function liveCommands(p: Command): void {
   const remote = p
     .command('remote')
     .description(
-      "add or remove a VNI's remote VTEP live (its flood list and accepted senders); until the next reload from the file",
+      "show the remote VTEPs and their counters; add or remove a VNI's remote live (its flood list and accepted senders; until the next reload from the file)",
     );
   for (const [verb, what] of [
     ['add', 'add a remote (like bridge fdb append 00:00:00:00:00:00 … dst ADDR)'],
@@ -175,6 +186,25 @@ function liveCommands(p: Command): void {
           ),
         ),
       );
+  control(
+    remote
+      .command('show')
+      .description(
+        'per remote: VNIs, last heard, packets and bytes each way, MACs behind it, drops (like wg show)',
+      )
+      .argument('[addr[:port]]'),
+  )
+    .addOption(vniOption('only this VNI (its share of each remote)'))
+    .addOption(portOption('with ADDR: its UDP port (default: ours)'))
+    .option('--json', 'JSON output')
+    .action(async (addr, o) => {
+      const rows = (await ask(
+        o.control,
+        { cmd: 'remote.show', vni: o.vni, remote: addr, port: o.port },
+        { remote: 'ADDR' },
+      )) as RemoteSummary[];
+      await print((o.json ? JSON.stringify(rows, null, 2) : formatRemotes(rows)) + '\n');
+    });
   const vniCmd = p
     .command('vni')
     .description('add or remove a VNI live (its TAP is created or closed); until the next reload');

@@ -1,5 +1,5 @@
 import type { GatewayStatus } from '../ovsdb/gateway.js';
-import type { EngineStats } from '../engine/engine.js';
+import type { EngineStats, PeerStats } from '../engine/engine.js';
 
 /**
  * What the control socket answers (`vtep status`, `vtep stats`): the daemon builds these, the
@@ -54,7 +54,18 @@ export interface ThreadStats {
   noAnswerSeconds?: number;
 }
 
+/** One remote over all the VNIs it serves (`vtep remote show`). */
+export interface RemoteSummary extends Omit<PeerStats, 'remote'> {
+  /** `address:port`, or `other`: remotes beyond a VNI's cap, counted together. */
+  remote: string;
+  vnis: number[];
+  /** FDB entries behind it, over its VNIs. */
+  macs: number;
+}
+
 export interface RunningStats extends EngineStats {
+  /** Per remote, summed over its VNIs (each VNI's share is in `vnis[].peers`). */
+  remotes: RemoteSummary[];
   underlay: string;
   /** The underlay MTU in use and where it came from (`1500 eth0`, `9000 configured`, …). */
   underlayMtu: string;

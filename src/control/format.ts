@@ -1,6 +1,6 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
-import type { ChangeEvent, Status, TapStatus, ThreadStats } from './api.js';
+import type { ChangeEvent, RemoteSummary, Status, TapStatus, ThreadStats } from './api.js';
 import type { EngineStats } from '../engine/engine.js';
 
 /**
@@ -49,26 +49,23 @@ export function formatStats(
       tapQueueDrops: { vni: number; drops: number | null }[];
     };
     workers?: ThreadStats[];
+    remotes?: RemoteSummary[];
   },
 ): string {
   const lines: string[] = [];
   if (s.underlay)
     lines.push(`underlay ${s.underlay}${s.sourcePorts ? ` source-ports ${s.sourcePorts}` : ''}`);
-  for (const v of s.vnis) {
-    const t = s.taps?.find((x) => x.vni === v.vni);
-    const state = t ? tapState(t) : v.tapUp ? 'UP' : 'DOWN';
+  for (const v of s.vnis)
     lines.push(
-      `vni ${v.vni} dev ${v.tap} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries} tap ${state}${t?.offloads ? ` offload ${t.offloads}` : ''}`,
+      ...vniLines(
+        v,
+        s.taps?.find((x) => x.vni === v.vni),
+      ),
     );
-    lines.push(`    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`);
-    lines.push(`    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`);
-    if (v.suppress)
-      lines.push(
-        `    ARP/ND suppression: answered ${v.suppress.answered} flooded ${v.suppress.flooded} neighbours ${v.suppress.entries}`,
-      );
-    const vd = Object.entries(v.drops ?? {});
-    if (vd.length) lines.push(`    drops: ${vd.map(([r, n]) => `${r} ${n}`).join(' ')}`);
-  }
+  for (const r of s.remotes ?? [])
+    lines.push(
+      `remote ${r.remote} vni ${r.vnis.join(',') || '-'}: rx ${r.rx.packets} tx ${r.tx.packets} macs ${r.macs} heard ${heard(r.heardMsAgo)}`,
+    );
   if (s.ovsdb) {
     const o = s.ovsdb;
     lines.push(
@@ -114,6 +111,49 @@ export function formatStats(
   lines.push(`drops: ${drops.length ? '' : 'none'}`);
   for (const [reason, n] of drops) lines.push(`    ${reason} ${n}`);
   return lines.join('\n');
+}
+
+/** One VNI's block of `vtep stats`. */
+function vniLines(v: EngineStats['vnis'][number], t: TapStatus | undefined): string[] {
+  const state = t ? tapState(t) : v.tapUp ? 'UP' : 'DOWN';
+  const lines = [
+    `vni ${v.vni} dev ${v.tap} remotes ${v.remotes.join(',') || '-'}${v.learnRemotes ? ' learn-remotes' : ''} fdb ${v.fdbEntries} tap ${state}${t?.offloads ? ` offload ${t.offloads}` : ''}`,
+    `    RX: packets ${v.rx.packets} bytes ${v.rx.bytes}`,
+    `    TX: packets ${v.tx.packets} bytes ${v.tx.bytes}`,
+  ];
+  if (v.suppress)
+    lines.push(
+      `    ARP/ND suppression: answered ${v.suppress.answered} flooded ${v.suppress.flooded} neighbours ${v.suppress.entries}`,
+    );
+  const vd = Object.entries(v.drops ?? {});
+  if (vd.length) lines.push(`    drops: ${vd.map(([r, n]) => `${r} ${n}`).join(' ')}`);
+  return lines;
+}
+
+/**
+ * `vtep remote show`: a block per remote, in the manner of `wg show` (its peer, then indented
+ * `field: value` lines), counters as `vtep stats` prints them.
+ */
+export function formatRemotes(rows: readonly RemoteSummary[]): string {
+  return rows
+    .map((r) => {
+      const drops = Object.entries(r.drops).filter(([, n]) => n > 0);
+      return [
+        `remote ${r.remote}`,
+        `  vni: ${r.vnis.join(', ') || '-'}`,
+        `  last heard: ${heard(r.heardMsAgo)}`,
+        `  rx: packets ${r.rx.packets} bytes ${r.rx.bytes}`,
+        `  tx: packets ${r.tx.packets} bytes ${r.tx.bytes}`,
+        `  macs: ${r.macs}`,
+        `  drops: ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(' ') : 'none'}`,
+      ].join('\n');
+    })
+    .join('\n\n');
+}
+
+function heard(ms: number | null): string {
+  if (ms === null) return 'never';
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s ago` : `${Math.floor(ms / 1000)} s ago`;
 }
 
 function tapState(t: TapStatus): string {

@@ -10,7 +10,8 @@ import {
 import { MONITOR_KINDS, type RunningStats, type Status } from '../control/api.js';
 import { ControlError, Rows, Subscription, argError, type Command } from '../control/server.js';
 import { FdbError, type Fdb, type FdbRow } from '../fdb/fdb.js';
-import type { Remote, Remotes } from '../fdb/remote.js';
+import { remoteKey, type Remote, type Remotes } from '../fdb/remote.js';
+import { summarizeRemotes } from './remotes.js';
 import { parseMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 
@@ -42,7 +43,7 @@ type VniSettings = { vni: number; remotes: string[] } & Record<string, unknown>;
 /** The control socket's commands: each with its request fields, checked strictly by the server. */
 export function controlCommands(c: CommandContext): Record<string, Command> {
   const a = new Args(c);
-  return { ...fdbVerbs(c, a), ...liveVerbs(c, a), ...infoVerbs(c) };
+  return { ...fdbVerbs(c, a), ...liveVerbs(c, a), ...infoVerbs(c), ...remoteShow(c, a) };
 }
 
 /** Request fields parsed against the running endpoint; a bad one is blamed by name. */
@@ -75,11 +76,16 @@ class Args {
   }
 
   remote(a: Record<string, unknown>): Remote {
+    const r = this.remoteSpec(a);
+    return this.c.remotes.get(r.address, r.port);
+  }
+
+  /** The `remote` (and `port`) fields as an address and port, not interned. */
+  remoteSpec(a: Record<string, unknown>): { address: string; port: number } {
     const cfg = this.c.config();
     const port = a.port === undefined ? cfg.port : integer('port', a.port, 1, 65535);
     try {
-      const r = checkRemote('remote', a.remote, cfg.local, port);
-      return this.c.remotes.get(r.address, r.port);
+      return checkRemote('remote', a.remote, cfg.local, port);
     } catch (err) {
       throw argError('remote', a.remote, (err as ConfigError).reason);
     }
@@ -258,6 +264,32 @@ function liveVerbs(c: CommandContext, args: Args): Record<string, Command> {
         return args.live('vni', a.vni, (s) => {
           s.vnis = (s.vnis as VniSettings[]).filter((v) => v.vni !== vni);
         });
+      },
+    },
+  };
+}
+
+/** `vtep remote show [ADDR] [--vni N]`: per remote, summed over its VNIs (or one VNI's share). */
+function remoteShow(c: CommandContext, args: Args): Record<string, Command> {
+  return {
+    'remote.show': {
+      fields: { 'vni?': 'integer', 'remote?': 'string', 'port?': 'integer' },
+      run: async (a) => {
+        const vni = a.vni === undefined ? undefined : args.vni(a.vni);
+        const spec = a.remote === undefined ? undefined : args.remoteSpec(a);
+        await c.refresh?.();
+        const vnis = c.stats().vnis.filter((v) => vni === undefined || v.vni === vni);
+        const all = summarizeRemotes(vnis, c.fdb.macsByRemote());
+        if (spec === undefined) return all;
+        const key = remoteKey(spec.address, spec.port);
+        const one = all.filter((r) => r.remote === key);
+        if (one.length === 0)
+          throw argError(
+            'remote',
+            a.remote,
+            `is not a remote of ${vni === undefined ? 'any VNI' : `vni ${vni}`} (port ${spec.port})`,
+          );
+        return one;
       },
     },
   };

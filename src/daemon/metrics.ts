@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RunningStats } from '../control/api.js';
+import type { RemoteSummary, RunningStats } from '../control/api.js';
+import { OTHER_PEERS, addPeerStats } from '../engine/peers.js';
 import { packageVersion } from '../util/package.js';
 
 /**
@@ -101,6 +102,7 @@ export function metricsRegistry(
     },
   });
   trafficMetrics(register, s);
+  remoteMetrics(register, s);
   fdbMetrics(register, s);
   configMetrics(register, s);
   if (o.ovsdb) ovsdbMetrics(register, s);
@@ -195,6 +197,94 @@ function trafficMetrics(register: Registry, s: Snapshot): void {
         }
         if (rest > 0) this.inc({ reason, vni: '' }, rest);
       }
+    },
+  });
+}
+
+/**
+ * Remotes that get their own `remote` label; the rest are summed under `remote="other"`. The
+ * first ones by address, so that a series keeps its remote from scrape to scrape; with the
+ * engine's own cap per VNI (1024, beyond which it counts remotes together) it bounds the series
+ * a sender-learning VNI under a spoofing flood can make.
+ */
+export const REMOTE_SERIES_MAX = 256;
+
+/** Per remote (summed over its VNIs): traffic, drops, MACs behind it, when it was last heard. */
+function remoteMetrics(register: Registry, s: Snapshot): void {
+  const capped = (): RemoteSummary[] => {
+    const all = s().remotes;
+    if (all.length <= REMOTE_SERIES_MAX) return all;
+    const rest: RemoteSummary = {
+      remote: OTHER_PEERS,
+      vnis: [],
+      rx: { packets: 0, bytes: 0 },
+      tx: { packets: 0, bytes: 0 },
+      drops: {},
+      heardMsAgo: null,
+      macs: 0,
+    };
+    const named = all.filter((r) => r.remote !== OTHER_PEERS).slice(0, REMOTE_SERIES_MAX);
+    const keep = new Set(named);
+    for (const r of all.filter((x) => !keep.has(x))) {
+      addPeerStats(rest, r);
+      rest.macs += r.macs;
+    }
+    return [...named, rest];
+  };
+  const counter = (name: string, help: string, value: (r: RemoteSummary) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['remote'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const r of capped()) this.inc({ remote: r.remote }, value(r));
+      },
+    });
+  counter(
+    'vtep_remote_rx_packets_total',
+    'VXLAN datagrams from the remote decapsulated for a TAP',
+    (r) => r.rx.packets,
+  );
+  counter('vtep_remote_rx_bytes_total', 'Inner bytes of those datagrams', (r) => r.rx.bytes);
+  counter(
+    'vtep_remote_tx_packets_total',
+    'VXLAN datagrams sent to the remote (flood copies included)',
+    (r) => r.tx.packets,
+  );
+  counter('vtep_remote_tx_bytes_total', 'Inner bytes of those datagrams', (r) => r.tx.bytes);
+  new Counter({
+    name: 'vtep_remote_drops_total',
+    help: 'Packets from or to the remote dropped, by reason (once the remote was known)',
+    labelNames: ['remote', 'reason'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const r of capped())
+        for (const [reason, n] of Object.entries(r.drops))
+          if (n > 0) this.inc({ remote: r.remote, reason }, n);
+    },
+  });
+  new Gauge({
+    name: 'vtep_remote_fdb_entries',
+    help: 'Forwarding table entries behind the remote, over its VNIs',
+    labelNames: ['remote'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const r of capped()) this.set({ remote: r.remote }, r.macs);
+    },
+  });
+  new Gauge({
+    name: 'vtep_remote_last_heard_seconds',
+    help: 'Seconds since the last datagram from the remote (absent: never heard)',
+    labelNames: ['remote'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const r of capped())
+        if (r.heardMsAgo !== null) this.set({ remote: r.remote }, r.heardMsAgo / 1000);
     },
   });
 }

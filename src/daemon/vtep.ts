@@ -41,6 +41,7 @@ import { statusOf } from './status.js';
 import { TapPort } from './tapport.js';
 import { openPlane, type Plane, type PlaneOptions } from './threads/plane.js';
 import { Planes } from './threads/planes.js';
+import { summarizeRemotes } from './remotes.js';
 
 /**
  * One running endpoint (`vtep run`): it opens the devices and the data-plane threads, owns the
@@ -733,8 +734,10 @@ export class Vtep {
   private stats(): RunningStats {
     const link = this.link;
     const workers = this.planes.threadStats();
+    const engine = this.planes.stats(clock());
     return {
-      ...this.planes.stats(),
+      ...engine,
+      remotes: summarizeRemotes(engine.vnis, this.fdb.macsByRemote()),
       ...(workers ? { workers } : {}),
       underlay: remoteKey(this.underlay.address, this.underlay.port),
       underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,

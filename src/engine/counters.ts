@@ -2,6 +2,7 @@ import { addrToString } from '../io/addr.js';
 import type { Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
+import type { PeerCounters } from './peers.js';
 import type { VniState } from './vni.js';
 
 /**
@@ -39,9 +40,17 @@ export class Counters {
     public addrs: Uint8Array | null,
   ) {}
 
-  drop(reason: number, now: number, vni: number, slot: number, vs?: VniState): void {
+  drop(
+    reason: number,
+    now: number,
+    vni: number,
+    slot: number,
+    vs?: VniState,
+    peer?: PeerCounters,
+  ): void {
     this.drops[reason]++;
     if (vs !== undefined) vs.drops[reason]++;
+    if (peer !== undefined) peer.drops[reason]++;
     // Drops are counted (stats, metrics); the lines are for debugging, rate-limited.
     if (!this.dropLog.allow(now)) return;
     const from = slot >= 0 && this.addrs ? addrToString(this.addrs, slot) : undefined;
@@ -60,9 +69,17 @@ export class Counters {
   }
 
   /** `n` of one VNI's packets dropped for one reason (a batch the kernel refused). */
-  dropN(reason: number, n: number, now: number, vs: VniState, error: string | undefined): void {
+  dropN(
+    reason: number,
+    n: number,
+    now: number,
+    vs: VniState,
+    error: string | undefined,
+    peer?: PeerCounters,
+  ): void {
     this.drops[reason] += n;
     vs.drops[reason] += n;
+    if (peer !== undefined) peer.drops[reason] += n;
     if (!this.dropLog.allow(now)) return;
     this.log(
       'debug',

@@ -25,6 +25,7 @@ import { isValidUnicast, macHi, macLo, readMac } from '../wire/mac.js';
 import { decapsulateInto, type DecapResult, type ReservedBitsPolicy } from '../wire/vxlan.js';
 import type { Counters } from './counters.js';
 import type { Suppression } from './suppress.js';
+import type { PeerCounters } from './peers.js';
 import type { VniState } from './vni.js';
 
 /**
@@ -114,17 +115,19 @@ export class Decap {
       this.c.drop(Drop.SENDER_NOT_REMOTE, now, dec.vni, i);
       return;
     }
+    const peer = vs.peers.of(remote);
+    peer.lastRx = now;
     const src = readMac(slab, dec.offset + 6);
     if (isOwn(vs.ownMacs, src)) {
-      this.c.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs);
+      this.c.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs, peer);
       return;
     }
     if (this.dropInvalidSource && !isValidUnicast(src)) {
-      this.c.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i, vs);
+      this.c.drop(Drop.INVALID_SOURCE_MAC, now, dec.vni, i, vs, peer);
       return;
     }
     if (vs.tap === null) {
-      this.c.drop(Drop.TAP_DOWN, now, dec.vni, i, vs);
+      this.c.drop(Drop.TAP_DOWN, now, dec.vni, i, vs, peer);
       return;
     }
     this.fdb.learnHalves(
@@ -136,7 +139,10 @@ export class Decap {
     );
     const tos = this.rx.tos;
     // Outer Not-ECT (most traffic) leaves the inner header as it is: one array read.
-    if (tos !== null && (tos[i] & ECN_MASK) !== 0 && !this.ecn(slab, tos[i], i, vs, now)) return;
+    if (tos !== null && (tos[i] & ECN_MASK) !== 0 && !this.ecn(slab, tos[i], i, vs, now, peer))
+      return;
+    peer.rxPackets++;
+    peer.rxBytes += dec.length;
     if (vs.neigh !== undefined) this.suppress.frame(vs, slab, dec.offset, dec.length, now, false);
     this.toTap(vs, slab, dec.offset, dec.length, now);
   }
@@ -146,14 +152,21 @@ export class Decap {
    * header's ECN field set from the table (the IPv4 checksum fixed), or false when the packet is
    * dropped (outer CE over Not-ECT). Frames that are not IP pass as they are.
    */
-  private ecn(slab: Buffer, outer: number, i: number, vs: VniState, now: number): boolean {
+  private ecn(
+    slab: Buffer,
+    outer: number,
+    i: number,
+    vs: VniState,
+    now: number,
+    peer: PeerCounters,
+  ): boolean {
     const dec = this.dec;
     const ip = innerIp(slab, dec.offset, dec.length);
     if (ip < 0) return true;
     const inner = trafficClass(slab, ip) & ECN_MASK;
     const verdict = decapVerdict(outer, inner);
     if (verdict === EcnVerdict.DROP) {
-      this.c.drop(Drop.ECN_CE_NOT_ECT, now, dec.vni, i, vs);
+      this.c.drop(Drop.ECN_CE_NOT_ECT, now, dec.vni, i, vs, peer);
       return false;
     }
     if (verdict === EcnVerdict.UNEXPECTED) this.c.ecn.unexpected++;

@@ -23,6 +23,7 @@ import type { TooBig } from './icmp.js';
 import type { Paths } from './paths.js';
 import type { Segmentation } from './segment.js';
 import type { Suppression } from './suppress.js';
+import type { PeerCounters } from './peers.js';
 import type { VniState } from './vni.js';
 
 /** A flow label from a flow hash, never 0 (0 asks the kernel for its own), as Linux folds it. */
@@ -66,6 +67,7 @@ export class Encap {
   private readonly batchVni: VniState[] = [];
   private readonly batchLen: number[] = [];
   private readonly batchRemote: Remote[] = [];
+  private readonly batchPeer: PeerCounters[] = [];
 
   constructor(
     private readonly vnis: Map<number, VniState>,
@@ -203,8 +205,9 @@ export class Encap {
   ): boolean {
     const max = this.paths.maxFor(remote, len, now);
     if (len <= max) return true;
-    if (answered) this.c.drop(Drop.PATH_MTU_EXCEEDED, now, vs.vni, -1, vs);
-    else this.tooBig.answer(vs, slab, off, len, now, max);
+    const peer = vs.peers.of(remote);
+    if (answered) this.c.drop(Drop.PATH_MTU_EXCEEDED, now, vs.vni, -1, vs, peer);
+    else this.tooBig.answer(vs, slab, off, len, now, max, peer);
     return false;
   }
 
@@ -222,7 +225,7 @@ export class Encap {
   ): boolean {
     const max = this.paths.probe(remote, now);
     if (len <= max) return false;
-    this.tooBig.answer(vs, slab, off, len, now, max);
+    this.tooBig.answer(vs, slab, off, len, now, max, vs.peers.of(remote));
     return true;
   }
 
@@ -361,6 +364,7 @@ export class Encap {
     this.batchVni[idx] = vs;
     this.batchLen[idx] = len;
     this.batchRemote[idx] = remote;
+    this.batchPeer[idx] = vs.peers.of(remote);
   }
 
   private flushUnderlay(now: number): void {
@@ -373,10 +377,13 @@ export class Encap {
     // caller, so "the first n" would credit the wrong VNI.
     for (let i = 0; i < b.count; i++) {
       const vs = this.batchVni[i];
+      const peer = this.batchPeer[i];
       const st = b.status[i];
       if (st === TxStatus.SENT) {
         vs.tx.packets++;
         vs.tx.bytes += this.batchLen[i];
+        peer.txPackets++;
+        peer.txBytes += this.batchLen[i];
       } else if (
         st === TxStatus.REFUSED &&
         this.sender.lastError === 'EMSGSIZE' &&
@@ -397,6 +404,7 @@ export class Encap {
           now,
           vs,
           this.sender.lastError,
+          peer,
         );
       }
     }

@@ -304,7 +304,8 @@ export class Engine {
     if (local?.see(mac, now) && this.hooks.onLocalMac) this.hooks.onLocalMac(vni, mac, true);
   }
 
-  stats(): EngineStats {
+  /** The counters; `now` (the caller's clock, as passed to the data path) dates "last heard". */
+  stats(now?: number): EngineStats {
     const drops: Record<string, number> = {};
     for (const reason of ENGINE_DROP_REASONS) drops[dropReasonName(reason)] = this.c.drops[reason];
     const nonZero = (a: Float64Array) => {
@@ -326,6 +327,13 @@ export class Engine {
         rx: { ...vs.rx },
         tx: { ...vs.tx },
         drops: nonZero(vs.drops),
+        peers: vs.peers.all().map((p) => ({
+          remote: p.key,
+          rx: { packets: p.rxPackets, bytes: p.rxBytes },
+          tx: { packets: p.txPackets, bytes: p.txBytes },
+          drops: nonZero(p.drops),
+          heardMsAgo: now === undefined || p.lastRx < 0 ? null : Math.max(0, now - p.lastRx),
+        })),
         ...(vs.neigh
           ? { suppress: { answered: vs.answered, flooded: vs.flooded, entries: vs.neigh.size } }
           : {}),

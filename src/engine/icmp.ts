@@ -4,6 +4,7 @@ import { Drop } from '../wire/drop.js';
 import { HEADER_LEN as ETHERNET_HEADER_LEN } from '../wire/ethernet.js';
 import { TOO_BIG_MAX_LEN, emitTooBig } from '../wire/icmp.js';
 import type { Counters } from './counters.js';
+import type { PeerCounters } from './peers.js';
 import type { VniState } from './vni.js';
 
 /**
@@ -32,8 +33,10 @@ export class TooBig {
     len: number,
     now: number,
     max = this.pathMax,
+    /** The remote whose narrower path it is (its counters see the drop). */
+    peer?: PeerCounters,
   ): void {
-    this.c.drop(Drop.PATH_MTU_EXCEEDED, now, vs.vni, -1, vs);
+    this.c.drop(Drop.PATH_MTU_EXCEEDED, now, vs.vni, -1, vs, peer);
     if (vs.tap === null || !this.limit.allow(now)) return;
     const n = emitTooBig(slab, off, len, max - ETHERNET_HEADER_LEN, this.slab, 0);
     if (n === 0) return;

@@ -108,6 +108,7 @@ export class Segmentation {
   ): void {
     const segs = this.segs;
     const inner = segs.lengths[0];
+    const peer = vs.peers.of(remote);
     for (let k = 0; k < n; k++) emitVxlan(vs.vni, this.slab, segs.offsets[k] - VXLAN_HEADER_LEN);
     this.hold(n);
     const stride = VXLAN_HEADER_LEN + inner;
@@ -132,11 +133,13 @@ export class Segmentation {
         this.c.offload.gsoSends++;
         vs.tx.packets += m;
         vs.tx.bytes += bytes - m * VXLAN_HEADER_LEN;
+        peer.txPackets += m;
+        peer.txBytes += bytes - m * VXLAN_HEADER_LEN;
         continue;
       }
       const err = this.gso!.errnoName(-rc);
       if (err === 'EAGAIN' || err === 'EWOULDBLOCK' || err === 'ENOBUFS') {
-        this.c.dropN(Drop.UNDERLAY_QUEUE_FULL, m, now, vs, err);
+        this.c.dropN(Drop.UNDERLAY_QUEUE_FULL, m, now, vs, err, peer);
         continue;
       }
       // A segment size over the path's MTU: EINVAL from UDP GSO, EMSGSIZE from UDP.
@@ -144,10 +147,10 @@ export class Segmentation {
         (err === 'EINVAL' || err === 'EMSGSIZE') &&
         this.onNarrow?.(vs, remote, this.slab, segs.offsets[k], segs.lengths[k], now)
       ) {
-        if (m > 1) this.c.dropN(Drop.PATH_MTU_EXCEEDED, m - 1, now, vs, err);
+        if (m > 1) this.c.dropN(Drop.PATH_MTU_EXCEEDED, m - 1, now, vs, err, peer);
         continue;
       }
-      this.c.dropN(Drop.UNDERLAY_SEND_FAILED, m, now, vs, err);
+      this.c.dropN(Drop.UNDERLAY_SEND_FAILED, m, now, vs, err, peer);
       if (err === 'EIO' || err === 'EINVAL' || err === 'ENOPROTOOPT' || err === 'EOPNOTSUPP') {
         // The kernel cannot do UDP GSO here (no checksum offload on the egress device, an old
         // kernel): say so once and carry on without it.

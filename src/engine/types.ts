@@ -113,8 +113,25 @@ export interface VniStats {
   suppress?: { answered: number; flooded: number; entries: number };
   /** TAP → underlay (encapsulated; one per datagram sent, so a flood counts each copy). */
   tx: DirectionCounters;
+  /** Per remote: what this VNI exchanged with it (see `PeerStats`). */
+  peers: PeerStats[];
   /** TAP-side source MACs recorded for a controller (`localMacs` on), and those not recorded at the cap. */
   localMacs?: { entries: number; capHit: number };
+}
+
+/**
+ * One remote's counters in one VNI. `rx` counts datagrams from it decapsulated for the TAP (each
+ * datagram: a coalesced write counts all it carried), `tx` datagrams sent to it (flood copies
+ * included), both with inner frame bytes; `drops` what failed once the remote was known.
+ */
+export interface PeerStats {
+  /** `address:port`, or `other`: the remotes beyond the VNI's cap, counted together. */
+  remote: string;
+  rx: DirectionCounters;
+  tx: DirectionCounters;
+  drops: Record<string, number>;
+  /** Milliseconds since the last datagram from it (null: never, or no clock given). */
+  heardMsAgo: number | null;
 }
 
 export interface EngineStats {

@@ -6,8 +6,12 @@ import type { TcpSeg } from '../wire/gro.js';
 import type { LocalMacs } from './localmacs.js';
 import type { NeighTable } from './neigh.js';
 import { OuterHeader } from './outer.js';
+import { PeerTable } from './peers.js';
 import { SenderTable } from './senders.js';
 import type { DirectionCounters, VniConfig } from './types.js';
+
+/** Remotes a VNI counts on their own; the rest are counted together (`other`). */
+export const PEERS_PER_VNI = 1024;
 
 /** What the engine keeps per VNI: its TAP, remotes, senders, counters and tables. */
 export class VniState {
@@ -28,6 +32,8 @@ export class VniState {
   readonly tx: DirectionCounters = { packets: 0, bytes: 0 };
   readonly drops = new Float64Array(DROP_REASON_COUNT);
   learnedSenders = 0;
+  /** Counters per remote (see `PeerTable` for the cap). */
+  readonly peers = new PeerTable(PEERS_PER_VNI);
   /** ARP/ND suppression: its table while on, undefined while off. */
   neigh: NeighTable | undefined;
   answered = 0;

@@ -550,6 +550,17 @@ export class Fdb {
     return this.tables.get(vni)?.entries.get(mac);
   }
 
+  /** How many entries each VNI has behind each remote: VNI → remote key → count. */
+  macsByRemote(): Map<number, Map<string, number>> {
+    const out = new Map<number, Map<string, number>>();
+    for (const [vni, t] of this.tables) {
+      const m = new Map<string, number>();
+      for (const e of t.entries.values()) m.set(e.remote.key, (m.get(e.remote.key) ?? 0) + 1);
+      out.set(vni, m);
+    }
+    return out;
+  }
+
   /** Rows for `vtep fdb show`, sorted by VNI then MAC. */
   list(now: number, vni?: number): FdbRow[] {
     return [...this.listChunks(now, vni)].flat();

@@ -62,6 +62,7 @@ t.test('text formats', async (t) => {
         drops: { no_remote: 4 },
         fdbCounters: { learned: 2, moved: 0, aged: 0, evicted: 0, capHit: 0, staticConflict: 0 },
         fdbMaxEntries: 16384,
+        peers: [],
       },
     ],
     drops: { vni_unknown: 3, no_remote: 4 },

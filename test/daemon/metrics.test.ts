@@ -3,14 +3,23 @@
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import type { RunningStats } from '../../src/control/api.js';
-import { metricsRegistry } from '../../src/daemon/metrics.js';
+import { REMOTE_SERIES_MAX, metricsRegistry } from '../../src/daemon/metrics.js';
 import { packageVersion } from '../../src/util/package.js';
 import { needs } from '../helpers/prereq.js';
 
 const counters = { learned: 5, moved: 1, aged: 2, evicted: 0, capHit: 0, staticConflict: 0 };
 
-function snapshot(vnis: number, ovsdb = false): RunningStats {
+function snapshot(vnis: number, ovsdb = false, remotes = 1): RunningStats {
   return {
+    remotes: Array.from({ length: remotes }, (_, i) => ({
+      remote: `198.51.${Math.floor(i / 256)}.${i % 256}:4789`,
+      vnis: [1000],
+      rx: { packets: 1, bytes: 100 },
+      tx: { packets: 2, bytes: 200 },
+      drops: i === 0 ? { own_source_mac: 4 } : {},
+      heardMsAgo: i === 0 ? null : 1500,
+      macs: 1,
+    })),
     vnis: Array.from({ length: vnis }, (_, i) => ({
       vni: 1000 + i,
       tap: `vtep${1000 + i}`,
@@ -123,6 +132,34 @@ t.test('1 000 VNIs: promtool check metrics passes; the series are counted', asyn
   ]);
   t.notOk(/^vtep_ovsdb_/m.test(text), 'no OVSDB series without OVSDB');
   t.notOk(/^nodejs_active_\w+_total/m.test(text), 'no gauge named like a counter');
+});
+
+t.test('per remote: one series each up to the cap, the rest summed as other', async (t) => {
+  const few = await metricsRegistry(() => snapshot(2, false, 2)).scrape();
+  t.same(series(few, 'vtep_remote_tx_packets_total'), [
+    'vtep_remote_tx_packets_total{remote="198.51.0.0:4789"} 2',
+    'vtep_remote_tx_packets_total{remote="198.51.0.1:4789"} 2',
+  ]);
+  t.same(series(few, 'vtep_remote_drops_total'), [
+    'vtep_remote_drops_total{remote="198.51.0.0:4789",reason="own_source_mac"} 4',
+  ]);
+  t.same(
+    series(few, 'vtep_remote_last_heard_seconds'),
+    ['vtep_remote_last_heard_seconds{remote="198.51.0.1:4789"} 1.5'],
+    'a remote never heard has no last-heard series',
+  );
+  t.same(series(few, 'vtep_remote_fdb_entries').length, 2);
+  const many = await metricsRegistry(() => snapshot(2, false, REMOTE_SERIES_MAX + 44)).scrape();
+  const rx = series(many, 'vtep_remote_rx_packets_total');
+  t.equal(rx.length, REMOTE_SERIES_MAX + 1, 'capped');
+  t.ok(rx.includes('vtep_remote_rx_packets_total{remote="other"} 44'), 'the rest summed');
+  t.ok(
+    series(many, 'vtep_remote_fdb_entries').includes('vtep_remote_fdb_entries{remote="other"} 44'),
+  );
+  if (needs(t, { commands: ['promtool'] })) {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: many, encoding: 'utf8' });
+    t.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`.trim());
+  }
 });
 
 t.test('with OVSDB: its series are there', async (t) => {

@@ -10,6 +10,7 @@ import { until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
 import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
+import type { RemoteSummary } from '../../src/control/api.js';
 
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (
   text: string,
@@ -88,6 +89,69 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   t.match(ping('vmB', VM.ovs.ip), / 0% packet loss/);
   const seen = (pred: (e: Record<string, string>) => boolean, ms = 3000) =>
     until(() => events.find(pred), ms);
+
+  // Per remote: what vtep counts for the kernel peer is what the peer's own VXLAN device counts
+  // (it talks to vtep only), N frames each way on top of whatever the VMs say meanwhile.
+  const KERNEL = `${UNDERLAY.kernel}:4789`;
+  const kernelDev = () => {
+    const [l] = JSON.parse(topo.get('hostC').exec('ip -s -j link show vx0')) as {
+      stats64: { rx: { packets: number }; tx: { packets: number } };
+    }[];
+    return { rx: l.stats64.rx.packets, tx: l.stats64.tx.packets };
+  };
+  const ours = async () => {
+    const rows = (await topo.ask('remote.show', {})) as RemoteSummary[];
+    const k = rows.find((r) => r.remote === KERNEL)!;
+    const dropped = Object.values(k.drops).reduce((n, x) => n + x, 0);
+    return { rx: k.rx.packets + dropped, tx: k.tx.packets, rows };
+  };
+  const N = 300;
+  const [dev0, ours0] = [kernelDev(), await ours()];
+  const hex = (dst: string, src: string) =>
+    `${dst.replace(/:/g, '')}${src.replace(/:/g, '')}88b5${'00'.repeat(46)}`;
+  sendFrames(topo.get('vmB'), topo.tap, Array(N).fill(hex(VM.kernel.mac, VM.vtep.mac)));
+  sendFrames(topo.get('vmC'), 'eth0', Array(N / 2).fill(hex(VM.vtep.mac, VM.kernel.mac)));
+  let last = '';
+  const agree = await until(async () => {
+    const [dev, o] = [kernelDev(), await ours()];
+    const d = { devRx: dev.rx - dev0.rx, devTx: dev.tx - dev0.tx };
+    const v = { tx: o.tx - ours0.tx, rx: o.rx - ours0.rx };
+    last = `vtep tx ${v.tx} rx ${v.rx}, kernel vx0 rx ${d.devRx} tx ${d.devTx}`;
+    return v.tx === d.devRx && v.rx === d.devTx && v.tx >= N && v.rx >= N / 2 ? o : undefined;
+  }, 5000);
+  t.ok(agree, `per-remote counters equal the kernel peer's device counters: ${last}`);
+  const ovs = agree?.rows.find((r) => r.remote === `${UNDERLAY.ovs}:4789`);
+  t.ok(ovs && ovs.rx.packets >= 3 && ovs.tx.packets >= 3, 'the OVS peer counted apart');
+  t.ok((ovs?.heardMsAgo ?? Infinity) < 5000, 'and heard lately');
+  t.same(ovs?.vnis, [topo.vni]);
+  const show = spawnSync(
+    process.execPath,
+    [vtepBin(), 'remote', 'show', UNDERLAY.kernel, '--control', topo.control],
+    {
+      encoding: 'utf8',
+    },
+  );
+  t.equal(show.status, 0, show.stderr);
+  t.match(
+    show.stdout,
+    new RegExp(
+      `^remote ${KERNEL.replace(/\./g, '\\.')}\n  vni: ${topo.vni}\n  last heard: [\\d.]+ s ago\n  rx: packets \\d+`,
+    ),
+    'vtep remote show ADDR: its block',
+  );
+  const bad = spawnSync(
+    process.execPath,
+    [vtepBin(), 'remote', 'show', '192.0.2.200', '--control', topo.control],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const stats = spawnSync(process.execPath, [vtepBin(), 'stats', '--control', topo.control], {
+    encoding: 'utf8',
+  });
+  t.match(stats.stdout, `remote ${KERNEL} vni ${topo.vni}: rx `, 'vtep stats: a line per remote');
+  t.equal(bad.status, 2, 'a remote that is none: exit 2');
+  t.match(bad.stderr, /ADDR.*192\.0\.2\.200.*is not a remote of any VNI/);
   t.match(
     await seen((e) => e.event === 'learn' && e.mac === VM.kernel.mac),
     { vni: topo.vni, dev: topo.tap, remote: `${UNDERLAY.kernel}:4789` },
@@ -143,6 +207,11 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
       value(after, name, v) > value(before, name, v),
       `${name}{vni="${topo.vni}"} moved: ${value(before, name, v)} -> ${value(after, name, v)}`,
     );
+  t.ok(
+    value(after, 'vtep_remote_tx_packets_total', { remote: KERNEL }) >= N,
+    'per remote in the metrics too',
+  );
+  t.ok(value(after, 'vtep_remote_last_heard_seconds', { remote: KERNEL }) < 10);
   t.ok(value(after, 'vtep_fdb_learned_total') >= 2, 'learns counted');
   t.ok(value(after, 'vtep_fdb_moved_total') >= 1, 'the move counted');
   t.ok(value(after, 'vtep_fdb_aged_total') >= 1, 'the age-out counted');

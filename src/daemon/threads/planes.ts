@@ -152,8 +152,8 @@ export class Planes {
   }
 
   /** Every thread's counters added up (as of the last `refresh`). */
-  stats(): EngineStats {
-    const own = this.engine.stats();
+  stats(now?: number): EngineStats {
+    const own = this.engine.stats(now);
     return this.workers ? mergeStats(own, this.workers.latest()) : own;
   }
 

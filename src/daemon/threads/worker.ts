@@ -197,7 +197,7 @@ port.on('message', (m: ToWorker) => {
       replica.apply(m.ops, clock());
       break;
     case 'stats':
-      post({ t: 'stats', id: m.id, stats: engine.stats() });
+      post({ t: 'stats', id: m.id, stats: engine.stats(clock()) });
       break;
     case 'neigh':
       engine.learnNeighbour(m.vni, m.ip, m.mac, clock());

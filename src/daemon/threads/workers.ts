@@ -9,10 +9,12 @@ import type {
   Engine,
   EngineSettings,
   EngineStats,
+  PeerStats,
   VniConfig,
   VniStats,
   VniUpdate,
 } from '../../engine/engine.js';
+import { addPeerStats } from '../../engine/peers.js';
 import type { PlaneOptions } from './plane.js';
 import type { FromWorker, QueueSpec, ToWorker, WorkerInit } from './protocol.js';
 
@@ -45,6 +47,15 @@ function addInto(into: Record<string, number>, from: Record<string, number>): vo
   for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
 }
 
+/** One VNI's per-remote counters from another thread added into `into`, by remote. */
+export function mergePeers(into: PeerStats[], from: readonly PeerStats[]): void {
+  for (const p of from) {
+    const m = into.find((x) => x.remote === p.remote);
+    if (m) addPeerStats(m, p);
+    else into.push(structuredClone(p));
+  }
+}
+
 /**
  * The counters of all threads added up, and the narrow paths any thread learned; the rest (VNI
  * settings, the FDB and its counters, the link's path MTU) is the main thread's, which is the
@@ -61,6 +72,7 @@ export function mergeStats(main: EngineStats, others: readonly EngineStats[]): E
       m.tx.packets += v.tx.packets;
       m.tx.bytes += v.tx.bytes;
       addInto(m.drops, v.drops);
+      mergePeers(m.peers, v.peers);
       if (m.suppress && v.suppress) {
         m.suppress.answered += v.suppress.answered;
         m.suppress.flooded += v.suppress.flooded;

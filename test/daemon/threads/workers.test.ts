@@ -51,6 +51,7 @@ const stats = (
   tx: number,
   drop: number,
   narrowPaths: Record<string, number> = {},
+  heard: number | null = null,
 ): EngineStats => ({
   vnis: [
     {
@@ -66,6 +67,15 @@ const stats = (
       tx: { packets: tx, bytes: tx * 100 },
       drops: drop ? { no_remote: drop } : {},
       suppress: { answered: 1, flooded: 2, entries: 3 },
+      peers: [
+        {
+          remote: '192.0.2.1:4789',
+          rx: { packets: rx, bytes: rx * 100 },
+          tx: { packets: tx, bytes: tx * 100 },
+          drops: drop ? { own_source_mac: drop } : {},
+          heardMsAgo: heard,
+        },
+      ],
     },
   ],
   drops: { no_remote: drop, vni_unknown: 0 },
@@ -96,8 +106,15 @@ const stats = (
 });
 
 t.test('stats of all threads add up; the FDB is the main thread’s', async (t) => {
-  const main = stats(10, 20, 1, { '192.0.2.1:4789': 1400 });
-  const other = stats(5, 7, 2, { '192.0.2.1:4789': 1300, '192.0.2.3:4789': 1364 });
+  const main = stats(10, 20, 1, { '192.0.2.1:4789': 1400 }, null);
+  const other = stats(5, 7, 2, { '192.0.2.1:4789': 1300, '192.0.2.3:4789': 1364 }, 250);
+  other.vnis[0].peers.push({
+    remote: '192.0.2.3:4789',
+    rx: { packets: 1, bytes: 64 },
+    tx: { packets: 0, bytes: 0 },
+    drops: {},
+    heardMsAgo: 900,
+  });
   other.vnis.push({ ...other.vnis[0], vni: 6000 }); // gone from the main thread: not counted
   other.fdb.learned = 1000;
   const m = mergeStats(main, [other]);
@@ -106,6 +123,26 @@ t.test('stats of all threads add up; the FDB is the main thread’s', async (t) 
   t.same(m.vnis[0].tx, { packets: 27, bytes: 2700 });
   t.same(m.vnis[0].drops, { no_remote: 3 });
   t.same(m.vnis[0].suppress, { answered: 2, flooded: 4, entries: 3 });
+  t.same(
+    m.vnis[0].peers,
+    [
+      {
+        remote: '192.0.2.1:4789',
+        rx: { packets: 15, bytes: 1500 },
+        tx: { packets: 27, bytes: 2700 },
+        drops: { own_source_mac: 3 },
+        heardMsAgo: 250,
+      },
+      {
+        remote: '192.0.2.3:4789',
+        rx: { packets: 1, bytes: 64 },
+        tx: { packets: 0, bytes: 0 },
+        drops: {},
+        heardMsAgo: 900,
+      },
+    ],
+    'per remote: summed by remote over threads, heard as lately as any thread heard it',
+  );
   t.same(m.drops, { no_remote: 3, vni_unknown: 0 });
   t.equal(m.icmpTooBig, 2);
   t.same(m.offload.coalescedSegments, 12);

@@ -14,6 +14,7 @@ import {
   formatStatus,
 } from '../control/format.js';
 import { request, subscribe } from '../control/client.js';
+import { traceCommand } from './trace.js';
 import { ControlError } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
 import {
@@ -47,7 +48,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
  * Ask the running vtep. An answer that blames one of the request's fields is the user's input:
  * it becomes a ConfigError naming the flag, so it exits 2 like every other bad input.
  */
-async function ask(
+export async function ask(
   control: string,
   req: Record<string, unknown>,
   flags: Record<string, string> = {},
@@ -72,7 +73,7 @@ async function ask(
  * (`vtep --control P fdb`) or come from VTEP_CONTROL; main.ts settles which (flag, then the
  * environment, then the default) before the action runs.
  */
-const control = (cmd: Command) =>
+export const control = (cmd: Command) =>
   cmd.option(
     '--control <path>',
     `control socket of the running vtep (default: $VTEP_CONTROL, else ${DEFAULT_CONTROL})`,
@@ -85,6 +86,7 @@ export function ctlCommands(p: Command): void {
   fdbCommands(p);
   liveCommands(p);
   infoCommands(p);
+  traceCommand(p);
 }
 
 /** `vtep fdb show|add|del|flush`, as `bridge fdb` has them. */

@@ -1,7 +1,7 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
 import type { ChangeEvent, RemoteSummary, Status, TapStatus, ThreadStats } from './api.js';
-import type { EngineStats } from '../engine/engine.js';
+import type { EngineStats, Trace, TraceVerdict } from '../engine/engine.js';
 
 /**
  * Text output for `vtep fdb show` and `vtep stats`, close to `bridge fdb show`
@@ -149,6 +149,28 @@ export function formatRemotes(rows: readonly RemoteSummary[]): string {
       ].join('\n');
     })
     .join('\n\n');
+}
+
+/** `vtep trace`: the frame, each decision indented, then the verdict (as ofproto/trace ends). */
+export function formatTrace(tr: Trace & { in: string; vni: number; length: number }): string {
+  return [
+    `trace ${tr.in} vni ${tr.vni}, ${tr.length} bytes`,
+    ...tr.steps.map((s) => `  ${s.step}: ${s.result}`),
+    `verdict: ${verdictText(tr.verdict)}`,
+  ].join('\n');
+}
+
+function verdictText(v: TraceVerdict): string {
+  switch (v.action) {
+    case 'drop':
+      return `drop (${v.reason})`;
+    case 'send':
+      return `${v.flooded ? 'flood' : 'unicast'} to ${v.remotes.join(', ')}`;
+    case 'answer':
+      return `answered into the TAP (${v.mac}), not flooded`;
+    case 'deliver':
+      return `deliver to ${v.tap}`;
+  }
 }
 
 function heard(ms: number | null): string {

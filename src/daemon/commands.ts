@@ -12,6 +12,8 @@ import { ControlError, Rows, Subscription, argError, type Command } from '../con
 import { FdbError, type Fdb, type FdbRow } from '../fdb/fdb.js';
 import { remoteKey, type Remote, type Remotes } from '../fdb/remote.js';
 import { summarizeRemotes } from './remotes.js';
+import type { Trace, TraceInput } from '../engine/engine.js';
+import { encapsulate } from '../wire/vxlan.js';
 import { parseMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
 
@@ -34,6 +36,8 @@ export interface CommandContext {
   reload: () => string[] | Promise<string[]>;
   /** Apply an edit of the running settings (see `Vtep.change`). */
   change: (edit: (settings: Record<string, unknown>) => void) => string[];
+  /** `vtep trace`: what the data path would do with one frame now. */
+  trace?: (input: TraceInput) => Trace;
   /** Get every FDB and miss event until the returned function is called. */
   watch?: (send: (event: object) => void) => () => void;
 }
@@ -43,7 +47,13 @@ type VniSettings = { vni: number; remotes: string[] } & Record<string, unknown>;
 /** The control socket's commands: each with its request fields, checked strictly by the server. */
 export function controlCommands(c: CommandContext): Record<string, Command> {
   const a = new Args(c);
-  return { ...fdbVerbs(c, a), ...liveVerbs(c, a), ...infoVerbs(c), ...remoteShow(c, a) };
+  return {
+    ...fdbVerbs(c, a),
+    ...liveVerbs(c, a),
+    ...infoVerbs(c),
+    ...remoteShow(c, a),
+    ...traceVerb(c, a),
+  };
 }
 
 /** Request fields parsed against the running endpoint; a bad one is blamed by name. */
@@ -290,6 +300,65 @@ function remoteShow(c: CommandContext, args: Args): Record<string, Command> {
             `is not a remote of ${vni === undefined ? 'any VNI' : `vni ${vni}`} (port ${spec.port})`,
           );
         return one;
+      },
+    },
+  };
+}
+
+/**
+ * `vtep trace --in tap:NAME|remote:ADDR[:PORT]`: `hex` is the inner frame; from a remote it is
+ * put behind a VXLAN header of `vni` (the only VNI when there is one).
+ */
+function traceVerb(c: CommandContext, args: Args): Record<string, Command> {
+  return {
+    trace: {
+      fields: { in: 'string', 'vni?': 'integer', hex: 'string', 'outerTos?': 'integer' },
+      run: (a) => {
+        const run = c.trace;
+        if (!run) throw new ControlError('ENOTSUP', 'this endpoint cannot trace');
+        const where = String(a.in);
+        const hex = String(a.hex);
+        if (!/^([0-9a-f]{2})*$/i.test(hex)) throw argError('hex', a.hex, 'must be hex bytes');
+        const frame = Buffer.from(hex, 'hex');
+        const vnis = c.stats().vnis;
+        const asked = a.vni === undefined ? undefined : args.vni(a.vni);
+        const outerTos =
+          a.outerTos === undefined ? undefined : integer('outerTos', a.outerTos, 0, 255);
+        if (where.startsWith('tap:')) {
+          const name = where.slice(4);
+          const v = vnis.find((x) => x.tap === name);
+          if (!v)
+            throw argError(
+              'in',
+              a.in,
+              `names no TAP of this vtep (${vnis.map((x) => x.tap).join(', ')})`,
+            );
+          if (asked !== undefined && asked !== v.vni)
+            throw argError('vni', a.vni, `is not the VNI of ${name} (${v.vni})`);
+          return {
+            in: where,
+            vni: v.vni,
+            length: frame.length,
+            ...run({ from: 'tap', vni: v.vni, frame }),
+          };
+        }
+        if (!where.startsWith('remote:'))
+          throw argError('in', a.in, 'must be tap:NAME or remote:ADDR[:PORT]');
+        const r = args.remoteSpec({ remote: where.slice(7) });
+        if (asked === undefined && vnis.length !== 1)
+          throw argError('vni', a.vni, 'is needed for a frame from a remote (several VNIs)');
+        const vni = asked ?? vnis[0].vni;
+        const buf = Buffer.alloc(8 + frame.length);
+        frame.copy(buf, 8);
+        const datagram = Buffer.from(encapsulate(buf, 8, frame.length, vni));
+        const input = {
+          from: 'remote' as const,
+          address: r.address,
+          port: r.port,
+          datagram,
+          outerTos,
+        };
+        return { in: where, vni, length: frame.length, ...run(input) };
       },
     },
   };

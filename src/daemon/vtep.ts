@@ -416,6 +416,7 @@ export class Vtep {
             reload: () => this.reloadFromSource(),
             change: (edit) => this.change(edit),
             watch: (send) => this.watch(send),
+            trace: (input) => this.planes.trace(input, clock()),
           }),
           ...(process.env.VTEP_TEST_HOOKS === '1' ? this.testHooks() : {}),
         },

@@ -18,18 +18,13 @@ import { RateLimiter } from '../util/ratelimit.js';
 import { HEADER_LEN as UDP_HEADER_LEN, writeUdpHeader } from '../wire/udp.js';
 import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
 import type { Counters, Hooks } from './counters.js';
-import { flowHash, sourcePort } from './flowhash.js';
+import { autoLabel, flowHash, sourcePort } from './flowhash.js';
 import type { TooBig } from './icmp.js';
 import type { Paths } from './paths.js';
 import type { Segmentation } from './segment.js';
 import type { Suppression } from './suppress.js';
 import type { PeerCounters } from './peers.js';
 import type { VniState } from './vni.js';
-
-/** A flow label from a flow hash, never 0 (0 asks the kernel for its own), as Linux folds it. */
-function autoLabel(hash: number): number {
-  return (hash ^ (hash >>> 12)) & 0xfffff || 1;
-}
 
 /** Headroom in front of each segment cut from a super-frame: our VXLAN and UDP headers go there. */
 const SEG_HEADROOM = 64;
@@ -98,6 +93,11 @@ export class Encap {
   private flowPort(hash: number): number {
     const p = this.gsoPorts;
     return p ? p[(hash >>> 0) % p.length] : sourcePort(hash, this.portMin, this.portMax);
+  }
+
+  /** The UDP source port the frame at `off` leaves from (0: the underlay socket's own). */
+  sourcePortOf(slab: Buffer, off: number, len: number): number {
+    return this.raw ? this.flowPort(flowHash(slab, off, len)) : 0;
   }
 
   /** Frames 0..count-1 of the VNI's TAP receive ring arrived. */

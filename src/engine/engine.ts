@@ -16,12 +16,14 @@ import { NeighTable } from './neigh.js';
 import { encapOverhead, Paths } from './paths.js';
 import { Segmentation } from './segment.js';
 import { Suppression } from './suppress.js';
+import { trace, type Trace, type TraceInput } from './trace.js';
 import type { EngineOptions, EngineSettings, EngineStats, VniConfig, VniUpdate } from './types.js';
 import { VniState } from './vni.js';
 
 export * from './types.js';
 
 export { encapOverhead } from './paths.js';
+export type { Trace, TraceInput, TraceStep, TraceVerdict } from './trace.js';
 
 /**
  * The data plane, as smoltcp cuts its interface: one small class per path, each owning its
@@ -58,6 +60,8 @@ export class Engine {
     this.c = new Counters(log, opts.underlay.rx.addrs);
     this.icmp = new TooBig(this.c);
     const suppress = new Suppression(this.hooks);
+    this.suppress = suppress;
+    this.dstPort = opts.dstPort ?? VXLAN_PORT;
     const copy = opts.copy ?? jsCopy;
     const copySum = opts.copySum ?? jsCopySum;
     const seg = new Segmentation(opts.gso, copy, copySum, this.c, log);
@@ -94,6 +98,28 @@ export class Engine {
   }
 
   private readonly raw: boolean;
+  private readonly suppress: Suppression;
+  private readonly dstPort: number;
+
+  /** `vtep trace`: what the data path would do with one frame now, changing nothing. */
+  trace(input: TraceInput, now: number): Trace {
+    return trace(
+      {
+        vnis: this.vnis,
+        fdb: this.fdb,
+        paths: this.paths,
+        suppress: this.suppress,
+        pathMax: this.icmp.pathMax,
+        policy: this.decap.policy,
+        dropInvalidSource: this.decap.dropInvalidSource,
+        sourcePort: (slab, off, len) => this.encap.sourcePortOf(slab, off, len),
+        labels: this.family === 6,
+        dstPort: this.dstPort,
+      },
+      input,
+      now,
+    );
+  }
 
   /** Drops by reason, over all VNIs (and datagrams no VNI could be told for). */
   get drops(): Float64Array {

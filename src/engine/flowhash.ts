@@ -71,3 +71,8 @@ function finalize(h: number): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
+
+/** A flow label from a flow hash, never 0 (0 asks the kernel for its own), as Linux folds it. */
+export function autoLabel(hash: number): number {
+  return (hash ^ (hash >>> 12)) & 0xfffff || 1;
+}

@@ -38,6 +38,12 @@ export class NeighTable {
   }
 
   /** The MAC for `ip`, unless unknown or not confirmed for `ageingMs`. */
+  /** `lookup` without forgetting an aged entry (`vtep trace`). */
+  peek(ip: number | string, now: number): number | undefined {
+    const e = this.entries.get(ip);
+    return e === undefined || now - e.updated >= this.ageingMs ? undefined : e.mac;
+  }
+
   lookup(ip: number | string, now: number): number | undefined {
     const e = this.entries.get(ip);
     if (e === undefined) return undefined;

@@ -84,6 +84,11 @@ export class Paths {
   }
 
   /** The narrow paths known: remote key → largest inner frame. */
+  /** The largest inner frame towards `remote` as known now, asking nobody (`vtep trace`). */
+  peek(remote: Remote): number {
+    return this.narrow.get(remote)?.max ?? this.linkMax;
+  }
+
   list(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [r, p] of this.narrow) out[r.key] = p.max;

@@ -5,6 +5,8 @@ import { EthernetFrame } from '../wire/ethernet.js';
 import { NA_FRAME_LEN, emitNa, parseNd } from '../wire/nd.js';
 import type { Hooks } from './counters.js';
 import { key6 } from './neigh.js';
+import { formatIpv6Bytes } from '../io/addr.js';
+import { formatIpv4Address } from '../wire/ipv4.js';
 import type { VniState } from './vni.js';
 
 /**
@@ -60,6 +62,39 @@ export class Suppression {
     if (b.status[0] !== TxStatus.SENT) return false; // could not answer: let it be flooded
     vs.answered++;
     return true;
+  }
+
+  /**
+   * Whether a frame from the TAP is a request this VNI would answer, changing nothing (`vtep
+   * trace`): the address asked for and the MAC known for it (undefined: not known, flooded), or
+   * undefined when it is no request to answer (gratuitous ARP, duplicate address detection).
+   */
+  wouldAnswer(
+    vs: VniState,
+    slab: Buffer,
+    off: number,
+    len: number,
+    now: number,
+  ): { asks: string; mac: number | undefined } | undefined {
+    const eth = new EthernetFrame().bind(slab, off, len);
+    if (eth.checkLen() !== Drop.NONE) return undefined;
+    const table = vs.neigh!;
+    const arp = parseArp(eth, { ...this.arp });
+    if (arp !== undefined) {
+      if (arp.op !== ArpOp.REQUEST || arp.senderIp === arp.targetIp) return undefined;
+      const mac = table.peek(arp.targetIp, now);
+      return {
+        asks: `arp who-has ${formatIpv4Address(arp.targetIp)}`,
+        mac: mac === arp.senderMac ? undefined : mac,
+      };
+    }
+    const nd = parseNd(eth);
+    if (nd === undefined || nd.type !== 'ns' || nd.src.every((x) => x === 0)) return undefined;
+    const mac = table.peek(key6(nd.target), now);
+    return {
+      asks: `nd neighbor-solicitation for ${formatIpv6Bytes(nd.target)}`,
+      mac: mac === eth.src ? undefined : mac,
+    };
   }
 
   /** An address snooped from the VNI's own traffic: into its table, and to the other threads. */

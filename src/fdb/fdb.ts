@@ -621,6 +621,54 @@ export class Fdb {
     return t;
   }
 
+  /** The table whose oldest learned entry would make room in `t` (see `makeRoom`); undefined: room. */
+  private victimFor(t: VniTable): VniTable | undefined {
+    let victim: VniTable = t;
+    if (t.entries.size < t.maxEntries) {
+      if (this.total < this.maxEntries) return undefined;
+      for (const o of this.tables.values())
+        if (
+          o.learnedCount > victim.learnedCount ||
+          (o.learnedCount === victim.learnedCount && victim !== t && o.vni < victim.vni)
+        )
+          victim = o;
+    }
+    return victim;
+  }
+
+  /**
+   * What `learn` would do with `mac` seen behind `remote`, changing nothing (`vtep trace`):
+   * new, new after evicting the oldest learned entry (of this VNI or, at the table-wide cap, of
+   * the VNI with most), refreshed, moved (from where), or not learned and why.
+   */
+  wouldLearn(
+    vni: number,
+    mac: number,
+    remote: Remote,
+  ):
+    | {
+        verdict:
+          'new' | 'refreshed' | 'static' | 'disabled' | 'unknown_vni' | 'invalid_mac' | 'full';
+      }
+    | { verdict: 'evicts'; vni: number; mac: number }
+    | { verdict: 'moved'; from: string } {
+    const t = this.tables.get(vni);
+    if (t === undefined) return { verdict: 'unknown_vni' };
+    if (!isValidUnicast(mac)) return { verdict: 'invalid_mac' };
+    const e = t.entries.get(mac);
+    if (e !== undefined) {
+      if (e.isStatic) return { verdict: 'static' };
+      if (!t.learning) return { verdict: 'disabled' };
+      if (sameRemote(e.remote, remote)) return { verdict: 'refreshed' };
+      return { verdict: 'moved', from: e.remote.key };
+    }
+    if (!t.learning) return { verdict: 'disabled' };
+    const victim = this.victimFor(t);
+    if (victim === undefined) return { verdict: 'new' };
+    if (victim.head === null) return { verdict: 'full' };
+    return { verdict: 'evicts', vni: victim.vni, mac: victim.head.mac };
+  }
+
   /**
    * Room for one more entry in `t`. At the VNI's own cap, its least recently updated learned
    * entry goes. At the table-wide cap only, the entry goes from the VNI with the most learned
@@ -630,16 +678,8 @@ export class Fdb {
    * table is full.
    */
   private makeRoom(t: VniTable): 'free' | 'evicted' | 'full' {
-    let victim: VniTable = t;
-    if (t.entries.size < t.maxEntries) {
-      if (this.total < this.maxEntries) return 'free';
-      for (const o of this.tables.values())
-        if (
-          o.learnedCount > victim.learnedCount ||
-          (o.learnedCount === victim.learnedCount && victim !== t && o.vni < victim.vni)
-        )
-          victim = o;
-    }
+    const victim = this.victimFor(t);
+    if (victim === undefined) return 'free';
     const gone = victim.head;
     if (gone === null) return 'full';
     this.remove(victim, gone);

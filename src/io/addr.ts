@@ -44,9 +44,13 @@ export function addrToString(addrs: Uint8Array, slot: number): string {
   const o = slot * ADDR_LEN + 4;
   if (addrs[slot * ADDR_LEN] === 4)
     return `${addrs[o]}.${addrs[o + 1]}.${addrs[o + 2]}.${addrs[o + 3]}`;
+  return formatIpv6Bytes(addrs, o);
+}
+
+/** The 16 bytes of an IPv6 address at `o` as text (RFC 5952). */
+export function formatIpv6Bytes(b: Uint8Array, o = 0): string {
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2)
-    groups.push(((addrs[o + i] << 8) | addrs[o + i + 1]).toString(16));
+  for (let i = 0; i < 16; i += 2) groups.push(((b[o + i] << 8) | b[o + i + 1]).toString(16));
   return compressIpv6(groups);
 }
 

@@ -4,8 +4,7 @@ import { addrPort, addrToString } from '../../src/io/addr.js';
 import { Engine } from '../../src/engine/engine.js';
 import { flowHash } from '../../src/engine/flowhash.js';
 import { Drop } from '../../src/wire/drop.js';
-import { formatMac, readMac, writeMac } from '../../src/wire/mac.js';
-import { ipv6Bytes } from '../../src/io/addr.js';
+import { formatMac, readMac } from '../../src/wire/mac.js';
 import { ipv6PseudoSum } from '../../src/wire/checksum.js';
 import { decapsulate } from '../../src/wire/vxlan.js';
 import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
@@ -27,6 +26,8 @@ import {
   PEER_A,
   PEER_C,
   FakeGso,
+  arpFrame,
+  ndFrame,
   RecordingSender,
   collect,
   frame,
@@ -742,49 +743,6 @@ function formatIpv6(b: Uint8Array): string {
   slot[0] = 6;
   slot.set(b, 4);
   return slotText(slot, 0);
-}
-
-/** An ARP frame: `op` 1 request, 2 reply. */
-function arpFrame(
-  op: number,
-  dst: number,
-  sha: number,
-  spa: number,
-  tpa: number,
-  tag = false,
-): Buffer {
-  const f = Buffer.alloc(tag ? 46 : 42);
-  writeMac(f, 0, dst);
-  writeMac(f, 6, sha);
-  let o = 12;
-  if (tag) (f.writeUInt32BE(0x81000064, 12), (o = 16));
-  f.writeUInt16BE(0x0806, o);
-  Buffer.from('0001080006040000', 'hex').copy(f, o + 2);
-  f.writeUInt16BE(op, o + 8);
-  writeMac(f, o + 10, sha);
-  f.writeUInt32BE(spa, o + 16);
-  f.writeUInt32BE(tpa, o + 26);
-  return f;
-}
-
-/** An ND frame: 135 solicitation (with source lladdr), 136 advertisement (with target lladdr). */
-function ndFrame(type: 135 | 136, dst: number, src: number, from: string, target: string): Buffer {
-  const f = Buffer.alloc(14 + 40 + 32);
-  writeMac(f, 0, dst);
-  writeMac(f, 6, src);
-  f.writeUInt16BE(0x86dd, 12);
-  f[14] = 0x60;
-  f.writeUInt16BE(32, 18);
-  f[20] = 58;
-  f[21] = 255;
-  f.set(ipv6Bytes(from), 22);
-  f.set(ipv6Bytes(target), 38); // (the destination: the target itself, fine for a test)
-  f[54] = type;
-  f.set(ipv6Bytes(target), 62);
-  f[78] = type === 135 ? 1 : 2;
-  f[79] = 1;
-  writeMac(f, 80, src);
-  return f;
 }
 
 t.test(

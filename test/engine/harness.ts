@@ -2,7 +2,7 @@
 // fake TAP per VNI. Time is a number the test moves.
 import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
-import { addrToString } from '../../src/io/addr.js';
+import { addrToString, ipv6Bytes } from '../../src/io/addr.js';
 import { FakeNetwork, FakeTap, type FakeUdpSocket } from '../../src/io/testdevices.js';
 import {
   TxBatch,
@@ -13,6 +13,7 @@ import {
 } from '../../src/io/types.js';
 import { Engine, type EngineOptions, type VniConfig } from '../../src/engine/engine.js';
 import { emitEthernet } from '../../src/wire/ethernet.js';
+import { writeMac } from '../../src/wire/mac.js';
 import { encapsulate } from '../../src/wire/vxlan.js';
 
 export const LOCAL = '192.0.2.2';
@@ -161,4 +162,53 @@ export class FakeGso implements SegmentSender {
     );
   }
   close(): void {}
+}
+
+/** An ARP frame: `op` 1 request, 2 reply. */
+export function arpFrame(
+  op: number,
+  dst: number,
+  sha: number,
+  spa: number,
+  tpa: number,
+  tag = false,
+): Buffer {
+  const f = Buffer.alloc(tag ? 46 : 42);
+  writeMac(f, 0, dst);
+  writeMac(f, 6, sha);
+  let o = 12;
+  if (tag) (f.writeUInt32BE(0x81000064, 12), (o = 16));
+  f.writeUInt16BE(0x0806, o);
+  Buffer.from('0001080006040000', 'hex').copy(f, o + 2);
+  f.writeUInt16BE(op, o + 8);
+  writeMac(f, o + 10, sha);
+  f.writeUInt32BE(spa, o + 16);
+  f.writeUInt32BE(tpa, o + 26);
+  return f;
+}
+
+/** An ND frame: 135 solicitation (with source lladdr), 136 advertisement (with target lladdr). */
+export function ndFrame(
+  type: 135 | 136,
+  dst: number,
+  src: number,
+  from: string,
+  target: string,
+): Buffer {
+  const f = Buffer.alloc(14 + 40 + 32);
+  writeMac(f, 0, dst);
+  writeMac(f, 6, src);
+  f.writeUInt16BE(0x86dd, 12);
+  f[14] = 0x60;
+  f.writeUInt16BE(32, 18);
+  f[20] = 58;
+  f[21] = 255;
+  f.set(ipv6Bytes(from), 22);
+  f.set(ipv6Bytes(target), 38); // (the destination: the target itself, fine for a test)
+  f[54] = type;
+  f.set(ipv6Bytes(target), 62);
+  f[78] = type === 135 ? 1 : 2;
+  f[79] = 1;
+  writeMac(f, 80, src);
+  return f;
 }

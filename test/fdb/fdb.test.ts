@@ -431,3 +431,43 @@ t.test('refreshes are not changes; updatedSince gives what was seen again', asyn
   );
   t.same([...fdb.updatedSince(40)], [], 'nothing after the last update');
 });
+
+t.test('wouldLearn says what learn would do, and changes nothing', async (t) => {
+  const r = new Remotes();
+  const A = r.get('192.0.2.1');
+  const C = r.get('192.0.2.3');
+  const fdb = new Fdb({ maxEntries: 3 });
+  fdb.addVni(10, { flood: [A] });
+  fdb.addVni(11, { flood: [A], learning: false });
+  const M1 = 0x525400000001;
+  const M2 = 0x525400000002;
+  fdb.learn(10, M1, A, 0);
+  fdb.learn(11, M1, A, 0); // not learned: learning is off
+  fdb.addStatic(11, M2, C, 0);
+  const before = JSON.stringify([fdb.list(0), fdb.counters]);
+  t.same(fdb.wouldLearn(99, M1, A), { verdict: 'unknown_vni' });
+  t.same(fdb.wouldLearn(10, 0x010000000001, A), { verdict: 'invalid_mac' });
+  t.same(fdb.wouldLearn(10, M1, A), { verdict: 'refreshed' });
+  t.same(fdb.wouldLearn(10, M1, C), { verdict: 'moved', from: A.key });
+  t.same(fdb.wouldLearn(10, M2, C), { verdict: 'new' });
+  t.same(fdb.wouldLearn(11, M2, A), { verdict: 'static' });
+  t.same(fdb.wouldLearn(11, M1, A), { verdict: 'disabled' });
+  fdb.setLearning(11, true);
+  fdb.learn(11, M1, A, 0);
+  fdb.setLearning(11, false);
+  t.same(fdb.wouldLearn(11, M1, C), { verdict: 'disabled' }, 'an entry there, learning off');
+  // the table is full (3 of 3): learning M2 evicted M1, the oldest of the VNI with most learned
+  fdb.learn(10, M2, A, 0);
+  t.same(fdb.wouldLearn(10, 0x525400000009, A), { verdict: 'evicts', vni: 10, mac: M2 });
+  t.same(
+    [...fdb.macsByRemote()].map(([v, m]) => [v, Object.fromEntries(m)]),
+    [
+      [10, { [A.key]: 1 }],
+      [11, { [A.key]: 1, [C.key]: 1 }],
+    ],
+  );
+  t.notSame(JSON.stringify([fdb.list(0), fdb.counters]), before, '(the learns above changed it)');
+  const now = JSON.stringify([fdb.list(0), fdb.counters]);
+  fdb.wouldLearn(10, 0x525400000009, A);
+  t.equal(JSON.stringify([fdb.list(0), fdb.counters]), now, 'wouldLearn itself changes nothing');
+});

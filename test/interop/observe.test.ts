@@ -150,6 +150,31 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     encoding: 'utf8',
   });
   t.match(stats.stdout, `remote ${KERNEL} vni ${topo.vni}: rx `, 'vtep stats: a line per remote');
+  // vtep trace against the live state: a known unicast, a stranger, and a bad --in
+  const trace = (...args: string[]) =>
+    spawnSync(process.execPath, [vtepBin(), 'trace', ...args, '--control', topo.control], {
+      encoding: 'utf8',
+    });
+  const known = trace(
+    '--in',
+    `tap:${topo.tap}`,
+    '--src',
+    VM.vtep.mac,
+    '--dst',
+    VM.kernel.mac,
+    '--ip4',
+    `${VM.vtep.ip}>${VM.kernel.ip}`,
+  );
+  t.equal(known.status, 0, known.stderr);
+  t.match(known.stdout, `fdb: ${VM.kernel.mac} at ${KERNEL} (learned`, 'trace: the FDB entry');
+  t.match(known.stdout, /outer: to 192\.0\.2\.3:4789, source port \d+, ttl default \(64\)/);
+  t.match(known.stdout, `verdict: unicast to ${KERNEL}`, 'trace: the verdict');
+  const stranger = trace('--in', 'remote:192.0.2.99', '--dst', VM.vtep.mac, '--json');
+  t.equal(stranger.status, 0, stranger.stderr);
+  t.same(JSON.parse(stranger.stdout).verdict, { action: 'drop', reason: 'sender_not_remote' });
+  const noTap = trace('--in', 'tap:nope', '--dst', VM.vtep.mac);
+  t.equal(noTap.status, 2, 'a TAP that is none: exit 2');
+  t.match(noTap.stderr, /--in.*tap:nope.*names no TAP/);
   t.equal(bad.status, 2, 'a remote that is none: exit 2');
   t.match(bad.stderr, /ADDR.*192\.0\.2\.200.*is not a remote of any VNI/);
   t.match(

@@ -5,6 +5,8 @@ import type {
   Engine,
   EngineSettings,
   EngineStats,
+  Trace,
+  TraceInput,
   VniConfig,
   VniUpdate,
 } from '../../engine/engine.js';
@@ -149,6 +151,15 @@ export class Planes {
   /** Ask the other threads for their counters (resolves at once without them). */
   refresh(): Promise<void> {
     return this.workers?.refresh() ?? Promise.resolve();
+  }
+
+  /**
+   * `vtep trace`, against this thread's engine: its FDB is the table every thread follows, and
+   * its VNIs, neighbours and flood lists are theirs (a narrow path another thread learned on its
+   * own sends is not seen).
+   */
+  trace(input: TraceInput, now: number): Trace {
+    return this.engine.trace(input, now);
   }
 
   /** Every thread's counters added up (as of the last `refresh`). */

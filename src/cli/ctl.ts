@@ -14,6 +14,7 @@ import {
   formatStatus,
 } from '../control/format.js';
 import { request, subscribe } from '../control/client.js';
+import { captureCommand } from './capture.js';
 import { traceCommand } from './trace.js';
 import { ControlError } from '../control/server.js';
 import type { FdbRow } from '../fdb/fdb.js';
@@ -87,6 +88,7 @@ export function ctlCommands(p: Command): void {
   liveCommands(p);
   infoCommands(p);
   traceCommand(p);
+  captureCommand(p);
 }
 
 /** `vtep fdb show|add|del|flush`, as `bridge fdb` has them. */

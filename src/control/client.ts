@@ -80,9 +80,12 @@ export async function subscribe(
   path: string,
   req: Record<string, unknown>,
   onEvent: (event: Record<string, unknown>) => void,
+  /** `signal` ends the subscription (the promise resolves); `onReady` once it is on. */
+  opts: { signal?: AbortSignal; onReady?: () => void } = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
+    opts.signal?.addEventListener('abort', () => sock.destroy(), { once: true });
     let buf = '';
     let answered = false;
     sock.setEncoding('utf8');
@@ -114,6 +117,7 @@ export async function subscribe(
             sock.destroy();
             return reject(answerError(obj));
           }
+          opts.onReady?.();
           continue;
         }
         onEvent(obj);

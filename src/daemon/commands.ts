@@ -12,7 +12,7 @@ import { ControlError, Rows, Subscription, argError, type Command } from '../con
 import { FdbError, type Fdb, type FdbRow } from '../fdb/fdb.js';
 import { remoteKey, type Remote, type Remotes } from '../fdb/remote.js';
 import { summarizeRemotes } from './remotes.js';
-import type { Trace, TraceInput } from '../engine/engine.js';
+import type { CaptureFilter, Trace, TraceInput } from '../engine/engine.js';
 import { encapsulate } from '../wire/vxlan.js';
 import { parseMac } from '../wire/mac.js';
 import { MAX_VNI } from '../wire/vxlan.js';
@@ -36,6 +36,11 @@ export interface CommandContext {
   reload: () => string[] | Promise<string[]>;
   /** Apply an edit of the running settings (see `Vtep.change`). */
   change: (edit: (settings: Record<string, unknown>) => void) => string[];
+  /**
+   * `vtep capture`: a capture of what matches `filter`, started by the subscription (packets to
+   * `send` until the function it returns is called). Throws when one runs already.
+   */
+  capture?: (filter: CaptureFilter) => (send: (event: object) => void) => () => void;
   /** `vtep trace`: what the data path would do with one frame now. */
   trace?: (input: TraceInput) => Trace;
   /** Get every FDB and miss event until the returned function is called. */
@@ -53,6 +58,7 @@ export function controlCommands(c: CommandContext): Record<string, Command> {
     ...infoVerbs(c),
     ...remoteShow(c, a),
     ...traceVerb(c, a),
+    ...captureVerb(c, a),
   };
 }
 
@@ -359,6 +365,28 @@ function traceVerb(c: CommandContext, args: Args): Record<string, Command> {
           outerTos,
         };
         return { in: where, vni, length: frame.length, ...run(input) };
+      },
+    },
+  };
+}
+
+/** `vtep capture [--vni N] [--mac M] [--remote ADDR] [--drops]`: a stream of packets. */
+function captureVerb(c: CommandContext, args: Args): Record<string, Command> {
+  return {
+    capture: {
+      fields: { 'vni?': 'integer', 'mac?': 'string', 'remote?': 'string', 'drops?': 'boolean' },
+      run: (a) => {
+        const start = c.capture;
+        if (!start) throw new ControlError('ENOTSUP', 'this endpoint cannot capture');
+        const filter: CaptureFilter = { drops: a.drops === true };
+        if (a.vni !== undefined) filter.vni = args.vni(a.vni);
+        if (a.mac !== undefined) {
+          const m = parseMac(String(a.mac));
+          if (m === undefined) throw argError('mac', a.mac, 'must be a MAC like 02:00:00:00:00:01');
+          filter.mac = m;
+        }
+        if (a.remote !== undefined) filter.remote = args.remoteSpec({ remote: a.remote }).address;
+        return new Subscription(start(filter));
       },
     },
   };

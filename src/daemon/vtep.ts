@@ -3,7 +3,13 @@ import { performance } from 'node:perf_hooks';
 import { ConfigError, toSettings, validate, type Config } from '../config/config.js';
 import type { ChangeEvent, RunningStats, Status } from '../control/api.js';
 import { formatChange } from '../control/format.js';
-import { ControlServer, argError, type ChangeRequest, type Command } from '../control/server.js';
+import {
+  ControlError,
+  ControlServer,
+  argError,
+  type ChangeRequest,
+  type Command,
+} from '../control/server.js';
 import { Fdb } from '../fdb/fdb.js';
 import { Remotes, remoteKey } from '../fdb/remote.js';
 import { native } from '../io/native.js';
@@ -21,7 +27,7 @@ import type { UdpSocket } from '../io/udp.js';
 import { Gateway } from '../ovsdb/gateway.js';
 import type { Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, type CaptureFilter } from '../engine/engine.js';
 import { formatMac, stableMac } from '../wire/mac.js';
 import { controlCommands } from './commands.js';
 import { startMetrics, type Metrics } from './metrics.js';
@@ -417,6 +423,7 @@ export class Vtep {
             change: (edit) => this.change(edit),
             watch: (send) => this.watch(send),
             trace: (input) => this.planes.trace(input, clock()),
+            capture: (filter) => this.capture(filter),
           }),
           ...(process.env.VTEP_TEST_HOOKS === '1' ? this.testHooks() : {}),
         },
@@ -757,6 +764,45 @@ export class Vtep {
       },
     };
   }
+
+  /**
+   * `vtep capture`: every packet that matches, on every thread, to `send` as it comes (base64),
+   * until the returned function is called. One capture at a time.
+   */
+  private capture(filter: CaptureFilter): (send: (event: object) => void) => () => void {
+    if (this.capturing) throw new ControlError('EBUSY', 'a capture is running already');
+    this.capturing = true;
+    return (send) => this.startCapture(filter, send);
+  }
+
+  private startCapture(filter: CaptureFilter, send: (event: object) => void): () => void {
+    const devOf = (vni: number) => this.ports.get(vni)?.spec.name ?? '-';
+    const stop = this.planes.capture(
+      filter,
+      (c) =>
+        send({
+          event: 'packet',
+          vni: c.vni,
+          kind: c.kind,
+          ...(c.reason ? { reason: c.reason } : {}),
+          ...(c.remote ? { remote: c.remote, port: c.port } : {}),
+          dev: devOf(c.vni),
+          timeUs: Math.round((performance.timeOrigin + performance.now()) * 1000),
+          data: Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength).toString(
+            'base64',
+          ),
+        }),
+      (n) => send({ event: 'lost', count: n }),
+    );
+    this.log('info', 'capture', `capture started (${JSON.stringify(filter)})`, { filter });
+    return () => {
+      stop();
+      this.capturing = false;
+      this.log('info', 'capture', 'capture stopped');
+    };
+  }
+
+  private capturing = false;
 
   /** `vtep monitor`: every FDB event and miss, until the returned function is called. */
   private watch(send: (event: object) => void): () => void {

@@ -2,6 +2,7 @@ import { addrToString } from '../io/addr.js';
 import type { Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { DROP_REASON_COUNT, dropReasonName } from '../wire/drop.js';
+import type { CaptureTap } from './capture.js';
 import type { PeerCounters } from './peers.js';
 import type { VniState } from './vni.js';
 
@@ -29,6 +30,8 @@ export class Counters {
    */
   readonly ecn = { marked: 0, unexpected: 0 };
   icmpTooBig = 0;
+  /** A running `vtep capture` (undefined while none runs: one check per drop). */
+  capture: CaptureTap | undefined;
   private readonly dropLog = new RateLimiter(10, 5000);
 
   constructor(
@@ -51,6 +54,7 @@ export class Counters {
     this.drops[reason]++;
     if (vs !== undefined) vs.drops[reason]++;
     if (peer !== undefined) peer.drops[reason]++;
+    if (this.capture !== undefined) this.capture.drop(reason, vni);
     // Drops are counted (stats, metrics); the lines are for debugging, rate-limited.
     if (!this.dropLog.allow(now)) return;
     const from = slot >= 0 && this.addrs ? addrToString(this.addrs, slot) : undefined;

@@ -94,12 +94,15 @@ export class Decap {
       this.closeRun(vs, slab, now);
       this.flushTap(vs, slab, now);
     }
+    if (this.c.capture !== undefined) this.c.capture.clear();
   }
 
   /** One VXLAN datagram at slab[off, off + len), received in slot `i` (its source address). */
   private datagram(slab: Buffer, off: number, len: number, i: number, now: number): void {
     const addrs = this.rx.addrs!;
     const dec = this.dec;
+    const cap = this.c.capture;
+    if (cap !== undefined) cap.at('underlay', slab, off, len, addrs, i);
     const reason = decapsulateInto(slab, off, len, this.policy, dec);
     if (reason !== Drop.NONE) {
       this.c.drop(reason, now, -1, i);
@@ -143,6 +146,7 @@ export class Decap {
       return;
     peer.rxPackets++;
     peer.rxBytes += dec.length;
+    if (cap !== undefined) cap.frame(dec.vni, 'to-tap', slab, dec.offset, dec.length);
     if (vs.neigh !== undefined) this.suppress.frame(vs, slab, dec.offset, dec.length, now, false);
     this.toTap(vs, slab, dec.offset, dec.length, now);
   }

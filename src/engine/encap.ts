@@ -108,9 +108,14 @@ export class Encap {
     const { slab, lengths, meta } = rx;
     // Everything queued from the segment slab went out at the end of the last call.
     this.seg.reset();
+    const cap = this.c.capture;
     for (let i = 0; i < count; i++) {
       const off = rx.offset(i);
       const len = lengths[i];
+      if (cap !== undefined) {
+        cap.at('from-tap', slab, off, len);
+        cap.frame(vni, 'from-tap', slab, off, len);
+      }
       if (len < ETHERNET_HEADER_LEN) {
         this.c.drop(Drop.ETHERNET_TRUNCATED, now, vni, -1, vs);
         continue;
@@ -136,6 +141,7 @@ export class Encap {
       this.frame(vs, slab, off, len, now);
     }
     this.flushUnderlay(now);
+    if (cap !== undefined) cap.clear();
   }
 
   /** One frame from a TAP, from its Ethernet header on: to one remote, or flooded. */

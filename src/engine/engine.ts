@@ -17,6 +17,7 @@ import { encapOverhead, Paths } from './paths.js';
 import { Segmentation } from './segment.js';
 import { Suppression } from './suppress.js';
 import { trace, type Trace, type TraceInput } from './trace.js';
+import type { CaptureTap } from './capture.js';
 import type { EngineOptions, EngineSettings, EngineStats, VniConfig, VniUpdate } from './types.js';
 import { VniState } from './vni.js';
 
@@ -24,6 +25,7 @@ export * from './types.js';
 
 export { encapOverhead } from './paths.js';
 export type { Trace, TraceInput, TraceStep, TraceVerdict } from './trace.js';
+export { CaptureTap, type CaptureFilter, type Captured } from './capture.js';
 
 /**
  * The data plane, as smoltcp cuts its interface: one small class per path, each owning its
@@ -100,6 +102,11 @@ export class Engine {
   private readonly raw: boolean;
   private readonly suppress: Suppression;
   private readonly dstPort: number;
+
+  /** `vtep capture`: copies of what matches the tap's filter go to its sink while it is set. */
+  set capture(tap: CaptureTap | undefined) {
+    this.c.capture = tap;
+  }
 
   /** `vtep trace`: what the data path would do with one frame now, changing nothing. */
   trace(input: TraceInput, now: number): Trace {

@@ -1,7 +1,8 @@
 // Watching a running vtep as an operator of OVS or kernel VXLAN would: `vtep monitor` (like
 // `bridge monitor fdb` and l2miss) and Prometheus metrics, against real peers.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -10,7 +11,7 @@ import { until } from '../../src/lab/sh.js';
 import { Topology, UNDERLAY, VM, vtepBin } from '../../src/lab/topology.js';
 import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
-import type { RemoteSummary } from '../../src/control/api.js';
+import type { RemoteSummary, RunningStats } from '../../src/control/api.js';
 
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (
   text: string,
@@ -26,7 +27,17 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 
 const ready = needs(t, {
   root: true,
-  commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'python3', 'promtool'],
+  commands: [
+    'ip',
+    'ovs-vsctl',
+    'ovs-vswitchd',
+    'ping',
+    'bridge',
+    'ethtool',
+    'python3',
+    'promtool',
+    'tshark',
+  ],
 });
 
 const METRICS = `${UNDERLAY.vtep}:9110`;
@@ -172,6 +183,93 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   const stranger = trace('--in', 'remote:192.0.2.99', '--dst', VM.vtep.mac, '--json');
   t.equal(stranger.status, 0, stranger.stderr);
   t.same(JSON.parse(stranger.stdout).verdict, { action: 'drop', reason: 'sender_not_remote' });
+  // vtep capture --drops: hostile datagrams from the kernel peer's host; tshark reads the
+  // pcapng, and each dropped packet's comment names the reason the counters counted
+  const dir = mkdtempSync(join(tmpdir(), 'vtep-capture-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pcap = join(dir, 'drops.pcapng');
+  const HOSTILE = { vxlan_no_i_flag: 3, vni_unknown: 2, vxlan_reserved_flags: 1 };
+  const total = Object.values(HOSTILE).reduce((a, b) => a + b, 0);
+  const dropsBefore = ((await topo.ask('stats', {})) as RunningStats).drops;
+  const cap = spawn(process.execPath, [
+    vtepBin(),
+    'capture',
+    '--drops',
+    '-w',
+    pcap,
+    '-c',
+    String(total),
+    '--control',
+    topo.control,
+  ]);
+  let capErr = '';
+  cap.stderr.on('data', (d) => (capErr += d));
+  const capDone = new Promise<number | null>((r) => cap.on('exit', r));
+  t.teardown(() => cap.kill());
+  t.ok(await until(() => capErr.includes('capturing dropped packets'), 5000), 'the capture is on');
+  const inner = `${VM.vtep.mac.replace(/:/g, '')}${VM.kernel.mac.replace(/:/g, '')}88b5${'00'.repeat(46)}`;
+  const vx = (flags: string, vni: number) =>
+    `${flags}000000${vni.toString(16).padStart(6, '0')}00${inner}`;
+  const hostile = [
+    ...Array(HOSTILE.vxlan_no_i_flag).fill(vx('00', topo.vni)),
+    ...Array(HOSTILE.vni_unknown).fill(vx('08', 4242)),
+    ...Array(HOSTILE.vxlan_reserved_flags).fill(vx('88', topo.vni)),
+    vx('08', topo.vni), // a valid one among them: delivered, not captured
+  ];
+  spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      topo.get('hostC').name,
+      'python3',
+      '-c',
+      `import socket,sys,json\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor h in json.load(sys.stdin): s.sendto(bytes.fromhex(h),('${UNDERLAY.vtep}',4789))`,
+    ],
+    { input: JSON.stringify(hostile) },
+  );
+  t.equal(
+    await Promise.race([capDone, new Promise((r) => setTimeout(() => r('timeout'), 10_000))]),
+    0,
+    `the capture stopped after ${total} packets: ${capErr.trim()}`,
+  );
+  const comments = spawnSync('tshark', ['-r', pcap, '-T', 'fields', '-e', 'frame.comment'], {
+    encoding: 'utf8',
+  })
+    .stdout.trim()
+    .split('\n');
+  const dropsAfter = ((await topo.ask('stats', {})) as RunningStats).drops;
+  for (const [reason, n] of Object.entries(HOSTILE)) {
+    const inFile = comments.filter((c) => c.startsWith(`drop ${reason}, `)).length;
+    t.equal(inFile, n, `${reason}: ${n} in the pcapng`);
+    t.equal((dropsAfter[reason] ?? 0) - (dropsBefore[reason] ?? 0), n, `${reason}: ${n} counted`);
+  }
+  t.ok(
+    comments.every((c) => c.includes(`remote ${UNDERLAY.kernel}`)),
+    'each names the remote',
+  );
+  // frames, piped into tshark as users do: a ping's echo requests and replies, decoded
+  const frames = spawn('sh', [
+    '-c',
+    `${process.execPath} ${vtepBin()} capture --vni ${topo.vni} --mac ${VM.kernel.mac} -c 4 --control ${topo.control} | tshark -r - -T fields -e icmp.type -e frame.comment`,
+  ]);
+  let decoded = '';
+  frames.stdout.on('data', (d) => (decoded += d));
+  let framesErr = '';
+  frames.stderr.on('data', (d) => (framesErr += d));
+  t.teardown(() => frames.kill());
+  await until(() => framesErr.includes('capturing frames'), 5000);
+  ping('vmB', VM.kernel.ip);
+  await new Promise((r) => frames.on('exit', r));
+  const lines = decoded.trim().split('\n');
+  t.ok(
+    lines.some((l) => /^8\tvni \d+, from tap /.test(l)),
+    `an echo request from the tap: ${decoded}`,
+  );
+  t.ok(
+    lines.some((l) => new RegExp(`^0\tvni \\d+, to tap .*remote ${UNDERLAY.kernel}`).test(l)),
+    'an echo reply into it',
+  );
   const noTap = trace('--in', 'tap:nope', '--dst', VM.vtep.mac);
   t.equal(noTap.status, 2, 'a TAP that is none: exit 2');
   t.match(noTap.stderr, /--in.*tap:nope.*names no TAP/);

@@ -1,14 +1,17 @@
 import type { FrameDevice } from '../../io/types.js';
 import type { Fdb } from '../../fdb/fdb.js';
 import type { Log } from '../../util/log.js';
-import type {
-  Engine,
-  EngineSettings,
-  EngineStats,
-  Trace,
-  TraceInput,
-  VniConfig,
-  VniUpdate,
+import {
+  CaptureTap,
+  type CaptureFilter,
+  type Captured,
+  type Engine,
+  type EngineSettings,
+  type EngineStats,
+  type Trace,
+  type TraceInput,
+  type VniConfig,
+  type VniUpdate,
 } from '../../engine/engine.js';
 import type { PlaneOptions } from './plane.js';
 import type { QueueSpec } from './protocol.js';
@@ -143,6 +146,23 @@ export class Planes {
   }
 
   /** Misses on every thread, while `vtep monitor` watches (undefined: stop). */
+  /**
+   * `vtep capture` on every thread until the returned function is called: copies of what
+   * matches `filter` go to `sink`, and `lost` hears of what a worker's queue could not hold.
+   */
+  capture(
+    filter: CaptureFilter,
+    sink: (c: Captured) => void,
+    lost: (n: number) => void,
+  ): () => void {
+    this.engine.capture = new CaptureTap(filter, sink);
+    this.workers?.capture(filter, sink, lost);
+    return () => {
+      this.engine.capture = undefined;
+      this.workers?.capture(null);
+    };
+  }
+
   watchMisses(onMiss: ((vni: number, mac: number) => void) | undefined): void {
     this.engine.onMiss = onMiss;
     this.workers?.watchMisses(onMiss);

@@ -3,7 +3,13 @@ import type { RemoteSpec } from '../../config/config.js';
 import type { FdbOp, Seen } from '../../fdb/replica.js';
 import type { StaticSource } from '../../fdb/fdb.js';
 import type { Level } from '../../util/log.js';
-import type { EngineSettings, EngineStats, VniUpdate } from '../../engine/engine.js';
+import type {
+  CaptureFilter,
+  Captured,
+  EngineSettings,
+  EngineStats,
+  VniUpdate,
+} from '../../engine/engine.js';
 import type { PlaneOptions } from './plane.js';
 
 /**
@@ -64,6 +70,8 @@ export type ToWorker =
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stats'; id: number }
   | { t: 'watch'; on: boolean }
+  /** `vtep capture`: copy what matches out (null: stop). */
+  | { t: 'capture'; filter: CaptureFilter | null }
   /** Send the groups' datagrams out of this interface (IP_MULTICAST_IF on every socket). */
   | { t: 'multicastIf'; ifindex: number }
   /** Test hook: busy for `ms`, as a thread stuck in a loop (only with VTEP_TEST_HOOKS=1). */
@@ -78,5 +86,7 @@ export type FromWorker =
   | { t: 'stats'; id: number; stats: EngineStats }
   | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
   | { t: 'miss'; vni: number; mac: number }
+  /** Packets captured since the last message, and how many did not fit the queue. */
+  | { t: 'captured'; recs: Captured[]; lost: number }
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stopped' };

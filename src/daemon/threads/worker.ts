@@ -6,6 +6,7 @@ import { Remotes } from '../../fdb/remote.js';
 import { FdbReplica } from '../../fdb/replica.js';
 import { TapDevice } from '../../io/tap.js';
 import type { Log } from '../../util/log.js';
+import { CaptureTap, type CaptureFilter, type Captured } from '../../engine/engine.js';
 import { openPlane } from './plane.js';
 import type { FromWorker, QueueSpec, ToWorker, WorkerInit } from './protocol.js';
 
@@ -66,6 +67,31 @@ const refresher = setInterval(
   },
   Math.min(1000, init.ageingMs / 3),
 );
+
+/**
+ * `vtep capture` on this thread: what matches goes to the main thread in batches, one message
+ * per turn of the loop, at most CAPTURE_QUEUE_MAX packets waiting (the rest are counted lost).
+ */
+const CAPTURE_QUEUE_MAX = 4096;
+let captured: Captured[] = [];
+let captureLost = 0;
+function capture(filter: CaptureFilter | null): void {
+  captured = [];
+  captureLost = 0;
+  engine.capture =
+    filter === null
+      ? undefined
+      : new CaptureTap(filter, (c) => {
+          if (captured.length >= CAPTURE_QUEUE_MAX) return void captureLost++;
+          if (captured.push(c) === 1) setImmediate(sendCaptured);
+        });
+}
+function sendCaptured(): void {
+  if (captured.length === 0 && captureLost === 0) return;
+  post({ t: 'captured', recs: captured, lost: captureLost });
+  captured = [];
+  captureLost = 0;
+}
 
 function attach(name: string): void {
   const q = queues.get(name);
@@ -204,6 +230,9 @@ port.on('message', (m: ToWorker) => {
       break;
     case 'watch':
       engine.onMiss = m.on ? (vni, mac) => post({ t: 'miss', vni, mac }) : undefined;
+      break;
+    case 'capture':
+      capture(m.filter);
       break;
     case 'stall':
       if (init.testHooks) for (const end = Date.now() + m.ms; Date.now() < end;);

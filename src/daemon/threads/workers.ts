@@ -6,6 +6,8 @@ import { absorb, toFdbOp, type FdbOp, type Seen } from '../../fdb/replica.js';
 import type { ThreadStats } from '../../control/api.js';
 import type { Log } from '../../util/log.js';
 import type {
+  CaptureFilter,
+  Captured,
   Engine,
   EngineSettings,
   EngineStats,
@@ -113,6 +115,8 @@ export class Workers {
   private statsId = 0;
   private readonly waiting = new Map<number, { left: number; done: () => void }>();
   private onMiss: ((vni: number, mac: number) => void) | undefined;
+  private onCapture: ((c: Captured) => void) | undefined;
+  private onCaptureLost: ((n: number) => void) | undefined;
 
   private constructor(
     private readonly engine: Engine,
@@ -291,6 +295,13 @@ export class Workers {
   }
 
   /** Misses in the workers' engines too, while `vtep monitor` watches (undefined: stop). */
+  /** `vtep capture` on every worker (null: stop); what they copy comes to `sink`. */
+  capture(filter: CaptureFilter | null, sink?: (c: Captured) => void, lost?: (n: number) => void) {
+    this.onCapture = filter === null ? undefined : sink;
+    this.onCaptureLost = filter === null ? undefined : lost;
+    this.send({ t: 'capture', filter });
+  }
+
   watchMisses(onMiss: ((vni: number, mac: number) => void) | undefined): void {
     this.onMiss = onMiss;
     this.send({ t: 'watch', on: onMiss !== undefined });
@@ -397,6 +408,12 @@ export class Workers {
       }
       case 'miss':
         this.onMiss?.(m.vni, m.mac);
+        break;
+      case 'captured':
+        if (this.onCapture) {
+          for (const c of m.recs) this.onCapture(c);
+          if (m.lost) this.onCaptureLost?.(m.lost);
+        }
         break;
       case 'neigh':
         this.engine.learnNeighbour(m.vni, m.ip, m.mac, this.clock());

@@ -42,6 +42,8 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.metrics$/, '--metrics'],
+  [/^flags\.bfd\.interval$/, '--bfd-interval'],
+  [/^flags\.bfd\.multiplier$/, '--bfd-multiplier'],
   [/^flags\.ovsdb\.target$/, '--ovsdb'],
   [/^flags\.ovsdb\.physicalSwitch$/, '--physical-switch'],
   [/^flags\.ovsdb\.ports(\[\d+\])?$/, '--tap'],
@@ -137,6 +139,9 @@ function fromFlags(o: Record<string, unknown>): Config {
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
+    ...(o.bfdInterval !== undefined || o.bfdMultiplier !== undefined
+      ? { bfd: { interval: o.bfdInterval, multiplier: o.bfdMultiplier } }
+      : {}),
     ttl: o.ttl,
     tos: o.tos,
     df: o.df,
@@ -352,7 +357,12 @@ function underlayOptions(cmd: Command): Command {
     .option(
       '--metrics <addr:port>',
       'serve Prometheus metrics on http://ADDR:PORT/metrics (off by default)',
-    );
+    )
+    .option(
+      '--bfd-interval <ms>',
+      'BFD with every remote (RFC 8971), at this interval (default 300)',
+    )
+    .option('--bfd-multiplier <n>', 'with BFD: packets missed before a remote is down (default 3)');
 }
 
 /** The TAP, the FDB and the policies of the data path. */

@@ -80,6 +80,8 @@ export interface Config {
   udp6ZeroChecksumRx: boolean;
   /** Where to serve Prometheus metrics, `ADDR:PORT` (canonical); off when undefined. */
   metrics?: string;
+  /** BFD with every configured remote; off when undefined. */
+  bfd?: { intervalMs: number; multiplier: number; vni?: number };
   control?: string;
   ageingMs: number;
   maxEntries: number;
@@ -280,6 +282,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     udp6ZeroChecksumTx: c.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: c.udp6ZeroChecksumRx,
     ...(metrics !== undefined ? { metrics } : {}),
+    ...(c.bfd ? { bfd: bfdOf(c, fail) } : {}),
     control: c.control === undefined ? undefined : checkControlPath(`${where}.control`, c.control),
     ageingMs: Math.round(ageingS * 1000),
     maxEntries: c.maxEntries,
@@ -292,6 +295,18 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
     outer: outerOf(c, {}, [], isIPv6(local) ? 6 : 4, fail),
     vnis: vnisOf(c, local, ovsdb, where, fail),
+  };
+}
+
+/** `bfd:`: its management VNI must be one of the file's. */
+function bfdOf(c: z.output<typeof configSchema>, fail: Fail): NonNullable<Config['bfd']> {
+  const b = c.bfd!;
+  if (b.vni !== undefined && !c.vnis.some((v) => v.vni === b.vni))
+    fail(['bfd', 'vni'], b.vni, `is not a configured VNI (${c.vnis.map((v) => v.vni).join(', ')})`);
+  return {
+    intervalMs: b.interval,
+    multiplier: b.multiplier,
+    ...(b.vni !== undefined ? { vni: b.vni } : {}),
   };
 }
 
@@ -687,6 +702,15 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     ...(cfg.udp6ZeroChecksumTx ? { udp6ZeroChecksumTx: true } : {}),
     ...(cfg.udp6ZeroChecksumRx ? { udp6ZeroChecksumRx: true } : {}),
     ...(cfg.metrics !== undefined ? { metrics: cfg.metrics } : {}),
+    ...(cfg.bfd
+      ? {
+          bfd: {
+            interval: cfg.bfd.intervalMs,
+            multiplier: cfg.bfd.multiplier,
+            ...(cfg.bfd.vni !== undefined ? { vni: cfg.bfd.vni } : {}),
+          },
+        }
+      : {}),
     ...(cfg.ovsdb !== undefined ? { ovsdb: { ...cfg.ovsdb, ports: [...cfg.ovsdb.ports] } } : {}),
     ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
     ...cfg.outer,

@@ -134,6 +134,16 @@ export const vniShape = {
 };
 
 /** `ovsdb:`: vtep as a hardware_vtep gateway driven by OVN (ovn-controller-vtep) or vtep-ctl. */
+/** `bfd:` BFD with every remote (RFC 5880/8971): intervals, and the VNI its packets go in. */
+export const bfdShape = {
+  /** Desired transmit and required receive interval, milliseconds. */
+  interval: intIn(10, 60_000).default(300),
+  /** Packets missed before the remote is declared down. */
+  multiplier: intIn(1, 255).default(3),
+  /** A management VNI for every session; default: the first VNI each remote serves. */
+  vni: intIn(0, 16_777_215).optional(),
+};
+
 export const ovsdbShape = {
   /** `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT` (checked in config.ts). */
   target: z.string({ error: 'must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT' }),
@@ -183,6 +193,7 @@ export const configShape = {
   udp6ZeroChecksumRx: bool.default(false),
   metrics: z.string({ error: 'must be ADDR:PORT, e.g. 127.0.0.1:9110' }).optional(),
   ovsdb: mapping(ovsdbShape).optional(),
+  bfd: mapping(bfdShape).optional(),
   /** Data-plane threads (TAP queues and underlay sockets), at most 64; default: decided at start. */
   workers: intIn(1, 64).optional(),
   /** At least one unless `ovsdb` gives ports (checked in config.ts). */
@@ -194,5 +205,5 @@ export const configSchema = mapping(configShape);
 /** The keys a mapping at `path` may have, for "unknown setting" messages. */
 export function knownKeys(path: readonly PropertyKey[]): string[] {
   if (path.length === 0) return Object.keys(configShape);
-  return Object.keys(path[0] === 'ovsdb' ? ovsdbShape : vniShape);
+  return Object.keys(path[0] === 'ovsdb' ? ovsdbShape : path[0] === 'bfd' ? bfdShape : vniShape);
 }

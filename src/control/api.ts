@@ -1,4 +1,5 @@
 import type { GatewayStatus } from '../ovsdb/gateway.js';
+import type { BfdStatus } from '../daemon/bfd.js';
 import type { EngineStats, PeerStats } from '../engine/engine.js';
 
 /**
@@ -61,6 +62,8 @@ export interface RemoteSummary extends Omit<PeerStats, 'remote'> {
   vnis: number[];
   /** FDB entries behind it, over its VNIs. */
   macs: number;
+  /** Its BFD session, with `bfd` configured. */
+  bfd?: BfdStatus;
 }
 
 export interface RunningStats extends EngineStats {
@@ -109,8 +112,9 @@ export interface ChangeEvent {
 
 /** Which events `monitor` streams: the table's changes (`fdb`, as `bridge monitor fdb`), misses, or all. */
 export const MONITOR_KINDS: Record<string, readonly string[]> = {
-  all: ['learn', 'move', 'age', 'evict', 'miss', 'change'],
+  all: ['learn', 'move', 'age', 'evict', 'miss', 'change', 'bfd'],
   fdb: ['learn', 'move', 'age', 'evict', 'change'],
   miss: ['miss'],
   change: ['change'],
+  bfd: ['bfd'],
 };

@@ -64,7 +64,7 @@ export function formatStats(
     );
   for (const r of s.remotes ?? [])
     lines.push(
-      `remote ${r.remote} vni ${r.vnis.join(',') || '-'}: rx ${r.rx.packets} tx ${r.tx.packets} macs ${r.macs} heard ${heard(r.heardMsAgo)}`,
+      `remote ${r.remote} vni ${r.vnis.join(',') || '-'}: rx ${r.rx.packets} tx ${r.tx.packets} macs ${r.macs} heard ${heard(r.heardMsAgo)}${r.bfd ? ` bfd ${r.bfd.state}` : ''}`,
     );
   if (s.ovsdb) {
     const o = s.ovsdb;
@@ -145,6 +145,7 @@ export function formatRemotes(rows: readonly RemoteSummary[]): string {
         `  rx: packets ${r.rx.packets} bytes ${r.rx.bytes}`,
         `  tx: packets ${r.tx.packets} bytes ${r.tx.bytes}`,
         `  macs: ${r.macs}`,
+        ...(r.bfd ? [`  bfd: ${bfdText(r.bfd)}`] : []),
         `  drops: ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(' ') : 'none'}`,
       ].join('\n');
     })
@@ -171,6 +172,22 @@ function verdictText(v: TraceVerdict): string {
     case 'deliver':
       return `deliver to ${v.tap}`;
   }
+}
+
+const BFD_DIAGS = [
+  '',
+  'detection time expired',
+  '',
+  'neighbour signalled down',
+  '',
+  '',
+  '',
+  'administratively down',
+];
+
+function bfdText(b: NonNullable<RemoteSummary['bfd']>): string {
+  const diag = b.diag ? ` (${BFD_DIAGS[b.diag] || `diagnostic ${b.diag}`})` : '';
+  return `${b.state}${diag}, remote ${b.remoteState}, vni ${b.vni}${b.detectMs ? `, detect ${b.detectMs} ms` : ''}`;
 }
 
 function heard(ms: number | null): string {
@@ -235,6 +252,8 @@ export function formatEvent(e: Record<string, unknown>): string {
       return `miss ${String(e.mac)} dev ${String(e.dev)} vni ${String(e.vni)}`;
     case 'change':
       return formatChange(e as unknown as ChangeEvent);
+    case 'bfd':
+      return `bfd remote ${String(e.remote)} ${String(e.from)} -> ${String(e.state)}${e.flushed ? ` (${String(e.flushed)} MACs flushed)` : ''}`;
     case 'lost':
       return `(${String(e.count)} events lost: the monitor did not keep up)`;
     default:

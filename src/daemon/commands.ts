@@ -12,6 +12,7 @@ import { ControlError, Rows, Subscription, argError, type Command } from '../con
 import { FdbError, type Fdb, type FdbRow } from '../fdb/fdb.js';
 import { remoteKey, type Remote, type Remotes } from '../fdb/remote.js';
 import { summarizeRemotes } from './remotes.js';
+import type { BfdStatus } from './bfd.js';
 import type { CaptureFilter, Trace, TraceInput } from '../engine/engine.js';
 import { encapsulate } from '../wire/vxlan.js';
 import { parseMac } from '../wire/mac.js';
@@ -41,6 +42,8 @@ export interface CommandContext {
    * `send` until the function it returns is called). Throws when one runs already.
    */
   capture?: (filter: CaptureFilter) => (send: (event: object) => void) => () => void;
+  /** A remote's BFD session (with `bfd` configured). */
+  bfdOf?: (key: string) => BfdStatus | undefined;
   /** `vtep trace`: what the data path would do with one frame now. */
   trace?: (input: TraceInput) => Trace;
   /** Get every FDB and miss event until the returned function is called. */
@@ -295,7 +298,7 @@ function remoteShow(c: CommandContext, args: Args): Record<string, Command> {
         const spec = a.remote === undefined ? undefined : args.remoteSpec(a);
         await c.refresh?.();
         const vnis = c.stats().vnis.filter((v) => vni === undefined || v.vni === vni);
-        const all = summarizeRemotes(vnis, c.fdb.macsByRemote());
+        const all = summarizeRemotes(vnis, c.fdb.macsByRemote(), c.bfdOf);
         if (spec === undefined) return all;
         const key = remoteKey(spec.address, spec.port);
         const one = all.filter((r) => r.remote === key);

@@ -254,6 +254,11 @@ function remoteMetrics(register: Registry, s: Snapshot): void {
     (r) => r.tx.packets,
   );
   counter('vtep_remote_tx_bytes_total', 'Inner bytes of those datagrams', (r) => r.tx.bytes);
+  remoteGauges(register, capped);
+}
+
+/** Per remote: drops by reason, and the gauges (MACs behind it, BFD, last heard). */
+function remoteGauges(register: Registry, capped: () => RemoteSummary[]): void {
   new Counter({
     name: 'vtep_remote_drops_total',
     help: 'Packets from or to the remote dropped, by reason (once the remote was known)',
@@ -274,6 +279,17 @@ function remoteMetrics(register: Registry, s: Snapshot): void {
     collect() {
       this.reset();
       for (const r of capped()) this.set({ remote: r.remote }, r.macs);
+    },
+  });
+  new Gauge({
+    name: 'vtep_remote_bfd_up',
+    help: '1 while the BFD session with the remote is up, else 0 (only with bfd configured)',
+    labelNames: ['remote'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const r of capped())
+        if (r.bfd) this.set({ remote: r.remote }, r.bfd.state === 'up' ? 1 : 0);
     },
   });
   new Gauge({

@@ -1,5 +1,6 @@
 import type { RemoteSummary } from '../control/api.js';
 import type { VniStats } from '../engine/engine.js';
+import type { BfdStatus } from './bfd.js';
 import { OTHER_PEERS, addPeerStats } from '../engine/peers.js';
 
 /**
@@ -10,6 +11,7 @@ import { OTHER_PEERS, addPeerStats } from '../engine/peers.js';
 export function summarizeRemotes(
   vnis: readonly VniStats[],
   macs: Map<number, Map<string, number>>,
+  bfd?: (key: string) => BfdStatus | undefined,
 ): RemoteSummary[] {
   const byKey = new Map<string, RemoteSummary>();
   const of = (key: string) => {
@@ -44,7 +46,11 @@ export function summarizeRemotes(
       r.macs += n;
     }
   }
-  for (const r of byKey.values()) r.vnis.sort((a, b) => a - b);
+  for (const r of byKey.values()) {
+    r.vnis.sort((a, b) => a - b);
+    const b = bfd?.(r.remote);
+    if (b) r.bfd = b;
+  }
   // `other` (remotes beyond a VNI's cap) last, the rest by key
   return [...byKey.values()].sort(
     (a, b) =>

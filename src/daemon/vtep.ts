@@ -11,7 +11,7 @@ import {
   type Command,
 } from '../control/server.js';
 import { Fdb } from '../fdb/fdb.js';
-import { Remotes, remoteKey } from '../fdb/remote.js';
+import { Remotes, remoteKey, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
 import { underlayLink, underlayProblem, type UnderlayLink } from '../io/netif.js';
 import {
@@ -48,6 +48,8 @@ import { TapPort } from './tapport.js';
 import { openPlane, type Plane, type PlaneOptions } from './threads/plane.js';
 import { Planes } from './threads/planes.js';
 import { summarizeRemotes } from './remotes.js';
+import { Bfd, type BfdSession } from './bfd.js';
+import { BFD_STATE_NAMES, BfdState } from '../wire/bfd.js';
 
 /**
  * One running endpoint (`vtep run`): it opens the devices and the data-plane threads, owns the
@@ -141,6 +143,7 @@ export class Vtep {
   private plane!: Plane;
   private planes!: Planes;
   private groups!: Groups;
+  private bfd: Bfd | undefined;
   private ovsdbPorts: OvsdbPorts | undefined;
   private gateway: Gateway | undefined;
   private control: ControlServer | undefined;
@@ -200,6 +203,7 @@ export class Vtep {
     await this.openPlanes(threads.count);
     for (const v of this.current.vnis) this.addVni(v, this.openPort(v));
     this.groups.apply(this.current.vnis);
+    this.syncBfd();
     if (this.current.ovsdb) this.openOvsdb();
     this.underlay.start(
       (n) => {
@@ -424,6 +428,7 @@ export class Vtep {
             watch: (send) => this.watch(send),
             trace: (input) => this.planes.trace(input, clock()),
             capture: (filter) => this.capture(filter),
+            bfdOf: (key) => this.bfd?.status(key),
           }),
           ...(process.env.VTEP_TEST_HOOKS === '1' ? this.testHooks() : {}),
         },
@@ -578,7 +583,69 @@ export class Vtep {
     mtuWarnings(next, nextLink, this.log);
     this.current = next;
     this.link = nextLink;
+    this.syncBfd();
     return changes;
+  }
+
+  /**
+   * BFD with every configured remote (`bfd`), one session each, in the management VNI or the
+   * first VNI the remote serves; started, kept to a reload, or stopped.
+   */
+  private syncBfd(): void {
+    const cfg = this.current.bfd;
+    if (!cfg) {
+      if (this.bfd) {
+        this.bfd.close();
+        this.bfd = undefined;
+        this.planes.watchBfd(undefined);
+      }
+      return;
+    }
+    if (!this.bfd) {
+      const bfd = new Bfd(
+        {
+          send: (vni, remote, frame) => void this.planes.sendControl(vni, remote, frame),
+          changed: (remote, from, s, vni) => this.bfdChanged(remote, from, s, vni),
+        },
+        clock,
+      );
+      this.bfd = bfd;
+      this.opened.push({ close: () => bfd.close() });
+      this.planes.watchBfd((_vni, remote, bytes) => bfd.receive(remote, bytes, 0, bytes.length));
+    }
+    const seen = new Map<string, { remote: Remote; vni: number }>();
+    for (const v of this.current.vnis)
+      for (const r of v.remotes) {
+        const remote = this.remotes.get(r.address, r.port);
+        if (!seen.has(remote.key)) seen.set(remote.key, { remote, vni: cfg.vni ?? v.vni });
+      }
+    this.bfd.sync({ intervalMs: cfg.intervalMs, multiplier: cfg.multiplier }, [...seen.values()]);
+  }
+
+  /** A BFD session changed: said once; down flushes what was learned behind the remote. */
+  private bfdChanged(remote: Remote, from: number, s: BfdSession, vni: number): void {
+    const st = s.status(vni);
+    const was = BFD_STATE_NAMES[from];
+    let flushed = 0;
+    if (s.state === BfdState.DOWN && from !== BfdState.DOWN)
+      flushed = this.fdb.flush({ remote, learnedOnly: true });
+    const down = s.state !== BfdState.UP;
+    this.log(
+      down ? 'warn' : 'info',
+      'bfd',
+      `bfd: remote ${remote.key} ${was} -> ${st.state}${s.diag ? ` (diagnostic ${s.diag})` : ''}${flushed ? `, ${flushed} MACs learned behind it flushed` : ''}`,
+      { remote: remote.key, from: was, state: st.state, diag: s.diag, flushed },
+    );
+    this.emit({
+      event: 'bfd',
+      remote: remote.key,
+      from: was,
+      state: st.state,
+      diag: s.diag,
+      vni,
+      ...(flushed ? { flushed } : {}),
+      time: new Date().toISOString(),
+    });
   }
 
   /** The groups of a reloaded configuration joined and left; a refusal is said, not thrown. */
@@ -670,6 +737,8 @@ export class Vtep {
       out.push(
         `sends to every remote are failing (${this.sends.failedLastSecond} in the last second, none sent)`,
       );
+    for (const key of this.bfd?.down() ?? [])
+      out.push(`remote ${key}: BFD session ${this.bfd!.status(key)!.state}`);
     for (const s of this.planes.stalled())
       out.push(
         `worker ${s.worker} has not answered for ${(s.forMs / 1000).toFixed(1)} s (stuck?): the flows hashed to it are not forwarded`,
@@ -745,7 +814,7 @@ export class Vtep {
     const engine = this.planes.stats(clock());
     return {
       ...engine,
-      remotes: summarizeRemotes(engine.vnis, this.fdb.macsByRemote()),
+      remotes: summarizeRemotes(engine.vnis, this.fdb.macsByRemote(), (k) => this.bfd?.status(k)),
       ...(workers ? { workers } : {}),
       underlay: remoteKey(this.underlay.address, this.underlay.port),
       underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,

@@ -23,6 +23,7 @@ import {
 } from '../wire/gso.js';
 import { isValidUnicast, macHi, macLo, readMac } from '../wire/mac.js';
 import { decapsulateInto, type DecapResult, type ReservedBitsPolicy } from '../wire/vxlan.js';
+import { bfdOffset } from '../wire/bfd.js';
 import type { Counters } from './counters.js';
 import type { Suppression } from './suppress.js';
 import type { PeerCounters } from './peers.js';
@@ -36,6 +37,11 @@ import type { VniState } from './vni.js';
  */
 export class Decap {
   policy: ReservedBitsPolicy = 'drop';
+  /**
+   * BFD on the tunnels: control packets from a remote (RFC 8971 frames) go here instead of the
+   * TAP, neither learned from nor counted as tenant traffic. Undefined while BFD is off.
+   */
+  bfd: ((vni: number, remote: Remote, slab: Buffer, off: number, len: number) => void) | undefined;
   dropInvalidSource = false;
   private readonly dec: DecapResult = { vni: 0, offset: 0, length: 0 };
   private readonly seg: TcpSeg = { v: 4, l4: 0, hdrLen: 0, payload: 0, seq: 0, flags: 0 };
@@ -120,6 +126,10 @@ export class Decap {
     }
     const peer = vs.peers.of(remote);
     peer.lastRx = now;
+    if (this.bfd !== undefined) {
+      const at = bfdOffset(slab, dec.offset, dec.length);
+      if (at >= 0) return this.bfd(dec.vni, remote, slab, at, dec.offset + dec.length - at);
+    }
     const src = readMac(slab, dec.offset + 6);
     if (isOwn(vs.ownMacs, src)) {
       this.c.drop(Drop.OWN_SOURCE_MAC, now, dec.vni, i, vs, peer);

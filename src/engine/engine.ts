@@ -1,12 +1,19 @@
 import type { Fdb } from '../fdb/fdb.js';
 import type { Remote } from '../fdb/remote.js';
-import { TxBatch, type FrameDevice, type RxRing } from '../io/types.js';
+import {
+  TxBatch,
+  TxStatus,
+  type DatagramSocket,
+  type FrameDevice,
+  type RxRing,
+} from '../io/types.js';
 import { silent } from '../util/log.js';
 import { Drop, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
 import { jsCopy, jsCopySum } from '../wire/gso.js';
 import { formatMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
-import { HEADER_LEN as VXLAN_HEADER_LEN } from '../wire/vxlan.js';
+import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
+import { writeAddr } from '../io/addr.js';
 import { Counters, type Hooks } from './counters.js';
 import { Decap } from './decap.js';
 import { Encap } from './encap.js';
@@ -96,12 +103,36 @@ export class Engine {
       suppress,
     );
     this.raw = opts.raw !== undefined;
+    this.underlay = opts.underlay;
     this.configure({ ...opts, underlayMtu: opts.underlayMtu ?? 1500 });
   }
 
   private readonly raw: boolean;
+  private readonly underlay: DatagramSocket;
   private readonly suppress: Suppression;
   private readonly dstPort: number;
+
+  /** BFD control packets found in the tunnels go to `fn` (undefined: BFD off, frames as any). */
+  set onBfd(fn: Decap['bfd']) {
+    this.decap.bfd = fn;
+  }
+
+  private readonly ctlTx = new TxBatch(1);
+  private ctlSlab = Buffer.alloc(256);
+
+  /** A frame of our own (BFD) to `remote` in `vni`, behind a VXLAN header, by the underlay socket. */
+  sendControl(vni: number, remote: Remote, frame: Uint8Array): boolean {
+    if (this.ctlSlab.length < frame.length + VXLAN_HEADER_LEN)
+      this.ctlSlab = Buffer.alloc(frame.length + VXLAN_HEADER_LEN);
+    this.ctlSlab.set(frame, VXLAN_HEADER_LEN);
+    emitVxlan(vni, this.ctlSlab, 0);
+    const b = this.ctlTx;
+    b.clear();
+    writeAddr(b.addrs, b.push(0, frame.length + VXLAN_HEADER_LEN), remote.address, remote.port);
+    b.status[0] = TxStatus.NONE;
+    this.underlay.send(this.ctlSlab, b);
+    return b.status[0] === TxStatus.SENT;
+  }
 
   /** `vtep capture`: copies of what matches the tap's filter go to its sink while it is set. */
   set capture(tap: CaptureTap | undefined) {

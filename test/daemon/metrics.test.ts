@@ -19,6 +19,9 @@ function snapshot(vnis: number, ovsdb = false, remotes = 1): RunningStats {
       drops: i === 0 ? { own_source_mac: 4 } : {},
       heardMsAgo: i === 0 ? null : 1500,
       macs: 1,
+      ...(i === 1
+        ? { bfd: { state: 'up', diag: 0, remoteState: 'up', detectMs: 300, vni: 1000 } }
+        : {}),
     })),
     vnis: Array.from({ length: vnis }, (_, i) => ({
       vni: 1000 + i,
@@ -149,6 +152,11 @@ t.test('per remote: one series each up to the cap, the rest summed as other', as
     'a remote never heard has no last-heard series',
   );
   t.same(series(few, 'vtep_remote_fdb_entries').length, 2);
+  t.same(
+    series(few, 'vtep_remote_bfd_up'),
+    ['vtep_remote_bfd_up{remote="198.51.0.1:4789"} 1'],
+    'BFD state only where a session runs',
+  );
   const many = await metricsRegistry(() => snapshot(2, false, REMOTE_SERIES_MAX + 44)).scrape();
   const rx = series(many, 'vtep_remote_rx_packets_total');
   t.equal(rx.length, REMOTE_SERIES_MAX + 1, 'capped');

@@ -74,4 +74,15 @@ t.test('summed over VNIs; configured, counted and FDB-referenced remotes all lis
     ].join('\n'),
   );
   t.match(formatRemotes([{ ...rows[0], heardMsAgo: 125_400 }]), /last heard: 125 s ago/);
+  const withBfd = summarizeRemotes([vni(100, [A], [])], new Map(), (k) =>
+    k === A ? { state: 'down', diag: 1, remoteState: 'down', detectMs: 0, vni: 100 } : undefined,
+  );
+  t.match(withBfd[0].bfd, { state: 'down', diag: 1 });
+  t.match(formatRemotes(withBfd), /  bfd: down \(detection time expired\), remote down, vni 100$/m);
+  t.match(
+    formatRemotes([
+      { ...withBfd[0], bfd: { state: 'up', diag: 0, remoteState: 'up', detectMs: 300, vni: 100 } },
+    ]),
+    /  bfd: up, remote up, vni 100, detect 300 ms/,
+  );
 });

@@ -17,7 +17,7 @@ import type { PlaneOptions } from './plane.js';
 import type { QueueSpec } from './protocol.js';
 import type { ThreadStats } from '../../control/api.js';
 import { Workers, mergeStats, threadStats } from './workers.js';
-import type { Remotes } from '../../fdb/remote.js';
+import type { Remote, Remotes } from '../../fdb/remote.js';
 
 /**
  * Every data-plane thread behind one engine-shaped interface: this thread's engine and, with
@@ -146,6 +146,18 @@ export class Planes {
   }
 
   /** Misses on every thread, while `vtep monitor` watches (undefined: stop). */
+  /** BFD control packets any thread finds in the tunnels go to `fn` (undefined: BFD off). */
+  watchBfd(fn: ((vni: number, remote: Remote, bytes: Uint8Array) => void) | undefined): void {
+    this.engine.onBfd =
+      fn && ((vni, r, slab, off, len) => fn(vni, r, slab.subarray(off, off + len)));
+    this.workers?.watchBfd(fn);
+  }
+
+  /** A frame of our own (BFD) to `remote` in `vni`, from this thread's underlay socket. */
+  sendControl(vni: number, remote: Remote, frame: Uint8Array): boolean {
+    return this.engine.sendControl(vni, remote, frame);
+  }
+
   /**
    * `vtep capture` on every thread until the returned function is called: copies of what
    * matches `filter` go to `sink`, and `lost` hears of what a worker's queue could not hold.

@@ -70,6 +70,8 @@ export type ToWorker =
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }
   | { t: 'stats'; id: number }
   | { t: 'watch'; on: boolean }
+  /** BFD on: control packets found in the tunnels go to the main thread. */
+  | { t: 'bfd'; on: boolean }
   /** `vtep capture`: copy what matches out (null: stop). */
   | { t: 'capture'; filter: CaptureFilter | null }
   /** Send the groups' datagrams out of this interface (IP_MULTICAST_IF on every socket). */
@@ -86,6 +88,8 @@ export type FromWorker =
   | { t: 'stats'; id: number; stats: EngineStats }
   | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
   | { t: 'miss'; vni: number; mac: number }
+  /** A BFD control packet from a remote (its UDP payload). */
+  | { t: 'bfd'; vni: number; address: string; port: number; bytes: Uint8Array }
   /** Packets captured since the last message, and how many did not fit the queue. */
   | { t: 'captured'; recs: Captured[]; lost: number }
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }

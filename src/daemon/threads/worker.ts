@@ -162,6 +162,31 @@ function stop(): void {
   port.close();
 }
 
+function addVni(m: Extract<ToWorker, { t: 'addVni' }>): void {
+  const { remotes: list, senders, ...cfg } = m.cfg;
+  engine.addVni({
+    ...cfg,
+    tap: null,
+    tapName: m.queue.name,
+    remotes: remotesOf(list),
+    ...(senders ? { senders: remotesOf(senders) } : {}),
+  });
+  const q = queues.get(m.queue.name);
+  if (q) {
+    q.vni = cfg.vni;
+    if (q.tap) engine.setTap(cfg.vni, q.tap);
+  } else queues.set(m.queue.name, { spec: m.queue, tap: null, vni: cfg.vni, port: false });
+  attach(m.queue.name);
+}
+
+/** BFD control packets this thread finds go to the main thread, which runs the sessions. */
+function watchBfd(on: boolean): void {
+  engine.onBfd = on
+    ? (vni, r, slab, off, len) =>
+        post({ t: 'bfd', vni, address: r.address, port: r.port, bytes: slab.slice(off, off + len) })
+    : undefined;
+}
+
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'configure':
@@ -173,23 +198,9 @@ port.on('message', (m: ToWorker) => {
     case 'limits':
       fdb.setLimits({ ageingMs: m.ageingMs, maxEntries: m.maxEntries });
       break;
-    case 'addVni': {
-      const { remotes: list, senders, ...cfg } = m.cfg;
-      engine.addVni({
-        ...cfg,
-        tap: null,
-        tapName: m.queue.name,
-        remotes: remotesOf(list),
-        ...(senders ? { senders: remotesOf(senders) } : {}),
-      });
-      const q = queues.get(m.queue.name);
-      if (q) {
-        q.vni = cfg.vni;
-        if (q.tap) engine.setTap(cfg.vni, q.tap);
-      } else queues.set(m.queue.name, { spec: m.queue, tap: null, vni: cfg.vni, port: false });
-      attach(m.queue.name);
+    case 'addVni':
+      addVni(m);
       break;
-    }
     case 'openPort':
       queues.set(m.queue.name, { spec: m.queue, tap: null, vni: -1, port: true });
       attach(m.queue.name);
@@ -233,6 +244,9 @@ port.on('message', (m: ToWorker) => {
       break;
     case 'capture':
       capture(m.filter);
+      break;
+    case 'bfd':
+      watchBfd(m.on);
       break;
     case 'stall':
       if (init.testHooks) for (const end = Date.now() + m.ms; Date.now() < end;);

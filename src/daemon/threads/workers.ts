@@ -116,6 +116,7 @@ export class Workers {
   private readonly waiting = new Map<number, { left: number; done: () => void }>();
   private onMiss: ((vni: number, mac: number) => void) | undefined;
   private onCapture: ((c: Captured) => void) | undefined;
+  private onBfd: ((vni: number, remote: Remote, bytes: Uint8Array) => void) | undefined;
   private onCaptureLost: ((n: number) => void) | undefined;
 
   private constructor(
@@ -295,6 +296,12 @@ export class Workers {
   }
 
   /** Misses in the workers' engines too, while `vtep monitor` watches (undefined: stop). */
+  /** BFD control packets the workers find go to `fn` (undefined: BFD off). */
+  watchBfd(fn: ((vni: number, remote: Remote, bytes: Uint8Array) => void) | undefined): void {
+    this.onBfd = fn;
+    this.send({ t: 'bfd', on: fn !== undefined });
+  }
+
   /** `vtep capture` on every worker (null: stop); what they copy comes to `sink`. */
   capture(filter: CaptureFilter | null, sink?: (c: Captured) => void, lost?: (n: number) => void) {
     this.onCapture = filter === null ? undefined : sink;
@@ -408,6 +415,9 @@ export class Workers {
       }
       case 'miss':
         this.onMiss?.(m.vni, m.mac);
+        break;
+      case 'bfd':
+        this.onBfd?.(m.vni, this.remotes.get(m.address, m.port), m.bytes);
         break;
       case 'captured':
         if (this.onCapture) {

@@ -13,7 +13,7 @@ import { canonicalAddress, isMulticastAddress, isUnspecified } from '../io/addr.
 import { targetOf } from '../ovsdb/target.js';
 import type { z } from 'zod';
 import type { OuterPolicy } from '../engine/outer.js';
-import { configSchema, intIn, knownKeys, type outerShape } from './schema.js';
+import { BFD_DEFAULTS, configSchema, intIn, knownKeys, type outerShape } from './schema.js';
 import { VXLAN_PORT } from '../wire/udp.js';
 import type { ReservedBitsPolicy } from '../wire/vxlan.js';
 
@@ -52,6 +52,8 @@ export interface VniSpec {
   interface?: string;
   /** Its outer header: the file's settings, then the VNI's own. */
   outer: OuterPolicy;
+  /** BFD with its remotes: the file's timers, then the VNI's own; false: none. Undefined: as the file says. */
+  bfd?: false | { intervalMs: number; multiplier: number };
 }
 
 /** `ovsdb:` (see schema.ts): the hardware_vtep database that drives the gateway ports. */
@@ -440,6 +442,16 @@ function vnisOf(
       suppressArp: v.suppressArp,
       ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
       outer: outerOf(v, base, ['vnis', i], family, fail),
+      ...(v.bfd === false
+        ? { bfd: false as const }
+        : v.bfd
+          ? {
+              bfd: {
+                intervalMs: v.bfd.interval ?? c.bfd?.interval ?? BFD_DEFAULTS.intervalMs,
+                multiplier: v.bfd.multiplier ?? c.bfd?.multiplier ?? BFD_DEFAULTS.multiplier,
+              },
+            }
+          : {}),
     };
   });
 }
@@ -726,6 +738,11 @@ export function toSettings(cfg: Config): Record<string, unknown> {
       ...(v.suppressArp ? { suppressArp: true } : {}),
       ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
       ...(v.group !== undefined ? { group: v.group } : {}),
+      ...(v.bfd === false
+        ? { bfd: false }
+        : v.bfd
+          ? { bfd: { interval: v.bfd.intervalMs, multiplier: v.bfd.multiplier } }
+          : {}),
       ...(v.interface !== undefined ? { interface: v.interface } : {}),
       ...v.outer,
       // a VNI back at the route's TTL under a file-wide one says so (`outerOf` deletes `auto`)

@@ -88,8 +88,23 @@ export const outerShape = {
 const isUnicastMac = (mac: number | undefined) =>
   mac === undefined || (mac !== 0 && Math.floor(mac / 2 ** 40) % 2 === 0);
 
+export const BFD_DEFAULTS = { intervalMs: 300, multiplier: 3 } as const;
+
+/** A VNI's own BFD timers (over the file's `bfd`), or `false`: no BFD with its remotes. */
+const vniBfd = z.union(
+  [
+    z.literal(false),
+    z.strictObject({
+      interval: intIn(10, 60_000).optional(),
+      multiplier: intIn(1, 255).optional(),
+    }),
+  ],
+  { error: 'must be a mapping of interval and multiplier, or false' },
+);
+
 export const vniShape = {
   ...outerShape,
+  bfd: vniBfd.optional(),
   vni: intIn(0, MAX_VNI),
   tap: z
     .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
@@ -137,9 +152,9 @@ export const vniShape = {
 /** `bfd:` BFD with every remote (RFC 5880/8971): intervals, and the VNI its packets go in. */
 export const bfdShape = {
   /** Desired transmit and required receive interval, milliseconds. */
-  interval: intIn(10, 60_000).default(300),
+  interval: intIn(10, 60_000).default(BFD_DEFAULTS.intervalMs),
   /** Packets missed before the remote is declared down. */
-  multiplier: intIn(1, 255).default(3),
+  multiplier: intIn(1, 255).default(BFD_DEFAULTS.multiplier),
   /** A management VNI for every session; default: the first VNI each remote serves. */
   vni: intIn(0, 16_777_215).optional(),
 };

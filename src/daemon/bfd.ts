@@ -176,8 +176,8 @@ export class Bfd {
     private readonly clock: () => number,
   ) {}
 
-  /** The remotes to run a session with, each with the VNI its packets go in. */
-  sync(settings: BfdSettings, remotes: { remote: Remote; vni: number }[]): void {
+  /** The remotes to run a session with, each with the VNI its packets go in and its timers. */
+  sync(remotes: { remote: Remote; vni: number; settings: BfdSettings }[]): void {
     const want = new Map(remotes.map((r) => [r.remote.key, r]));
     for (const [key, e] of this.sessions)
       if (!want.has(key)) {
@@ -187,13 +187,19 @@ export class Bfd {
     for (const [key, r] of want) {
       const e = this.sessions.get(key);
       if (e) {
-        e.s.settings = settings;
+        e.s.settings = r.settings;
         e.vni = r.vni;
         e.remote = r.remote;
-      } else this.sessions.set(key, { s: new BfdSession(settings, this.disc()), ...r });
+      } else
+        this.sessions.set(key, {
+          s: new BfdSession(r.settings, this.disc()),
+          remote: r.remote,
+          vni: r.vni,
+        });
     }
     clearInterval(this.timer);
-    const tick = Math.max(5, Math.min(50, Math.floor(settings.intervalMs / 4)));
+    const fastest = Math.min(1000, ...remotes.map((r) => r.settings.intervalMs));
+    const tick = Math.max(5, Math.min(50, Math.floor(fastest / 4)));
     this.timer = setInterval(() => this.run(), tick);
     this.timer.unref();
   }
@@ -232,6 +238,10 @@ export class Bfd {
   status(key: string): BfdStatus | undefined {
     const e = this.sessions.get(key);
     return e?.s.status(e.vni);
+  }
+
+  get size(): number {
+    return this.sessions.size;
   }
 
   /** Remotes whose session is not up. */

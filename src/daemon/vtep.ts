@@ -48,7 +48,7 @@ import { TapPort } from './tapport.js';
 import { openPlane, type Plane, type PlaneOptions } from './threads/plane.js';
 import { Planes } from './threads/planes.js';
 import { summarizeRemotes } from './remotes.js';
-import { Bfd, type BfdSession } from './bfd.js';
+import { Bfd, type BfdSession, type BfdSettings } from './bfd.js';
 import { BFD_STATE_NAMES, BfdState } from '../wire/bfd.js';
 
 /**
@@ -581,9 +581,15 @@ export class Vtep {
     });
     changes.push(...this.applyGroups(next.vnis, groupIfs));
     mtuWarnings(next, nextLink, this.log);
+    const bfdOf = (c: Config) => JSON.stringify([c.bfd ?? null, c.vnis.map((v) => v.bfd ?? null)]);
+    const bfdChanged = bfdOf(this.current) !== bfdOf(next);
     this.current = next;
     this.link = nextLink;
     this.syncBfd();
+    if (bfdChanged)
+      changes.push(
+        `bfd: ${this.bfd ? `sessions with ${this.bfd.size} remotes, to the new settings` : 'off'}`,
+      );
     return changes;
   }
 
@@ -592,8 +598,22 @@ export class Vtep {
    * first VNI the remote serves; started, kept to a reload, or stopped.
    */
   private syncBfd(): void {
-    const cfg = this.current.bfd;
-    if (!cfg) {
+    const top = this.current.bfd;
+    const want = new Map<string, { remote: Remote; vni: number; settings: BfdSettings }>();
+    for (const v of this.current.vnis) {
+      const settings = v.bfd === false ? undefined : (v.bfd ?? top);
+      if (!settings) continue;
+      for (const r of v.remotes) {
+        const remote = this.remotes.get(r.address, r.port);
+        if (!want.has(remote.key))
+          want.set(remote.key, {
+            remote,
+            vni: top?.vni ?? v.vni,
+            settings: { intervalMs: settings.intervalMs, multiplier: settings.multiplier },
+          });
+      }
+    }
+    if (want.size === 0) {
       if (this.bfd) {
         this.bfd.close();
         this.bfd = undefined;
@@ -613,13 +633,7 @@ export class Vtep {
       this.opened.push({ close: () => bfd.close() });
       this.planes.watchBfd((_vni, remote, bytes) => bfd.receive(remote, bytes, 0, bytes.length));
     }
-    const seen = new Map<string, { remote: Remote; vni: number }>();
-    for (const v of this.current.vnis)
-      for (const r of v.remotes) {
-        const remote = this.remotes.get(r.address, r.port);
-        if (!seen.has(remote.key)) seen.set(remote.key, { remote, vni: cfg.vni ?? v.vni });
-      }
-    this.bfd.sync({ intervalMs: cfg.intervalMs, multiplier: cfg.multiplier }, [...seen.values()]);
+    this.bfd.sync([...want.values()]);
   }
 
   /** A BFD session changed: said once; down flushes what was learned behind the remote. */

@@ -118,9 +118,9 @@ t.test(
       () => now,
     );
     t.teardown(() => bfd.close());
-    bfd.sync(fast, [
-      { remote: A, vni: 5000 },
-      { remote: C, vni: 5001 },
+    bfd.sync([
+      { remote: A, vni: 5000, settings: fast },
+      { remote: C, vni: 5001, settings: { intervalMs: 2000, multiplier: 5 } },
     ]);
     await new Promise((r) => setTimeout(r, 60));
     t.same(
@@ -166,7 +166,7 @@ t.test(
     now += 400;
     await new Promise((r) => setTimeout(r, 60));
     t.same(changes.at(-1), `${A.key} 3->1`, 'silent past the detection time: down');
-    bfd.sync(fast, [{ remote: C, vni: 5002 }]);
+    bfd.sync([{ remote: C, vni: 5002, settings: fast }]);
     t.equal(bfd.status(A.key), undefined, 'a remote gone from the configuration: its session too');
     t.equal(bfd.status(C.key)?.vni, 5002);
   },

@@ -54,7 +54,8 @@ export function captureCommand(p: Command): void {
           if (e.event === 'lost') return void (lost += Number(e.count));
           if (e.event !== 'packet') return;
           out.write(pcapngPacket(e as unknown as CaptureEvent, local));
-          if (o.count && ++n >= o.count) stop();
+          n++;
+          if (o.count && n >= o.count) stop();
         },
         {
           signal: done.signal,

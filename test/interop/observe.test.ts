@@ -248,6 +248,36 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     comments.every((c) => c.includes(`remote ${UNDERLAY.kernel}`)),
     'each names the remote',
   );
+  // SIGINT ends a capture with no count cleanly: exit 0, a file tshark reads
+  const open = join(dir, 'open.pcapng');
+  const sig = spawn(process.execPath, [
+    vtepBin(),
+    'capture',
+    '-w',
+    open,
+    '--control',
+    topo.control,
+  ]);
+  let sigErr = '';
+  sig.stderr.on('data', (d) => (sigErr += d));
+  const sigDone = new Promise<number | null>((r) => sig.on('exit', r));
+  t.teardown(() => sig.kill());
+  await until(() => sigErr.includes('capturing frames'), 5000);
+  ping('vmB', VM.kernel.ip);
+  await new Promise((r) => setTimeout(r, 500)); // the last reply's copy on its way to the reader
+  sig.kill('SIGINT');
+  t.equal(
+    await sigDone,
+    0,
+    `SIGINT: the capture ends cleanly (${sigErr.trim().split('\n').at(-1)})`,
+  );
+  const read = spawnSync('tshark', ['-r', open, '-T', 'fields', '-e', 'frame.comment'], {
+    encoding: 'utf8',
+  });
+  t.equal(read.status, 0, `tshark reads the file: ${read.stderr}`);
+  const inFile = read.stdout.trim().split('\n').length;
+  t.ok(inFile >= 6, `with the ping in it (${inFile} packets)`);
+  t.match(sigErr, new RegExp(`^${inFile} packets captured`, 'm'), 'and says how many it wrote');
   // frames, piped into tshark as users do: a ping's echo requests and replies, decoded
   const frames = spawn('sh', [
     '-c',

@@ -6,7 +6,7 @@ import { subscribe } from '../control/client.js';
 import { pcapngHeader, pcapngPacket, type CaptureEvent } from '../control/pcapng.js';
 import { packageVersion } from '../util/package.js';
 import { intOption, macArg, vniOption } from './args.js';
-import { ask, control } from './ctl.js';
+import { ask, control } from './ask.js';
 
 /**
  * `vtep capture`: pcapng of the inner frames of the running vtep (per VNI, both directions), or

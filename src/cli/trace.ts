@@ -4,7 +4,7 @@ import { ConfigError } from '../config/config.js';
 import { formatTrace } from '../control/format.js';
 import type { Trace } from '../engine/engine.js';
 import { intOption, print, vniOption } from './args.js';
-import { ask, control } from './ctl.js';
+import { ask, control } from './ask.js';
 import { buildFrame, pcapFrame } from './traceframe.js';
 
 /**

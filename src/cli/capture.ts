@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../config/config.js';
 import type { RunningStats } from '../control/api.js';
 import { subscribe } from '../control/client.js';
+import { splitKey } from '../control/format.js';
 import { pcapngHeader, pcapngPacket, type CaptureEvent } from '../control/pcapng.js';
 import { packageVersion } from '../util/package.js';
 import { intOption, macArg, vniOption } from './args.js';
@@ -32,11 +33,8 @@ export function captureCommand(p: Command): void {
     .action(async (o) => {
       if (o.mac !== undefined) macArg(o.mac);
       const stats = (await ask(o.control, { cmd: 'stats' })) as RunningStats;
-      const at = stats.underlay.lastIndexOf(':');
-      const local = {
-        address: stats.underlay.slice(0, at).replace(/^\[|\]$/g, ''),
-        port: Number(stats.underlay.slice(at + 1)),
-      };
+      const [address, port] = splitKey(stats.underlay);
+      const local = { address, port: Number(port) };
       const out = await open(o.write);
       out.write(pcapngHeader(`vtep ${packageVersion()}`));
       const done = new AbortController();

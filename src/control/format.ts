@@ -22,7 +22,8 @@ export function formatFdb(rows: FdbRow[], tapOf: (vni: number) => string): strin
     .join('\n');
 }
 
-function splitKey(key: string): [string, string] {
+/** `192.0.2.1:4789` / `[2001:db8::1]:4789` → address and port. */
+export function splitKey(key: string): [string, string] {
   const i = key.lastIndexOf(':');
   return [key.slice(0, i).replace(/^\[|\]$/g, ''), key.slice(i + 1)];
 }

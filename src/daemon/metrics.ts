@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RemoteSummary, RunningStats } from '../control/api.js';
 import { OTHER_PEERS, addPeerStats } from '../engine/peers.js';
+import { emptyRemote } from './remotes.js';
 import { packageVersion } from '../util/package.js';
 
 /**
@@ -156,17 +157,12 @@ function configMetrics(register: Registry, s: Snapshot): void {
 
 /** Per-VNI traffic and drops. */
 function trafficMetrics(register: Registry, s: Snapshot): void {
-  const perVni = (name: string, help: string, value: (v: RunningStats['vnis'][number]) => number) =>
-    new Counter({
-      name,
-      help,
-      labelNames: ['vni'],
-      registers: [register],
-      collect() {
-        this.reset();
-        for (const v of s().vnis) this.inc({ vni: String(v.vni) }, value(v));
-      },
-    });
+  const perVni = counterBy(
+    register,
+    'vni',
+    () => s().vnis,
+    (v) => String(v.vni),
+  );
   perVni(
     'vtep_rx_packets_total',
     'Frames decapsulated and written to the TAP',
@@ -211,37 +207,15 @@ export const REMOTE_SERIES_MAX = 256;
 
 /** Per remote (summed over its VNIs): traffic, drops, MACs behind it, when it was last heard. */
 function remoteMetrics(register: Registry, s: Snapshot): void {
+  // capped once per scrape (one snapshot), not once per metric
+  let from: RunningStats | undefined;
+  let rows: RemoteSummary[] = [];
   const capped = (): RemoteSummary[] => {
-    const all = s().remotes;
-    if (all.length <= REMOTE_SERIES_MAX) return all;
-    const rest: RemoteSummary = {
-      remote: OTHER_PEERS,
-      vnis: [],
-      rx: { packets: 0, bytes: 0 },
-      tx: { packets: 0, bytes: 0 },
-      drops: {},
-      heardMsAgo: null,
-      macs: 0,
-    };
-    const named = all.filter((r) => r.remote !== OTHER_PEERS).slice(0, REMOTE_SERIES_MAX);
-    const keep = new Set(named);
-    for (const r of all.filter((x) => !keep.has(x))) {
-      addPeerStats(rest, r);
-      rest.macs += r.macs;
-    }
-    return [...named, rest];
+    const st = s();
+    if (st !== from) [from, rows] = [st, cap(st.remotes)];
+    return rows;
   };
-  const counter = (name: string, help: string, value: (r: RemoteSummary) => number) =>
-    new Counter({
-      name,
-      help,
-      labelNames: ['remote'],
-      registers: [register],
-      collect() {
-        this.reset();
-        for (const r of capped()) this.inc({ remote: r.remote }, value(r));
-      },
-    });
+  const counter = counterBy(register, 'remote', capped, (r) => r.remote);
   counter(
     'vtep_remote_rx_packets_total',
     'VXLAN datagrams from the remote decapsulated for a TAP',
@@ -255,6 +229,42 @@ function remoteMetrics(register: Registry, s: Snapshot): void {
   );
   counter('vtep_remote_tx_bytes_total', 'Inner bytes of those datagrams', (r) => r.tx.bytes);
   remoteGauges(register, capped);
+}
+
+/** The first REMOTE_SERIES_MAX remotes by address, and the rest summed as `other`. */
+function cap(all: RemoteSummary[]): RemoteSummary[] {
+  if (all.length <= REMOTE_SERIES_MAX) return all;
+  const rest = emptyRemote(OTHER_PEERS);
+  const named = all.filter((r) => r.remote !== OTHER_PEERS).slice(0, REMOTE_SERIES_MAX);
+  const keep = new Set(named);
+  for (const r of all.filter((x) => !keep.has(x))) {
+    addPeerStats(rest, r);
+    rest.macs += r.macs;
+  }
+  return [...named, rest];
+}
+
+/**
+ * Counters with one label, a series per row of `rows()` (`label` = `key(row)`): returns the
+ * function that defines one by name, help and the row's value.
+ */
+function counterBy<T>(
+  register: Registry,
+  label: string,
+  rows: () => readonly T[],
+  key: (row: T) => string,
+): (name: string, help: string, value: (row: T) => number) => void {
+  return (name, help, value) =>
+    void new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const r of rows()) this.inc({ [label]: key(r) }, value(r));
+      },
+    });
 }
 
 /** Per remote: drops by reason, and the gauges (MACs behind it, BFD, last heard). */

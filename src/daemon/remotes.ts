@@ -16,18 +16,7 @@ export function summarizeRemotes(
   const byKey = new Map<string, RemoteSummary>();
   const of = (key: string) => {
     let r = byKey.get(key);
-    if (r === undefined) {
-      r = {
-        remote: key,
-        vnis: [],
-        rx: { packets: 0, bytes: 0 },
-        tx: { packets: 0, bytes: 0 },
-        drops: {},
-        heardMsAgo: null,
-        macs: 0,
-      };
-      byKey.set(key, r);
-    }
+    if (r === undefined) byKey.set(key, (r = emptyRemote(key)));
     return r;
   };
   const join = (r: RemoteSummary, vni: number) => {
@@ -57,6 +46,19 @@ export function summarizeRemotes(
       Number(a.remote === OTHER_PEERS) - Number(b.remote === OTHER_PEERS) ||
       cmp(a.remote, b.remote),
   );
+}
+
+/** A remote with nothing counted yet. */
+export function emptyRemote(key: string): RemoteSummary {
+  return {
+    remote: key,
+    vnis: [],
+    rx: { packets: 0, bytes: 0 },
+    tx: { packets: 0, bytes: 0 },
+    drops: {},
+    heardMsAgo: null,
+    macs: 0,
+  };
 }
 
 function cmp(a: string, b: string): number {

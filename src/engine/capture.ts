@@ -8,13 +8,6 @@ import { readMac } from '../wire/mac.js';
  * `undefined` check); while one runs, what matches the filter is copied out (a Buffer per
  * packet: the capture's cost, measured in bench:alloc).
  */
-export const CaptureDir = {
-  /** From the TAP (the VM sent it): inner frame. */
-  FROM_TAP: 0,
-  /** Into the TAP (decapsulated): inner frame. */
-  TO_TAP: 1,
-} as const;
-
 export interface CaptureFilter {
   /** Only this VNI. */
   vni?: number;

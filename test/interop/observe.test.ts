@@ -135,13 +135,21 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   t.ok(ovs && ovs.rx.packets >= 3 && ovs.tx.packets >= 3, 'the OVS peer counted apart');
   t.ok((ovs?.heardMsAgo ?? Infinity) < 5000, 'and heard lately');
   t.same(ovs?.vnis, [topo.vni]);
-  const show = spawnSync(
-    process.execPath,
-    [vtepBin(), 'remote', 'show', UNDERLAY.kernel, '--control', topo.control],
-    {
+  /** `vtep ARGS --control …`, run to its end. */
+  const vtepRun = (...args: string[]) =>
+    spawnSync(process.execPath, [vtepBin(), ...args, '--control', topo.control], {
       encoding: 'utf8',
-    },
-  );
+    });
+  /** `vtep capture ARGS` in the background: its stderr so far, and its exit. */
+  const capture = (...args: string[]) => {
+    const p = spawn(process.execPath, [vtepBin(), 'capture', ...args, '--control', topo.control]);
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    const done = new Promise<number | null>((r) => p.on('exit', r));
+    t.teardown(() => p.kill());
+    return { p, done, stderr: () => err };
+  };
+  const show = vtepRun('remote', 'show', UNDERLAY.kernel);
   t.equal(show.status, 0, show.stderr);
   t.match(
     show.stdout,
@@ -150,22 +158,11 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     ),
     'vtep remote show ADDR: its block',
   );
-  const bad = spawnSync(
-    process.execPath,
-    [vtepBin(), 'remote', 'show', '192.0.2.200', '--control', topo.control],
-    {
-      encoding: 'utf8',
-    },
-  );
-  const stats = spawnSync(process.execPath, [vtepBin(), 'stats', '--control', topo.control], {
-    encoding: 'utf8',
-  });
+  const bad = vtepRun('remote', 'show', '192.0.2.200');
+  const stats = vtepRun('stats');
   t.match(stats.stdout, `remote ${KERNEL} vni ${topo.vni}: rx `, 'vtep stats: a line per remote');
   // vtep trace against the live state: a known unicast, a stranger, and a bad --in
-  const trace = (...args: string[]) =>
-    spawnSync(process.execPath, [vtepBin(), 'trace', ...args, '--control', topo.control], {
-      encoding: 'utf8',
-    });
+  const trace = (...args: string[]) => vtepRun('trace', ...args);
   const known = trace(
     '--in',
     `tap:${topo.tap}`,
@@ -191,22 +188,11 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   const HOSTILE = { vxlan_no_i_flag: 3, vni_unknown: 2, vxlan_reserved_flags: 1 };
   const total = Object.values(HOSTILE).reduce((a, b) => a + b, 0);
   const dropsBefore = ((await topo.ask('stats', {})) as RunningStats).drops;
-  const cap = spawn(process.execPath, [
-    vtepBin(),
-    'capture',
-    '--drops',
-    '-w',
-    pcap,
-    '-c',
-    String(total),
-    '--control',
-    topo.control,
-  ]);
-  let capErr = '';
-  cap.stderr.on('data', (d) => (capErr += d));
-  const capDone = new Promise<number | null>((r) => cap.on('exit', r));
-  t.teardown(() => cap.kill());
-  t.ok(await until(() => capErr.includes('capturing dropped packets'), 5000), 'the capture is on');
+  const cap = capture('--drops', '-w', pcap, '-c', String(total));
+  t.ok(
+    await until(() => cap.stderr().includes('capturing dropped packets'), 5000),
+    'the capture is on',
+  );
   const inner = `${VM.vtep.mac.replace(/:/g, '')}${VM.kernel.mac.replace(/:/g, '')}88b5${'00'.repeat(46)}`;
   const vx = (flags: string, vni: number) =>
     `${flags}000000${vni.toString(16).padStart(6, '0')}00${inner}`;
@@ -229,9 +215,9 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
     { input: JSON.stringify(hostile) },
   );
   t.equal(
-    await Promise.race([capDone, new Promise((r) => setTimeout(() => r('timeout'), 10_000))]),
+    await Promise.race([cap.done, new Promise((r) => setTimeout(() => r('timeout'), 10_000))]),
     0,
-    `the capture stopped after ${total} packets: ${capErr.trim()}`,
+    `the capture stopped after ${total} packets: ${cap.stderr().trim()}`,
   );
   const comments = spawnSync('tshark', ['-r', pcap, '-T', 'fields', '-e', 'frame.comment'], {
     encoding: 'utf8',
@@ -250,26 +236,15 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   );
   // SIGINT ends a capture with no count cleanly: exit 0, a file tshark reads
   const open = join(dir, 'open.pcapng');
-  const sig = spawn(process.execPath, [
-    vtepBin(),
-    'capture',
-    '-w',
-    open,
-    '--control',
-    topo.control,
-  ]);
-  let sigErr = '';
-  sig.stderr.on('data', (d) => (sigErr += d));
-  const sigDone = new Promise<number | null>((r) => sig.on('exit', r));
-  t.teardown(() => sig.kill());
-  await until(() => sigErr.includes('capturing frames'), 5000);
+  const sig = capture('-w', open);
+  await until(() => sig.stderr().includes('capturing frames'), 5000);
   ping('vmB', VM.kernel.ip);
   await new Promise((r) => setTimeout(r, 500)); // the last reply's copy on its way to the reader
-  sig.kill('SIGINT');
+  sig.p.kill('SIGINT');
   t.equal(
-    await sigDone,
+    await sig.done,
     0,
-    `SIGINT: the capture ends cleanly (${sigErr.trim().split('\n').at(-1)})`,
+    `SIGINT: the capture ends cleanly (${sig.stderr().trim().split('\n').at(-1)})`,
   );
   const read = spawnSync('tshark', ['-r', open, '-T', 'fields', '-e', 'frame.comment'], {
     encoding: 'utf8',
@@ -277,7 +252,11 @@ t.test('vtep monitor --json: learn, move, age-out and miss; /metrics counters mo
   t.equal(read.status, 0, `tshark reads the file: ${read.stderr}`);
   const inFile = read.stdout.trim().split('\n').length;
   t.ok(inFile >= 6, `with the ping in it (${inFile} packets)`);
-  t.match(sigErr, new RegExp(`^${inFile} packets captured`, 'm'), 'and says how many it wrote');
+  t.match(
+    sig.stderr(),
+    new RegExp(`^${inFile} packets captured`, 'm'),
+    'and says how many it wrote',
+  );
   // frames, piped into tshark as users do: a ping's echo requests and replies, decoded
   const frames = spawn('sh', [
     '-c',

@@ -44,6 +44,10 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.metrics$/, '--metrics'],
   [/^flags\.bfd\.interval$/, '--bfd-interval'],
   [/^flags\.bfd\.multiplier$/, '--bfd-multiplier'],
+  [/^flags\.evpn\.gobgp$/, '--evpn-gobgp'],
+  [/^flags\.evpn\.routerId$/, '--evpn-router-id'],
+  [/^flags\.evpn\.asn$/, '--evpn-asn'],
+  [/^flags\.evpn\.holdTime$/, '--evpn-hold-time'],
   [/^flags\.ovsdb\.target$/, '--ovsdb'],
   [/^flags\.ovsdb\.physicalSwitch$/, '--physical-switch'],
   [/^flags\.ovsdb\.ports(\[\d+\])?$/, '--tap'],
@@ -104,6 +108,28 @@ function ovsdbFromFlags(o: Record<string, unknown>, taps: string[]): Record<stri
   return out;
 }
 
+/** `--evpn-*`: the others need `--evpn-gobgp`. */
+function evpnFromFlags(o: Record<string, unknown>): { evpn?: Record<string, unknown> } {
+  const more = [
+    ['evpnRouterId', '--evpn-router-id'],
+    ['evpnAsn', '--evpn-asn'],
+    ['evpnHoldTime', '--evpn-hold-time'],
+  ] as const;
+  if (o.evpnGobgp === undefined) {
+    for (const [k, flag] of more)
+      if (o[k] !== undefined) throw new ConfigError(flag, o[k], 'needs --evpn-gobgp');
+    return {};
+  }
+  const evpn: Record<string, unknown> = {
+    gobgp: o.evpnGobgp,
+    routerId: o.evpnRouterId,
+    asn: o.evpnAsn,
+    holdTime: o.evpnHoldTime,
+  };
+  for (const k of Object.keys(evpn)) if (evpn[k] === undefined) delete evpn[k];
+  return { evpn };
+}
+
 function fromFlags(o: Record<string, unknown>): Config {
   const taps = (o.tap as string[] | undefined) ?? [];
   if (o.ovsdb === undefined) {
@@ -149,6 +175,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     // commander's --no-udp-csum leaves true otherwise: only "off" is said
     ...(o.udpCsum === false ? { udpCsum: false } : {}),
     ...(o.ovsdb !== undefined ? { ovsdb: ovsdbFromFlags(o, taps) } : {}),
+    ...evpnFromFlags(o),
     vnis: [
       {
         vni: o.vni,
@@ -266,6 +293,7 @@ export function runCommand(p: Command): void {
   runCmd.description('run the VTEP (needs root: TAP devices and a raw socket)');
   vniOptions(runCmd);
   ovsdbOptions(runCmd);
+  evpnOptions(runCmd);
   underlayOptions(runCmd);
   tableOptions(runCmd);
   runCmd
@@ -304,6 +332,24 @@ function vniOptions(cmd: Command): Command {
       collect,
     )
     .option('--remote <addr[:port]>', 'remote VTEP; repeat for several (flood list)', collect);
+}
+
+/** BGP EVPN through gobgpd. */
+function evpnOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--evpn-gobgp <host:port>',
+      "join a BGP EVPN fabric through gobgpd's gRPC API (its own config names the neighbours)",
+    )
+    .option(
+      '--evpn-router-id <addr>',
+      "with --evpn-gobgp: the router id of our RDs (default: gobgpd's)",
+    )
+    .option('--evpn-asn <n>', "with --evpn-gobgp: the AS of our route targets (default: gobgpd's)")
+    .option(
+      '--evpn-hold-time <s>',
+      'with --evpn-gobgp: keep learned routes this long while gobgpd is unreachable (default 90)',
+    );
 }
 
 /** The OVSDB gateway. */

@@ -54,6 +54,18 @@ export interface VniSpec {
   outer: OuterPolicy;
   /** BFD with its remotes: the file's timers, then the VNI's own; false: none. Undefined: as the file says. */
   bfd?: false | { intervalMs: number; multiplier: number };
+  /** With `evpn`: this VNI's own RD and route targets; false: not advertised. Undefined: automatic. */
+  evpn?: false | { rd?: string; rt?: string[] };
+}
+
+/** `evpn:` (see schema.ts): the BGP speaker (gobgpd) vtep drives. */
+export interface EvpnSpec {
+  /** gobgpd's gRPC address, HOST:PORT. */
+  gobgp: string;
+  routerId?: string;
+  asn?: number;
+  holdTimeS: number;
+  protoDir?: string;
 }
 
 /** `ovsdb:` (see schema.ts): the hardware_vtep database that drives the gateway ports. */
@@ -95,6 +107,7 @@ export interface Config {
   sourcePortMin: number;
   sourcePortMax: number;
   ovsdb?: OvsdbSpec;
+  evpn?: EvpnSpec;
   /**
    * Data-plane threads: each with its own TAP queue per VNI (IFF_MULTI_QUEUE) and underlay
    * socket (SO_REUSEPORT); the kernel spreads flows over them. Undefined: decided at start
@@ -294,6 +307,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     sourcePortMin,
     sourcePortMax,
     ...(ovsdb ? { ovsdb } : {}),
+    ...(c.evpn ? { evpn: evpnOf(c.evpn, c.local, local, fail) } : {}),
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
     outer: outerOf(c, {}, [], isIPv6(local) ? 6 : 4, fail),
     vnis: vnisOf(c, local, ovsdb, where, fail),
@@ -406,6 +420,77 @@ function ovsdbOf(
   };
 }
 
+/** `evpn:` checked: a reachable gobgpd address, and an underlay address to announce. */
+function evpnOf(
+  e: NonNullable<Parsed['evpn']>,
+  given: string,
+  local: string,
+  fail: Fail,
+): EvpnSpec {
+  const m = /^(.+):(\d+)$/.exec(e.gobgp);
+  const host = m?.[1]?.replace(/^\[|\]$/g, '');
+  if (!m || !host || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    fail(
+      ['evpn', 'gobgp'],
+      e.gobgp,
+      "must be HOST:PORT of gobgpd's gRPC API, e.g. 127.0.0.1:50051",
+    );
+  if (e.routerId !== undefined && (!isIPv4(e.routerId) || e.routerId === '0.0.0.0'))
+    fail(['evpn', 'routerId'], e.routerId, 'must be an IPv4 address (a BGP identifier)');
+  if (local === '0.0.0.0' || local === '::')
+    fail(['local'], given, 'must be the address to announce as our VTEP when evpn is configured');
+  return {
+    gobgp: e.gobgp,
+    holdTimeS: e.holdTime,
+    ...(e.routerId !== undefined ? { routerId: e.routerId } : {}),
+    ...(e.asn !== undefined ? { asn: e.asn } : {}),
+    ...(e.protoDir !== undefined ? { protoDir: e.protoDir } : {}),
+  };
+}
+
+/** `AS:N`, `A.B.C.D:N` (route distinguisher: N < 65536 after an address or a 4-byte AS). */
+const RD_RT = /^(\d+|\d+\.\d+\.\d+\.\d+):(\d+)$/;
+
+function rdRtOk(text: string): boolean {
+  const m = RD_RT.exec(text);
+  if (!m) return false;
+  const admin = m[1]!;
+  const n = Number(m[2]);
+  if (admin.includes('.')) return isIPv4(admin) && n <= 0xffff;
+  const asn = Number(admin);
+  if (asn > 0xffffffff) return false;
+  return asn > 0xffff ? n <= 0xffff : n <= 0xffffffff;
+}
+
+function vniEvpnOf(
+  v: Parsed['vnis'][number],
+  i: number,
+  fail: Fail,
+): { evpn?: false | { rd?: string; rt?: string[] } } {
+  if (v.evpn === undefined) return {};
+  if (v.evpn === false) return { evpn: false };
+  const rd = v.evpn.rd;
+  if (rd !== undefined && !rdRtOk(rd))
+    fail(
+      ['vnis', i, 'evpn', 'rd'],
+      rd,
+      'must be a route distinguisher like 192.0.2.2:100 or 65000:100',
+    );
+  const given = v.evpn.rt;
+  const rts = given === undefined ? undefined : [given].flat();
+  rts?.forEach((rt, j) => {
+    if (!rdRtOk(rt))
+      fail(
+        ['vnis', i, 'evpn', 'rt', ...(Array.isArray(given) ? [j] : [])],
+        rt,
+        'must be a route target like 65000:100',
+      );
+  });
+  return {
+    evpn: { ...(rd !== undefined ? { rd } : {}), ...(rts !== undefined ? { rt: rts } : {}) },
+  };
+}
+
 /** The VNIs: unique numbers and TAPs (none an OVSDB port), their remotes checked. */
 function vnisOf(
   c: Parsed,
@@ -442,6 +527,7 @@ function vnisOf(
       suppressArp: v.suppressArp,
       ...(v.bridge !== undefined ? { bridge: v.bridge } : {}),
       outer: outerOf(v, base, ['vnis', i], family, fail),
+      ...vniEvpnOf(v, i, fail),
       ...(v.bfd === false
         ? { bfd: false as const }
         : v.bfd
@@ -724,6 +810,17 @@ export function toSettings(cfg: Config): Record<string, unknown> {
         }
       : {}),
     ...(cfg.ovsdb !== undefined ? { ovsdb: { ...cfg.ovsdb, ports: [...cfg.ovsdb.ports] } } : {}),
+    ...(cfg.evpn !== undefined
+      ? {
+          evpn: {
+            gobgp: cfg.evpn.gobgp,
+            ...(cfg.evpn.routerId !== undefined ? { routerId: cfg.evpn.routerId } : {}),
+            ...(cfg.evpn.asn !== undefined ? { asn: cfg.evpn.asn } : {}),
+            holdTime: cfg.evpn.holdTimeS,
+            ...(cfg.evpn.protoDir !== undefined ? { protoDir: cfg.evpn.protoDir } : {}),
+          },
+        }
+      : {}),
     ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
     ...cfg.outer,
     vnis: cfg.vnis.map((v) => ({
@@ -744,6 +841,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
           ? { bfd: { interval: v.bfd.intervalMs, multiplier: v.bfd.multiplier } }
           : {}),
       ...(v.interface !== undefined ? { interface: v.interface } : {}),
+      ...(v.evpn === false ? { evpn: false } : v.evpn ? { evpn: { ...v.evpn } } : {}),
       ...v.outer,
       // a VNI back at the route's TTL under a file-wide one says so (`outerOf` deletes `auto`)
       ...(v.outer.ttl === undefined && cfg.outer.ttl !== undefined ? { ttl: 'auto' } : {}),

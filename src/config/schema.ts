@@ -102,9 +102,28 @@ const vniBfd = z.union(
   { error: 'must be a mapping of interval and multiplier, or false' },
 );
 
+/** A VNI's EVPN route distinguisher and targets (over the automatic ones), or `false`: none. */
+const vniEvpn = z.union(
+  [
+    z.literal(false),
+    z.strictObject({
+      rd: z
+        .string({ error: 'must be a route distinguisher like 192.0.2.2:100 or 65000:100' })
+        .optional(),
+      rt: z
+        .union([z.string(), z.array(z.string())], {
+          error: 'must be a route target like 65000:100, or a list of them',
+        })
+        .optional(),
+    }),
+  ],
+  { error: 'must be a mapping of rd and rt, or false' },
+);
+
 export const vniShape = {
   ...outerShape,
   bfd: vniBfd.optional(),
+  evpn: vniEvpn.optional(),
   vni: intIn(0, MAX_VNI),
   tap: z
     .string({ error: 'must be an interface name of 1..15 letters, digits, "_", "." or "-"' })
@@ -159,6 +178,19 @@ export const bfdShape = {
   vni: intIn(0, 16_777_215).optional(),
 };
 
+/** `evpn:` BGP EVPN (RFC 7432/8365) through a gobgpd that is configured separately. */
+export const evpnShape = {
+  /** gobgpd's gRPC address, HOST:PORT (`gobgpd --api-hosts`). */
+  gobgp: z.string({ error: "must be HOST:PORT of gobgpd's gRPC API, e.g. 127.0.0.1:50051" }),
+  /** Default: gobgpd's (GetBgp). */
+  routerId: z.string({ error: 'must be an IPv4 address' }).optional(),
+  asn: intIn(1, 4_294_967_295).optional(),
+  /** Seconds the routes learned are kept while gobgpd cannot be reached (BGP's default hold time). */
+  holdTime: intIn(0, 65_535).default(90),
+  /** Where GoBGP's API .proto files are (Debian: golang-github-osrg-gobgp-dev). */
+  protoDir: z.string({ error: 'must be a path' }).optional(),
+};
+
 export const ovsdbShape = {
   /** `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT` (checked in config.ts). */
   target: z.string({ error: 'must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT' }),
@@ -209,6 +241,7 @@ export const configShape = {
   metrics: z.string({ error: 'must be ADDR:PORT, e.g. 127.0.0.1:9110' }).optional(),
   ovsdb: mapping(ovsdbShape).optional(),
   bfd: mapping(bfdShape).optional(),
+  evpn: mapping(evpnShape).optional(),
   /** Data-plane threads (TAP queues and underlay sockets), at most 64; default: decided at start. */
   workers: intIn(1, 64).optional(),
   /** At least one unless `ovsdb` gives ports (checked in config.ts). */
@@ -220,5 +253,6 @@ export const configSchema = mapping(configShape);
 /** The keys a mapping at `path` may have, for "unknown setting" messages. */
 export function knownKeys(path: readonly PropertyKey[]): string[] {
   if (path.length === 0) return Object.keys(configShape);
-  return Object.keys(path[0] === 'ovsdb' ? ovsdbShape : path[0] === 'bfd' ? bfdShape : vniShape);
+  const top: Record<string, object> = { ovsdb: ovsdbShape, bfd: bfdShape, evpn: evpnShape };
+  return Object.keys(top[String(path[0])] ?? vniShape);
 }

@@ -1,4 +1,5 @@
 import type { GatewayStatus } from '../ovsdb/gateway.js';
+import type { EvpnStatus } from '../evpn/status.js';
 import type { BfdStatus } from '../daemon/bfd.js';
 import type { EngineStats, PeerStats } from '../engine/engine.js';
 
@@ -76,6 +77,8 @@ export interface RunningStats extends EngineStats {
   taps: TapStatus[];
   /** The OVSDB session and what it bound, when `ovsdb` is configured. */
   ovsdb?: GatewayStatus;
+  /** The gobgpd session, BGP peers and routes per VNI, when `evpn` is configured. */
+  evpn?: EvpnStatus;
   /** With `workers` > 1: each thread's share (0 is the main thread); the counters above add them up. */
   workers?: ThreadStats[];
   /**
@@ -104,7 +107,7 @@ export interface ChangeEvent {
   event: 'change';
   cmd: string;
   args: Record<string, unknown>;
-  by: { uid: number; pid: number; command?: string } | 'ovsdb' | 'unknown';
+  by: { uid: number; pid: number; command?: string } | 'ovsdb' | 'evpn' | 'unknown';
   /** What it did: the changes a live edit or reload made, the entries a flush removed. */
   result?: string[] | number;
   time: string;

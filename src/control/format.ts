@@ -1,5 +1,6 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
+import type { EvpnStatus } from '../evpn/status.js';
 import type { ChangeEvent, RemoteSummary, Status, TapStatus, ThreadStats } from './api.js';
 import type { EngineStats, Trace, TraceVerdict } from '../engine/engine.js';
 
@@ -14,12 +15,27 @@ export function formatFdb(rows: FdbRow[], tapOf: (vni: number) => string): strin
       // `bridge fdb` marks entries a controller installed as `extern_learn`; ours says which one.
       const state = !r.static
         ? `age ${r.ageSeconds}s used ${r.usedSeconds}s`
-        : r.source === 'ovsdb'
-          ? 'permanent extern_learn ovsdb'
+        : r.source === 'ovsdb' || r.source === 'evpn'
+          ? `permanent extern_learn ${r.source}`
           : 'permanent';
       return `${r.mac} dev ${tapOf(r.vni)} dst ${addr} port ${port} vni ${r.vni} self ${state}`;
     })
     .join('\n');
+}
+
+/** `vtep stats`: the gobgpd session, its BGP peers, and routes in and out per VNI. */
+function evpnLines(e: EvpnStatus): string[] {
+  const skipped = Object.entries(e.skipped)
+    .map(([why, n]) => `${why} ${n}`)
+    .join(', ');
+  return [
+    `evpn gobgpd ${e.gobgp} router-id ${e.routerId || '-'} as ${e.asn || '-'}: ${e.state} for ${e.forSeconds} s, sessions ${e.connects}, write errors ${e.writeErrors}${skipped ? `, routes skipped: ${skipped}` : ''}${e.lastError ? `, last error: ${e.lastError}` : ''}`,
+    ...e.peers.map((p) => `    bgp peer ${p.address} as ${p.asn}: ${p.state}`),
+    ...e.vnis.map(
+      (v) =>
+        `    vni ${v.vni} rd ${v.rd} rt ${v.rt.join(',')}: routes in mac ${v.routesIn.mac} multicast ${v.routesIn.multicast}, out mac ${v.routesOut.mac} multicast ${v.routesOut.multicast}, flood ${v.flood.join(',') || '-'}`,
+    ),
+  ];
 }
 
 /** `192.0.2.1:4789` / `[2001:db8::1]:4789` → address and port. */
@@ -45,6 +61,7 @@ export function formatStats(
     sourcePorts?: string;
     taps?: TapStatus[];
     ovsdb?: GatewayStatus;
+    evpn?: EvpnStatus;
     kernel?: {
       udpReceiveDrops: number | null;
       tapQueueDrops: { vni: number; drops: number | null }[];
@@ -77,6 +94,7 @@ export function formatStats(
         `    port ${p.name} ${p.vni === null ? 'unbound' : `vni ${p.vni}`}${p.logicalSwitch ? ` logical-switch ${p.logicalSwitch}` : ''}${p.problem ? ` (${p.problem})` : ''}`,
       );
   }
+  if (s.evpn) lines.push(...evpnLines(s.evpn));
   lines.push(...pathLines(s));
   const o = s.offload;
   if (o && o.superFrames + o.checksums + o.coalesced + (o.groDatagrams ?? 0) > 0)

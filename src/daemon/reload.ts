@@ -22,6 +22,7 @@ export type ResolvedVni = VniSpec & { mtu: number };
 /** Settings bound to sockets opened at start: a reload that changes them is refused. */
 export const RESTART_ONLY = [
   'ovsdb',
+  'evpn',
   'tapOffload',
   'workers',
   'local',

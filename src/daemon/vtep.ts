@@ -25,6 +25,7 @@ import {
 import { tapQueueMode } from '../io/tap.js';
 import type { UdpSocket } from '../io/udp.js';
 import { Gateway } from '../ovsdb/gateway.js';
+import { Evpn, evpnProblems, evpnVnis } from './evpn.js';
 import type { Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { Engine, type CaptureFilter } from '../engine/engine.js';
@@ -146,6 +147,7 @@ export class Vtep {
   private bfd: Bfd | undefined;
   private ovsdbPorts: OvsdbPorts | undefined;
   private gateway: Gateway | undefined;
+  private evpn: Evpn | undefined;
   private control: ControlServer | undefined;
   private metrics: Metrics | undefined;
   private readonly watchers = new Set<(event: object) => void>();
@@ -204,7 +206,13 @@ export class Vtep {
     for (const v of this.current.vnis) this.addVni(v, this.openPort(v));
     this.groups.apply(this.current.vnis);
     this.syncBfd();
+    // TAP-side MACs: the OVSDB gateway publishes them, EVPN announces them.
+    this.planes.onLocalMac = (vni, mac, present) => {
+      this.gateway?.localMacsChanged();
+      this.evpn?.localMac(vni, mac, present);
+    };
     if (this.current.ovsdb) this.openOvsdb();
+    if (this.current.evpn) this.openEvpn();
     this.underlay.start(
       (n) => {
         this.metrics?.observeBatch('underlay', n);
@@ -345,6 +353,8 @@ export class Vtep {
         mtu: v.mtu,
         suppressArp: v.suppressArp,
         outer: v.outer,
+        // EVPN announces the MACs seen on the TAP.
+        ...(this.current.evpn ? { localMacs: true } : {}),
       },
       port.queue(),
     );
@@ -404,8 +414,26 @@ export class Vtep {
       ...(o.maxMessageMiB ? { limits: { maxMessageBytes: o.maxMessageMiB << 20 } } : {}),
     });
     this.gateway = gateway;
-    this.planes.onLocalMac = () => gateway.localMacsChanged();
     gateway.start();
+  }
+
+  /** BGP EVPN through gobgpd: the file's VNIs announced, the fabric's routes applied. */
+  private openEvpn(): void {
+    const evpn = new Evpn({
+      spec: this.current.evpn!,
+      planes: this.planes,
+      fdb: this.fdb,
+      remotes: this.remotes,
+      vnis: () => evpnVnis(this.current, (r) => this.remotes.get(r.address, r.port)),
+      local: this.current.local,
+      dstPort: () => this.current.port,
+      log: this.log,
+      clock,
+      changed: (e) => this.changed(e),
+    });
+    this.evpn = evpn;
+    this.planes.onNeighbour = (vni, ip, mac) => evpn.neighbour(vni, ip, mac);
+    evpn.start();
   }
 
   /** The control socket and the metrics endpoint, when configured. */
@@ -586,6 +614,7 @@ export class Vtep {
     this.current = next;
     this.link = nextLink;
     this.syncBfd();
+    this.evpn?.sync();
     if (bfdChanged)
       changes.push(
         `bfd: ${this.bfd ? `sessions with ${this.bfd.size} remotes, to the new settings` : 'off'}`,
@@ -753,6 +782,7 @@ export class Vtep {
       );
     for (const key of this.bfd?.down() ?? [])
       out.push(`remote ${key}: BFD session ${this.bfd!.status(key)!.state}`);
+    if (this.evpn) out.push(...evpnProblems(this.evpn.status()));
     for (const s of this.planes.stalled())
       out.push(
         `worker ${s.worker} has not answered for ${(s.forMs / 1000).toFixed(1)} s (stuck?): the flows hashed to it are not forwarded`,
@@ -836,6 +866,7 @@ export class Vtep {
       // The TAPs only: a scrape need not look at the underlay's interfaces as status does.
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
+      ...(this.evpn ? { evpn: this.evpn.status() } : {}),
       reloads: { ...this.reloads },
       fdbMaxEntries: this.fdb.maxEntries,
       kernel: {
@@ -927,6 +958,7 @@ export class Vtep {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.gateway?.close();
+      await this.evpn?.close();
       for (const t of this.timers) clearInterval(t);
       this.underlay.stop();
       await this.planes.stop();

@@ -19,7 +19,7 @@ import { Decap } from './decap.js';
 import { Encap } from './encap.js';
 import { TooBig } from './icmp.js';
 import { LocalMacs } from './localmacs.js';
-import { NeighTable } from './neigh.js';
+import { NeighTable, neighKey } from './neigh.js';
 import { encapOverhead, Paths } from './paths.js';
 import { Segmentation } from './segment.js';
 import { Suppression } from './suppress.js';
@@ -326,6 +326,19 @@ export class Engine {
         );
       }
     }
+  }
+
+  /**
+   * An address a control plane placed (EVPN MAC+IP), or undefined to take it back: pinned in the
+   * VNI's suppression table, if it has one. `ip` is IPv4 text or IPv6 text.
+   */
+  pinNeighbour(vni: number, ip: string, mac: number | undefined): void {
+    this.vnis.get(vni)?.neigh?.pin(neighKey(ip), mac);
+  }
+
+  /** A TAP-side MAC is somewhere else now (EVPN: a higher sequence number): seen anew if it returns. */
+  forgetLocalMac(vni: number, mac: number): void {
+    this.vnis.get(vni)?.local?.forget(mac);
   }
 
   /** An address another thread learned, into this engine's suppression table (if it has one). */

@@ -38,6 +38,11 @@ export class LocalMacs {
     return true;
   }
 
+  /** Forget one MAC (it moved elsewhere): the next frame from it makes it new again. */
+  forget(mac: number): void {
+    this.seen.delete(mac);
+  }
+
   /** Forget MACs not seen for `ageingMs`; each is passed to `gone` (withdraw it). */
   sweep(now: number, ageingMs: number, gone: (mac: number) => void): void {
     for (const [mac, last] of this.seen)

@@ -1,3 +1,6 @@
+import { ipv6Bytes } from '../io/addr.js';
+import { parseIpv4Address } from '../wire/ipv4.js';
+
 /**
  * IP → MAC per VNI, for ARP/ND suppression (Linux `neigh_suppress`): learned from the ARP and
  * ND messages seen on either side, aged like the FDB, bounded (the least recently updated goes
@@ -13,6 +16,8 @@ interface Neigh {
 
 export class NeighTable {
   private readonly entries = new Map<number | string, Neigh>();
+  /** Set by a control plane (EVPN MAC+IP routes): never aged, not overridden by snooping. */
+  private readonly pinned = new Map<number | string, number>();
 
   constructor(
     readonly ageingMs: number,
@@ -20,7 +25,13 @@ export class NeighTable {
   ) {}
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.pinned.size;
+  }
+
+  /** `ip` is at `mac` until unpinned (undefined: unpin; snooping takes over again). */
+  pin(ip: number | string, mac: number | undefined): void {
+    if (mac === undefined) this.pinned.delete(ip);
+    else this.pinned.set(ip, mac);
   }
 
   /**
@@ -28,6 +39,7 @@ export class NeighTable {
    * new MAC, or a confirmation half an ageing time after the last news; not every confirmation.
    */
   learn(ip: number | string, mac: number, now: number): boolean {
+    if (this.pinned.has(ip)) return false;
     const old = this.entries.get(ip);
     const news = old === undefined || old.mac !== mac || now - old.told >= this.ageingMs / 2;
     // Re-inserted at the end: the map's order is the order of updates.
@@ -40,11 +52,15 @@ export class NeighTable {
   /** The MAC for `ip`, unless unknown or not confirmed for `ageingMs`. */
   /** `lookup` without forgetting an aged entry (`vtep trace`). */
   peek(ip: number | string, now: number): number | undefined {
+    const p = this.pinned.get(ip);
+    if (p !== undefined) return p;
     const e = this.entries.get(ip);
     return e === undefined || now - e.updated >= this.ageingMs ? undefined : e.mac;
   }
 
   lookup(ip: number | string, now: number): number | undefined {
+    const p = this.pinned.get(ip);
+    if (p !== undefined) return p;
     const e = this.entries.get(ip);
     if (e === undefined) return undefined;
     if (now - e.updated >= this.ageingMs) {
@@ -58,4 +74,9 @@ export class NeighTable {
 /** An IPv6 address's key in the table. */
 export function key6(addr: Uint8Array): string {
   return Buffer.from(addr.buffer, addr.byteOffset, 16).toString('hex');
+}
+
+/** The table's key for an address given as text (IPv4 dotted, or IPv6). */
+export function neighKey(ip: string): number | string {
+  return parseIpv4Address(ip) ?? key6(ipv6Bytes(ip));
 }

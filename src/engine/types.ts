@@ -1,4 +1,4 @@
-import type { Fdb, FdbCounters, StaticSource } from '../fdb/fdb.js';
+import type { Fdb, FdbCounters, FloodSource } from '../fdb/fdb.js';
 import type { Remote } from '../fdb/remote.js';
 import type { DatagramSender, DatagramSocket, FrameDevice, SegmentSender } from '../io/types.js';
 import type { Log } from '../util/log.js';
@@ -16,7 +16,7 @@ export interface VniConfig {
   /** Configured remote VTEPs: the flood list, and (unless learnRemotes) the only accepted senders. */
   remotes: Remote[];
   /** Who set the flood list (`fdb show` says so); default `static`. */
-  floodSource?: StaticSource;
+  floodSource?: FloodSource;
   /** Senders accepted besides the flood list (a controller's remotes that only send unicast). */
   senders?: Remote[];
   /**
@@ -170,7 +170,7 @@ export interface EngineStats {
 /** What can change on a running VNI without re-creating it (a reload). */
 export interface VniUpdate {
   remotes?: Remote[];
-  floodSource?: StaticSource;
+  floodSource?: FloodSource;
   senders?: Remote[];
   suppressArp?: boolean;
   learnRemotes?: boolean;

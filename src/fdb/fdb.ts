@@ -54,7 +54,9 @@ function sameRemote(a: Remote, b: Remote): boolean {
 }
 
 /** Who put a static entry there: an operator (config, `vtep fdb add`) or the OVSDB controller. */
-export type StaticSource = 'static' | 'ovsdb';
+export type StaticSource = 'static' | 'ovsdb' | 'evpn';
+/** Who set a flood list: one source for all of it, or one per entry (static remotes beside EVPN ones). */
+export type FloodSource = StaticSource | readonly StaticSource[];
 
 export class FdbEntry {
   /** Neighbours on the VNI's learned list (null for static entries and at the ends). */
@@ -118,7 +120,7 @@ class VniTable {
   tail: FdbEntry | null = null;
   learnedCount = 0;
   flood: Remote[];
-  floodSource: StaticSource = 'static';
+  floodSource: FloodSource = 'static';
   learning: boolean;
   maxEntries: number;
   /** This VNI's share of the table's counters. */
@@ -305,7 +307,7 @@ export class Fdb {
   }
 
   /** Replace a VNI's flood list (and say who set it, for `fdb show`). */
-  setFlood(vni: number, remotes: readonly Remote[], source: StaticSource = 'static'): void {
+  setFlood(vni: number, remotes: readonly Remote[], source: FloodSource = 'static'): void {
     const t = this.table(vni);
     t.flood = [...remotes];
     t.floodSource = source;
@@ -585,12 +587,12 @@ export class Fdb {
       const t = this.tables.get(v)!;
       const floodSource = t.floodSource;
       if (opts.flood && t.flood.length)
-        yield t.flood.map((r) => ({
+        yield t.flood.map((r, i) => ({
           vni: v,
           mac: '00:00:00:00:00:00',
           remote: r.key,
           static: true,
-          source: floodSource,
+          source: typeof floodSource === 'string' ? floodSource : (floodSource[i] ?? 'static'),
           ageSeconds: 0,
           usedSeconds: 0,
           flood: true,

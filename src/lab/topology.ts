@@ -47,6 +47,8 @@ export interface TopologyOptions {
    * every port (no IGMP snooping, which would wait for a querier).
    */
   group?: string;
+  /** No flood entries anywhere (a control plane, EVPN, is to provide them). */
+  noRemotes?: boolean;
   /** Add a host `inj` (192.0.2.9) on the underlay for tests that craft packets. */
   injector?: boolean;
   /** Delete the namespaces even if this process is killed (tests; the lab outlives `lab up`). */
@@ -146,7 +148,7 @@ export class Topology {
     if (this.opts.injector)
       this.get('inj').exec(`ip addr add ${underlayAddr(this.ul.injector, 'eth0')}`);
     // With a group the kernel peers flood to it, as `group … dev eth0` does, and to no one else.
-    const toVtep = this.opts.group ? [] : [this.ul.vtep];
+    const toVtep = this.opts.group || this.opts.noRemotes ? [] : [this.ul.vtep];
     if (this.peers.includes('kernel')) kernelSide(this.side('hostC', 'vmC', 'kernel', toVtep));
     if (this.peers.includes('kernel2')) kernelSide(this.side('hostD', 'vmD', 'kernel2', toVtep));
     if (this.peers.includes('ovs'))
@@ -188,8 +190,9 @@ export class Topology {
     } = {},
   ): Promise<void> {
     const remotes: string[] = [];
-    if (this.peers.includes('ovs')) remotes.push(this.ul.ovs);
-    if (this.peers.includes('kernel') && !this.opts.group) remotes.push(this.ul.kernel);
+    if (this.peers.includes('ovs') && !this.opts.noRemotes) remotes.push(this.ul.ovs);
+    if (this.peers.includes('kernel') && !this.opts.group && !this.opts.noRemotes)
+      remotes.push(this.ul.kernel);
     this.vtep = await vtepSide(this.side('hostB', 'vmB', 'vtep', remotes), {
       tap: this.tap,
       control: this.control,

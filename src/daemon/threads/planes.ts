@@ -145,6 +145,23 @@ export class Planes {
     this.engine.onLocalMac = fn;
   }
 
+  /** A TAP-side MAC moved elsewhere: announced anew when it comes back (any thread sees it). */
+  forgetLocalMac(vni: number, mac: number): void {
+    this.engine.forgetLocalMac(vni, mac);
+  }
+
+  /** Addresses ARP/ND snooping learns on any thread (VNIs with `suppressArp`). */
+  set onNeighbour(fn: Engine['onNeigh']) {
+    if (this.workers) this.workers.onNeighbour = fn;
+    else this.engine.onNeigh = fn;
+  }
+
+  /** A control plane's IP → MAC (undefined: taken back), on every thread. */
+  pinNeighbour(vni: number, ip: string, mac: number | undefined): void {
+    this.engine.pinNeighbour(vni, ip, mac);
+    this.workers?.pin(vni, ip, mac);
+  }
+
   /** Misses on every thread, while `vtep monitor` watches (undefined: stop). */
   /** BFD control packets any thread finds in the tunnels go to `fn` (undefined: BFD off). */
   watchBfd(fn: ((vni: number, remote: Remote, bytes: Uint8Array) => void) | undefined): void {

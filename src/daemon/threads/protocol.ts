@@ -1,7 +1,7 @@
 import type { OuterPolicy } from '../../engine/outer.js';
 import type { RemoteSpec } from '../../config/config.js';
 import type { FdbOp, Seen } from '../../fdb/replica.js';
-import type { StaticSource } from '../../fdb/fdb.js';
+import type { FloodSource } from '../../fdb/fdb.js';
 import type { Level } from '../../util/log.js';
 import type {
   CaptureFilter,
@@ -29,7 +29,7 @@ export interface WorkerVni {
   vni: number;
   remotes: RemoteSpec[];
   senders?: RemoteSpec[];
-  floodSource?: StaticSource;
+  floodSource?: FloodSource;
   learnRemotes?: boolean;
   learning?: boolean;
   maxEntries?: number;
@@ -68,6 +68,8 @@ export type ToWorker =
   | { t: 'detach'; name: string }
   | { t: 'fdb'; ops: FdbOp[] }
   | { t: 'neigh'; vni: number; ip: number | string; mac: number }
+  /** A control plane's IP → MAC (null: taken back), pinned in the suppression table. */
+  | { t: 'pin'; vni: number; ip: string; mac: number | null }
   | { t: 'stats'; id: number }
   | { t: 'watch'; on: boolean }
   /** BFD on: control packets found in the tunnels go to the main thread. */

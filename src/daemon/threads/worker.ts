@@ -239,6 +239,9 @@ port.on('message', (m: ToWorker) => {
     case 'neigh':
       engine.learnNeighbour(m.vni, m.ip, m.mac, clock());
       break;
+    case 'pin':
+      engine.pinNeighbour(m.vni, m.ip, m.mac ?? undefined);
+      break;
     case 'watch':
       engine.onMiss = m.on ? (vni, mac) => post({ t: 'miss', vni, mac }) : undefined;
       break;

@@ -118,6 +118,8 @@ export class Workers {
   private onCapture: ((c: Captured) => void) | undefined;
   private onBfd: ((vni: number, remote: Remote, bytes: Uint8Array) => void) | undefined;
   private onCaptureLost: ((n: number) => void) | undefined;
+  /** Every address ARP/ND snooping learns, on any thread (EVPN announces MAC+IP from it). */
+  onNeighbour: ((vni: number, ip: number | string, mac: number) => void) | undefined;
 
   private constructor(
     private readonly engine: Engine,
@@ -201,7 +203,10 @@ export class Workers {
     }
     pool = new Workers(o.engine, threads, o.fdb, o.remotes, o.log, o.clock, o.onFatal);
     o.fdb.onChange = (c) => pool!.changed(c);
-    o.engine.onNeigh = (vni, ip, mac) => pool!.neigh(vni, ip, mac);
+    o.engine.onNeigh = (vni, ip, mac) => {
+      pool!.neigh(vni, ip, mac);
+      pool!.onNeighbour?.(vni, ip, mac);
+    };
     return pool;
   }
 
@@ -293,6 +298,10 @@ export class Workers {
    */
   neigh(vni: number, ip: number | string, mac: number): void {
     this.send({ t: 'neigh', vni, ip, mac });
+  }
+
+  pin(vni: number, ip: string, mac: number | undefined): void {
+    this.send({ t: 'pin', vni, ip, mac: mac ?? null });
   }
 
   /** Misses in the workers' engines too, while `vtep monitor` watches (undefined: stop). */
@@ -428,6 +437,7 @@ export class Workers {
       case 'neigh':
         this.engine.learnNeighbour(m.vni, m.ip, m.mac, this.clock());
         this.neigh(m.vni, m.ip, m.mac);
+        this.onNeighbour?.(m.vni, m.ip, m.mac);
         break;
       case 'log':
         this.log(m.level, m.event, `worker ${t.id}: ${m.msg}`, { ...m.fields, worker: t.id });

@@ -467,27 +467,35 @@ function vniEvpnOf(
   i: number,
   fail: Fail,
 ): { evpn?: false | { rd?: string; rt?: string[] } } {
-  if (v.evpn === undefined) return {};
-  if (v.evpn === false) return { evpn: false };
-  const rd = v.evpn.rd;
-  if (rd !== undefined && !rdRtOk(rd))
-    fail(
-      ['vnis', i, 'evpn', 'rd'],
-      rd,
-      'must be a route distinguisher like 192.0.2.2:100 or 65000:100',
-    );
-  const given = v.evpn.rt;
+  const e = v.evpn;
+  const at = ['vnis', i, 'evpn'];
+  if (e === undefined) return {};
+  if (e === false) return { evpn: false };
+  if (typeof e !== 'object' || e === null || Array.isArray(e))
+    fail(at, e, 'must be a mapping of rd and rt, or false');
+  const o = e as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (k !== 'rd' && k !== 'rt') fail([...at, k], o[k], 'is not a setting here (rd, rt)');
+  const rd = o.rd;
+  if (rd !== undefined && (typeof rd !== 'string' || !rdRtOk(rd)))
+    fail([...at, 'rd'], rd, 'must be a route distinguisher like 192.0.2.2:100 or 65000:100');
+  const given = o.rt;
+  if (given !== undefined && typeof given !== 'string' && !Array.isArray(given))
+    fail([...at, 'rt'], given, 'must be a route target like 65000:100, or a list of them');
   const rts = given === undefined ? undefined : [given].flat();
   rts?.forEach((rt, j) => {
-    if (!rdRtOk(rt))
+    if (typeof rt !== 'string' || !rdRtOk(rt))
       fail(
-        ['vnis', i, 'evpn', 'rt', ...(Array.isArray(given) ? [j] : [])],
+        [...at, 'rt', ...(Array.isArray(given) ? [j] : [])],
         rt,
         'must be a route target like 65000:100',
       );
   });
   return {
-    evpn: { ...(rd !== undefined ? { rd } : {}), ...(rts !== undefined ? { rt: rts } : {}) },
+    evpn: {
+      ...(rd !== undefined ? { rd: rd as string } : {}),
+      ...(rts !== undefined ? { rt: rts as string[] } : {}),
+    },
   };
 }
 

@@ -57,9 +57,9 @@ export function routeKey(r: EvpnRoute): string {
     : `3|${r.rd}|${r.etag}|${r.origin}|${r.from}`;
 }
 
-/** Absent values, as GoBGP writes them. */
+/** An address, or '' for absent ones: GoBGP writes `<nil>`, and `0.0.0.0` for its own next hop. */
 function addr(s: unknown): string {
-  return typeof s === 'string' && s !== '<nil>' && isIP(s) ? s : '';
+  return typeof s === 'string' && isIP(s) && s !== '0.0.0.0' && s !== '::' ? s : '';
 }
 
 function rdText(codec: AnyCodec, any: AnyMsg | undefined): string | undefined {
@@ -207,9 +207,9 @@ function ipBytes(ip: string): Buffer {
 export function imetPath(codec: AnyCodec, o: Originate): ApiPath {
   return {
     family: { ...EVPN_FAMILY },
+    // Zero fields left out, as gobgpd leaves them: the NLRI is byte for byte what its CLI builds.
     nlri: codec.pack('EVPNInclusiveMulticastEthernetTagRoute', {
       rd: rdAny(codec, o.rd),
-      ethernet_tag: 0,
       ip_address: o.vtep,
     }),
     pattrs: [
@@ -237,8 +237,7 @@ export function macPath(
     family: { ...EVPN_FAMILY },
     nlri: codec.pack('EVPNMACIPAdvertisementRoute', {
       rd: rdAny(codec, o.rd),
-      esi: { type: 0, value: Buffer.alloc(0) },
-      ethernet_tag: 0,
+      esi: {},
       mac_address: formatMac(o.mac),
       // '' is MAC-only: 0.0.0.0 would be a MAC+IP route with IP 0.0.0.0.
       ip_address: o.ip ?? '',

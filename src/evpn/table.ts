@@ -32,6 +32,8 @@ export type Skip = 'own' | 'no_import' | 'label';
 
 export class EvpnTable {
   private readonly byKey = new Map<string, { r: EvpnRoute; vni: number }>();
+  /** Routes no VNI imports (yet): kept, so that a VNI added later finds them. */
+  private readonly unimported = new Map<string, EvpnRoute>();
   private readonly vnis = new Map<number, PerVni>();
   private dirty = new Map<number, Dirty>();
 
@@ -43,7 +45,7 @@ export class EvpnTable {
 
   /** New import rules: everything is re-filed (the caller then applies every VNI). */
   reimport(imports: RtImport): void {
-    const all = [...this.byKey.values()].map((e) => e.r);
+    const all = [...[...this.byKey.values()].map((e) => e.r), ...this.unimported.values()];
     this.clear();
     this.imports = imports;
     for (const r of all) this.add(r);
@@ -81,14 +83,19 @@ export class EvpnTable {
   /** A route announced (or re-announced: the same key replaces it). Returns why not taken. */
   add(r: EvpnRoute): Skip | undefined {
     if (r.from === '' || (r.type === 2 ? r.nexthop : r.origin) === this.own) return 'own';
-    const vni = this.imports.vniOf(r.rts);
-    if (vni === undefined) return 'no_import';
-    if (r.type === 2 && r.label !== vni) return 'label';
     const key = routeKey(r);
     if (this.byKey.has(key)) this.remove(key);
-    this.byKey.set(key, { r, vni });
-    const v = this.per(vni);
-    const d = this.mark(vni);
+    this.unimported.delete(key);
+    const vni = this.imports.vniOf(r.rts);
+    const skip =
+      vni === undefined ? 'no_import' : r.type === 2 && r.label !== vni ? 'label' : undefined;
+    if (skip) {
+      this.unimported.set(key, r);
+      return skip;
+    }
+    this.byKey.set(key, { r, vni: vni! });
+    const v = this.per(vni!);
+    const d = this.mark(vni!);
     if (r.type === 3) {
       v.imet.set(key, r);
       d.flood = true;
@@ -112,7 +119,8 @@ export class EvpnTable {
 
   /** A route withdrawn (false when it was not held). */
   withdraw(r: EvpnRoute): boolean {
-    return this.remove(routeKey(r));
+    const key = routeKey(r);
+    return this.unimported.delete(key) || this.remove(key);
   }
 
   private remove(key: string): boolean {
@@ -149,6 +157,7 @@ export class EvpnTable {
   /** Forget every route (a new session's table replaces them); what they touched is dirty. */
   clear(): void {
     for (const key of [...this.byKey.keys()]) this.remove(key);
+    this.unimported.clear();
   }
 
   /** The VTEPs to flood `vni` to, sorted. */

@@ -828,6 +828,21 @@ t.test(
   },
 );
 
+t.test('a control plane pins an address (EVPN MAC+IP): ARP answered from it', async (t) => {
+  const h = harness([{ vni: 8, suppressArp: true }, { vni: 9 }]);
+  const tap = h.taps.get(8)!;
+  h.engine.pinNeighbour(8, '10.0.0.7', VM_C);
+  h.engine.pinNeighbour(9, '10.0.0.7', VM_C); // no suppression table there: nothing
+  tap.inject(arpFrame(1, BCAST, VM_B, 0x0a000002, 0x0a000007));
+  await settle();
+  t.equal(tap.written.length, 1, 'answered on the TAP');
+  t.equal(readMac(tap.written[0]!, 22), VM_C, 'with the pinned MAC');
+  h.engine.pinNeighbour(8, '10.0.0.7', undefined);
+  tap.inject(arpFrame(1, BCAST, VM_B, 0x0a000002, 0x0a000007));
+  await settle();
+  t.equal(tap.written.length, 1, 'unpinned: flooded, not answered');
+});
+
 t.test(
   'a controller-driven VNI: TAP-side MACs reported and aged, extra senders, unbound ports',
   async (t) => {
@@ -869,6 +884,14 @@ t.test(
     t.same(events, [[9, '02:00:00:00:00:21', true]], 'another thread’s MAC, announced once');
     h.engine.sweepLocalMacs(h.clock.now + 300_000);
     t.same(h.engine.localMacs(9), [], 'aged by sweepLocalMacs alone');
+    // Moved elsewhere (EVPN): forgotten, and new again when it comes back.
+    h.engine.seeLocalMac(9, 0x020000000021, h.clock.now);
+    h.engine.forgetLocalMac(9, 0x020000000021);
+    h.engine.forgetLocalMac(77, 0x020000000021); // no such VNI: nothing
+    t.same(h.engine.localMacs(9), [], 'forgotten');
+    events.length = 0;
+    h.engine.seeLocalMac(9, 0x020000000021, h.clock.now);
+    t.same(events, [[9, '02:00:00:00:00:21', true]], 'and announced again when seen');
 
     // PEER_C is not on the flood list but is one of the controller's senders.
     h.underlay.receive(vxlan(9, frame(VM_B, VM_C)), h.peerC);

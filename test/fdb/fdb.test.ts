@@ -317,6 +317,25 @@ t.test(
         .every((row) => row.source === 'ovsdb'),
       'a flood list set by OVSDB says so',
     );
+    // EVPN beside static remotes: one source per entry.
+    fdb.setFlood(2, [a, r.get('192.0.2.9')], ['static', 'evpn']);
+    t.same(
+      [...fdb.listChunks(0, 2, 512, { flood: true })]
+        .flat()
+        .filter((row) => row.flood)
+        .map((row) => [row.remote, row.source]),
+      [
+        [a.key, 'static'],
+        ['192.0.2.9:4789', 'evpn'],
+      ],
+      'each flood entry says who set it',
+    );
+    fdb.setFlood(2, [a, r.get('192.0.2.9')], ['evpn']);
+    t.equal(
+      [...fdb.listChunks(0, 2, 512, { flood: true })].flat().filter((row) => row.flood)[1]!.source,
+      'static',
+      'an entry without a source of its own is static',
+    );
   },
 );
 

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EvpnStatus } from '../evpn/status.js';
 import type { RemoteSummary, RunningStats } from '../control/api.js';
 import { OTHER_PEERS, addPeerStats } from '../engine/peers.js';
 import { emptyRemote } from './remotes.js';
@@ -37,8 +38,8 @@ export async function startMetrics(
   refresh?: () => Promise<void>,
   /** Called when a connection is refused at the cap (the caller logs it, rate-limited). */
   onLimit?: () => void,
-  /** `ovsdb` configured: only then are the vtep_ovsdb_* series exported. */
-  o: { ovsdb?: boolean } = {},
+  /** `ovsdb` or `evpn` configured: only then are their series (vtep_ovsdb_…, vtep_evpn_…) exported. */
+  o: { ovsdb?: boolean; evpn?: boolean } = {},
 ): Promise<Metrics> {
   const { register, scrape } = metricsRegistry(stats, o);
   const batch = register.getSingleMetric('vtep_batch_size') as Histogram;
@@ -85,7 +86,7 @@ const NOT_LINT_CLEAN = [
  */
 export function metricsRegistry(
   stats: () => RunningStats,
-  o: { ovsdb?: boolean } = {},
+  o: { ovsdb?: boolean; evpn?: boolean } = {},
 ): { register: Registry; scrape: () => Promise<string> } {
   const register = new Registry();
   collectDefaultMetrics({ register });
@@ -107,6 +108,7 @@ export function metricsRegistry(
   fdbMetrics(register, s);
   configMetrics(register, s);
   if (o.ovsdb) ovsdbMetrics(register, s);
+  if (o.evpn) evpnMetrics(register, s);
   engineMetrics(register, s);
   new Histogram({
     name: 'vtep_batch_size',
@@ -418,6 +420,90 @@ function ovsdbMetrics(register: Registry, s: Snapshot): void {
       if (o) this.inc(o.protocolErrors);
     },
   });
+}
+
+/** The gobgpd session, its BGP peers and the routes per VNI (only with `evpn` configured). */
+function evpnMetrics(register: Registry, s: Snapshot): void {
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (g: Gauge, e: EvpnStatus) => void,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [register],
+      collect() {
+        this.reset();
+        const e = s().evpn;
+        if (e) fill(this, e);
+      },
+    });
+  const counter = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (c: Counter, e: EvpnStatus) => void,
+  ) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [register],
+      collect() {
+        this.reset();
+        const e = s().evpn;
+        if (e) fill(this, e);
+      },
+    });
+  gauge('vtep_evpn_connected', '1 while the gRPC session with gobgpd is up', ['gobgp'], (g, e) =>
+    g.set({ gobgp: e.gobgp }, e.state === 'connected' ? 1 : 0),
+  );
+  counter(
+    'vtep_evpn_sessions_total',
+    'Sessions established with gobgpd (more than 1: reconnects)',
+    [],
+    (c, e) => c.inc(e.connects),
+  );
+  gauge(
+    'vtep_evpn_bgp_peer_up',
+    "1 while gobgpd's BGP session with the peer is established",
+    ['peer'],
+    (g, e) => {
+      for (const p of e.peers) g.set({ peer: p.address }, p.state === 'established' ? 1 : 0);
+    },
+  );
+  gauge(
+    'vtep_evpn_routes',
+    'EVPN routes held per VNI, received (in) and announced (out)',
+    ['vni', 'direction', 'type'],
+    (g, e) => {
+      for (const v of e.vnis)
+        for (const [direction, r] of [
+          ['in', v.routesIn],
+          ['out', v.routesOut],
+        ] as const) {
+          g.set({ vni: String(v.vni), direction, type: 'mac' }, r.mac);
+          g.set({ vni: String(v.vni), direction, type: 'multicast' }, r.multicast);
+        }
+    },
+  );
+  counter(
+    'vtep_evpn_routes_skipped_total',
+    'Routes received and not taken, by reason',
+    ['reason'],
+    (c, e) => {
+      for (const [reason, n] of Object.entries(e.skipped)) c.inc({ reason }, n);
+    },
+  );
+  counter(
+    'vtep_evpn_write_errors_total',
+    'AddPath and DeletePath calls gobgpd refused',
+    [],
+    (c, e) => c.inc(e.writeErrors),
+  );
 }
 
 /** What the data path answered or lost outside the per-VNI counters. */

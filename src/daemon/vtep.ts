@@ -474,7 +474,7 @@ export class Vtep {
         () => this.stats(),
         () => this.planes.refresh(),
         () => this.atCap('metrics', cfg.metrics!),
-        { ovsdb: cfg.ovsdb !== undefined },
+        { ovsdb: cfg.ovsdb !== undefined, evpn: cfg.evpn !== undefined },
       );
     } catch (err) {
       await this.control?.close();

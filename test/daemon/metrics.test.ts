@@ -2,6 +2,7 @@
 // configuration: 1 000 VNIs with traffic on every one and drops on some.
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import type { EvpnStatus } from '../../src/evpn/status.js';
 import type { RunningStats } from '../../src/control/api.js';
 import { REMOTE_SERIES_MAX, metricsRegistry } from '../../src/daemon/metrics.js';
 import { packageVersion } from '../../src/util/package.js';
@@ -176,6 +177,60 @@ t.test('with OVSDB: its series are there', async (t) => {
   t.same(series(text, 'vtep_ovsdb_connected'), [
     'vtep_ovsdb_connected{target="tcp:127.0.0.1:6640"} 1',
   ]);
+  if (needs(t, { commands: ['promtool'] })) {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    t.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`.trim());
+  }
+});
+
+t.test('with EVPN: session, peers, routes per VNI, promtool-clean', async (t) => {
+  const evpn: EvpnStatus = {
+    gobgp: '127.0.0.1:50051',
+    state: 'connected',
+    forSeconds: 3,
+    connects: 2,
+    routerId: '192.0.2.2',
+    asn: 65000,
+    peers: [
+      { address: '192.0.2.3', asn: 65000, state: 'established' },
+      { address: '192.0.2.5', asn: 65000, state: 'active' },
+    ],
+    vnis: [
+      {
+        vni: 100,
+        rd: '192.0.2.2:100',
+        rt: ['65000:100'],
+        routesIn: { mac: 7, multicast: 2 },
+        routesOut: { mac: 3, multicast: 1 },
+        flood: ['192.0.2.3'],
+      },
+    ],
+    skipped: { no_import: 4 },
+    writeErrors: 1,
+  };
+  const { scrape } = metricsRegistry(() => ({ ...snapshot(1), evpn }), { evpn: true });
+  const text = await scrape();
+  t.same(series(text, 'vtep_evpn_connected'), ['vtep_evpn_connected{gobgp="127.0.0.1:50051"} 1']);
+  t.same(series(text, 'vtep_evpn_sessions_total'), ['vtep_evpn_sessions_total 2']);
+  t.same(series(text, 'vtep_evpn_bgp_peer_up'), [
+    'vtep_evpn_bgp_peer_up{peer="192.0.2.3"} 1',
+    'vtep_evpn_bgp_peer_up{peer="192.0.2.5"} 0',
+  ]);
+  t.same(series(text, 'vtep_evpn_routes'), [
+    'vtep_evpn_routes{vni="100",direction="in",type="mac"} 7',
+    'vtep_evpn_routes{vni="100",direction="in",type="multicast"} 2',
+    'vtep_evpn_routes{vni="100",direction="out",type="mac"} 3',
+    'vtep_evpn_routes{vni="100",direction="out",type="multicast"} 1',
+  ]);
+  t.same(series(text, 'vtep_evpn_routes_skipped_total'), [
+    'vtep_evpn_routes_skipped_total{reason="no_import"} 4',
+  ]);
+  t.same(series(text, 'vtep_evpn_write_errors_total'), ['vtep_evpn_write_errors_total 1']);
+  t.same(
+    series(await metricsRegistry(() => snapshot(1)).scrape(), 'vtep_evpn_connected'),
+    [],
+    'no EVPN: no series',
+  );
   if (needs(t, { commands: ['promtool'] })) {
     const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     t.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`.trim());

@@ -21,6 +21,8 @@ interface Applied {
   port: TapPort;
   /** MAC → locator address, as installed. */
   macs: Map<number, string>;
+  /** IP → MAC, as pinned for ARP/ND suppression. */
+  ips: Map<string, number>;
   flood: string;
   senders: string;
 }
@@ -113,6 +115,8 @@ export class OvsdbPorts implements GatewayHost {
         floodSource: 'ovsdb',
         senders: ls.senders.map((ip) => this.remote(ip)),
         localMacs: true,
+        // Answered from the database's ipaddr column (OVN writes its ports' addresses there).
+        suppressArp: true,
         ownMacs: [port.spec.mac],
         mtu: port.spec.mtu,
         outer: this.c.outer(),
@@ -124,6 +128,7 @@ export class OvsdbPorts implements GatewayHost {
     this.applied.set(ls.vni, {
       port,
       macs: new Map(),
+      ips: new Map(),
       flood: ls.flood.join(','),
       senders: ls.senders.join(','),
     });
@@ -199,6 +204,16 @@ export class OvsdbPorts implements GatewayHost {
         first ??= { mac, ip, why: (err as Error).message };
       }
     }
+    for (const [ip, mac] of a.ips)
+      if (ls.neighbours.get(ip) !== mac) {
+        a.ips.delete(ip);
+        this.c.planes.pinNeighbour(ls.vni, ip, undefined);
+      }
+    for (const [ip, mac] of ls.neighbours)
+      if (a.ips.get(ip) !== mac) {
+        a.ips.set(ip, mac);
+        this.c.planes.pinNeighbour(ls.vni, ip, mac);
+      }
     if (first)
       this.c.log(
         'warn',

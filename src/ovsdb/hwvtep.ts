@@ -1,4 +1,4 @@
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { formatMac, isValidUnicast, parseMac } from '../wire/mac.js';
 
 /**
@@ -18,7 +18,7 @@ export const MONITORED: Record<string, string[]> = {
   Physical_Switch: ['name', 'tunnel_ips', 'ports'],
   Physical_Port: ['name', 'vlan_bindings'],
   Logical_Switch: ['name', 'tunnel_key', 'replication_mode'],
-  Ucast_Macs_Remote: ['MAC', 'logical_switch', 'locator'],
+  Ucast_Macs_Remote: ['MAC', 'logical_switch', 'locator', 'ipaddr'],
   Mcast_Macs_Remote: ['MAC', 'logical_switch', 'locator_set'],
   Ucast_Macs_Local: ['MAC', 'logical_switch', 'locator'],
   Mcast_Macs_Local: ['MAC', 'logical_switch', 'locator_set'],
@@ -173,6 +173,8 @@ export interface LogicalSwitchView {
   port: string;
   /** Ucast_Macs_Remote: MAC → the locator's dst_ip. */
   remoteMacs: Map<number, string>;
+  /** Ucast_Macs_Remote `ipaddr` (OVN writes a logical port's address there): IP → MAC. */
+  neighbours: Map<string, number>;
   /** Where unknown-dst (broadcast, multicast, unknown unicast) goes, per replication_mode. */
   flood: string[];
   /** Every remote locator of the switch: who may send to us. */
@@ -302,6 +304,7 @@ function bindTo(
     vni: key,
     port: port.name,
     remoteMacs: new Map(),
+    neighbours: new Map(),
     flood: [],
     senders: [],
   });
@@ -330,6 +333,8 @@ function remotes(
     if (mac === undefined || !isValidUnicast(mac)) bad.rows++;
     if (mac === undefined || ip === undefined || !isValidUnicast(mac)) continue;
     ls.remoteMacs.set(mac, ip);
+    const addr = str(row.ipaddr);
+    if (addr && isIP(addr)) ls.neighbours.set(addr, mac);
     sendersOf(ls.uuid).add(ip);
   }
   for (const row of db.rows('Mcast_Macs_Remote').values()) {

@@ -51,9 +51,19 @@ function ls(
   port: string,
   macs: [number, string][] = [],
   flood: string[] = [],
+  neighbours: [string, number][] = [],
 ): LogicalSwitchView {
   const senders = [...new Set([...macs.map(([, ip]) => ip), ...flood])].sort();
-  return { uuid, name: uuid, vni, port, remoteMacs: new Map(macs), flood, senders };
+  return {
+    uuid,
+    name: uuid,
+    vni,
+    port,
+    remoteMacs: new Map(macs),
+    neighbours: new Map(neighbours),
+    flood,
+    senders,
+  };
 }
 
 function view(...switches: LogicalSwitchView[]): GatewayView {
@@ -132,6 +142,14 @@ t.test('bindings, remote MACs and flood lists applied; only changes touched', as
   );
   s.gw.apply(view(ls('ls1', 5000, 'tap0', [], ['192.0.2.3'])));
   t.notOk(s.fdb.get(5000, A), 'withdrawn');
+  // ipaddr (OVN's port addresses): pinned for ARP/ND suppression, which bound VNIs have.
+  const suppressed = () => s.engine.stats().vnis.find((v) => v.vni === 5000)!.suppress!.entries;
+  s.gw.apply(view(ls('ls1', 5000, 'tap0', [[A, '192.0.2.3']], ['192.0.2.3'], [['10.0.0.1', A]])));
+  t.equal(suppressed(), 1, 'pinned');
+  s.gw.apply(view(ls('ls1', 5000, 'tap0', [[A, '192.0.2.3']], ['192.0.2.3'], [['10.0.0.1', B]])));
+  t.equal(suppressed(), 1, 'moved to another MAC: still one');
+  s.gw.apply(view(ls('ls1', 5000, 'tap0', [], ['192.0.2.3'])));
+  t.equal(suppressed(), 0, 'gone with its row');
 
   // The logical switch moves to the other TAP, and tap0 gets another one.
   s.gw.apply(view(ls('ls1', 5000, 'tap1'), ls('ls2', 6000, 'tap0')));

@@ -52,8 +52,13 @@ function populated(): Replica {
       smine: n({ locators: u('me') }),
     },
     Ucast_Macs_Remote: {
-      r1: n({ MAC: '52:54:00:00:00:0A', logical_switch: u('ls1'), locator: u('l1') }),
-      r2: n({ MAC: '52:54:00:00:00:0c', logical_switch: u('ls1'), locator: u('l3') }),
+      r1: n({
+        MAC: '52:54:00:00:00:0A',
+        logical_switch: u('ls1'),
+        locator: u('l1'),
+        ipaddr: '10.0.0.1',
+      }),
+      r2: n({ MAC: '52:54:00:00:00:0c', logical_switch: u('ls1'), locator: u('l3'), ipaddr: '' }),
       r3: n({ MAC: 'nonsense', logical_switch: u('ls1'), locator: u('l1') }),
       r4: n({ MAC: '01:00:5e:00:00:01', logical_switch: u('ls1'), locator: u('l1') }),
       r5: n({ MAC: '52:54:00:00:00:0d', logical_switch: u('ls1'), locator: u('bad') }),
@@ -133,6 +138,11 @@ t.test('the view: bindings, remote MACs, flood lists, senders, our rows', async 
       ['52540000000c', '192.0.2.3'],
     ],
     'unicast remote MACs (case-insensitive), not the bad, group or unlocated ones',
+  );
+  t.same(
+    [...blue.neighbours].map(([ip, m]) => [ip, m.toString(16)]),
+    [['10.0.0.1', '52540000000a']],
+    "the ipaddr column, where there is one (OVN writes its ports' addresses)",
   );
   t.same(blue.flood, ['192.0.2.1', '192.0.2.3'], 'source_node: every locator but ours');
   t.same(blue.senders, ['192.0.2.1', '192.0.2.3']);

@@ -407,6 +407,9 @@ export class Evpn {
       vni,
       macPath(this.codec, { ...this.originate(vni), mac, seq, sticky }),
     );
+    // Its addresses snooping still knows (it came back after ageing out, or moved here).
+    for (const ip of this.c.planes.neighboursOf(vni, mac, this.c.clock()))
+      this.neighbour(vni, ip, mac);
   }
 
   /** ARP/ND snooping learned `ip` at `mac`: a MAC+IP route when the MAC is one of ours. */

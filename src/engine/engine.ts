@@ -336,6 +336,11 @@ export class Engine {
     this.vnis.get(vni)?.neigh?.pin(neighKey(ip), mac);
   }
 
+  /** The addresses ARP/ND snooping knows at `mac` in `vni` (none without suppression). */
+  neighboursOf(vni: number, mac: number, now: number): (number | string)[] {
+    return this.vnis.get(vni)?.neigh?.addressesOf(mac, now) ?? [];
+  }
+
   /** A TAP-side MAC is somewhere else now (EVPN: a higher sequence number): seen anew if it returns. */
   forgetLocalMac(vni: number, mac: number): void {
     this.vnis.get(vni)?.local?.forget(mac);

@@ -58,6 +58,14 @@ export class NeighTable {
     return e === undefined || now - e.updated >= this.ageingMs ? undefined : e.mac;
   }
 
+  /** The addresses snooped at `mac` and not aged (EVPN announces them with the MAC). */
+  addressesOf(mac: number, now: number): (number | string)[] {
+    const out: (number | string)[] = [];
+    for (const [ip, e] of this.entries)
+      if (e.mac === mac && now - e.updated < this.ageingMs) out.push(ip);
+    return out;
+  }
+
   lookup(ip: number | string, now: number): number | undefined {
     const p = this.pinned.get(ip);
     if (p !== undefined) return p;

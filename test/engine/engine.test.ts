@@ -841,6 +841,8 @@ t.test('a control plane pins an address (EVPN MAC+IP): ARP answered from it', as
   tap.inject(arpFrame(1, BCAST, VM_B, 0x0a000002, 0x0a000007));
   await settle();
   t.equal(tap.written.length, 1, 'unpinned: flooded, not answered');
+  t.same(h.engine.neighboursOf(8, VM_B, h.clock.now), [0x0a000002], "the asker's address, snooped");
+  t.same(h.engine.neighboursOf(9, VM_B, h.clock.now), [], 'no table: none');
 });
 
 t.test(

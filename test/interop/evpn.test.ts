@@ -90,6 +90,9 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
     String(HOLD),
     '--ageing',
     '5',
+    '--suppress-arp',
+    '--workers',
+    '2',
   ]);
 
   const fdb = async (control = topo.control) =>
@@ -141,6 +144,22 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
     t.match(ping('vmC', VM.vtep.ip), / 0% packet loss/, 'C → B');
     const theirs = await until(() => frrMac(VM.vtep.mac)?.remoteVtep === B, 10_000, 200);
     t.ok(theirs, `FRR: vmB's MAC is remote at B (${JSON.stringify(frrMac(VM.vtep.mac))})`);
+    // ARP snooping knows vmB's address: a MAC+IP route, in FRR's ARP cache as remote at B.
+    const arp = await until(
+      () =>
+        (frr.json(`show evpn arp-cache vni ${VNI}`)[VM.vtep.ip] as { type?: string } | undefined)
+          ?.type === 'remote',
+      10_000,
+      200,
+    );
+    t.ok(
+      arp,
+      `FRR: ${VM.vtep.ip} at vmB's MAC, remote (${JSON.stringify(frr.json(`show evpn arp-cache vni ${VNI}`)[VM.vtep.ip])})`,
+    );
+    t.match(frr.json(`show evpn arp-cache vni ${VNI}`)[VM.vtep.ip], {
+      mac: VM.vtep.mac,
+      remoteVtep: B,
+    });
     const vmC = await until(
       async () => (await fdb()).find((r) => r.mac === VM.kernel.mac && !r.flood),
       10_000,
@@ -292,7 +311,7 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
         tap: `${topo.prefix}tapE`.slice(0, 15),
         control: controlE,
         log: join(dirE, 'vtep.log'),
-        extra: ['--evpn-gobgp', gobgpE.api],
+        extra: ['--evpn-gobgp', gobgpE.api, '--suppress-arp'],
       },
     );
     extra.push({ close: () => vtepE.kill('SIGKILL') });
@@ -314,9 +333,25 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
       [B, E],
       'C (kernel): B and E',
     );
+    // vmB speaks again (its MAC aged out on B meanwhile, --ageing 5): B announces MAC and IP.
+    topo.get('vmB').exec(`ip neigh flush dev ${topo.tap}`);
+    t.match(ping('vmB', VM.kernel.ip), / 0% packet loss/, 'B → C');
+    // E has vmB's address from B's MAC+IP route: its first ARP for it is answered by E itself.
+    const supE = async () =>
+      (
+        (await request(controlE, { cmd: 'stats' })) as {
+          vnis: { suppress: { entries: number; answered: number } }[];
+        }
+      ).vnis[0]!.suppress;
+    t.ok(
+      await until(async () => (await supE()).entries >= 1, 10_000, 200),
+      `E pinned vmB's address from the route (${JSON.stringify(await supE())})`,
+    );
+    t.equal((await supE()).answered, 0, 'nothing asked yet');
+    t.match(ping('vmE', VM.vtep.ip), / 0% packet loss/, 'E → B');
+    t.ok((await supE()).answered >= 1, "vmE's ARP for vmB answered by E, from the route");
     t.match(ping('vmB', VM_E.ip), / 0% packet loss/, 'B → E');
     t.match(ping('vmC', VM_E.ip), / 0% packet loss/, 'C → E');
     t.match(ping('vmB', VM.kernel.ip), / 0% packet loss/, 'B → C');
-    t.match(ping('vmE', VM.vtep.ip), / 0% packet loss/, 'E → B');
   });
 });

@@ -156,6 +156,11 @@ export class Planes {
     else this.engine.onNeigh = fn;
   }
 
+  /** What snooping knows at `mac` (every thread's finds reach this one's table). */
+  neighboursOf(vni: number, mac: number, now: number): (number | string)[] {
+    return this.engine.neighboursOf(vni, mac, now);
+  }
+
   /** A control plane's IP → MAC (undefined: taken back), on every thread. */
   pinNeighbour(vni: number, ip: string, mac: number | undefined): void {
     this.engine.pinNeighbour(vni, ip, mac);

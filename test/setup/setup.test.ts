@@ -387,7 +387,8 @@ t.test('systemd: a unit for vtep run --config, validated first, as its own user'
     ),
   );
   for (const line of [
-    'After=network-online.target openvswitch-switch.service',
+    "# Ordering only: with evpn, Debian's gobgpd.service is up first.",
+    'After=network-online.target openvswitch-switch.service gobgpd.service',
     'WantedBy=multi-user.target',
     'Type=notify',
     'RestartPreventExitStatus=2',

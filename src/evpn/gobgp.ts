@@ -168,6 +168,26 @@ export class GobgpClient {
     return r.uuid;
   }
 
+  /**
+   * Many paths in one client stream (`AddPathStream`), `batch` per message: what a route injector
+   * needs (one AddPath per route costs a round trip each). Paths with `is_withdraw` withdraw.
+   */
+  addPathStream(paths: ApiPath[], batch = 1000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fn = this.stub.AddPathStream as (
+        md: grpc.Metadata,
+        o: grpc.CallOptions,
+        cb: grpc.requestCallback<unknown>,
+      ) => grpc.ClientWritableStream<unknown>;
+      const call = fn.call(this.stub, new grpc.Metadata(), {}, (err) =>
+        err ? reject(new Error(`AddPathStream: ${err.message}`)) : resolve(),
+      );
+      for (let i = 0; i < paths.length; i += batch)
+        call.write({ table_type: 'GLOBAL', paths: paths.slice(i, i + batch) });
+      call.end();
+    });
+  }
+
   async deletePath(uuid: Buffer): Promise<void> {
     await this.unary('DeletePath', { table_type: 'GLOBAL', family: EVPN_FAMILY, uuid });
   }

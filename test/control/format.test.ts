@@ -121,4 +121,66 @@ t.test('text formats', async (t) => {
     /offload/,
     'no offload line while offloads are idle',
   );
+  const evpn = {
+    gobgp: '127.0.0.1:50051',
+    state: 'connected' as const,
+    forSeconds: 12,
+    connects: 1,
+    routerId: '192.0.2.2',
+    asn: 65000,
+    peers: [{ address: '192.0.2.3', asn: 65000, state: 'established' }],
+    vnis: [
+      {
+        vni: 100,
+        rd: '192.0.2.2:100',
+        rt: ['65000:100'],
+        routesIn: { mac: 2, multicast: 1 },
+        routesOut: { mac: 1, multicast: 1 },
+        flood: ['192.0.2.3'],
+      },
+    ],
+    skipped: { no_import: 3 },
+    writeErrors: 0,
+  };
+  t.match(
+    formatStats({ ...s, evpn }),
+    [
+      'evpn gobgpd 127.0.0.1:50051 router-id 192.0.2.2 as 65000: connected for 12 s, sessions 1, write errors 0, routes skipped: no_import 3',
+      '    bgp peer 192.0.2.3 as 65000: established',
+      '    vni 100 rd 192.0.2.2:100 rt 65000:100: routes in mac 2 multicast 1, out mac 1 multicast 1, flood 192.0.2.3',
+    ].join('\n'),
+  );
+  t.match(
+    formatStats({
+      ...s,
+      evpn: {
+        ...evpn,
+        state: 'backoff',
+        routerId: '',
+        asn: 0,
+        peers: [],
+        vnis: [],
+        skipped: {},
+        lastError: 'x',
+      },
+    }),
+    /evpn gobgpd 127\.0\.0\.1:50051 router-id - as -: backoff for 12 s, sessions 1, write errors 0, last error: x/,
+  );
+  t.equal(
+    formatFdb(
+      [
+        {
+          vni: 100,
+          mac: '52:54:00:00:00:0e',
+          remote: '192.0.2.3:4789',
+          static: true,
+          source: 'evpn',
+          ageSeconds: 0,
+          usedSeconds: 0,
+        },
+      ],
+      () => 'vtep100',
+    ),
+    '52:54:00:00:00:0e dev vtep100 dst 192.0.2.3 port 4789 vni 100 self permanent extern_learn evpn',
+  );
 });

@@ -422,87 +422,79 @@ function ovsdbMetrics(register: Registry, s: Snapshot): void {
   });
 }
 
+type Rows = (e: EvpnStatus) => [Record<string, string>, number][];
+
+/** A gauge or counter of the EVPN status, one sample per row (nothing while there is none). */
+function evpnSeries(
+  kind: 'gauge' | 'counter',
+  r: Registry,
+  s: Snapshot,
+  [name, help]: [string, string],
+  labelNames: string[],
+  rows: Rows,
+): void {
+  const collect = function (this: Gauge | Counter) {
+    this.reset();
+    const e = s().evpn;
+    if (!e) return;
+    for (const [labels, v] of rows(e))
+      if (kind === 'gauge') (this as Gauge).set(labels, v);
+      else (this as Counter).inc(labels, v);
+  };
+  const config = { name, help, labelNames, registers: [r], collect };
+  if (kind === 'gauge') new Gauge(config);
+  else new Counter(config);
+}
+
 /** The gobgpd session, its BGP peers and the routes per VNI (only with `evpn` configured). */
-function evpnMetrics(register: Registry, s: Snapshot): void {
-  const gauge = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    fill: (g: Gauge, e: EvpnStatus) => void,
-  ) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [register],
-      collect() {
-        this.reset();
-        const e = s().evpn;
-        if (e) fill(this, e);
-      },
-    });
-  const counter = (
-    name: string,
-    help: string,
-    labelNames: string[],
-    fill: (c: Counter, e: EvpnStatus) => void,
-  ) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [register],
-      collect() {
-        this.reset();
-        const e = s().evpn;
-        if (e) fill(this, e);
-      },
-    });
-  gauge('vtep_evpn_connected', '1 while the gRPC session with gobgpd is up', ['gobgp'], (g, e) =>
-    g.set({ gobgp: e.gobgp }, e.state === 'connected' ? 1 : 0),
-  );
+function evpnMetrics(r: Registry, s: Snapshot): void {
+  const gauge = (what: [string, string], labels: string[], rows: Rows) =>
+    evpnSeries('gauge', r, s, what, labels, rows);
+  const counter = (what: [string, string], labels: string[], rows: Rows) =>
+    evpnSeries('counter', r, s, what, labels, rows);
+  gauge(['vtep_evpn_connected', '1 while the gRPC session with gobgpd is up'], ['gobgp'], (e) => [
+    [{ gobgp: e.gobgp }, e.state === 'connected' ? 1 : 0],
+  ]);
   counter(
-    'vtep_evpn_sessions_total',
-    'Sessions established with gobgpd (more than 1: reconnects)',
+    ['vtep_evpn_sessions_total', 'Sessions established with gobgpd (more than 1: reconnects)'],
     [],
-    (c, e) => c.inc(e.connects),
+    (e) => [[{}, e.connects]],
   );
   gauge(
-    'vtep_evpn_bgp_peer_up',
-    "1 while gobgpd's BGP session with the peer is established",
+    ['vtep_evpn_bgp_peer_up', "1 while gobgpd's BGP session with the peer is established"],
     ['peer'],
-    (g, e) => {
-      for (const p of e.peers) g.set({ peer: p.address }, p.state === 'established' ? 1 : 0);
-    },
+    (e) => e.peers.map((p) => [{ peer: p.address }, p.state === 'established' ? 1 : 0]),
   );
   gauge(
-    'vtep_evpn_routes',
-    'EVPN routes held per VNI, received (in) and announced (out)',
+    ['vtep_evpn_routes', 'EVPN routes held per VNI, received (in) and announced (out)'],
     ['vni', 'direction', 'type'],
-    (g, e) => {
-      for (const v of e.vnis)
-        for (const [direction, r] of [
-          ['in', v.routesIn],
-          ['out', v.routesOut],
-        ] as const) {
-          g.set({ vni: String(v.vni), direction, type: 'mac' }, r.mac);
-          g.set({ vni: String(v.vni), direction, type: 'multicast' }, r.multicast);
-        }
-    },
+    (e) =>
+      e.vnis.flatMap((v) =>
+        (
+          [
+            ['in', v.routesIn],
+            ['out', v.routesOut],
+          ] as const
+        ).flatMap(([direction, n]) =>
+          (['mac', 'multicast'] as const).map(
+            (type) =>
+              [{ vni: String(v.vni), direction, type }, n[type]] as [
+                Record<string, string>,
+                number,
+              ],
+          ),
+        ),
+      ),
   );
   counter(
-    'vtep_evpn_routes_skipped_total',
-    'Routes received and not taken, by reason',
+    ['vtep_evpn_routes_skipped_total', 'Routes received and not taken, by reason'],
     ['reason'],
-    (c, e) => {
-      for (const [reason, n] of Object.entries(e.skipped)) c.inc({ reason }, n);
-    },
+    (e) => Object.entries(e.skipped).map(([reason, n]) => [{ reason }, n]),
   );
   counter(
-    'vtep_evpn_write_errors_total',
-    'AddPath and DeletePath calls gobgpd refused',
+    ['vtep_evpn_write_errors_total', 'AddPath and DeletePath calls gobgpd refused'],
     [],
-    (c, e) => c.inc(e.writeErrors),
+    (e) => [[{}, e.writeErrors]],
   );
 }
 

@@ -1,9 +1,12 @@
-// EVPN at scale: a route injector (a second gobgpd, fed through its gRPC API's AddPathStream, as
-// the gobgp CLI's `mrt inject` would be, rather than a process per route) announces VNIS × MACS type-2 routes and a type-3
-// per VNI over iBGP to vtep's gobgpd; measured: the time until vtep's FDB holds them all, vtep's
-// RSS before and after, and the time until the withdrawals have emptied it again. Writes
+// EVPN at scale, two ways. Through the real pipeline: a route injector (a second gobgpd, fed
+// through its gRPC API's AddPathStream rather than a process per route) announces VNIS × MACS
+// type-2 routes and a type-3 per VNI over iBGP to vtep's gobgpd; measured: when gobgpd's table
+// and when vtep's FDB hold them all, vtep's RSS, and when the withdrawals have emptied both.
+// GoBGP's own ingestion grows faster than linearly, so this part defaults to 100 × 100. And vtep
+// alone (the session, the table, a real engine and FDB) against a stand-in gobgpd that streams
+// ALONE_MACS per VNI at once: the time to apply and to withdraw them. Writes
 // bench/results/evpn.json.
-//   npm run bench:evpn            (BENCH_VNIS=100 BENCH_MACS=1000 by default)
+//   npm run bench:evpn     (BENCH_VNIS=100 BENCH_MACS=100 BENCH_ALONE_MACS=1000)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,10 +20,18 @@ import { Gobgpd } from '../src/lab/evpn.js';
 import { Netns, veth } from '../src/lab/netns.js';
 import { vtepBin } from '../src/lab/peers.js';
 import { sleep, until } from '../src/lab/sh.js';
+import { Evpn } from '../src/daemon/evpn.js';
+import { Planes } from '../src/daemon/threads/planes.js';
+import { Engine } from '../src/engine/engine.js';
+import { FakeGobgp } from '../src/evpn/testgobgp.js';
+import { Fdb } from '../src/fdb/fdb.js';
+import { Remotes } from '../src/fdb/remote.js';
+import { FakeNetwork, FakeTap } from '../src/io/testdevices.js';
 import { writeResult } from './results.js';
 
 const VNIS = Number(process.env.BENCH_VNIS ?? 100);
-const MACS = Number(process.env.BENCH_MACS ?? 1000);
+const MACS = Number(process.env.BENCH_MACS ?? 100);
+const ALONE_MACS = Number(process.env.BENCH_ALONE_MACS ?? 1000);
 const AS = 65000;
 const B = '192.0.2.2';
 const I = '192.0.2.9';
@@ -174,21 +185,88 @@ async function main(): Promise<void> {
     if (!empty) throw new Error(`${await entries()} entries left after the withdrawals`);
     child.stdin!.end();
     const out = {
-      vnis: VNIS,
-      macsPerVni: MACS,
-      routes: VNIS * (MACS + 1),
-      injectMs: Math.round(injected),
-      gobgpdRibFullMs: Math.round(ribMs),
-      fdbFullMs: Math.round(learnMs),
-      gobgpdRibEmptiedMs: Math.round(ribGoneMs),
-      withdrawnMs: Math.round(withdrawMs),
-      rssMiB: { before: rss0, full: rss1 },
+      pipeline: {
+        vnis: VNIS,
+        macsPerVni: MACS,
+        routes: VNIS * (MACS + 1),
+        injectMs: Math.round(injected),
+        gobgpdRibFullMs: Math.round(ribMs),
+        fdbFullMs: Math.round(learnMs),
+        gobgpdRibEmptiedMs: Math.round(ribGoneMs),
+        withdrawnMs: Math.round(withdrawMs),
+        rssMiB: { before: rss0, full: rss1 },
+      },
+      alone: await alone(),
     };
     console.log(JSON.stringify(out, null, 2));
     console.log(`written to ${writeResult('evpn', out)}`);
   } finally {
     for (const c of cleanup) c();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** vtep's part alone: VNIS × ALONE_MACS routes from a stand-in gobgpd, applied and withdrawn. */
+async function alone(): Promise<Record<string, number>> {
+  const codec = AnyCodec.load();
+  const fake = await FakeGobgp.start();
+  const fdb = new Fdb({ maxEntries: VNIS * ALONE_MACS + 100 });
+  const engine = new Engine({ underlay: new FakeNetwork().bind(B, 4789), fdb });
+  const vnis = Array.from({ length: VNIS }, (_, k) => 1000 + k);
+  for (const vni of vnis)
+    engine.addVni({
+      vni,
+      tap: new FakeTap(`t${vni}`),
+      remotes: [],
+      localMacs: true,
+      maxEntries: ALONE_MACS + 8,
+    });
+  const evpn = new Evpn({
+    spec: { gobgp: fake.target, holdTimeS: 90 },
+    planes: Planes.single(engine, fdb),
+    fdb,
+    remotes: new Remotes(),
+    vnis: () => vnis.map((vni) => ({ vni, statics: [] })),
+    local: B,
+    dstPort: () => 4789,
+    log: () => {},
+    clock: () => performance.now(),
+  });
+  try {
+    evpn.start();
+    await until(() => fake.watching === 1, 10_000);
+    const paths = vnis.flatMap((vni) => {
+      const o = { rd: `${I}:${vni}`, rt: [`${AS}:${vni}`], vni, vtep: I };
+      return [
+        imetPath(codec, o),
+        ...Array.from({ length: ALONE_MACS }, (_, m) =>
+          macPath(codec, {
+            ...o,
+            mac: 0x0200_0000_0000 + vni * 0x10000 + m,
+            seq: 0,
+            sticky: false,
+          }),
+        ),
+      ].map((p) => ({ ...p, neighbor_ip: I }));
+    });
+    const t0 = performance.now();
+    for (let i = 0; i < paths.length; i += 1000) fake.push(paths.slice(i, i + 1000));
+    await until(() => fdb.size >= VNIS * ALONE_MACS, 600_000, 20);
+    const t1 = performance.now();
+    for (let i = 0; i < paths.length; i += 1000)
+      fake.push(paths.slice(i, i + 1000).map((p) => ({ ...p, is_withdraw: true })));
+    await until(() => fdb.size === 0, 600_000, 20);
+    const t2 = performance.now();
+    return {
+      vnis: VNIS,
+      macsPerVni: ALONE_MACS,
+      routes: paths.length,
+      applyMs: Math.round(t1 - t0),
+      withdrawMs: Math.round(t2 - t1),
+    };
+  } finally {
+    await evpn.close();
+    await fake.stop();
   }
 }
 

@@ -15,7 +15,7 @@ import { Fdb } from '../../src/fdb/fdb.js';
 import { Remotes } from '../../src/fdb/remote.js';
 import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { until } from '../../src/lab/sh.js';
-import { FakeGobgp } from '../helpers/fakegobgp.js';
+import { FakeGobgp } from '../../src/evpn/testgobgp.js';
 import { inCI } from '../helpers/prereq.js';
 
 const have = existsSync(join(DEFAULT_PROTO_DIR, 'gobgp.proto'));

@@ -1,9 +1,10 @@
-// A gobgpd stand-in for unit tests: the same gRPC service (from GoBGP's own .proto files) on
-// loopback, answering the calls vtep makes and streaming what the test pushes as WatchEvent.
+// A gobgpd stand-in for tests and the scale benchmark (not packaged): the same gRPC service, from
+// GoBGP's own .proto files, on loopback, answering the calls vtep makes and streaming what the
+// caller pushes as WatchEvent.
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
-import { DEFAULT_PROTO_DIR, type ApiPath } from '../../src/evpn/gobgp.js';
+import { DEFAULT_PROTO_DIR, type ApiPath } from './gobgp.js';
 
 export class FakeGobgp {
   readonly added = new Map<string, ApiPath>();

@@ -31,10 +31,11 @@ import type { Planes } from './threads/planes.js';
  *
  * The session with gobgpd (gRPC) is kept up with backoff (100 ms doubling to 5 s). A new session
  * re-adds our routes (gobgpd forgets what the API added when it restarts) and takes the whole
- * table again (`WatchEvent` with `init`), which replaces what was held, so a restart leaves no
- * duplicates. While gobgpd cannot be reached the routes learned are kept for `holdTime` seconds
- * (BGP's hold time: the fabric has not yet noticed either), then removed. A lost BGP session
- * between gobgpd and a peer is gobgpd's to notice; its withdrawals arrive here as any other.
+ * table again (`WatchEvent` with `init`); a route it announces again replaces the one held, so
+ * a restart leaves no duplicates. When gobgpd goes, the routes learned are kept for `holdTime`
+ * seconds, as a BGP graceful restart keeps stale paths (the fabric has not noticed yet either):
+ * then those no new session announced again are removed. A lost BGP session between gobgpd and
+ * a peer is gobgpd's to notice; its withdrawals arrive here as any other.
  */
 
 export interface EvpnVni {
@@ -151,11 +152,9 @@ export class Evpn {
           'gobgpd has no global AS and router-id yet (give it a [global.config], or set evpn.asn and evpn.routerId)',
         );
       this.sync();
-      // The session's first table replaces whatever was held (after `initMs`, so that it is whole).
-      this.table.clear();
+      // What was held from the last session stays until the hold time is over; what this one
+      // announces again (its first events are the whole table) is kept after it.
       this.peers.clear();
-      clearTimeout(this.holdTimer);
-      this.holdTimer = undefined;
       this.unwatch = this.client.watch(
         (e) => this.event(e),
         (why) => this.lost(`watch: ${why}`),
@@ -186,7 +185,8 @@ export class Evpn {
     if (this.stopped || this.state === 'backoff') return;
     this.unwatch?.();
     this.unwatch = undefined;
-    const first = this.state === 'connected' || this.connects === 0;
+    const wasUp = this.state === 'connected';
+    const first = wasUp || this.connects === 0;
     this.setState('backoff');
     this.lastError = why;
     for (const o of this.ours.values()) o.uuid = undefined;
@@ -195,24 +195,31 @@ export class Evpn {
         gobgp: this.c.spec.gobgp,
         error: why,
       });
-    if (!this.holdTimer && this.table.size > 0)
-      this.holdTimer = setTimeout(() => {
-        this.holdTimer = undefined;
-        if (this.state === 'connected') return;
-        this.c.log(
-          'warn',
-          'evpn_hold_expired',
-          `evpn: gobgpd unreachable for ${this.c.spec.holdTimeS} s: the routes learned from it are removed`,
-          {
-            routes: this.table.size,
-          },
-        );
-        this.table.clear();
-        this.applyNow();
-      }, this.c.spec.holdTimeS * 1000);
+    if (wasUp) this.holdFor();
     const [min, max] = this.c.backoffMs ?? [100, 5000];
     const delay = Math.min(max, min * 2 ** this.attempt++);
     this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  /**
+   * Like a BGP graceful restart with the hold time as its restart time: the routes learned stay
+   * that long after the session is lost; then those a new session did not announce again go.
+   */
+  private holdFor(): void {
+    this.table.markStale();
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      const n = this.table.sweepStale();
+      if (n === 0) return;
+      this.c.log(
+        'warn',
+        'evpn_hold_expired',
+        `evpn: ${this.c.spec.holdTimeS} s after losing gobgpd: ${n} routes not announced again are removed`,
+        { routes: n },
+      );
+      this.applyNow();
+    }, this.c.spec.holdTimeS * 1000);
   }
 
   private event(e: WatchEvent): void {
@@ -229,8 +236,7 @@ export class Evpn {
     for (const p of e.paths) {
       const r = decodePath(this.codec, p);
       if ('skip' in r) {
-        const why = r.skip.startsWith('not a type-2') ? 'other_route_type' : r.skip;
-        this.skipped[why] = (this.skipped[why] ?? 0) + 1;
+        this.skip(r.skip);
         continue;
       }
       if (p.is_withdraw) {
@@ -242,6 +248,18 @@ export class Evpn {
     }
     // Changes come in bursts (a peer's whole table at once): applied together shortly after.
     if (this.applyTimer === undefined) this.schedule(20);
+  }
+
+  /** A path not taken: counted by kind (a bounded set: they are metric labels), malformed ones logged. */
+  private skip(why: string): void {
+    const kind = why.startsWith('not a type-2')
+      ? 'other_route_type'
+      : why.startsWith('unknown NLRI')
+        ? 'unknown_nlri'
+        : 'malformed';
+    this.skipped[kind] = (this.skipped[kind] ?? 0) + 1;
+    if (kind === 'malformed' && this.errLog.allow(this.c.clock()))
+      this.c.log('warn', 'evpn_malformed', `evpn: a route from gobgpd not taken: ${why}`, { why });
   }
 
   private schedule(ms: number): void {

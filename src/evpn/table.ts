@@ -36,6 +36,8 @@ export class EvpnTable {
   private readonly unimported = new Map<string, EvpnRoute>();
   private readonly vnis = new Map<number, PerVni>();
   private dirty = new Map<number, Dirty>();
+  /** Keys held over from a lost session and not announced again since (`markStale`). */
+  private stale = new Set<string>();
 
   constructor(
     private imports: RtImport,
@@ -46,9 +48,11 @@ export class EvpnTable {
   /** New import rules: everything is re-filed (the caller then applies every VNI). */
   reimport(imports: RtImport): void {
     const all = [...[...this.byKey.values()].map((e) => e.r), ...this.unimported.values()];
+    const stale = this.stale;
     this.clear();
     this.imports = imports;
     for (const r of all) this.add(r);
+    this.stale = stale;
   }
 
   get size(): number {
@@ -84,6 +88,7 @@ export class EvpnTable {
   add(r: EvpnRoute): Skip | undefined {
     if (r.from === '' || (r.type === 2 ? r.nexthop : r.origin) === this.own) return 'own';
     const key = routeKey(r);
+    this.stale.delete(key);
     if (this.byKey.has(key)) this.remove(key);
     this.unimported.delete(key);
     const vni = this.imports.vniOf(r.rts);
@@ -120,6 +125,7 @@ export class EvpnTable {
   /** A route withdrawn (false when it was not held). */
   withdraw(r: EvpnRoute): boolean {
     const key = routeKey(r);
+    this.stale.delete(key);
     return this.unimported.delete(key) || this.remove(key);
   }
 
@@ -154,10 +160,27 @@ export class EvpnTable {
     return true;
   }
 
-  /** Forget every route (a new session's table replaces them); what they touched is dirty. */
+  /** Forget every route; what they touched is dirty. */
   clear(): void {
     for (const key of [...this.byKey.keys()]) this.remove(key);
     this.unimported.clear();
+    this.stale = new Set();
+  }
+
+  /**
+   * The session that announced these is gone (as a BGP graceful restart's stale paths): they
+   * stay, and what is announced again before `sweepStale` stays after it.
+   */
+  markStale(): void {
+    this.stale = new Set([...this.byKey.keys(), ...this.unimported.keys()]);
+  }
+
+  /** Remove what was not announced again since `markStale`; returns how many. */
+  sweepStale(): number {
+    let n = 0;
+    for (const key of this.stale) if (this.unimported.delete(key) || this.remove(key)) n++;
+    this.stale.clear();
+    return n;
   }
 
   /** The VTEPs to flood `vni` to, sorted. */

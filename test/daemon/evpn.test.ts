@@ -31,7 +31,7 @@ const X = 0x525400000003;
 const Y = 0x525400000002;
 const Z = 0x525400000009;
 
-async function setup() {
+async function setup(hold = 1) {
   const codec = AnyCodec.load();
   const fake = await FakeGobgp.start();
   const fdb = new Fdb({});
@@ -48,7 +48,7 @@ async function setup() {
   const changes: ChangeEvent[] = [];
   let vnis = [{ vni: VNI, statics: [remotes.get('192.0.2.7', 4789)] }];
   const evpn = new Evpn({
-    spec: { gobgp: fake.target, holdTimeS: 1 },
+    spec: { gobgp: fake.target, holdTimeS: hold },
     planes: Planes.single(engine, fdb),
     fdb,
     remotes,
@@ -281,6 +281,39 @@ t.test(
     s.evpn.sync();
     t.ok(await until(() => again.live().length === 0, 3000), 'retracted');
     t.equal(s.fdb.get(VNI, X), undefined);
+  },
+);
+
+t.test(
+  'a quick restart of gobgpd: nothing interrupted; what it did not announce again goes',
+  { skip: !have },
+  async (t) => {
+    const s = await setup(2);
+    t.teardown(() => s.evpn.close());
+    s.evpn.start();
+    await until(() => s.fake.watching === 1, 3000);
+    s.fake.push([s.theirs.imet(), s.theirs.mac(X), s.theirs.mac(Z)]);
+    t.ok(await until(() => s.fdb.get(VNI, Z)));
+    const port = s.fake.port;
+    await s.fake.stop();
+    await until(() => s.evpn.status().state !== 'connected', 3000);
+    const again = await FakeGobgp.start(port);
+    t.teardown(() => again.stop());
+    t.ok(await until(() => again.watching === 1, 5000), 'reconnected within the hold time');
+    again.push([s.theirs.imet(), s.theirs.mac(X)]); // Z was withdrawn meanwhile
+    let gap = false;
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1000) {
+      if (!s.fdb.get(VNI, X) || s.fdb.floodList(VNI).length !== 2) gap = true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.notOk(gap, 'the MAC and the flood list stayed throughout');
+    t.ok(
+      await until(() => s.fdb.get(VNI, Z) === undefined, 3000),
+      'the one not announced again goes after the hold time',
+    );
+    t.ok(s.fdb.get(VNI, X), 'the others stay');
+    t.ok(s.lines.some((l) => /evpn_hold_expired: .*1 routes not announced again/.test(l)));
   },
 );
 

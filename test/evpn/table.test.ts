@@ -125,6 +125,25 @@ t.test('new import rules: everything re-filed', async (t) => {
   t.equal(tb.size, 0);
 });
 
+t.test('stale routes (a lost session): kept until swept, unless announced again', async (t) => {
+  const tb = new EvpnTable(imports(), OWN);
+  tb.add(imet('192.0.2.3'));
+  tb.add(mac());
+  tb.add(mac({ rd: 'x:1', rts: ['65000:999'] })); // held aside, not imported
+  tb.markStale();
+  tb.takeDirty();
+  tb.reimport(imports()); // a new session's sync: still stale
+  tb.add(mac()); // announced again by the new session
+  t.equal(tb.sweepStale(), 2, 'the type-3 and the unimported one were not');
+  t.same(tb.flood(100), []);
+  t.equal(tb.best(100, 0x020000000001)?.nexthop, '192.0.2.3', 'the re-announced MAC stays');
+  t.equal(tb.size, 1);
+  t.equal(tb.sweepStale(), 0, 'nothing twice');
+  tb.markStale();
+  tb.withdraw(mac());
+  t.equal(tb.sweepStale(), 0, 'a withdrawn one is gone already');
+});
+
 t.test('compareAddr: numeric for IPv4, text otherwise', async (t) => {
   t.ok(compareAddr('192.0.2.9', '192.0.2.10') < 0);
   t.equal(compareAddr('192.0.2.9', '192.0.2.9'), 0);

@@ -3,7 +3,8 @@
 // remote anywhere. Type-3 routes become both sides' flood lists, type-2 routes their MAC tables;
 // a MAC that moves to B is announced with a higher sequence number and FRR follows; one that
 // ages out on B is withdrawn; gobgpd killed and restarted takes vtep's routes away (after the
-// hold time) and brings them back once; a second vtep (host E) makes a full mesh of three.
+// hold time) and brings them back once; FRR's bgpd killed takes its routes away at once; a
+// second vtep (host E) makes a full mesh of three.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -275,6 +276,35 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
         'the kernel has B once',
       );
       t.ok((await evpn()).connects >= 2, 'a second session');
+    },
+  );
+
+  await t.test(
+    'FRR's bgpd killed: its routes withdrawn by gobgpd at once; back on restart',
+    async (t) => {
+      const steady = topo.get('vmB').exec(`ping -c 1 -W 1 ${VM.kernel.ip}`, { allowFail: true });
+      t.match(steady, / 0% packet loss/);
+      frr.stopBgpd();
+      const t0 = Date.now();
+      const gone = await until(async () => !(await flood()).includes(`${C}:4789`), 15_000, 100);
+      t.ok(
+        gone,
+        `C left our flood list ${Date.now() - t0} ms after bgpd died (gobgpd saw the session go)`,
+      );
+      t.notOk(
+        (await fdb()).some((r) => r.source === 'evpn'),
+        "and vmC's MAC with it",
+      );
+      await frr.startBgpd();
+      const back = await until(
+        async () =>
+          (await flood()).includes(`${C}:4789`) &&
+          kernelFlood().some((l) => l.includes(`dst ${B}`)),
+        30_000,
+        200,
+      );
+      t.ok(back, 'the session back: both flood lists again');
+      t.match(ping('vmB', VM.kernel.ip), / 0% packet loss/, 'and traffic');
     },
   );
 

@@ -280,7 +280,7 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
   );
 
   await t.test(
-    'FRR's bgpd killed: its routes withdrawn by gobgpd at once; back on restart',
+    "FRR's bgpd killed: its routes withdrawn by gobgpd at once; back on restart",
     async (t) => {
       const steady = topo.get('vmB').exec(`ping -c 1 -W 1 ${VM.kernel.ip}`, { allowFail: true });
       t.match(steady, / 0% packet loss/);

@@ -19,6 +19,7 @@ import type { Log } from '../util/log.js';
 import { RateLimiter } from '../util/ratelimit.js';
 import { formatIpv4Address } from '../wire/ipv4.js';
 import { formatMac, parseMac } from '../wire/mac.js';
+import { floodSpecs } from './reload.js';
 import type { Planes } from './threads/planes.js';
 
 /**
@@ -664,7 +665,8 @@ export function evpnVnis(
       const mac = v.mac === undefined ? undefined : parseMac(v.mac);
       return {
         vni: v.vni,
-        statics: v.remotes.map(remote),
+        // The flood list of the file (a multicast group included) stays under the EVPN one.
+        statics: floodSpecs(v, cfg.port).map(remote),
         ...(own.rd ? { rd: own.rd } : {}),
         ...(own.rt ? { rt: own.rt } : {}),
         ...(mac !== undefined ? { stickyMac: mac } : {}),

@@ -329,7 +329,7 @@ t.test("the file's VNIs as EVPN sees them", async (t) => {
         evpn: { rd: '1:1', rt: '2:2' },
       },
       { vni: 101, tap: 'b', evpn: false },
-      { vni: 102, tap: 'c' },
+      { vni: 102, tap: 'c', group: '239.1.1.1', interface: 'lo' },
     ],
   });
   const r = new Remotes();
@@ -340,7 +340,7 @@ t.test("the file's VNIs as EVPN sees them", async (t) => {
     })),
     [
       { vni: 100, statics: ['192.0.2.7:4789'], rd: '1:1', rt: ['2:2'], stickyMac: 0x020000000001 },
-      { vni: 102, statics: [] },
+      { vni: 102, statics: ['239.1.1.1:4789'] },
     ],
   );
 });

@@ -1208,6 +1208,41 @@ Napi::Value ErrnoNameJs(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Busy polling (`busyPoll`), per thread: after a readiness callback that read something, the
+// thread keeps draining every one of its pollers (its TAP queues and its socket) without
+// sleeping, for up to `budget` microseconds since the last frame, then returns to epoll. An
+// exchange of small packets then pays no wakeup on the way in or out; an idle thread spins never.
+
+class Poller;
+struct BusyState {
+  uint32_t budgetUs = 0;
+  bool spinning = false;
+  std::vector<Poller*> pollers;  // the active pollers of this thread
+  double spins = 0;              // spin periods started
+  double polled = 0;             // frames and datagrams read while spinning
+};
+static thread_local BusyState busy;
+
+static uint64_t NowUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+// setBusyPoll(us): this thread's budget (0: off). busyPollStats() -> [spins, polled]
+Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
+  busy.budgetUs = info[0].As<Napi::Number>().Uint32Value();
+  return info.Env().Undefined();
+}
+
+Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
+  auto a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, Napi::Number::New(info.Env(), busy.spins));
+  a.Set(1u, Napi::Number::New(info.Env(), busy.polled));
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Poller: on readiness of a TAP or UDP fd, drain up to `slots` frames/datagrams into the slab
 // (slot i at i * slotSize + headroom), store lengths (and source addresses, and vnet headers),
 // then call back once with the count. No allocation per frame.
@@ -1312,6 +1347,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (handle_ != nullptr && !active_) {
       uv_poll_start(handle_, UV_READABLE, OnReadable);
       active_ = true;
+      busy.pollers.push_back(this);
       Ref();  // stay alive while the loop may call us
     }
     return info.Env().Undefined();
@@ -1321,9 +1357,44 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (handle_ != nullptr && active_) {
       uv_poll_stop(handle_);
       active_ = false;
+      Unbusy();
       Unref();
     }
     return info.Env().Undefined();
+  }
+
+  void Unbusy() {
+    auto& v = busy.pollers;
+    for (size_t i = 0; i < v.size(); i++)
+      if (v[i] == this) {
+        v.erase(v.begin() + static_cast<long>(i));
+        break;
+      }
+  }
+
+  // After a batch: drain every poller of this thread until `budgetUs` pass without a frame, and
+  // for at most kSpinMaxUs in all, so that under load the loop still runs its timers and
+  // messages. The list is read afresh on each step: a callback may stop or close pollers.
+  static constexpr uint64_t kSpinMaxUs = 2000;
+  static void Spin() {
+    if (busy.spinning) return;
+    busy.spinning = true;
+    busy.spins++;
+    uint64_t start = NowUs();
+    uint64_t deadline = start + busy.budgetUs;
+    uint64_t end = start + (busy.budgetUs > kSpinMaxUs ? busy.budgetUs : kSpinMaxUs);
+    for (uint64_t now = start; busy.budgetUs > 0 && now < deadline && now < end; now = NowUs()) {
+      bool any = false;
+      for (size_t i = 0; i < busy.pollers.size(); i++) {
+        int n = busy.pollers[i]->Drain(0);
+        if (n > 0) {
+          any = true;
+          busy.polled += n;
+        }
+      }
+      if (any) deadline = NowUs() + busy.budgetUs;
+    }
+    busy.spinning = false;
   }
 
   // Stops polling and releases the uv handle. The fd itself belongs to the caller.
@@ -1354,6 +1425,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       return;
     }
     self->handle_ = nullptr;
+    if (self->active_) self->Unbusy();
     self->active_ = false;
     uv_poll_stop(h);
     h->data = hook;
@@ -1366,10 +1438,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<Poller*>(handle->data);
-    self->Drain(status);
+    if (self->Drain(status) > 0 && busy.budgetUs > 0) Spin();
   }
 
-  void Drain(int status) {
+  // Returns the frames read (or 0).
+  int Drain(int status) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     int count = 0;
@@ -1383,14 +1456,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
     }
     // A count of frames, or -errno when the fd failed before any frame was read.
     int result = count > 0 ? count : (err != 0 && err != EAGAIN ? -err : 0);
-    if (result == 0) return;
+    if (result == 0) return 0;
     // The C calls, their status ignored: while a worker's environment is torn down (terminated,
     // or stopped by process.exit) JavaScript cannot run, and node-addon-api would turn the
     // refusal into a throw that aborts the process.
     napi_value arg;
     napi_value ignored;
-    if (napi_create_double(env, result, &arg) != napi_ok) return;
+    if (napi_create_double(env, result, &arg) != napi_ok) return 0;
     napi_make_callback(env, *context_, env.Global(), callback_.Value(), 1, &arg, &ignored);
+    return count;
   }
 
   int DrainTap(int* err) {
@@ -1505,7 +1579,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
       {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"peerCred", PeerCred},
       {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu},   {"mcastIf", McastIf},
-      {"mcastMembership", McastMembership},
+      {"mcastMembership", McastMembership}, {"setBusyPoll", SetBusyPoll},
+      {"busyPollStats", BusyPollStats},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   exports.Set("Poller", Poller::Init(env));

@@ -39,6 +39,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.flowLabel$/, '--flow-label'],
   [/^flags\.udpCsum$/, '--no-udp-csum'],
   [/^flags\.workers$/, '--workers'],
+  [/^flags\.busyPoll$/, '--busy-poll'],
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.metrics$/, '--metrics'],
@@ -162,6 +163,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     underlayMtu: o.underlayMtu,
     tapOffload: o.tapOffload,
     workers: o.workers,
+    busyPoll: o.busyPoll,
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
@@ -383,6 +385,10 @@ function underlayOptions(cmd: Command): Command {
     .option(
       '--workers <n>',
       'data-plane threads, each with its own TAP queue and underlay socket (default: one per core, at most 8)',
+    )
+    .option(
+      '--busy-poll <us>',
+      'after a batch, keep reading without sleeping for up to this many microseconds (lower latency, more CPU; default 0: off)',
     )
     .option('--ttl <n|inherit|auto>', 'outer TTL / hop limit (default auto: the route’s, 64)')
     .option(

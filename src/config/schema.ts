@@ -225,6 +225,8 @@ export const configShape = {
   ovsdb: mapping(ovsdbShape).optional(),
   bfd: mapping(bfdShape).optional(),
   evpn: mapping(evpnShape).optional(),
+  /** Busy polling after a batch, microseconds (0: off; at most 100 ms). */
+  busyPoll: intIn(0, 100_000).default(0),
   /** Data-plane threads (TAP queues and underlay sockets), at most 64; default: decided at start. */
   workers: intIn(1, 64).optional(),
   /** At least one unless `ovsdb` gives ports (checked in config.ts). */

@@ -62,6 +62,7 @@ export function formatStats(
     taps?: TapStatus[];
     ovsdb?: GatewayStatus;
     evpn?: EvpnStatus;
+    busyPoll?: { us: number; spins: number; polled: number };
     kernel?: {
       udpReceiveDrops: number | null;
       tapQueueDrops: { vni: number; drops: number | null }[];
@@ -95,6 +96,10 @@ export function formatStats(
       );
   }
   if (s.evpn) lines.push(...evpnLines(s.evpn));
+  if (s.busyPoll)
+    lines.push(
+      `busy-poll ${s.busyPoll.us} us: spins ${s.busyPoll.spins}, read while spinning ${s.busyPoll.polled} (main thread)`,
+    );
   lines.push(...pathLines(s));
   const o = s.offload;
   if (o && o.superFrames + o.checksums + o.coalesced + (o.groDatagrams ?? 0) > 0)

@@ -25,6 +25,7 @@ export const RESTART_ONLY = [
   'evpn',
   'tapOffload',
   'workers',
+  'busyPollUs',
   'local',
   'port',
   'sourcePortMode',

@@ -125,7 +125,14 @@ function planeOptions(cfg: Resolved, link: UnderlayLink, threads: number): Plane
     reservedBits: cfg.reservedBits,
     invalidSourceMac: cfg.invalidSourceMac,
     underlayMtu: link.mtu,
+    busyPollUs: cfg.busyPollUs,
   };
+}
+
+/** This thread's busy polling, for `vtep stats`. */
+function busyPollStats(us: number): { us: number; spins: number; polled: number } {
+  const [spins, polled] = native().busyPollStats();
+  return { us, spins, polled };
 }
 
 export class Vtep {
@@ -867,6 +874,7 @@ export class Vtep {
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
       ...(this.evpn ? { evpn: this.evpn.status() } : {}),
+      ...(this.current.busyPollUs ? { busyPoll: busyPollStats(this.current.busyPollUs) } : {}),
       reloads: { ...this.reloads },
       fdbMaxEntries: this.fdb.maxEntries,
       kernel: {

@@ -108,6 +108,10 @@ export interface NativeIo {
   peerCred(fd: number): [number, number, number] | number;
   /** Put device `name` into Linux bridge `bridge` (SIOCBRADDIF; `remove`: out, SIOCBRDELIF); 0 or -errno. */
   bridgeAddIf(bridge: string, name: string, remove?: boolean): number;
+  /** This thread's busy-poll budget in microseconds (0: off): see Poller's Spin in the addon. */
+  setBusyPoll(us: number): void;
+  /** This thread's busy polling so far: [spin periods, frames and datagrams read while spinning]. */
+  busyPollStats(): [number, number];
   Poller: new (
     kind: 0 | 1,
     fd: number,

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Netns, veth } from './netns.js';
 import type { PrivateOvs } from './ovs.js';
 import { distFile, kernelSide, ovsSide, vtepSide, type Side } from './peers.js';
@@ -17,12 +17,24 @@ import { bg, sh, sleep, until } from './sh.js';
  */
 
 /** `vtep` runs two workers (the default on a two-core machine), `vtep1` one, side by side. */
-export type System = 'vtep' | 'vtep1' | 'ovs' | 'kernel';
-export const SYSTEMS: System[] = ['vtep', 'vtep1', 'ovs', 'kernel'];
-/** `--workers` of each vtep system. */
-const WORKERS: Partial<Record<System, number>> = { vtep: 2, vtep1: 1 };
+export type System = 'vtep' | 'vtep1' | 'vtepbp' | 'ovs' | 'kernel';
+export const SYSTEMS: System[] = ['vtep', 'vtep1', 'vtepbp', 'ovs', 'kernel'];
+/** `vtep run` flags of each vtep system (`vtepbp`: busy polling, for latency). */
+const VTEP_FLAGS: Partial<Record<System, string[]>> = {
+  vtep: ['--workers', '2'],
+  vtep1: ['--workers', '1'],
+  vtepbp: ['--workers', '2', '--busy-poll', '200'],
+};
 /** Namespace prefix letter of each system. */
-const LETTER: Record<System, string> = { vtep: 'v', vtep1: 'w', ovs: 'o', kernel: 'k' };
+const LETTER: Record<System, string> = {
+  vtep: 'v',
+  vtep1: 'w',
+  vtepbp: 'b',
+  ovs: 'o',
+  kernel: 'k',
+};
+/** The systems whose CPU at rest is measured (what busy polling could cost). */
+const IDLE: System[] = ['vtep', 'vtepbp'];
 /** Flows of the multi-flow runs: TCP streams (iperf3 -P), UDP source ports. */
 export const TCP_FLOWS = 4;
 export const UDP_FLOWS = 8;
@@ -42,6 +54,14 @@ export interface Sample {
   pps1400: number;
   rttP50Us: number;
   rttP99Us: number;
+  /** Request/response latency as sockperf ping-pong reports it (half the round trip), 64 B, µs. */
+  udpRrP50Us: number;
+  udpRrP99Us: number;
+  udpRrP999Us: number;
+  tcpRrP50Us: number;
+  tcpRrP99Us: number;
+  /** CPU of the tunnel process with no traffic, % of a core (IDLE systems; null otherwise). */
+  idleCpuPct: number | null;
   /** CPU seconds of the tunnel process per million packets (64-byte run); null for the kernel. */
   cpuSecPerMpps: number | null;
   /** CPU seconds of the whole machine per million packets (64-byte run, generator included). */
@@ -129,13 +149,35 @@ class Pair {
     else if (this.system === 'ovs') this.ovs = await ovsSide(s, join(this.dir, 'ovs'));
     else {
       this.vtep = await vtepSide(s, {
-        extra: ['--workers', String(WORKERS[this.system]), ...this.vtepArgs],
+        extra: [...VTEP_FLAGS[this.system]!, ...this.vtepArgs],
         tap: `${this.prefix}tap`.slice(0, 15),
         control: join(this.dir, 'vtep.sock'),
         log: join(this.dir, 'vtep.log'),
         nodeArgs: this.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir}`] : [],
       });
     }
+    // the other end of the request/response runs (UDP and TCP)
+    const vp = this.get('vp');
+    for (const [port, tcp] of [
+      [RR_PORT, ''],
+      [RR_PORT + 1, ' --tcp'],
+    ] as const)
+      this.servers.push(
+        spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            vp.name,
+            'sh',
+            '-c',
+            `exec sockperf server -i ${P_VM.ip} -p ${port}${tcp}`,
+          ],
+          {
+            stdio: 'ignore',
+          },
+        ),
+      );
     // warm up: ARP and FDB learning on every hop
     await until(
       () =>
@@ -154,7 +196,10 @@ class Pair {
     return undefined;
   }
 
+  readonly servers: ChildProcess[] = [];
+
   async teardown(): Promise<void> {
+    for (const s of this.servers) s.kill('SIGKILL');
     // SIGTERM first: the vtep exits cleanly, and writes its CPU profile when asked to
     if (this.vtep && this.vtep.exitCode === null) {
       const exited = new Promise((r) => this.vtep!.once('exit', r));
@@ -244,6 +289,32 @@ function latency(pair: Pair): { p50: number; p99: number } {
   return { p50: q(0.5), p99: q(0.99) };
 }
 
+const RR_PORT = 11111;
+
+/**
+ * Request/response latency the way users measure it: `sockperf ping-pong`, 64-byte messages,
+ * one outstanding, for `seconds`; sockperf reports half the round trip.
+ */
+function rr(pair: Pair, seconds: number, tcp: boolean): { p50: number; p99: number; p999: number } {
+  const out = pair
+    .get('vs')
+    .exec(
+      `sockperf ping-pong -i ${P_VM.ip} -p ${RR_PORT + (tcp ? 1 : 0)}${tcp ? ' --tcp' : ''} -t ${seconds} --msg-size 64 2>&1`,
+      { allowFail: true },
+    );
+  const pc = (q: string) =>
+    Number(new RegExp(`percentile ${q} =\\s+([\\d.]+)`).exec(out)?.[1] ?? 0);
+  return { p50: pc('50.000'), p99: pc('99.000'), p999: pc('99.900') };
+}
+
+/** The tunnel process's CPU over `seconds` of no traffic, % of a core. */
+async function idleCpu(pair: Pair, seconds: number): Promise<number> {
+  const pid = pair.pid();
+  const c0 = procCpu(pid);
+  await sleep(seconds * 1000);
+  return ((procCpu(pid) - c0) / seconds) * 100;
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -270,6 +341,8 @@ export interface E2eResult {
     vtepOverKernel: Record<string, number>;
     /** `--workers 2` over `--workers 1`, same run. */
     workers2OverWorkers1: Record<string, number>;
+    /** `--busy-poll 200` (2 workers) over kernel VXLAN. */
+    busyPollOverKernel?: Record<string, number>;
   };
   targets: { name: string; value: number; target: number; met: boolean }[];
 }
@@ -291,7 +364,10 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
       o.vtepArgs,
     );
   });
-  const samples: Record<System, Sample[]> = { vtep: [], vtep1: [], ovs: [], kernel: [] };
+  const samples = Object.fromEntries(SYSTEMS.map((s) => [s, []])) as unknown as Record<
+    System,
+    Sample[]
+  >;
   const total = rounds * SYSTEMS.length * STEPS;
   let done = 0;
   const step = (what: string) => o.progress?.(++done, total, what);
@@ -310,7 +386,7 @@ export async function runE2e(o: E2eOptions = {}): Promise<E2eResult> {
 }
 
 /** Measurements a round takes of each system. */
-const STEPS = 10;
+const STEPS = 13;
 
 /** One round of every measurement on one pair; `step` after each. */
 async function sampleOf(p: Pair, seconds: number, step: (what: string) => void): Promise<Sample> {
@@ -332,6 +408,11 @@ async function sampleOf(p: Pair, seconds: number, step: (what: string) => void):
   );
   const u1400 = await take('udp 1400B', () => udp(p, 1400, udpSeconds));
   const lat = await take('latency', () => latency(p));
+  const rrSeconds = Math.max(1, Math.round(seconds / 2));
+  const urr = await take('udp req/resp', () => rr(p, rrSeconds, false));
+  const trr = await take('tcp req/resp', () => rr(p, rrSeconds, true));
+  // At rest: nothing sent for as long as a TCP run and a half (bench:e2e: about 10 s).
+  const idle = await take('idle', () => (IDLE.includes(p.system) ? idleCpu(p, seconds * 3) : null));
   return {
     tcpMbps,
     tcpRevMbps,
@@ -344,6 +425,12 @@ async function sampleOf(p: Pair, seconds: number, step: (what: string) => void):
     pps1400: u1400.pps,
     rttP50Us: lat.p50,
     rttP99Us: lat.p99,
+    udpRrP50Us: urr.p50,
+    udpRrP99Us: urr.p99,
+    udpRrP999Us: urr.p999,
+    tcpRrP50Us: trr.p50,
+    tcpRrP99Us: trr.p99,
+    idleCpuPct: idle,
     cpuSecPerMpps: p.system === 'kernel' ? null : u64.cpu,
     machineCpuSecPerMpps: u64.machine,
   };
@@ -368,6 +455,12 @@ function mediansOf(samples: Record<System, Sample[]>): Record<System, Sample> {
           pps1400: m((x) => x.pps1400),
           rttP50Us: m((x) => x.rttP50Us),
           rttP99Us: m((x) => x.rttP99Us),
+          udpRrP50Us: m((x) => x.udpRrP50Us),
+          udpRrP99Us: m((x) => x.udpRrP99Us),
+          udpRrP999Us: m((x) => x.udpRrP999Us),
+          tcpRrP50Us: m((x) => x.tcpRrP50Us),
+          tcpRrP99Us: m((x) => x.tcpRrP99Us),
+          idleCpuPct: IDLE.includes(s) ? m((x) => x.idleCpuPct ?? 0) : null,
           cpuSecPerMpps: s === 'kernel' ? null : m((x) => x.cpuSecPerMpps ?? 0),
           machineCpuSecPerMpps: m((x) => x.machineCpuSecPerMpps),
         },
@@ -389,6 +482,8 @@ function ratio(a: Sample, b: Sample): Record<string, number> {
     pps64x8Decap: a.pps64x8Rev / b.pps64x8Rev,
     pps1400: a.pps1400 / b.pps1400,
     latencyP50: b.rttP50Us / a.rttP50Us,
+    udpRrP50: b.udpRrP50Us / a.udpRrP50Us,
+    tcpRrP50: b.tcpRrP50Us / a.tcpRrP50Us,
   };
 }
 
@@ -402,6 +497,7 @@ function resultOf(
   const vo = ratio(medians.vtep, medians.ovs);
   const vk = ratio(medians.vtep, medians.kernel);
   const workers = ratio(medians.vtep, medians.vtep1);
+  const bpk = ratio(medians.vtepbp, medians.kernel);
   const round = (r: Record<string, number>) =>
     Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v.toFixed(3))]));
   // The speed issue's targets: TCP at least the kernel's, 64-byte rates at least OVS's, each way.
@@ -412,6 +508,19 @@ function resultOf(
     { name: 'round-trip latency (p50) vs OVS userspace', value: vo.latencyP50, target: 1.0 },
     { name: 'TCP throughput vs kernel VXLAN (encap)', value: vk.tcp, target: 1.0 },
     { name: 'TCP throughput vs kernel VXLAN (decap)', value: vk.tcpDecap, target: 1.0 },
+    // latency ratios are theirs over ours: "p50 ≤ 3× the kernel's" is a ratio of at least 1/3
+    {
+      name: 'UDP req/resp p50, busy-poll vs kernel VXLAN (≤ 3×)',
+      value: bpk.udpRrP50,
+      target: 1 / 3,
+    },
+    { name: 'UDP req/resp p50 vs OVS userspace (≤ 1×)', value: vo.udpRrP50, target: 1.0 },
+    // idle CPU under 2 % of a core: 2 over it, at least 1
+    {
+      name: 'idle CPU with busy-poll < 2 % of a core',
+      value: 2 / Math.max(medians.vtepbp.idleCpuPct ?? 0, 1e-3),
+      target: 1.0,
+    },
   ].map((x) => ({ ...x, value: Number(x.value.toFixed(3)), met: x.value >= x.target }));
   return {
     machine: {
@@ -432,6 +541,7 @@ function resultOf(
       vtepOverOvs: round(vo),
       vtepOverKernel: round(vk),
       workers2OverWorkers1: round(workers),
+      busyPollOverKernel: round(bpk),
     },
     targets,
   };
@@ -451,19 +561,25 @@ export function formatE2e(r: E2eResult): string {
     ['UDP 1400 B (kpps received)', (s) => (s.pps1400 / 1e3).toFixed(0)],
     ['RTT p50 (µs)', (s) => s.rttP50Us.toFixed(0)],
     ['RTT p99 (µs)', (s) => s.rttP99Us.toFixed(0)],
+    ['UDP req/resp p50 (µs)', (s) => s.udpRrP50Us.toFixed(1)],
+    ['UDP req/resp p99 (µs)', (s) => s.udpRrP99Us.toFixed(1)],
+    ['UDP req/resp p99.9 (µs)', (s) => s.udpRrP999Us.toFixed(1)],
+    ['TCP req/resp p50 (µs)', (s) => s.tcpRrP50Us.toFixed(1)],
+    ['TCP req/resp p99 (µs)', (s) => s.tcpRrP99Us.toFixed(1)],
+    ['idle CPU (% of a core)', (s) => (s.idleCpuPct === null ? 'n/a' : s.idleCpuPct.toFixed(2))],
     [
       'tunnel CPU s / Mpkt (64 B)',
       (s) => (s.cpuSecPerMpps === null ? 'n/a' : s.cpuSecPerMpps.toFixed(2)),
     ],
     ['machine CPU s / Mpkt (64 B)', (s) => s.machineCpuSecPerMpps.toFixed(2)],
   ];
-  const w = [32, 10, 10, 10, 10];
+  const w = [32, 10, 10, 10, 10, 10];
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' ');
   const out = [
     ...(r.underlayGro ? ['underlay links with GRO on (BENCH_GRO=1)'] : []),
-    line(['median of ' + r.rounds + ' rounds', 'vtep', 'vtep', 'ovs', 'kernel']),
-    line(['', '2 workers', '1 worker', '', '']),
+    line(['median of ' + r.rounds + ' rounds', 'vtep', 'vtep', 'vtep', 'ovs', 'kernel']),
+    line(['', '2 workers', '1 worker', 'busy-poll', '', '']),
   ];
   for (const [name, f] of rows) out.push(line([name, ...SYSTEMS.map((s) => f(r.medians[s]))]));
   out.push(
@@ -471,6 +587,9 @@ export function formatE2e(r: E2eResult): string {
     'ratios vtep (2 workers)/OVS: ' + JSON.stringify(r.ratios.vtepOverOvs),
     'ratios vtep (2 workers)/kernel: ' + JSON.stringify(r.ratios.vtepOverKernel),
     'ratios vtep 2 workers/1 worker: ' + JSON.stringify(r.ratios.workers2OverWorkers1),
+    ...(r.ratios.busyPollOverKernel
+      ? ['ratios vtep busy-poll/kernel: ' + JSON.stringify(r.ratios.busyPollOverKernel)]
+      : []),
     '',
   );
   for (const t of r.targets)
@@ -491,14 +610,17 @@ export function chartSvg(r: E2eResult): string {
     [`UDP 64 B x${UDP_FLOWS} encap`, (s) => s.pps64x8 / 1e3, 'kpps'],
     ['UDP 1400 B', (s) => s.pps1400 / 1e3, 'kpps'],
     ['RTT p50 (lower is better)', (s) => s.rttP50Us, 'µs'],
+    ['UDP req/resp p50 (lower …)', (s) => s.udpRrP50Us, 'µs'],
+    ['TCP req/resp p50 (lower …)', (s) => s.tcpRrP50Us, 'µs'],
   ];
   const colors: Record<System, string> = {
     vtep: '#2b7bb9',
     vtep1: '#8fb9dc',
+    vtepbp: '#1d4f7a',
     ovs: '#e08a1e',
     kernel: '#5a9e4b',
   };
-  const pw = 220;
+  const pw = 270;
   const ph = 220;
   const W = pw * panels.length + 20;
   const H = ph + 90;
@@ -523,7 +645,7 @@ export function chartSvg(r: E2eResult): string {
         `<text x="${x + 21}" y="${y - 4}" text-anchor="middle">${v >= 100 ? v.toFixed(0) : v.toFixed(1)}</text>`,
       );
       parts.push(
-        `<text x="${x + 21}" y="${y0 + ph - 25}" text-anchor="middle">${s === 'vtep' ? 'vtep×2' : s}</text>`,
+        `<text x="${x + 21}" y="${y0 + ph - 25}" text-anchor="middle">${s === 'vtep' ? 'vtep×2' : s === 'vtepbp' ? 'busy' : s}</text>`,
       );
     });
     parts.push(`<text x="${x0 + 10}" y="${y0 + ph - 8}" fill="#555">${unit}</text>`);

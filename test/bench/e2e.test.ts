@@ -29,6 +29,12 @@ const sample = (k: number): Sample => ({
   pps1400: 80_000 * k,
   rttP50Us: 80 / k,
   rttP99Us: 200 / k,
+  udpRrP50Us: 40 / k,
+  udpRrP99Us: 60 / k,
+  udpRrP999Us: 150 / k,
+  tcpRrP50Us: 45 / k,
+  tcpRrP99Us: 70 / k,
+  idleCpuPct: 0.5,
   cpuSecPerMpps: 9,
   machineCpuSecPerMpps: 20,
 });
@@ -49,12 +55,14 @@ function fixed(): E2eResult {
     samples: {
       vtep: [sample(1)],
       vtep1: [sample(0.5)],
+      vtepbp: [sample(1.5)],
       ovs: [sample(1)],
       kernel: [{ ...sample(2), cpuSecPerMpps: null }],
     },
     medians: {
       vtep: sample(1),
       vtep1: sample(0.5),
+      vtepbp: sample(1.5),
       ovs: sample(1),
       kernel: { ...sample(2), cpuSecPerMpps: null },
     },
@@ -72,19 +80,22 @@ function fixed(): E2eResult {
 
 t.test('report and chart from a fixed result', async (t) => {
   const text = formatE2e(fixed());
-  t.match(text, /\s+vtep\s+vtep\s+ovs\s+kernel\n\s+2 workers\s+1 worker\s*\n/);
-  t.match(text, /TCP encap \(Mbit\/s\)\s+700\s+350\s+700\s+1400/);
-  t.match(text, /TCP decap \(Mbit\/s\)\s+600\s+300\s+600\s+1200/);
-  t.match(text, /TCP x4 encap \(Mbit\/s\)\s+900\s+450\s+900\s+1800/);
-  t.match(text, /UDP 64 B decap \(kpps received\)\s+70\s+35\s+70\s+140/);
-  t.match(text, /UDP 64 B x8 decap \(kpps\)\s+75\s+38\s+75\s+150/);
-  t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+9\.00\s+n\/a/);
+  t.match(text, /\s+vtep\s+vtep\s+vtep\s+ovs\s+kernel\n\s+2 workers\s+1 worker\s+busy-poll\s*\n/);
+  t.match(text, /TCP encap \(Mbit\/s\)\s+700\s+350\s+1050\s+700\s+1400/);
+  t.match(text, /TCP decap \(Mbit\/s\)\s+600\s+300\s+900\s+600\s+1200/);
+  t.match(text, /TCP x4 encap \(Mbit\/s\)\s+900\s+450\s+1350\s+900\s+1800/);
+  t.match(text, /UDP 64 B decap \(kpps received\)\s+70\s+35\s+105\s+70\s+140/);
+  t.match(text, /UDP 64 B x8 decap \(kpps\)\s+75\s+38\s+113\s+75\s+150/);
+  t.match(text, /UDP req\/resp p50 \(µs\)\s+40\.0\s+80\.0\s+26\.7\s+40\.0\s+20\.0/);
+  t.match(text, /TCP req\/resp p99 \(µs\)\s+70\.0\s+140\.0\s+46\.7\s+70\.0\s+35\.0/);
+  t.match(text, /idle CPU \(% of a core\)\s+0\.50\s+0\.50\s+0\.50\s+0\.50\s+0\.50/);
+  t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+9\.00\s+9\.00\s+n\/a/);
   t.match(text, /ratios vtep 2 workers\/1 worker: \{"tcp4":2\}/);
   t.match(text, /^MET {4}TCP throughput vs OVS userspace: 1\.00× \(target ≥ 1\.0×\)$/m);
   t.match(text, /^MISSED TCP throughput vs kernel VXLAN: 0\.40× \(target ≥ 0\.5×\)$/m);
   const svg = chartSvg(fixed());
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-  t.equal((svg.match(/<rect x=/g) ?? []).length, 32, 'eight panels of four bars');
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 50, 'ten panels of five bars');
   t.match(svg, />1400<\/text>/);
   t.match(svg, /2 cores AMD EPYC, Linux 6\.x/);
   const dir = mkdtempSync(join(tmpdir(), 'vtep-e2e-out-'));
@@ -94,7 +105,12 @@ t.test('report and chart from a fixed result', async (t) => {
 });
 
 t.test('one short round: every system measured, everything torn down', async (t) => {
-  if (!needs(t, { root: true, commands: ['ip', 'ovs-vswitchd', 'iperf3', 'ping', 'bridge'] }))
+  if (
+    !needs(t, {
+      root: true,
+      commands: ['ip', 'ovs-vswitchd', 'iperf3', 'ping', 'bridge', 'sockperf'],
+    })
+  )
     return;
   const prefix = `b${process.pid % 10000}`;
   const steps: string[] = [];
@@ -104,7 +120,7 @@ t.test('one short round: every system measured, everything torn down', async (t)
     prefix,
     progress: (_d, _t, what) => steps.push(what),
   });
-  t.equal(steps.length, 40, 'ten measurements for each of four systems');
+  t.equal(steps.length, 65, 'thirteen measurements for each of five systems');
   for (const s of SYSTEMS) {
     const m = r.medians[s];
     t.ok(
@@ -118,15 +134,19 @@ t.test('one short round: every system measured, everything torn down', async (t)
         m.pps64x8Rev > 0 &&
         m.pps1400 > 0 &&
         m.rttP50Us > 0 &&
-        m.rttP99Us >= m.rttP50Us,
-      `${s}: a number for every metric`,
+        m.rttP99Us >= m.rttP50Us &&
+        m.udpRrP50Us > 0 &&
+        m.udpRrP99Us >= m.udpRrP50Us &&
+        m.tcpRrP50Us > 0,
+      `${s}: a number for every metric (${JSON.stringify(m)})`,
     );
+    t.equal(m.idleCpuPct === null, !['vtep', 'vtepbp'].includes(s), `${s}: idle CPU where asked`);
     t.equal(
       m.cpuSecPerMpps === null,
       s === 'kernel',
       `${s}: process CPU only where there is a process`,
     );
   }
-  t.equal(r.targets.length, 6);
+  t.equal(r.targets.length, 9);
   t.notOk(sh('ip netns list').includes(prefix), 'no namespace left');
 });

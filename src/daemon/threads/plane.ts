@@ -41,6 +41,8 @@ export interface PlaneOptions {
   reservedBits: ReservedBitsPolicy;
   invalidSourceMac: 'deliver' | 'drop';
   underlayMtu: number;
+  /** Busy polling after each batch, microseconds (0: off; `busyPoll`). */
+  busyPollUs: number;
 }
 
 export interface Plane {
@@ -76,6 +78,8 @@ function openPool(o: PlaneOptions, log: Log): GsoSender | undefined {
 }
 
 export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
+  // Per thread: this thread's pollers (its socket and TAP queues) spin together.
+  native().setBusyPoll(o.busyPollUs);
   const opened: { close(): void }[] = [];
   const close = () => opened.reverse().forEach((d) => d.close());
   try {

@@ -23,6 +23,19 @@ export function formatFdb(rows: FdbRow[], tapOf: (vni: number) => string): strin
     .join('\n');
 }
 
+/** `vtep stats`: the OVSDB session and each port's binding. */
+function ovsdbLines(o: GatewayStatus): string[] {
+  const lines: string[] = [];
+  lines.push(
+    `ovsdb ${o.target} physical-switch ${o.physicalSwitch}: ${o.state} for ${o.forSeconds} s, sessions ${o.connects}, transactions ${o.transactions.ok} ok ${o.transactions.failed} failed, protocol-errors ${o.protocolErrors}, remote-macs ${o.remoteMacs} local-macs ${o.localMacs}${o.lastError ? `, last error: ${o.lastError}` : ''}`,
+  );
+  for (const p of o.ports)
+    lines.push(
+      `    port ${p.name} ${p.vni === null ? 'unbound' : `vni ${p.vni}`}${p.logicalSwitch ? ` logical-switch ${p.logicalSwitch}` : ''}${p.problem ? ` (${p.problem})` : ''}`,
+    );
+  return lines;
+}
+
 /** `vtep stats`: the gobgpd session, its BGP peers, and routes in and out per VNI. */
 function evpnLines(e: EvpnStatus): string[] {
   const skipped = Object.entries(e.skipped)
@@ -85,16 +98,7 @@ export function formatStats(
     lines.push(
       `remote ${r.remote} vni ${r.vnis.join(',') || '-'}: rx ${r.rx.packets} tx ${r.tx.packets} macs ${r.macs} heard ${heard(r.heardMsAgo)}${r.bfd ? ` bfd ${r.bfd.state}` : ''}`,
     );
-  if (s.ovsdb) {
-    const o = s.ovsdb;
-    lines.push(
-      `ovsdb ${o.target} physical-switch ${o.physicalSwitch}: ${o.state} for ${o.forSeconds} s, sessions ${o.connects}, transactions ${o.transactions.ok} ok ${o.transactions.failed} failed, protocol-errors ${o.protocolErrors}, remote-macs ${o.remoteMacs} local-macs ${o.localMacs}${o.lastError ? `, last error: ${o.lastError}` : ''}`,
-    );
-    for (const p of o.ports)
-      lines.push(
-        `    port ${p.name} ${p.vni === null ? 'unbound' : `vni ${p.vni}`}${p.logicalSwitch ? ` logical-switch ${p.logicalSwitch}` : ''}${p.problem ? ` (${p.problem})` : ''}`,
-      );
-  }
+  if (s.ovsdb) lines.push(...ovsdbLines(s.ovsdb));
   if (s.evpn) lines.push(...evpnLines(s.evpn));
   if (s.busyPoll)
     lines.push(

@@ -113,7 +113,7 @@ export interface Config {
    * for up to this many microseconds since the last frame (at most 2 ms in a row), then returns
    * to epoll. 0: off. Idle threads do not spin.
    */
-  busyPollUs: number;
+  busyPoll: number;
   /**
    * Data-plane threads: each with its own TAP queue per VNI (IFF_MULTI_QUEUE) and underlay
    * socket (SO_REUSEPORT); the kernel spreads flows over them. Undefined: decided at start
@@ -315,7 +315,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     ...(ovsdb ? { ovsdb } : {}),
     ...(c.evpn ? { evpn: evpnOf(c.evpn, c.local, local, fail) } : {}),
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
-    busyPollUs: c.busyPoll,
+    busyPoll: c.busyPoll,
     outer: outerOf(c, {}, [], isIPv6(local) ? 6 : 4, fail),
     vnis: vnisOf(c, local, ovsdb, where, fail),
   };
@@ -837,7 +837,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
         }
       : {}),
     ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
-    ...(cfg.busyPollUs ? { busyPoll: cfg.busyPollUs } : {}),
+    ...(cfg.busyPoll ? { busyPoll: cfg.busyPoll } : {}),
     ...cfg.outer,
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,

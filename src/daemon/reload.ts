@@ -25,7 +25,7 @@ export const RESTART_ONLY = [
   'evpn',
   'tapOffload',
   'workers',
-  'busyPollUs',
+  'busyPoll',
   'local',
   'port',
   'sourcePortMode',

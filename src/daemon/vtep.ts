@@ -125,7 +125,7 @@ function planeOptions(cfg: Resolved, link: UnderlayLink, threads: number): Plane
     reservedBits: cfg.reservedBits,
     invalidSourceMac: cfg.invalidSourceMac,
     underlayMtu: link.mtu,
-    busyPollUs: cfg.busyPollUs,
+    busyPollUs: cfg.busyPoll,
   };
 }
 
@@ -874,7 +874,7 @@ export class Vtep {
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
       ...(this.evpn ? { evpn: this.evpn.status() } : {}),
-      ...(this.current.busyPollUs ? { busyPoll: busyPollStats(this.current.busyPollUs) } : {}),
+      ...(this.current.busyPoll ? { busyPoll: busyPollStats(this.current.busyPoll) } : {}),
       reloads: { ...this.reloads },
       fdbMaxEntries: this.fdb.maxEntries,
       kernel: {

@@ -166,6 +166,10 @@ t.test('text formats', async (t) => {
     }),
     /evpn gobgpd 127\.0\.0\.1:50051 router-id - as -: backoff for 12 s, sessions 1, write errors 0, last error: x/,
   );
+  t.match(
+    formatStats({ ...s, busyPoll: { us: 200, spins: 12, polled: 340 } }),
+    /busy-poll 200 us: spins 12, read while spinning 340 \(main thread\)/,
+  );
   t.equal(
     formatFdb(
       [

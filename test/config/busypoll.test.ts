@@ -1,0 +1,47 @@
+// `busyPoll:` / `--busy-poll`: microseconds, off by default, named when wrong, kept by showconf.
+import t from 'tap';
+import { parse as parseYaml } from 'yaml';
+import { main } from '../../src/cli/main.js';
+import { toYaml, validate } from '../../src/config/config.js';
+import { resolveMtus } from '../../src/daemon/mtu.js';
+import { planReload } from '../../src/daemon/reload.js';
+
+const base = { local: '192.0.2.2', vnis: [{ vni: 100 }] };
+
+t.test('busyPoll: off by default, microseconds, bounded', async (t) => {
+  t.equal(validate(base).busyPoll, 0, 'off');
+  t.equal(validate({ ...base, busyPoll: 200 }).busyPoll, 200);
+  t.equal(
+    validate(parseYaml(toYaml(validate({ ...base, busyPoll: 200 }))) as Record<string, unknown>)
+      .busyPoll,
+    200,
+    'showconf keeps it',
+  );
+  t.notMatch(toYaml(validate(base)), /busyPoll/, 'and says nothing when off');
+  t.throws(() => validate({ ...base, busyPoll: 100_001 }), {
+    message: /busyPoll.*100001.*0\.\.100000/,
+  });
+  t.throws(() => validate({ ...base, busyPoll: 'fast' }), { message: /busyPoll/ });
+  const errors: string[] = [];
+  t.intercept(process.stderr, 'write', { value: (s: string) => (errors.push(String(s)), true) });
+  t.equal(await main(['node', 'vtep', 'run', '--vni', '1', '--busy-poll', '-5']), 2);
+  t.match(errors.pop(), /invalid --busy-poll "-5": must be an integer in 0\.\.100000/);
+});
+
+t.test('busyPoll changes only with a restart', async (t) => {
+  const link = { mtu: 1500, source: 'default' as const };
+  const cur = resolveMtus(validate(base), link);
+  const next = resolveMtus(validate({ ...base, busyPoll: 50 }), link);
+  t.throws(
+    () =>
+      planReload(cur, next, {
+        portsBound: false,
+        underlayCapacity: 65536,
+        tapCapacity: () => 65536,
+        ovsdbVnis: [],
+        link,
+        nextLink: link,
+      }),
+    { field: 'busyPoll', message: /restart to change it/ },
+  );
+});

@@ -34,6 +34,7 @@ t.test('defaults and parsed values', async (t) => {
     sourcePortMode: 'hash',
     sourcePortMin: 49152,
     sourcePortMax: 65535,
+    busyPoll: 0,
     outer: {},
     vnis: [
       {

@@ -77,7 +77,7 @@ export interface RunningStats extends EngineStats {
   taps: TapStatus[];
   /** The OVSDB session and what it bound, when `ovsdb` is configured. */
   ovsdb?: GatewayStatus;
-  /** With `busyPoll`: the budget, and this (the main) thread's spin periods and frames read in them. */
+  /** With `busyPoll`: the budget, and every thread's spin periods and the frames read in them. */
   busyPoll?: { us: number; spins: number; polled: number };
   /** The gobgpd session, BGP peers and routes per VNI, when `evpn` is configured. */
   evpn?: EvpnStatus;

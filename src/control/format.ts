@@ -102,7 +102,7 @@ export function formatStats(
   if (s.evpn) lines.push(...evpnLines(s.evpn));
   if (s.busyPoll)
     lines.push(
-      `busy-poll ${s.busyPoll.us} us: spins ${s.busyPoll.spins}, read while spinning ${s.busyPoll.polled} (main thread)`,
+      `busy-poll ${s.busyPoll.us} us: spins ${s.busyPoll.spins}, read while spinning ${s.busyPoll.polled}`,
     );
   lines.push(...pathLines(s));
   const o = s.offload;

@@ -129,12 +129,6 @@ function planeOptions(cfg: Resolved, link: UnderlayLink, threads: number): Plane
   };
 }
 
-/** This thread's busy polling, for `vtep stats`. */
-function busyPollStats(us: number): { us: number; spins: number; polled: number } {
-  const [spins, polled] = native().busyPollStats();
-  return { us, spins, polled };
-}
-
 export class Vtep {
   private readonly fdb: Fdb;
   private readonly remotes = new Remotes();
@@ -859,6 +853,12 @@ export class Vtep {
     );
   }
 
+  /** Every thread's busy polling, for `vtep stats`. */
+  private busyPollStats(): { us: number; spins: number; polled: number } {
+    const [spins, polled] = this.planes.busyPoll();
+    return { us: this.current.busyPoll, spins, polled };
+  }
+
   private stats(): RunningStats {
     const link = this.link;
     const workers = this.planes.threadStats();
@@ -874,7 +874,7 @@ export class Vtep {
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
       ...(this.evpn ? { evpn: this.evpn.status() } : {}),
-      ...(this.current.busyPoll ? { busyPoll: busyPollStats(this.current.busyPoll) } : {}),
+      ...(this.current.busyPoll ? { busyPoll: this.busyPollStats() } : {}),
       reloads: { ...this.reloads },
       fdbMaxEntries: this.fdb.maxEntries,
       kernel: {

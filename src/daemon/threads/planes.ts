@@ -1,3 +1,4 @@
+import { native } from '../../io/native.js';
 import type { FrameDevice } from '../../io/types.js';
 import type { Fdb } from '../../fdb/fdb.js';
 import type { Log } from '../../util/log.js';
@@ -226,6 +227,13 @@ export class Planes {
   threadStats(): ThreadStats[] | undefined {
     if (!this.workers) return undefined;
     return [threadStats(0, this.engine.stats()), ...this.workers.threadStats()];
+  }
+
+  /** Busy polling on every thread, as last reported: [spin periods, frames read while spinning]. */
+  busyPoll(): [number, number] {
+    const [s, p] = native().busyPollStats();
+    const [ws, wp] = this.workers?.busyPoll() ?? [0, 0];
+    return [s + ws, p + wp];
   }
 
   /** Threads that have not answered lately (stuck), and for how long. */

@@ -87,7 +87,8 @@ export type FromWorker =
   | { t: 'learned'; seen: Seen[] }
   /** TAP-side source MACs seen since the last report, for VNIs with `localMacs`. */
   | { t: 'localMacs'; seen: [vni: number, mac: number][] }
-  | { t: 'stats'; id: number; stats: EngineStats }
+  /** Its counters, and its busy polling so far ([spin periods, frames read while spinning]). */
+  | { t: 'stats'; id: number; stats: EngineStats; busy: [number, number] }
   | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
   | { t: 'miss'; vni: number; mac: number }
   /** A BFD control packet from a remote (its UDP payload). */

@@ -95,6 +95,8 @@ interface Thread {
   id: number;
   worker: Worker;
   latest: EngineStats | undefined;
+  /** Its busy polling, as last reported: [spin periods, frames read while spinning]. */
+  busy: [number, number];
   /** When it last answered (clock ms): a thread that stops answering is stuck. */
   lastAnswer: number;
   sourcePorts: string;
@@ -163,6 +165,7 @@ export class Workers {
         id,
         worker,
         latest: undefined,
+        busy: [0, 0],
         lastAnswer: o.clock(),
         sourcePorts: '',
         exited: new Promise((resolve) => worker.once('exit', () => resolve())),
@@ -343,6 +346,14 @@ export class Workers {
     });
   }
 
+  /** The workers' busy polling added up, as last reported. */
+  busyPoll(): [number, number] {
+    return this.threads.reduce<[number, number]>(
+      (a, t) => [a[0] + t.busy[0], a[1] + t.busy[1]],
+      [0, 0],
+    );
+  }
+
   /** The workers' counters, as last reported. */
   latest(): EngineStats[] {
     return this.threads.flatMap((t) => (t.latest ? [t.latest] : []));
@@ -412,6 +423,7 @@ export class Workers {
         break;
       case 'stats': {
         t.latest = m.stats;
+        t.busy = m.busy;
         t.lastAnswer = this.clock();
         const w = this.waiting.get(m.id);
         if (w && --w.left === 0) w.done();

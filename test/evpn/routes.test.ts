@@ -1,5 +1,4 @@
 // EVPN routes in GoBGP's API form, both ways, against paths gobgpd itself produced (golden.ts).
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { AnyCodec, DEFAULT_PROTO_DIR } from '../../src/evpn/gobgp.js';
@@ -13,20 +12,19 @@ import {
   routeKey,
   type EvpnRoute,
 } from '../../src/evpn/routes.js';
-import { inCI } from '../helpers/prereq.js';
+import { needs } from '../helpers/prereq.js';
 import { IMET_NLRI, IMET_PATH, MAC_NLRI, MAC_PATH } from './golden.js';
 
-const have = existsSync(join(DEFAULT_PROTO_DIR, 'gobgp.proto'));
-if (!have) {
-  const why = `GoBGP's .proto files are not in ${DEFAULT_PROTO_DIR} (golang-github-osrg-gobgp-dev)`;
-  if (inCI) t.fail(why);
-  else t.plan(0, why);
-}
-
-const codec = have ? AnyCodec.load() : (undefined as unknown as AnyCodec);
+/** GoBGP's .proto files (golang-github-osrg-gobgp-dev): a test that needs them says so. */
+const PROTOS = [join(DEFAULT_PROTO_DIR, 'gobgp.proto')];
+let loaded: AnyCodec | undefined;
+const codecFor = (t: Parameters<typeof needs>[0]) =>
+  needs(t, { files: PROTOS }) ? (loaded ??= AnyCodec.load()) : undefined;
 const fromPeer = <T extends object>(p: T) => ({ ...p, neighbor_ip: '192.0.2.3' });
 
-t.test('decoded: the routes gobgpd builds', { skip: !have }, async (t) => {
+t.test('decoded: the routes gobgpd builds', async (t) => {
+  const codec = codecFor(t);
+  if (!codec) return;
   t.same(decodePath(codec, fromPeer(IMET_PATH)), {
     type: 3,
     rd: '10.77.0.2:100',
@@ -58,7 +56,9 @@ t.test('decoded: the routes gobgpd builds', { skip: !have }, async (t) => {
   });
 });
 
-t.test('encoded: our NLRI is byte for byte what gobgpd builds', { skip: !have }, async (t) => {
+t.test('encoded: our NLRI is byte for byte what gobgpd builds', async (t) => {
+  const codec = codecFor(t);
+  if (!codec) return;
   const o = { rd: '10.77.0.2:100', rt: ['65000:100'], vni: 100, vtep: '10.77.0.2' };
   const imet = imetPath(codec, o);
   t.equal(Buffer.from(imet.nlri.value).toString('hex'), IMET_NLRI, 'type 3');
@@ -93,7 +93,9 @@ t.test('encoded: our NLRI is byte for byte what gobgpd builds', { skip: !have },
   );
 });
 
-t.test('route distinguishers and targets of every kind', { skip: !have }, async (t) => {
+t.test('route distinguishers and targets of every kind', async (t) => {
+  const codec = codecFor(t);
+  if (!codec) return;
   const o = { vni: 5000, vtep: '192.0.2.2' };
   for (const [rd, rt] of [
     ['65000:5000', '65000:5000'],
@@ -107,7 +109,9 @@ t.test('route distinguishers and targets of every kind', { skip: !have }, async 
   t.equal(autoRt(65000, 100), '65000:100');
 });
 
-t.test('what is not taken comes back as a reason, never a throw', { skip: !have }, async (t) => {
+t.test('what is not taken comes back as a reason, never a throw', async (t) => {
+  const codec = codecFor(t);
+  if (!codec) return;
   const base = fromPeer(IMET_PATH);
   t.match(
     decodePath(codec, { ...base, nlri: { type_url: 'x/apipb.Nope', value: Buffer.alloc(0) } }),

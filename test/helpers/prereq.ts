@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 /** Minimal view of a tap test object, so helpers do not depend on tap's types. */
 interface TestLike {
@@ -18,9 +19,13 @@ function haveCommand(cmd: string): boolean {
  * elsewhere the test ends as skipped (`plan(0, reason)`), so a developer without root or without
  * the Debian packages still gets a useful run.
  */
-export function needs(t: TestLike, what: { commands?: string[]; root?: boolean }): boolean {
+export function needs(
+  t: TestLike,
+  what: { commands?: string[]; root?: boolean; files?: string[] },
+): boolean {
   const missing: string[] = [];
   for (const cmd of what.commands ?? []) if (!haveCommand(cmd)) missing.push(`command ${cmd}`);
+  for (const f of what.files ?? []) if (!existsSync(f)) missing.push(`file ${f}`);
   if (what.root && process.getuid?.() !== 0) missing.push('root (CAP_NET_ADMIN)');
   if (missing.length === 0) return true;
   const message = `missing prerequisite: ${missing.join(', ')} (see .ci/run for the install)`;

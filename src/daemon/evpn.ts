@@ -84,6 +84,8 @@ interface Local {
 }
 
 interface Params {
+  /** The VNI as the file has it (its static flood list, its sticky MAC), as of the last sync. */
+  spec: EvpnVni;
   rd: string;
   rt: string[];
   /** What routes are imported by: our own targets, and `*:VNI` for automatic ones. */
@@ -283,7 +285,7 @@ export class Evpn {
       const rt = v.rt ?? [autoRt(this.asn, v.vni)];
       // FRR's index is internal and changes on reconfiguration; the VNI, when it fits, does not.
       const rd = v.rd ?? autoRd(this.routerId, v.vni <= 0xffff ? v.vni : want.size + 1);
-      const p: Params = { rd, rt, imports: v.rt ? rt : [`*:${v.vni}`] };
+      const p: Params = { spec: v, rd, rt, imports: v.rt ? rt : [`*:${v.vni}`] };
       for (const i of p.imports) imports.add(v.vni, i);
       want.set(v.vni, p);
     }
@@ -308,7 +310,7 @@ export class Evpn {
 
   private originateVni(vni: number): void {
     this.announce(`3|${vni}`, vni, imetPath(this.codec, this.originate(vni)));
-    const sticky = this.c.vnis().find((v) => v.vni === vni)?.stickyMac;
+    const sticky = this.params.get(vni)!.spec.stickyMac;
     if (sticky !== undefined) this.claim(vni, sticky, true);
     for (const mac of this.c.planes.localMacs(vni)) this.localMac(vni, mac, true);
   }
@@ -461,8 +463,7 @@ export class Evpn {
       for (const x of d.macs) m.macs.add(x);
       for (const x of d.ips) m.ips.add(x);
     }
-    for (const vni of this.applied.keys())
-      if (this.applied.get(vni)!.flood === '\0') this.mark(vni).flood = true;
+    for (const [vni, a] of this.applied) if (a.flood === '\0') this.mark(vni).flood = true;
     for (const [vni, d] of this.pending) if (this.params.has(vni)) this.applyVni(vni, d);
     this.pending.clear();
   }
@@ -525,11 +526,12 @@ export class Evpn {
 
   /** The flood list: the file's remotes, then the type-3 originators; senders: the MACs' VTEPs. */
   private applyFlood(vni: number, a: Applied): boolean {
-    const statics = this.c.vnis().find((v) => v.vni === vni)?.statics ?? [];
+    const statics = this.params.get(vni)!.spec.statics;
     const have = new Set(statics.map((r) => r.address));
     const evpn = this.table.flood(vni).filter((ip) => !have.has(ip));
     const flood = [...statics.map((r) => r.key), ...evpn].join(',');
-    const senders = this.table.senders(vni).join(',');
+    const senderIps = this.table.senders(vni);
+    const senders = senderIps.join(',');
     if (flood === a.flood && senders === a.senders) return false;
     // After a reload ('\0') the list is pushed again, but it is no news.
     const changed = a.flood !== '\0' && flood !== a.flood;
@@ -542,7 +544,7 @@ export class Evpn {
     this.c.planes.updateVni(vni, {
       remotes: [...statics, ...evpn.map((ip) => this.remote(ip))],
       floodSource: sources,
-      senders: this.table.senders(vni).map((ip) => this.remote(ip)),
+      senders: senderIps.map((ip) => this.remote(ip)),
     });
     return changed;
   }
@@ -605,18 +607,22 @@ export class Evpn {
 
   status(): EvpnStatus {
     const vnis: EvpnVniStatus[] = [];
+    // Our routes counted per VNI in one pass (not one pass over them per VNI).
+    const out = new Map<number, { mac: number; multicast: number }>();
+    for (const [key, o] of this.ours) {
+      let n = out.get(o.vni);
+      if (!n) out.set(o.vni, (n = { mac: 0, multicast: 0 }));
+      if (key.startsWith('3|')) n.multicast++;
+      else n.mac++;
+    }
     for (const [vni, p] of [...this.params].sort((x, y) => x[0] - y[0])) {
       const [mac, multicast] = this.table.counts(vni);
-      let outMac = 0;
-      let outImet = 0;
-      for (const [key, o] of this.ours)
-        if (o.vni === vni) key.startsWith('3|') ? outImet++ : outMac++;
       vnis.push({
         vni,
         rd: p.rd,
         rt: p.rt,
         routesIn: { mac, multicast },
-        routesOut: { mac: outMac, multicast: outImet },
+        routesOut: out.get(vni) ?? { mac: 0, multicast: 0 },
         flood: this.table.flood(vni).filter((ip) => ip !== this.c.local),
       });
     }

@@ -102,6 +102,26 @@ interface ApiStub extends grpc.Client {
   [name: string]: unknown;
 }
 
+/**
+ * The `GobgpApi` service from the `.proto` files in `dir` (throws, naming the file and its Debian
+ * package, when one is missing): what the client calls, and what a stand-in server serves.
+ */
+export function loadApi(dir = DEFAULT_PROTO_DIR): grpc.ServiceClientConstructor {
+  for (const f of FILES)
+    if (!existsSync(join(dir, f)))
+      throw new Error(
+        `GoBGP API file ${join(dir, f)} is missing (Debian package golang-github-osrg-gobgp-dev)`,
+      );
+  const def = loader.loadSync(
+    FILES.map((f) => join(dir, f)),
+    { keepCase: true, longs: Number, enums: String, defaults: true, includeDirs: [dir] },
+  );
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    apipb: { GobgpApi: grpc.ServiceClientConstructor };
+  };
+  return pkg.apipb.GobgpApi;
+}
+
 /** One channel to a gobgpd. Calls reject with the gRPC status text (`14 UNAVAILABLE: …`). */
 export class GobgpClient {
   private constructor(
@@ -112,20 +132,8 @@ export class GobgpClient {
 
   /** Throws (naming the directory) when the `.proto` files are not there. */
   static open(target: string, o: { protoDir?: string; timeoutMs?: number } = {}): GobgpClient {
-    const dir = o.protoDir ?? DEFAULT_PROTO_DIR;
-    for (const f of FILES)
-      if (!existsSync(join(dir, f)))
-        throw new Error(
-          `GoBGP API file ${join(dir, f)} is missing (Debian package golang-github-osrg-gobgp-dev)`,
-        );
-    const def = loader.loadSync(
-      FILES.map((f) => join(dir, f)),
-      { keepCase: true, longs: Number, enums: String, defaults: true, includeDirs: [dir] },
-    );
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      apipb: { GobgpApi: grpc.ServiceClientConstructor };
-    };
-    const stub = new pkg.apipb.GobgpApi(target, grpc.credentials.createInsecure(), {
+    const Api = loadApi(o.protoDir);
+    const stub = new Api(target, grpc.credentials.createInsecure(), {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 2000,
     }) as unknown as ApiStub;

@@ -1,10 +1,8 @@
 // A gobgpd stand-in for tests and the scale benchmark (not packaged): the same gRPC service, from
 // GoBGP's own .proto files, on loopback, answering the calls vtep makes and streaming what the
 // caller pushes as WatchEvent.
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as loader from '@grpc/proto-loader';
-import { DEFAULT_PROTO_DIR, type ApiPath } from './gobgp.js';
+import { loadApi, type ApiPath } from './gobgp.js';
 
 export class FakeGobgp {
   readonly added = new Map<string, ApiPath>();
@@ -23,21 +21,8 @@ export class FakeGobgp {
   }
 
   private async listen(port: number): Promise<void> {
-    const def = loader.loadSync(
-      ['gobgp.proto', 'attribute.proto', 'capability.proto'].map((x) => join(DEFAULT_PROTO_DIR, x)),
-      {
-        keepCase: true,
-        longs: Number,
-        enums: String,
-        defaults: true,
-        includeDirs: [DEFAULT_PROTO_DIR],
-      },
-    );
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      apipb: { GobgpApi: { service: grpc.ServiceDefinition } };
-    };
     this.server = new grpc.Server();
-    this.server.addService(pkg.apipb.GobgpApi.service, {
+    this.server.addService(loadApi().service, {
       GetBgp: (_c: unknown, cb: grpc.sendUnaryData<unknown>) =>
         cb(null, { global: { asn: this.asn, router_id: this.routerId } }),
       AddPath: (

@@ -107,6 +107,14 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
       .exec('bridge fdb show dev vx0')
       .split('\n')
       .filter((l) => l.startsWith('00:00:00:00:00:00'));
+  /** B floods to C and C to B again (a BGP session back), within 30 s. */
+  const bothFloodingAgain = () =>
+    until(
+      async () =>
+        (await flood()).includes(`${C}:4789`) && kernelFlood().some((l) => l.includes(`dst ${B}`)),
+      30_000,
+      200,
+    );
   const ping = (from: string, to: string) =>
     topo.get(from).exec(`ping -c 3 -i 0.2 -W 1 ${to}`, { allowFail: true });
   const frrMac = (mac: string) =>
@@ -253,13 +261,7 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
       t.match((await evpn()).state, /backoff|connecting/, 'status says so');
 
       await gobgpB.run();
-      const back = await until(
-        async () =>
-          (await flood()).includes(`${C}:4789`) &&
-          kernelFlood().some((l) => l.includes(`dst ${B}`)),
-        30_000,
-        200,
-      );
+      const back = await bothFloodingAgain();
       t.ok(back, 'both flood lists back after the restart');
       t.match(ping('vmB', VM.kernel.ip), / 0% packet loss/, 'and traffic');
       await sleep(1000);
@@ -296,13 +298,7 @@ t.test('vtep in an EVPN fabric with FRR and kernel VXLAN', async (t) => {
         "and vmC's MAC with it",
       );
       await frr.startBgpd();
-      const back = await until(
-        async () =>
-          (await flood()).includes(`${C}:4789`) &&
-          kernelFlood().some((l) => l.includes(`dst ${B}`)),
-        30_000,
-        200,
-      );
+      const back = await bothFloodingAgain();
       t.ok(back, 'the session back: both flood lists again');
       t.match(ping('vmB', VM.kernel.ip), / 0% packet loss/, 'and traffic');
     },

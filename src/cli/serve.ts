@@ -40,6 +40,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/^flags\.udpCsum$/, '--no-udp-csum'],
   [/^flags\.workers$/, '--workers'],
   [/^flags\.busyPoll$/, '--busy-poll'],
+  [/^flags\.ioUring$/, '--no-io-uring'],
   [/^flags\.udp6ZeroChecksumTx$/, '--udp6-zero-checksum-tx'],
   [/^flags\.udp6ZeroChecksumRx$/, '--udp6-zero-checksum-rx'],
   [/^flags\.metrics$/, '--metrics'],
@@ -164,6 +165,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     tapOffload: o.tapOffload,
     workers: o.workers,
     busyPoll: o.busyPoll,
+    ioUring: o.ioUring,
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
@@ -389,6 +391,10 @@ function underlayOptions(cmd: Command): Command {
     .option(
       '--busy-poll <us>',
       'after a batch, keep reading without sleeping for up to this many microseconds (lower latency, more CPU; default 0: off)',
+    )
+    .option(
+      '--no-io-uring',
+      'TAP reads and writes one syscall a frame (readv/writev) instead of batched through io_uring',
     )
     .option('--ttl <n|inherit|auto>', 'outer TTL / hop limit (default auto: the route’s, 64)')
     .option(

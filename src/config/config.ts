@@ -115,6 +115,12 @@ export interface Config {
    */
   busyPoll: number;
   /**
+   * TAP reads and writes through io_uring where the kernel allows it (batches of frames in one
+   * syscall); false: readv and writev, a frame a syscall. A thread that cannot set a ring up
+   * falls back by itself, and `vtep stats` says why.
+   */
+  ioUring: boolean;
+  /**
    * Data-plane threads: each with its own TAP queue per VNI (IFF_MULTI_QUEUE) and underlay
    * socket (SO_REUSEPORT); the kernel spreads flows over them. Undefined: decided at start
    * (`vtep run`: the cores, at most 8; one with a TAP made without queues).
@@ -316,6 +322,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     ...(c.evpn ? { evpn: evpnOf(c.evpn, c.local, local, fail) } : {}),
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
     busyPoll: c.busyPoll,
+    ioUring: c.ioUring,
     outer: outerOf(c, {}, [], isIPv6(local) ? 6 : 4, fail),
     vnis: vnisOf(c, local, ovsdb, where, fail),
   };
@@ -838,6 +845,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
       : {}),
     ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
     ...(cfg.busyPoll ? { busyPoll: cfg.busyPoll } : {}),
+    ...(cfg.ioUring ? {} : { ioUring: false }),
     ...cfg.outer,
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,

@@ -227,6 +227,8 @@ export const configShape = {
   evpn: mapping(evpnShape).optional(),
   /** Busy polling after a batch, microseconds (0: off; at most 100 ms). */
   busyPoll: intIn(0, 100_000).default(0),
+  /** TAP I/O through io_uring where the kernel allows (default); false: readv/writev. */
+  ioUring: bool.default(true),
   /** Data-plane threads (TAP queues and underlay sockets), at most 64; default: decided at start. */
   workers: intIn(1, 64).optional(),
   /** At least one unless `ovsdb` gives ports (checked in config.ts). */

@@ -2,6 +2,7 @@ import type { GatewayStatus } from '../ovsdb/gateway.js';
 import type { EvpnStatus } from '../evpn/status.js';
 import type { BfdStatus } from '../daemon/bfd.js';
 import type { EngineStats, PeerStats } from '../engine/engine.js';
+import type { ThreadIo } from '../io/threadio.js';
 
 /**
  * What the control socket answers (`vtep status`, `vtep stats`): the daemon builds these, the
@@ -67,6 +68,9 @@ export interface RemoteSummary extends Omit<PeerStats, 'remote'> {
   bfd?: BfdStatus;
 }
 
+/** Every data-plane thread's TAP I/O, added up: how, and what io_uring did. */
+export type TapIoStats = Omit<ThreadIo, 'spins' | 'polled'>;
+
 export interface RunningStats extends EngineStats {
   /** Per remote, summed over its VNIs (each VNI's share is in `vnis[].peers`). */
   remotes: RemoteSummary[];
@@ -79,6 +83,8 @@ export interface RunningStats extends EngineStats {
   ovsdb?: GatewayStatus;
   /** With `busyPoll`: the budget, and every thread's spin periods and the frames read in them. */
   busyPoll?: { us: number; spins: number; polled: number };
+  /** How the threads read and write their TAP queues: io_uring, or readv/writev and why. */
+  tapIo?: TapIoStats;
   /** The gobgpd session, BGP peers and routes per VNI, when `evpn` is configured. */
   evpn?: EvpnStatus;
   /** With `workers` > 1: each thread's share (0 is the main thread); the counters above add them up. */

@@ -1,7 +1,14 @@
 import type { FdbRow } from '../fdb/fdb.js';
 import type { GatewayStatus } from '../ovsdb/gateway.js';
 import type { EvpnStatus } from '../evpn/status.js';
-import type { ChangeEvent, RemoteSummary, Status, TapStatus, ThreadStats } from './api.js';
+import type {
+  ChangeEvent,
+  RemoteSummary,
+  Status,
+  TapIoStats,
+  TapStatus,
+  ThreadStats,
+} from './api.js';
 import type { EngineStats, Trace, TraceVerdict } from '../engine/engine.js';
 
 /**
@@ -68,6 +75,14 @@ function pathLines(s: Pick<EngineStats, 'pathMaxFrame' | 'icmpTooBig' | 'narrowP
   ];
 }
 
+/** How the TAP queues are read and written, and what io_uring saved in syscalls. */
+function tapIoLine(t: TapIoStats): string {
+  const ring = `io_uring on ${t.uringThreads} of ${t.threads} threads: ${t.ringReads} frames read, ${t.ringWrites} written in ${t.ringEnters} enters`;
+  if (!t.fallback) return `tap i/o: ${ring}`;
+  const why = t.fallback === 'off' ? 'ioUring false or VTEP_IO_URING=0' : `io_uring: ${t.fallback}`;
+  return `tap i/o: readv/writev on ${t.threads - t.uringThreads} of ${t.threads} threads (${why})${t.uringThreads ? `; ${ring}` : ''}`;
+}
+
 export function formatStats(
   s: EngineStats & {
     underlay?: string;
@@ -76,6 +91,7 @@ export function formatStats(
     ovsdb?: GatewayStatus;
     evpn?: EvpnStatus;
     busyPoll?: { us: number; spins: number; polled: number };
+    tapIo?: TapIoStats;
     kernel?: {
       udpReceiveDrops: number | null;
       tapQueueDrops: { vni: number; drops: number | null }[];
@@ -100,6 +116,7 @@ export function formatStats(
     );
   if (s.ovsdb) lines.push(...ovsdbLines(s.ovsdb));
   if (s.evpn) lines.push(...evpnLines(s.evpn));
+  if (s.tapIo) lines.push(tapIoLine(s.tapIo));
   if (s.busyPoll)
     lines.push(
       `busy-poll ${s.busyPoll.us} us: spins ${s.busyPoll.spins}, read while spinning ${s.busyPoll.polled}`,

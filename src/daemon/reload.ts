@@ -26,6 +26,7 @@ export const RESTART_ONLY = [
   'tapOffload',
   'workers',
   'busyPoll',
+  'ioUring',
   'local',
   'port',
   'sourcePortMode',

@@ -126,6 +126,7 @@ function planeOptions(cfg: Resolved, link: UnderlayLink, threads: number): Plane
     invalidSourceMac: cfg.invalidSourceMac,
     underlayMtu: link.mtu,
     busyPollUs: cfg.busyPoll,
+    ioUring: cfg.ioUring,
   };
 }
 
@@ -853,10 +854,14 @@ export class Vtep {
     );
   }
 
-  /** Every thread's busy polling, for `vtep stats`. */
-  private busyPollStats(): { us: number; spins: number; polled: number } {
-    const [spins, polled] = this.planes.busyPoll();
-    return { us: this.current.busyPoll, spins, polled };
+  /** Every thread's TAP I/O and busy polling, for `vtep stats`. */
+  private ioStats(): Pick<RunningStats, 'busyPoll' | 'tapIo'> {
+    const io = this.planes.io();
+    const { spins, polled, ...tapIo } = io;
+    return {
+      tapIo,
+      ...(this.current.busyPoll ? { busyPoll: { us: this.current.busyPoll, spins, polled } } : {}),
+    };
   }
 
   private stats(): RunningStats {
@@ -874,7 +879,7 @@ export class Vtep {
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),
       ...(this.evpn ? { evpn: this.evpn.status() } : {}),
-      ...(this.current.busyPoll ? { busyPoll: this.busyPollStats() } : {}),
+      ...this.ioStats(),
       reloads: { ...this.reloads },
       fdbMaxEntries: this.fdb.maxEntries,
       kernel: {

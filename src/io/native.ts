@@ -112,6 +112,13 @@ export interface NativeIo {
   setBusyPoll(us: number): void;
   /** This thread's busy polling so far: [spin periods, frames and datagrams read while spinning]. */
   busyPollStats(): [number, number];
+  /** Whether this thread may put its TAP I/O through io_uring (`ioUring`; default yes). */
+  setTapIo(useUring: boolean): void;
+  /**
+   * This thread's TAP I/O: [1 io_uring / 0 readv and writev, the errno of a failed io_uring setup
+   * (0: none, or turned off), frames read and written through io_uring, io_uring_enter calls].
+   */
+  tapIoStats(): [number, number, number, number, number];
   Poller: new (
     kind: 0 | 1,
     fd: number,

@@ -35,6 +35,7 @@ t.test('defaults and parsed values', async (t) => {
     sourcePortMin: 49152,
     sourcePortMax: 65535,
     busyPoll: 0,
+    ioUring: true,
     outer: {},
     vnis: [
       {

@@ -170,6 +170,29 @@ t.test('text formats', async (t) => {
     formatStats({ ...s, busyPoll: { us: 200, spins: 12, polled: 340 } }),
     /busy-poll 200 us: spins 12, read while spinning 340$/m,
   );
+  const ring = { ringReads: 640, ringWrites: 900, ringEnters: 40 };
+  t.match(
+    formatStats({ ...s, tapIo: { threads: 2, uringThreads: 2, ...ring } }),
+    /^tap i\/o: io_uring on 2 of 2 threads: 640 frames read, 900 written in 40 enters$/m,
+  );
+  t.match(
+    formatStats({ ...s, tapIo: { threads: 2, uringThreads: 1, fallback: 'EPERM', ...ring } }),
+    /^tap i\/o: readv\/writev on 1 of 2 threads \(io_uring: EPERM\); io_uring on 1 of 2 threads: 640/m,
+  );
+  t.match(
+    formatStats({
+      ...s,
+      tapIo: {
+        threads: 1,
+        uringThreads: 0,
+        fallback: 'off',
+        ringReads: 0,
+        ringWrites: 0,
+        ringEnters: 0,
+      },
+    }),
+    /^tap i\/o: readv\/writev on 1 of 1 threads \(ioUring false or VTEP_IO_URING=0\)$/m,
+  );
   t.equal(
     formatFdb(
       [

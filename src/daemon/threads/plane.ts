@@ -43,6 +43,8 @@ export interface PlaneOptions {
   underlayMtu: number;
   /** Busy polling after each batch, microseconds (0: off; `busyPoll`). */
   busyPollUs: number;
+  /** TAP reads and writes through io_uring where the kernel allows (`ioUring`). */
+  ioUring: boolean;
 }
 
 export interface Plane {
@@ -80,6 +82,7 @@ function openPool(o: PlaneOptions, log: Log): GsoSender | undefined {
 export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
   // Per thread: this thread's pollers (its socket and TAP queues) spin together.
   native().setBusyPoll(o.busyPollUs);
+  native().setTapIo(o.ioUring);
   const opened: { close(): void }[] = [];
   const close = () => opened.reverse().forEach((d) => d.close());
   try {

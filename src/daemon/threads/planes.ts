@@ -1,7 +1,7 @@
-import { native } from '../../io/native.js';
 import type { FrameDevice } from '../../io/types.js';
 import type { Fdb } from '../../fdb/fdb.js';
 import type { Log } from '../../util/log.js';
+import { addThreadIo, threadIo, type ThreadIo } from '../../io/threadio.js';
 import {
   CaptureTap,
   type CaptureFilter,
@@ -229,11 +229,10 @@ export class Planes {
     return [threadStats(0, this.engine.stats()), ...this.workers.threadStats()];
   }
 
-  /** Busy polling on every thread, as last reported: [spin periods, frames read while spinning]. */
-  busyPoll(): [number, number] {
-    const [s, p] = native().busyPollStats();
-    const [ws, wp] = this.workers?.busyPoll() ?? [0, 0];
-    return [s + ws, p + wp];
+  /** Every thread's I/O figures (busy polling, TAP I/O), the workers' as last reported. */
+  io(): ThreadIo {
+    const own = threadIo();
+    return this.workers ? addThreadIo(own, this.workers.io()) : own;
   }
 
   /** Threads that have not answered lately (stuck), and for how long. */

@@ -3,6 +3,7 @@ import type { RemoteSpec } from '../../config/config.js';
 import type { FdbOp, Seen } from '../../fdb/replica.js';
 import type { FloodSource } from '../../fdb/fdb.js';
 import type { Level } from '../../util/log.js';
+import type { ThreadIo } from '../../io/threadio.js';
 import type {
   CaptureFilter,
   Captured,
@@ -87,8 +88,8 @@ export type FromWorker =
   | { t: 'learned'; seen: Seen[] }
   /** TAP-side source MACs seen since the last report, for VNIs with `localMacs`. */
   | { t: 'localMacs'; seen: [vni: number, mac: number][] }
-  /** Its counters, and its busy polling so far ([spin periods, frames read while spinning]). */
-  | { t: 'stats'; id: number; stats: EngineStats; busy: [number, number] }
+  /** Its counters, and its own I/O figures (busy polling, TAP I/O). */
+  | { t: 'stats'; id: number; stats: EngineStats; io: ThreadIo }
   | { t: 'log'; level: Level; event: string; msg: string; fields?: Record<string, unknown> }
   | { t: 'miss'; vni: number; mac: number }
   /** A BFD control packet from a remote (its UDP payload). */

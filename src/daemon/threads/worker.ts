@@ -4,8 +4,8 @@ import type { RemoteSpec } from '../../config/config.js';
 import { Fdb } from '../../fdb/fdb.js';
 import { Remotes } from '../../fdb/remote.js';
 import { FdbReplica } from '../../fdb/replica.js';
-import { native } from '../../io/native.js';
 import { TapDevice } from '../../io/tap.js';
+import { threadIo } from '../../io/threadio.js';
 import type { Log } from '../../util/log.js';
 import { CaptureTap, type CaptureFilter, type Captured } from '../../engine/engine.js';
 import { openPlane } from './plane.js';
@@ -235,7 +235,7 @@ port.on('message', (m: ToWorker) => {
       replica.apply(m.ops, clock());
       break;
     case 'stats':
-      post({ t: 'stats', id: m.id, stats: engine.stats(clock()), busy: native().busyPollStats() });
+      post({ t: 'stats', id: m.id, stats: engine.stats(clock()), io: threadIo() });
       break;
     case 'neigh':
       engine.learnNeighbour(m.vni, m.ip, m.mac, clock());

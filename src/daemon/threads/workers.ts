@@ -5,6 +5,7 @@ import type { Remote, Remotes } from '../../fdb/remote.js';
 import { absorb, toFdbOp, type FdbOp, type Seen } from '../../fdb/replica.js';
 import type { ThreadStats } from '../../control/api.js';
 import type { Log } from '../../util/log.js';
+import { addThreadIo, NO_THREAD_IO, type ThreadIo } from '../../io/threadio.js';
 import type {
   CaptureFilter,
   Captured,
@@ -95,8 +96,8 @@ interface Thread {
   id: number;
   worker: Worker;
   latest: EngineStats | undefined;
-  /** Its busy polling, as last reported: [spin periods, frames read while spinning]. */
-  busy: [number, number];
+  /** Its I/O figures (busy polling, TAP I/O), as last reported. */
+  io: ThreadIo;
   /** When it last answered (clock ms): a thread that stops answering is stuck. */
   lastAnswer: number;
   sourcePorts: string;
@@ -165,7 +166,7 @@ export class Workers {
         id,
         worker,
         latest: undefined,
-        busy: [0, 0],
+        io: NO_THREAD_IO,
         lastAnswer: o.clock(),
         sourcePorts: '',
         exited: new Promise((resolve) => worker.once('exit', () => resolve())),
@@ -346,12 +347,9 @@ export class Workers {
     });
   }
 
-  /** The workers' busy polling added up, as last reported. */
-  busyPoll(): [number, number] {
-    return this.threads.reduce<[number, number]>(
-      (a, t) => [a[0] + t.busy[0], a[1] + t.busy[1]],
-      [0, 0],
-    );
+  /** The workers' I/O figures added up, as last reported. */
+  io(): ThreadIo {
+    return this.threads.reduce((a, t) => addThreadIo(a, t.io), NO_THREAD_IO);
   }
 
   /** The workers' counters, as last reported. */
@@ -423,7 +421,7 @@ export class Workers {
         break;
       case 'stats': {
         t.latest = m.stats;
-        t.busy = m.busy;
+        t.io = m.io;
         t.lastAnswer = this.clock();
         const w = this.waiting.get(m.id);
         if (w && --w.left === 0) w.done();

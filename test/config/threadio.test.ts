@@ -1,5 +1,7 @@
-// `busyPoll:` / `--busy-poll`: microseconds, off by default, named when wrong, kept by showconf.
-import t from 'tap';
+// How a data-plane thread does its I/O: `busyPoll:` / `--busy-poll` (microseconds, off by
+// default) and `ioUring:` / `--no-io-uring` (on by default); named when wrong, kept by showconf,
+// changed only by a restart.
+import t, { type Test } from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../src/cli/main.js';
 import { toYaml, validate } from '../../src/config/config.js';
@@ -28,10 +30,11 @@ t.test('busyPoll: off by default, microseconds, bounded', async (t) => {
   t.match(errors.pop(), /invalid --busy-poll "-5": must be an integer in 0\.\.100000/);
 });
 
-t.test('busyPoll changes only with a restart', async (t) => {
+/** A reload from `base` to `change` is refused, naming `field`. */
+function restartOnly(t: Test, field: string, change: Record<string, unknown>): void {
   const link = { mtu: 1500, source: 'default' as const };
   const cur = resolveMtus(validate(base), link);
-  const next = resolveMtus(validate({ ...base, busyPoll: 50 }), link);
+  const next = resolveMtus(validate({ ...base, ...change }), link);
   t.throws(
     () =>
       planReload(cur, next, {
@@ -42,6 +45,19 @@ t.test('busyPoll changes only with a restart', async (t) => {
         link,
         nextLink: link,
       }),
-    { field: 'busyPoll', message: /restart to change it/ },
+    { field, message: /restart to change it/ },
   );
+}
+
+t.test('busyPoll changes only with a restart', async (t) => {
+  restartOnly(t, 'busyPoll', { busyPoll: 50 });
+});
+
+t.test('ioUring: on by default, false turns it off', async (t) => {
+  t.equal(validate(base).ioUring, true, 'on');
+  t.equal(validate({ ...base, ioUring: false }).ioUring, false);
+  t.match(toYaml(validate({ ...base, ioUring: false })), /^ioUring: false$/m, 'showconf keeps it');
+  t.notMatch(toYaml(validate(base)), /ioUring/, 'and says nothing when on');
+  t.throws(() => validate({ ...base, ioUring: 'sometimes' }), { message: /ioUring.*sometimes/ });
+  restartOnly(t, 'ioUring', { ioUring: false });
 });

@@ -66,6 +66,12 @@ export interface Sample {
   cpuSecPerMpps: number | null;
   /** CPU seconds of the whole machine per million packets (64-byte run, generator included). */
   machineCpuSecPerMpps: number;
+  /**
+   * Syscalls of the tunnel process per packet delivered, 64-byte runs (encap, decap): what
+   * batching does (perf's raw_syscalls:sys_enter; null for the kernel, or without perf).
+   */
+  syscallsPerPkt: number | null;
+  syscallsPerPktRev: number | null;
 }
 
 export interface E2eOptions {
@@ -249,13 +255,32 @@ async function tcp(pair: Pair, seconds: number, decap = false, streams = 1): Pro
   }
 }
 
+/**
+ * Counts the syscalls of process `pid` (all its threads) until the returned function is called,
+ * which resolves with the count (undefined without perf); undefined without a pid.
+ */
+function countSyscalls(pid: number | undefined): (() => Promise<number | undefined>) | undefined {
+  if (pid === undefined) return undefined;
+  const perf = spawn('perf', ['stat', '-x,', '-e', 'raw_syscalls:sys_enter', '-p', String(pid)]);
+  let err = '';
+  perf.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  // no perf on the machine: 'error' instead of 'exit', and no count
+  const exited = new Promise((r) => perf.once('exit', r).once('error', r));
+  return async () => {
+    perf.kill('SIGINT');
+    await Promise.race([exited, sleep(3000)]);
+    const n = Number(/^(\d+),/m.exec(err)?.[1]);
+    return Number.isFinite(n) ? n : undefined;
+  };
+}
+
 async function udp(
   pair: Pair,
   size: number,
   seconds: number,
   decap = false,
   flows = 1,
-): Promise<{ pps: number; cpu: number; machine: number }> {
+): Promise<{ pps: number; cpu: number; machine: number; syscalls: number | null }> {
   const flood = distFile('bench', 'udpflood.js');
   const [from, to, toIp] = decap ? ['vp', 'vs', S_VM.ip] : ['vs', 'vp', P_VM.ip];
   const rx = bg(
@@ -265,18 +290,25 @@ async function udp(
   rx.stdout!.on('data', (d) => (out += d));
   await until(() => out.includes('ready'), 5000);
   const pid = pair.pid();
+  const syscalls = countSyscalls(pid);
   const cpu0 = procCpu(pid);
   const m0 = machineCpu();
   pair.get(from).exec(`${process.execPath} ${flood} send ${toIp} 9000 ${size} ${seconds} ${flows}`);
   const cpu1 = procCpu(pid);
   const m1 = machineCpu();
+  const calls = await syscalls?.();
   await until(() => out.includes('received'), (seconds + 5) * 1000);
   rx.kill('SIGKILL');
   const r = JSON.parse(
     out.split('\n').find((l) => l.includes('received')) ?? '{"received":0,"pps":0}',
   );
   const mpkts = Math.max(r.received, 1) / 1e6;
-  return { pps: r.pps, cpu: (cpu1 - cpu0) / mpkts, machine: (m1 - m0) / mpkts };
+  return {
+    pps: r.pps,
+    cpu: (cpu1 - cpu0) / mpkts,
+    machine: (m1 - m0) / mpkts,
+    syscalls: calls === undefined ? null : calls / Math.max(r.received, 1),
+  };
 }
 
 function latency(pair: Pair): { p50: number; p99: number } {
@@ -433,7 +465,15 @@ async function sampleOf(p: Pair, seconds: number, step: (what: string) => void):
     idleCpuPct: idle,
     cpuSecPerMpps: p.system === 'kernel' ? null : u64.cpu,
     machineCpuSecPerMpps: u64.machine,
+    syscallsPerPkt: u64.syscalls,
+    syscallsPerPktRev: u64Rev.syscalls,
   };
+}
+
+/** The median of the values measured, or null when none was. */
+function orNull(values: (number | null)[]): number | null {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length ? median(known) : null;
 }
 
 /** Each system's medians over the rounds. */
@@ -463,6 +503,8 @@ function mediansOf(samples: Record<System, Sample[]>): Record<System, Sample> {
           idleCpuPct: IDLE.includes(s) ? m((x) => x.idleCpuPct ?? 0) : null,
           cpuSecPerMpps: s === 'kernel' ? null : m((x) => x.cpuSecPerMpps ?? 0),
           machineCpuSecPerMpps: m((x) => x.machineCpuSecPerMpps),
+          syscallsPerPkt: orNull(samples[s].map((x) => x.syscallsPerPkt)),
+          syscallsPerPktRev: orNull(samples[s].map((x) => x.syscallsPerPktRev)),
         },
       ];
     }),
@@ -572,6 +614,8 @@ export function formatE2e(r: E2eResult): string {
       (s) => (s.cpuSecPerMpps === null ? 'n/a' : s.cpuSecPerMpps.toFixed(2)),
     ],
     ['machine CPU s / Mpkt (64 B)', (s) => s.machineCpuSecPerMpps.toFixed(2)],
+    ['syscalls / pkt (64 B encap)', (s) => s.syscallsPerPkt?.toFixed(3) ?? 'n/a'],
+    ['syscalls / pkt (64 B decap)', (s) => s.syscallsPerPktRev?.toFixed(3) ?? 'n/a'],
   ];
   const w = [32, 10, 10, 10, 10, 10];
   const line = (cells: string[]) =>

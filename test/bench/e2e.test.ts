@@ -37,6 +37,8 @@ const sample = (k: number): Sample => ({
   idleCpuPct: 0.5,
   cpuSecPerMpps: 9,
   machineCpuSecPerMpps: 20,
+  syscallsPerPkt: 0.5,
+  syscallsPerPktRev: null,
 });
 
 function fixed(): E2eResult {

@@ -1176,6 +1176,20 @@ uint32_t UringRun(bool write, int fd, iovec* iovs, int per, uint32_t n, int32_t*
 #endif
 }
 
+// The results of a run up to the first that says the ring cannot do this file at all
+// (EOPNOTSUPP: a TAP without non-blocking reads and writes in the ring, kernels before 5.x's
+// FMODE_NOWAIT for tun): the ring is then off for this thread, and the caller does that
+// operation and the rest the plain way.
+uint32_t UringUsable(const int32_t* res, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (res[i] == -EOPNOTSUPP) {
+      UringFailed(EOPNOTSUPP);
+      return i;
+    }
+  }
+  return n;
+}
+
 // Scratch for the ring's batches, grown once to the largest batch seen.
 thread_local std::vector<iovec> g_uringIovs;
 thread_local std::vector<int32_t> g_uringRes;
@@ -1249,6 +1263,7 @@ Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
     if (g_uringRes.size() < count) g_uringRes.resize(count);
     for (uint32_t i = 0; i < count; i++) frameIov(i, &g_uringIovs[static_cast<size_t>(i) * per]);
     from = UringRun(true, fd, g_uringIovs.data(), per, count, g_uringRes.data());
+    from = UringUsable(g_uringRes.data(), from);
     for (uint32_t i = 0; i < from; i++) {
       int32_t r = g_uringRes[i];
       outcome(i, r, r < 0 ? -r : 0);
@@ -1671,7 +1686,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (g_uringIovs.size() < static_cast<size_t>(batch) * 2) g_uringIovs.resize(static_cast<size_t>(batch) * 2);
     if (g_uringRes.size() < batch) g_uringRes.resize(batch);
     for (uint32_t j = 0; j < batch; j++) TapIov(j, &g_uringIovs[static_cast<size_t>(j) * per]);
-    uint32_t ran = UringRun(false, fd_, g_uringIovs.data(), per, batch, g_uringRes.data());
+    uint32_t ran = UringUsable(g_uringRes.data(), UringRun(false, fd_, g_uringIovs.data(), per, batch, g_uringRes.data()));
     uint32_t w = 0;
     for (uint32_t j = 0; j < ran; j++) {
       int32_t r = g_uringRes[j];

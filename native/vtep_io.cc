@@ -1128,10 +1128,25 @@ void UringFailed(int err) {
   g_uring.err = err;
 }
 
+// The results of a run up to the first that says the ring cannot do this file at all
+// (EOPNOTSUPP: a TAP without non-blocking reads and writes in the ring, kernels before 5.x's
+// FMODE_NOWAIT for tun): the ring is then off for this thread, and the caller does that
+// operation and the rest the plain way.
+uint32_t UringUsable(const int32_t* res, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (res[i] == -EOPNOTSUPP) {
+      UringFailed(EOPNOTSUPP);
+      return i;
+    }
+  }
+  return n;
+}
+
 // Runs n vector operations on fd through the ring, kUringEntries to an io_uring_enter: op i
 // moves iovs[i * per .. +per), and its result (bytes, or -errno) goes to res[i]. Returns how many
 // operations have a result, from the first: fewer than n only when the ring itself failed before
-// submitting the rest (it is then off; the caller does those the plain way).
+// submitting the rest, or the file answered EOPNOTSUPP (it is then off; the caller does those the
+// plain way).
 uint32_t UringRun(bool write, int fd, iovec* iovs, int per, uint32_t n, int32_t* res) {
 #ifdef VTEP_URING
   io_uring* ring = &g_uring.ring;
@@ -1168,6 +1183,8 @@ uint32_t UringRun(bool write, int fd, iovec* iovs, int per, uint32_t n, int32_t*
       if (cqe->user_data >= done && cqe->user_data < done + chunk) res[cqe->user_data] = cqe->res;
       io_uring_cqe_seen(ring, cqe);
     }
+    uint32_t usable = UringUsable(res + done, chunk);
+    if (usable < chunk) return done + usable;
     done += chunk;
   }
   return n;
@@ -1176,23 +1193,18 @@ uint32_t UringRun(bool write, int fd, iovec* iovs, int per, uint32_t n, int32_t*
 #endif
 }
 
-// The results of a run up to the first that says the ring cannot do this file at all
-// (EOPNOTSUPP: a TAP without non-blocking reads and writes in the ring, kernels before 5.x's
-// FMODE_NOWAIT for tun): the ring is then off for this thread, and the caller does that
-// operation and the rest the plain way.
-uint32_t UringUsable(const int32_t* res, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    if (res[i] == -EOPNOTSUPP) {
-      UringFailed(EOPNOTSUPP);
-      return i;
+// Scratch for the ring's batches (up to two buffers an operation), grown once to the largest seen.
+struct UringScratch {
+  std::vector<iovec> iovs;
+  std::vector<int32_t> res;
+  void Reserve(size_t n) {
+    if (res.size() < n) {
+      iovs.resize(2 * n);
+      res.resize(n);
     }
   }
-  return n;
-}
-
-// Scratch for the ring's batches, grown once to the largest batch seen.
-thread_local std::vector<iovec> g_uringIovs;
-thread_local std::vector<int32_t> g_uringRes;
+};
+thread_local UringScratch g_ring;
 
 // setTapIo(useUring): whether this thread may use io_uring for TAP I/O (default yes).
 // tapIoStats() -> [mode, errno, frames read, frames written, io_uring_enter calls]: mode 1 io_uring
@@ -1259,13 +1271,11 @@ Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
   };
   uint32_t from = 0;  // the frames before it went through the ring
   if (count >= kUringMinBatch && UringReady()) {
-    if (g_uringIovs.size() < static_cast<size_t>(count) * 2) g_uringIovs.resize(static_cast<size_t>(count) * 2);
-    if (g_uringRes.size() < count) g_uringRes.resize(count);
-    for (uint32_t i = 0; i < count; i++) frameIov(i, &g_uringIovs[static_cast<size_t>(i) * per]);
-    from = UringRun(true, fd, g_uringIovs.data(), per, count, g_uringRes.data());
-    from = UringUsable(g_uringRes.data(), from);
+    g_ring.Reserve(count);
+    for (uint32_t i = 0; i < count; i++) frameIov(i, &g_ring.iovs[static_cast<size_t>(i) * per]);
+    from = UringRun(true, fd, g_ring.iovs.data(), per, count, g_ring.res.data());
     for (uint32_t i = 0; i < from; i++) {
-      int32_t r = g_uringRes[i];
+      int32_t r = g_ring.res[i];
       outcome(i, r, r < 0 ? -r : 0);
     }
     g_uring.writes += written;
@@ -1683,13 +1693,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // frames read; *err is EAGAIN once a read found the queue empty.
   uint32_t DrainTapRing(uint32_t batch, int* err) {
     int per = meta_ != nullptr ? 2 : 1;
-    if (g_uringIovs.size() < static_cast<size_t>(batch) * 2) g_uringIovs.resize(static_cast<size_t>(batch) * 2);
-    if (g_uringRes.size() < batch) g_uringRes.resize(batch);
-    for (uint32_t j = 0; j < batch; j++) TapIov(j, &g_uringIovs[static_cast<size_t>(j) * per]);
-    uint32_t ran = UringUsable(g_uringRes.data(), UringRun(false, fd_, g_uringIovs.data(), per, batch, g_uringRes.data()));
+    g_ring.Reserve(batch);
+    for (uint32_t j = 0; j < batch; j++) TapIov(j, &g_ring.iovs[static_cast<size_t>(j) * per]);
+    uint32_t ran = UringRun(false, fd_, g_ring.iovs.data(), per, batch, g_ring.res.data());
     uint32_t w = 0;
     for (uint32_t j = 0; j < ran; j++) {
-      int32_t r = g_uringRes[j];
+      int32_t r = g_ring.res[j];
       if (r < 0) {
         if (*err == 0 || *err == EAGAIN) *err = -r;
         continue;

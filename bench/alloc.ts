@@ -22,7 +22,7 @@ import { native } from '../src/io/native.js';
 import { GsoSender, UdpSocket } from '../src/io/udp.js';
 import { CaptureTap, Engine } from '../src/engine/engine.js';
 import { emitEthernet } from '../src/wire/ethernet.js';
-import { VNET_HDR_LEN, segmentTcp, writeVnetHdr } from '../src/wire/gso.js';
+import { VNET_HDR_LEN, segment, writeVnetHdr } from '../src/wire/gso.js';
 import { encapsulate } from '../src/wire/vxlan.js';
 import { superFrame } from '../src/wire/testframes.js';
 import { writeResult } from './results.js';
@@ -296,7 +296,7 @@ rows.push(
 // A flow's segments in order, for coalescing on decap.
 const segSlab = Buffer.alloc(1 << 20);
 const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };
-const n = segmentTcp(sf.frame, 0, sf.frame.length, sf.hdr, segSlab, 0, segSlab.length, 0, out);
+const n = segment(sf.frame, 0, sf.frame.length, sf.hdr, segSlab, 0, segSlab.length, 0, out);
 const segments = Array.from({ length: n }, (_, k) =>
   Buffer.from(segSlab.subarray(out.offsets[k], out.offsets[k] + out.lengths[k])),
 );

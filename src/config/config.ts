@@ -86,7 +86,7 @@ export interface Config {
   port: number;
   /** MTU of the underlay path; undefined: the MTU of the interface holding `local` (else 1500). */
   underlayMtu?: number;
-  /** TAP offloads: partial checksums and TCP super-frames from the kernel (default on). */
+  /** TAP offloads: partial checksums and TCP and UDP super-frames from the kernel (default on). */
   tapOffload: boolean;
   /** IPv6 underlay: send a zero UDP checksum (RFC 6935; Linux `udp6zerocsumtx`). */
   udp6ZeroChecksumTx: boolean;

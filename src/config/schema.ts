@@ -217,7 +217,7 @@ export const configShape = {
   sourcePortMode: oneOf('hash', 'fixed').default('hash'),
   mtu: intIn(68, MAX_TAP_MTU).optional(),
   underlayMtu: intIn(576, 65535).optional(),
-  /** TAP offloads (virtio-net header, checksum and TCP segmentation): on unless false. */
+  /** TAP offloads (virtio-net header, checksum, TCP and UDP segmentation): on unless false. */
   tapOffload: bool.default(true),
   udp6ZeroChecksumTx: bool.default(false),
   udp6ZeroChecksumRx: bool.default(false),

@@ -236,8 +236,8 @@ export class Encap {
   }
 
   /**
-   * A TCP super-frame (TSO from the TAP): by UDP GSO to a known remote, else cut into
-   * MSS-sized segments, each behind headroom for our headers, then encapsulated one by one.
+   * A TCP or UDP super-frame (TSO or USO from the TAP): by UDP GSO to a known remote, else cut
+   * into `gso_size` segments, each behind headroom for our headers, then encapsulated one by one.
    */
   private superFrame(
     vs: VniState,
@@ -248,9 +248,9 @@ export class Encap {
     now: number,
   ): void {
     const type = h.gsoType & ~GsoType.ECN;
-    const tcp = type === GsoType.TCPV4 || type === GsoType.TCPV6;
-    if (tcp && this.seg.gso !== undefined && this.viaGso(vs, slab, off, len, h, now)) return;
-    const n = tcp ? this.cut(slab, off, len, h, SEG_HEADROOM, 8, now) : 0;
+    const known = type === GsoType.TCPV4 || type === GsoType.TCPV6 || type === GsoType.UDP_L4;
+    if (known && this.seg.gso !== undefined && this.viaGso(vs, slab, off, len, h, now)) return;
+    const n = known ? this.cut(slab, off, len, h, SEG_HEADROOM, 8, now) : 0;
     if (n <= 0) {
       this.c.drop(Drop.OFFLOAD_INVALID, now, vs.vni, -1, vs);
       return;

@@ -2,13 +2,7 @@ import type { Remote } from '../fdb/remote.js';
 import type { SegmentSender } from '../io/types.js';
 import type { Log } from '../util/log.js';
 import { Drop } from '../wire/drop.js';
-import {
-  segmentTcp,
-  type CopyFn,
-  type CopySumFn,
-  type Segments,
-  type VnetHdr,
-} from '../wire/gso.js';
+import { segment, type CopyFn, type CopySumFn, type Segments, type VnetHdr } from '../wire/gso.js';
 import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
 import type { Counters } from './counters.js';
 import type { VniState } from './vni.js';
@@ -19,7 +13,7 @@ const MAX_SEGMENTS = 768;
 const GSO_MAX_BYTES = 65000;
 
 /**
- * TCP super-frames from an offloading TAP, cut into MSS-sized segments in one slab (1 MiB: 16 of
+ * TCP and UDP super-frames from an offloading TAP, cut into `gso_size` segments in one slab (1 MiB: 16 of
  * 64 KiB), and, towards one known remote, sent by UDP GSO: packed behind their VXLAN headers,
  * up to 64 datagrams and 64 KiB a send. Encapsulating one by one is the caller's (encap.ts).
  */
@@ -63,7 +57,7 @@ export class Segmentation {
    */
   cut(slab: Buffer, off: number, len: number, h: VnetHdr, headroom: number, align: number): number {
     const from = this.used;
-    return segmentTcp(
+    return segment(
       slab,
       off,
       len,

@@ -13,6 +13,26 @@ import {
   type TxBatch,
 } from './types.js';
 
+/** TUN_F_USO4 | TUN_F_USO6 (linux/if_tun.h): Linux before 6.2 refuses a set that has them. */
+const TUN_F_USO = 0x20 | 0x40;
+
+/**
+ * Offer `offloads`; a kernel that refuses them gets them without UDP segmentation, and then
+ * none (frames as they are, which always works). Returns what it took.
+ */
+function negotiate(fd: number, offloads: number): number {
+  for (const set of [offloads, offloads & ~TUN_F_USO]) {
+    try {
+      native().tapSetOffload(fd, set);
+      return set;
+    } catch {
+      // an older kernel: try with less
+    }
+  }
+  native().tapSetOffload(fd, 0);
+  return 0;
+}
+
 export interface TapOptions extends RingOptions {
   /** Interface name; empty or omitted lets the kernel choose (tap0, tap1, …). */
   name?: string;
@@ -29,10 +49,10 @@ export interface TapOptions extends RingOptions {
    */
   vnetHdr?: boolean;
   /**
-   * TUNSETOFFLOAD flags (src/wire/gso.ts TunOffload: CSUM, TSO4, TSO6) to offer the kernel, with
-   * `vnetHdr`: it then hands us partial checksums and TCP super-frames of up to 64 KiB (give
-   * slots that large). A kernel that refuses them leaves the device without offloads
-   * (`offloads` 0), which always works.
+   * TUNSETOFFLOAD flags (src/wire/gso.ts TunOffload: CSUM, TSO4, TSO6, USO4, USO6) to offer the
+   * kernel, with `vnetHdr`: it then hands us partial checksums and TCP and UDP super-frames of
+   * up to 64 KiB (give slots that large). A kernel that refuses them gets them without USO, then
+   * none (`offloads` 0), which always works; `offloads` says what it took.
    */
   offloads?: number;
   /**
@@ -140,14 +160,7 @@ export class TapDevice implements FrameDevice {
     const tap = new TapDevice(fd, actual, rx, metaLen);
     try {
       if (opts.persist) io.tapSetPersist(fd, true);
-      if (opts.vnetHdr && opts.offloads) {
-        try {
-          io.tapSetOffload(fd, opts.offloads);
-          tap.offloads = opts.offloads;
-        } catch {
-          io.tapSetOffload(fd, 0); // an older kernel: no offloads, frames as they are
-        }
-      }
+      if (opts.vnetHdr && opts.offloads) tap.offloads = negotiate(fd, opts.offloads);
       if (opts.mtu !== undefined) io.ifSetMtu(actual, opts.mtu);
       if (opts.mac !== undefined) io.ifSetMac(actual, opts.mac);
       if (opts.up ?? true) io.ifSetUp(actual, true);

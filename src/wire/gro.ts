@@ -6,7 +6,7 @@ import {
   jsCopySum,
   readU32,
   setIpv4Checksum,
-  tcpPseudoSum,
+  l4PseudoSum,
   writeVnetHdr,
   type CopyFn,
   type CopySumFn,
@@ -173,7 +173,7 @@ export function coalesce(
   }
   dst[t + 13] = (dst[t + 13] & ~PSH) | psh;
   // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum.
-  const partial = ~fold(tcpPseudoSum(dst, ip, f.v, tcpLen)) & 0xffff;
+  const partial = ~fold(l4PseudoSum(dst, ip, f.v, 6, tcpLen)) & 0xffff;
   dst[t + 16] = partial >> 8;
   dst[t + 17] = partial & 0xff;
   h.flags = VnetFlags.NEEDS_CSUM;
@@ -194,6 +194,6 @@ function verifies(b: Uint8Array, off: number, len: number, f: TcpSeg, payloadSum
   const ip = off + L3;
   if (f.v === 4 && fold(sum(b, ip, 20)) !== 0) return false;
   const tcpLen = len - f.l4;
-  const acc = tcpPseudoSum(b, ip, f.v, tcpLen) + sum(b, off + f.l4, f.hdrLen - f.l4, payloadSum);
+  const acc = l4PseudoSum(b, ip, f.v, 6, tcpLen) + sum(b, off + f.l4, f.hdrLen - f.l4, payloadSum);
   return fold(acc) === 0;
 }

@@ -6,7 +6,9 @@ import { sum, fold, ipv4PseudoSum } from './checksum.js';
  * checksum (the pseudo-header sum) that we finish; a TCP "super-frame" of up to 64 KiB (TSO,
  * `gso_type` TCPV4/TCPV6) is cut into `gso_size`-byte segments, each a whole frame with its own
  * IP and TCP headers, lengths, IDs, sequence numbers and checksums, as the kernel's
- * `tcp_gso_segment` would. Segments are written into a caller's slab, each behind `headroom`
+ * `tcp_gso_segment` would; a UDP one (USO, `gso_type` UDP_L4: a socket's `UDP_SEGMENT` send)
+ * into datagrams with their own IP and UDP headers, lengths and checksums, as
+ * `__udp_gso_segment` would. Segments are written into a caller's slab, each behind `headroom`
  * bytes for the tunnel headers, so the engine encapsulates them like any frame. Pure and
  * allocation-free; never throws on packet contents (returns 0 for "cannot", a drop).
  *
@@ -55,10 +57,21 @@ export const jsCopySum: CopySumFn = (dst, dstOff, src, srcOff, len) => {
 };
 
 export const VnetFlags = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
-export const GsoType = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, ECN: 0x80 } as const;
+export const GsoType = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, UDP_L4: 5, ECN: 0x80 } as const;
 
-/** The kernel's TUNSETOFFLOAD bits (linux/if_tun.h). */
-export const TunOffload = { CSUM: 0x01, TSO4: 0x02, TSO6: 0x04, TSO_ECN: 0x08, UFO: 0x10 } as const;
+/**
+ * The kernel's TUNSETOFFLOAD bits (linux/if_tun.h). USO4 and USO6 (Linux 6.2) go together: the
+ * kernel turns on UDP segmentation offload only with both, and refuses bits it does not know.
+ */
+export const TunOffload = {
+  CSUM: 0x01,
+  TSO4: 0x02,
+  TSO6: 0x04,
+  TSO_ECN: 0x08,
+  UFO: 0x10,
+  USO4: 0x20,
+  USO6: 0x40,
+} as const;
 
 export interface VnetHdr {
   flags: number;
@@ -130,23 +143,27 @@ function l3(b: Uint8Array, off: number, len: number): { at: number; v: 4 | 6 } |
   return undefined;
 }
 
-/** Where `segmentTcp` put the segments: offsets into the destination and lengths. */
+/** Where `segment` put the segments: offsets into the destination and lengths. */
 export interface Segments {
   offsets: Uint32Array;
   lengths: Uint32Array;
 }
 
+const TCP = 6;
+const UDP = 17;
+
 /**
- * Cut a TCP super-frame (`b[off .. off+len)`, header `h` with gso_type TCPV4 or TCPV6) into
- * segments of at most `h.gsoSize` payload bytes, written one after another into
+ * Cut a super-frame (`b[off .. off+len)`, header `h`: gso_type TCPV4 or TCPV6 for TCP, UDP_L4
+ * for UDP) into segments of at most `h.gsoSize` payload bytes, written one after another into
  * `dst[dstOff .. dstOff+room)`, each behind `headroom` free bytes. Returns the number of segments
  * (their offsets and lengths in `out`); -1 when they need more than `room` (flush and call again
- * with more); 0 when the frame cannot be segmented (not TCP over IPv4/IPv6 where the header says,
- * an MSS of 0, more than `out` holds): a drop for the caller. Segments start `align` bytes apart
- * at least; with `align` 1 they are packed exactly `headroom + hdrLen + mss` apart, the layout
- * UDP GSO sends in one call (each datagram: our header in the headroom, then a segment).
+ * with more); 0 when the frame cannot be segmented (not TCP or UDP over IPv4/IPv6 as the header
+ * says, a segment size of 0, more than `out` holds): a drop for the caller. Segments start
+ * `align` bytes apart at least; with `align` 1 they are packed exactly `headroom + hdrLen + size`
+ * apart, the layout UDP GSO sends in one call (each datagram: our header in the headroom, then a
+ * segment).
  */
-export function segmentTcp(
+export function segment(
   b: Uint8Array,
   off: number,
   len: number,
@@ -162,35 +179,34 @@ export function segmentTcp(
 ): number {
   const net = l3(b, off, len);
   if (net === undefined || h.gsoSize === 0) return 0;
+  const proto = (h.gsoType & ~GsoType.ECN) === GsoType.UDP_L4 ? UDP : TCP;
   const ipHdrLen = net.v === 4 ? (b[off + net.at] & 0x0f) * 4 : 40;
   const l4 = net.v === 4 ? net.at + ipHdrLen : h.csumStart;
-  if (net.v === 4 && (ipHdrLen < 20 || b[off + net.at + 9] !== 6)) return 0;
-  if (net.v === 6 && (l4 < net.at + 40 || (l4 === net.at + 40 && b[off + net.at + 6] !== 6)))
+  if (net.v === 4 && (ipHdrLen < 20 || b[off + net.at + 9] !== proto)) return 0;
+  if (net.v === 6 && (l4 < net.at + 40 || (l4 === net.at + 40 && b[off + net.at + 6] !== proto)))
     return 0;
-  if (l4 + 20 > len) return 0;
-  const tcpHdrLen = (b[off + l4 + 12] >> 4) * 4;
-  const hdrLen = l4 + tcpHdrLen;
-  if (tcpHdrLen < 20 || hdrLen > len) return 0;
+  if (l4 + (proto === TCP ? 20 : 8) > len) return 0;
+  const l4HdrLen = proto === TCP ? (b[off + l4 + 12] >> 4) * 4 : 8;
+  const hdrLen = l4 + l4HdrLen;
+  if ((proto === TCP && l4HdrLen < 20) || hdrLen > len) return 0;
   const payload = len - hdrLen;
-  const mss = h.gsoSize;
-  const n = Math.max(1, Math.ceil(payload / mss));
+  const size = h.gsoSize;
+  const n = Math.max(1, Math.ceil(payload / size));
   if (n > out.lengths.length) return 0;
-  const stride = Math.ceil((headroom + hdrLen + Math.min(mss, payload)) / align) * align;
+  const stride = Math.ceil((headroom + hdrLen + Math.min(size, payload)) / align) * align;
   if (n * stride > room) return -1;
 
-  const seq0 = readU32(b, off + l4 + 4);
-  const flags0 = b[off + l4 + 13];
   const id0 = net.v === 4 ? (b[off + net.at + 4] << 8) | b[off + net.at + 5] : 0;
   // Pseudo-header parts that do not change between segments.
-  const pseudo = tcpPseudoSum(b, off + net.at, net.v, 0);
+  const pseudo = l4PseudoSum(b, off + net.at, net.v, proto, 0);
 
   for (let k = 0; k < n; k++) {
     const o = dstOff + k * stride + headroom;
-    const chunk = Math.min(mss, payload - k * mss);
+    const chunk = Math.min(size, payload - k * size);
     const segLen = hdrLen + chunk;
     copy(dst, o, b, off, hdrLen);
-    // the TCP header is a whole number of 32-bit words: the payload's sum adds as it is
-    const payloadSum = copySum(dst, o + hdrLen, b, off + hdrLen + k * mss, chunk);
+    // the L4 header is a whole number of 32-bit words: the payload's sum adds as it is
+    const payloadSum = copySum(dst, o + hdrLen, b, off + hdrLen + k * size, chunk);
     if (net.v === 4) {
       const ip = o + net.at;
       writeU16(dst, ip + 2, segLen - net.at);
@@ -198,19 +214,39 @@ export function segmentTcp(
       setIpv4Checksum(dst, ip, ipHdrLen);
     } else writeU16(dst, o + net.at + 4, segLen - net.at - 40);
     const t = o + l4;
-    writeU32(dst, t + 4, (seq0 + k * mss) >>> 0);
-    let flags = flags0;
-    if (k < n - 1) flags &= ~0x09; // FIN and PSH only on the last segment
-    if (k > 0) flags &= ~0x80; // CWR only on the first
-    dst[t + 13] = flags;
-    dst[t + 16] = 0;
-    dst[t + 17] = 0;
-    const tcpLen = segLen - l4;
-    writeU16(dst, t + 16, fold(sum(dst, t, tcpHdrLen, pseudo + tcpLen + payloadSum)));
+    const l4Len = segLen - l4;
+    if (proto === TCP) tcpFields(dst, t, b, off + l4, k, n, size);
+    else writeU16(dst, t + 4, l4Len);
+    const csum = t + (proto === TCP ? 16 : 6);
+    dst[csum] = 0;
+    dst[csum + 1] = 0;
+    const c = fold(sum(dst, t, l4HdrLen, pseudo + l4Len + payloadSum));
+    // UDP: a computed 0 goes as 0xffff, 0 meaning "no checksum" (RFC 768)
+    writeU16(dst, csum, proto === UDP && c === 0 ? 0xffff : c);
     out.offsets[k] = o;
     out.lengths[k] = segLen;
   }
   return n;
+}
+
+/**
+ * The TCP fields of segment `k` of `n` (header at `dst[t]`, the super-frame's at `b[src]`): its
+ * sequence number, FIN and PSH only on the last, CWR only on the first.
+ */
+function tcpFields(
+  dst: Uint8Array,
+  t: number,
+  b: Uint8Array,
+  src: number,
+  k: number,
+  n: number,
+  mss: number,
+): void {
+  writeU32(dst, t + 4, (readU32(b, src + 4) + k * mss) >>> 0);
+  let flags = b[src + 13];
+  if (k < n - 1) flags &= ~0x09;
+  if (k > 0) flags &= ~0x80;
+  dst[t + 13] = flags;
 }
 
 /** Recompute the IPv4 header checksum of the `len`-byte header at `ip`. */
@@ -220,10 +256,19 @@ export function setIpv4Checksum(b: Uint8Array, ip: number, len: number): void {
   writeU16(b, ip + 10, fold(sum(b, ip, len)));
 }
 
-/** The TCP pseudo-header sum (RFC 793/8200) for the IP header at `ip` and `tcpLen` bytes of TCP. */
-export function tcpPseudoSum(b: Uint8Array, ip: number, v: 4 | 6, tcpLen: number): number {
-  if (v === 4) return ipv4PseudoSum(readU32(b, ip + 12), readU32(b, ip + 16), 6, tcpLen);
-  return sum(b, ip + 8, 32) + 6 + Math.floor(tcpLen / 0x10000) + (tcpLen & 0xffff);
+/**
+ * The pseudo-header sum (RFC 768/793/8200) for the IP header at `ip` and `l4Len` bytes of
+ * protocol `proto` (6 TCP, 17 UDP).
+ */
+export function l4PseudoSum(
+  b: Uint8Array,
+  ip: number,
+  v: 4 | 6,
+  proto: number,
+  l4Len: number,
+): number {
+  if (v === 4) return ipv4PseudoSum(readU32(b, ip + 12), readU32(b, ip + 16), proto, l4Len);
+  return sum(b, ip + 8, 32) + proto + Math.floor(l4Len / 0x10000) + (l4Len & 0xffff);
 }
 
 /** A virtio-net header asking for nothing, to fill (`readVnetHdr`) or to write. */

@@ -13,7 +13,7 @@ import {
   VNET_HDR_LEN,
   emptyVnetHdr,
   readVnetHdr,
-  segmentTcp,
+  segment,
   writeVnetHdr,
 } from '../../src/wire/gso.js';
 import { superFrame } from '../../src/wire/testframes.js';
@@ -1160,6 +1160,82 @@ t.test('UDP GSO: a super-frame to a known remote leaves in a few sends; fallback
   t.equal(got.length, n, 'segments still arrive');
 });
 
+t.test(
+  'USO: a UDP super-frame from the VM leaves by UDP GSO as the datagrams it holds',
+  async (t) => {
+    const net = new FakeNetwork();
+    const underlay = net.bind(LOCAL, 4789);
+    const peer = net.bind(PEER_A, 4789, { batchSize: 1024 });
+    const got: Buffer[] = [];
+    peer.start(
+      (n) => {
+        for (let i = 0; i < n; i++) got.push(Buffer.from(peer.rx.frame(i)));
+      },
+      () => {},
+    );
+    const tap = new FakeTap('uso0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+    const remotes = new Remotes();
+    const gso = new FakeGso(underlay);
+    const fdb = new Fdb();
+    const engine = new Engine({ underlay, fdb, gso });
+    engine.addVni({ vni: 3, tap, remotes: [remotes.get(PEER_A)], mtu: 1450 });
+    tap.start(
+      (n) => engine.tapReceived(3, n, 0),
+      () => {},
+    );
+    const meta = new Uint8Array(VNET_HDR_LEN);
+    const payload = Uint8Array.from({ length: 30_000 }, (_, i) => (i * 11) & 0xff);
+    for (const v of [4, 6] as const) {
+      const sf = superFrame({ ...sfSpec(), v, payload, mss: 1200, udp: true });
+      writeVnetHdr(meta, 0, sf.hdr);
+      const n = Math.ceil(30_000 / 1200);
+      // unknown destination: flooded, one by one; known: by GSO
+      for (const known of [false, true]) {
+        if (known) fdb.addStatic(3, sf.frame.readUIntBE(0, 6), remotes.get(PEER_A), 0);
+        got.length = 0;
+        const calls = gso.calls.length;
+        tap.inject(sf.frame, meta);
+        await settle();
+        t.equal(
+          gso.calls.length - calls,
+          known ? 1 : 0,
+          `IPv${v}, ${known ? 'by GSO' : 'flooded'}`,
+        );
+        t.equal(got.length, n, `IPv${v}: ${n} datagrams`);
+        const inner = got.map((d) => {
+          const r = decapsulate(d);
+          return typeof r === 'number' ? Buffer.alloc(0) : Buffer.from(r.frame);
+        });
+        t.same(
+          Buffer.concat(inner.map((f) => f.subarray(sf.l4 + 8))),
+          Buffer.from(payload),
+          'each datagram a piece of the send, in order',
+        );
+        t.ok(
+          inner.every((f) => f.readUInt16BE(sf.l4 + 4) === f.length - sf.l4),
+          'UDP lengths their own',
+        );
+        const pseudo = (f: Buffer) =>
+          v === 4
+            ? f.readUInt16BE(26) +
+              f.readUInt16BE(28) +
+              f.readUInt16BE(30) +
+              f.readUInt16BE(32) +
+              17 +
+              (f.length - sf.l4)
+            : ipv6PseudoSum(f.subarray(22, 38), f.subarray(38, 54), 17, f.length - sf.l4);
+        t.ok(
+          inner.every((f) => checksum(f, sf.l4, f.length - sf.l4, pseudo(f)) === 0),
+          'every UDP checksum verifies',
+        );
+      }
+      fdb.flush({ vni: 3 });
+    }
+    t.match(engine.stats().offload, { superFrames: 4, segments: 4 * 25 });
+    t.equal(engine.stats().drops.offload_invalid ?? 0, 0);
+  },
+);
+
 t.test('UDP GSO: other refusals, and segments too big for the path', async (t) => {
   const net = new FakeNetwork();
   const underlay = net.bind(LOCAL, 4789);
@@ -1218,7 +1294,7 @@ t.test(
     const sf = superFrame({ ...sfSpec(), payload, flags: 0x18 });
     const segs = Buffer.alloc(1 << 20);
     const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };
-    const n = segmentTcp(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
+    const n = segment(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
     const seg = (k: number) => segs.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]);
     // An ARP-ish frame first, then the flow's segments, then another flow's segment.
     underlay.receive(vxlan(5, frame(VM_B, VM_A, 60)), peer);
@@ -1269,7 +1345,7 @@ t.test(
     const sf = superFrame({ ...sfSpec(), payload, mss: 1000, flags: 0x10 });
     const segs = Buffer.alloc(1 << 20);
     const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };
-    const n = segmentTcp(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
+    const n = segment(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
     t.equal(n, 8);
     const seg = (k: number) =>
       Buffer.from(segs.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]));

@@ -11,7 +11,7 @@ import { FakeNetwork, FakeTap } from '../../src/io/testdevices.js';
 import { OuterFlag } from '../../src/io/types.js';
 import { checksum } from '../../src/wire/checksum.js';
 import { Ecn, decapEcn, decapVerdict, EcnVerdict } from '../../src/wire/ecn.js';
-import { VNET_HDR_LEN, segmentTcp, writeVnetHdr } from '../../src/wire/gso.js';
+import { VNET_HDR_LEN, segment, writeVnetHdr } from '../../src/wire/gso.js';
 import { superFrame } from '../../src/wire/testframes.js';
 import { FakeGso, LOCAL, PEER_A, harness, settle, vxlan } from './harness.js';
 
@@ -319,7 +319,7 @@ t.test('decap into an offloading TAP: CE-marked segments are not merged with oth
   sf.frame.writeUIntBE(VM_A, 6, 6);
   const segs = Buffer.alloc(1 << 20);
   const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };
-  const n = segmentTcp(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
+  const n = segment(sf.frame, 0, sf.frame.length, sf.hdr, segs, 0, segs.length, 0, out);
   const marked = [2, 3, 7];
   for (let k = 0; k < n; k++) {
     const seg = segs.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]);

@@ -188,6 +188,81 @@ test('1 MB over TCP through the tunnel arrives byte for byte, both peers', async
   t.same(bad.slice(0, 3), [], 'no datagram too big, off range or with a bad checksum');
 });
 
+test("USO: a UDP_SEGMENT send from vtep's VM arrives at both peers' VMs as the datagrams sent", async (t) => {
+  // The TAP offers uso4/uso6 (Linux 6.2 on): the VM's kernel hands vtep the whole send as one
+  // frame, which vtep cuts into the datagrams the sender asked for (10 of 1000 bytes and one of
+  // 500, each filled with its own byte), with their own UDP headers and checksums.
+  const features = topo.get('vmB').exec(`ethtool -k ${topo.tap}`);
+  t.match(features, /tx-udp-segmentation: on/, 'the TAP took USO');
+  const sizes = [...Array(10).fill(1000), 500];
+  const receiver = (vm: string, ip: string) =>
+    bg(
+      `${topo.get(vm).prefix} python3 -c "
+import socket, json
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('${ip}', 9100)); s.settimeout(5); print('ready', flush=True)
+got = []
+try:
+    while len(got) < ${sizes.length}: got.append(s.recv(65535))
+except socket.timeout: pass
+print(json.dumps([[len(d), d[0], len(set(d))] for d in got]), flush=True)"`,
+    );
+  type Off = { superFrames: number; gsoSends: number };
+  const offload = async () => ((await topo.ask('stats')) as { offload: Off }).offload;
+  const before = await offload();
+  const peers = [
+    ['vmA', VM.ovs.ip],
+    ['vmC', VM.kernel.ip],
+  ] as const;
+  const file = await underlayCapture(
+    topo,
+    `udp port 4789 and src host ${UNDERLAY.vtep}`,
+    async () => {
+      for (const [vm, ip] of peers) {
+        const rx = receiver(vm, ip);
+        let out = '';
+        rx.stdout!.on('data', (d) => (out += d));
+        await until(() => out.includes('ready'), 5000);
+        topo.get('vmB').exec(
+          `python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_UDP, 103, 1000)  # UDP_SEGMENT
+s.sendto(b''.join(bytes([65 + k]) * n for k, n in enumerate(${JSON.stringify(sizes)})), ('${ip}', 9100))"`,
+        );
+        await until(() => out.includes('[['), 8000);
+        rx.kill();
+        const got = JSON.parse(out.split('\n').find((l) => l.startsWith('[[')) ?? '[]');
+        t.same(
+          got,
+          sizes.map((n, k) => [n, 65 + k, 1]),
+          `${vm}: ${sizes.length} datagrams, each the size and bytes sent`,
+        );
+      }
+    },
+  );
+  const after = await offload();
+  t.ok(after.superFrames >= before.superFrames + 2, 'each send reached vtep as one super-frame');
+  t.ok(after.gsoSends >= before.gsoSends + 2, 'and left by UDP GSO');
+  // tshark verifies the inner UDP checksums (the last UDP header of each packet)
+  const { rows } = tsharkFields(
+    file,
+    ['udp.length', 'udp.checksum.status'],
+    ['-E', 'occurrence=l', '-o', 'udp.check_checksum:TRUE', '-Y', 'udp.dstport == 9100'],
+  );
+  t.equal(rows.length, 2 * sizes.length, 'every datagram on the wire');
+  t.same(
+    rows.map(([len]) => Number(len)).sort((a, b) => a - b),
+    [...sizes, ...sizes].map((n) => n + 8).sort((a, b) => a - b),
+    'the inner UDP headers read (their lengths: 8 + what was sent)',
+  );
+  t.same(
+    rows.filter(([, status]) => status !== '1'),
+    [],
+    'every inner UDP checksum verifies',
+  );
+});
+
 test('segments with bad checksums never reach the application; good ones around them coalesce', async (t) => {
   // A live connection kernel VM (vmC) → vtep VM (vmB). While vtep is stopped, the test queues
   // ten segments of it on vtep's socket, as from the kernel peer, so that one receive batch

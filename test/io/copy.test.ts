@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { native } from '../../src/io/native.js';
-import { jsCopy, jsCopySum, segmentTcp, type CopySumFn } from '../../src/wire/gso.js';
+import { jsCopy, jsCopySum, segment, type CopySumFn } from '../../src/wire/gso.js';
 import { superFrame } from '../../src/wire/testframes.js';
 
 t.test('copyBytes copies what jsCopy copies, between arrays and within one', async (t) => {
@@ -82,7 +82,7 @@ t.test(
           const cut = (copySum?: CopySumFn) => {
             const dst = Buffer.alloc(1 << 18);
             const out = { offsets: new Uint32Array(1024), lengths: new Uint32Array(1024) };
-            const n = segmentTcp(
+            const n = segment(
               frame,
               0,
               frame.length,

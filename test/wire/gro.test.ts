@@ -11,7 +11,7 @@ import {
   emptyVnetHdr,
   finishChecksum,
   readVnetHdr,
-  segmentTcp,
+  segment,
 } from '../../src/wire/gso.js';
 import {
   canFollow,
@@ -46,7 +46,7 @@ t.test('split and coalesced again: the same stream, headers the kernel takes', a
     fc.property(spec, (s: Spec) => {
       const { frame, hdr: h, l4 } = superFrame(s);
       if (frame.length - 14 > 0xffff) return true;
-      const n = segmentTcp(frame, 0, frame.length, h, segs, 0, segs.length, 64, out);
+      const n = segment(frame, 0, frame.length, h, segs, 0, segs.length, 64, out);
       if (n <= 0) return false;
       const first = seg();
       if (!tcpSegment(segs, out.offsets[0], out.lengths[0], first)) return false;
@@ -78,7 +78,7 @@ t.test('split and coalesced again: the same stream, headers the kernel takes', a
       // What the kernel does with CHECKSUM_PARTIAL: the finished checksum verifies.
       const done = Buffer.from(dst.subarray(0, len));
       finishChecksum(done, 0, len, m.csumStart, m.csumOffset);
-      const again = segmentTcp(
+      const again = segment(
         done,
         0,
         len,
@@ -113,7 +113,7 @@ t.test('what GRO would not merge', async (t) => {
     const { frame, hdr: h } = superFrame(sp);
     const segs = Buffer.alloc(1 << 16);
     const out = { offsets: new Uint32Array(16), lengths: new Uint32Array(16) };
-    segmentTcp(frame, 0, frame.length, h, segs, 0, segs.length, 0, out);
+    segment(frame, 0, frame.length, h, segs, 0, segs.length, 0, out);
     return Buffer.from(segs.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]));
   };
   const a = segmentOf(base);
@@ -214,7 +214,7 @@ t.test('a segment joins a coalesced frame only if its own checksums verify', asy
       fc.array(hit, { maxLength: 4 }),
       (s: Spec, hits) => {
         const { frame, hdr: h } = superFrame(s);
-        const n = segmentTcp(frame, 0, frame.length, h, segs, 0, segs.length, 64, out);
+        const n = segment(frame, 0, frame.length, h, segs, 0, segs.length, 64, out);
         if (n <= 0) return false;
         const first = seg();
         if (runOf(segs, out.offsets, out.lengths, n, first) !== n) return false;

@@ -1,7 +1,8 @@
 // TAP offloads (src/wire/gso.ts): the virtio-net header, finishing a partial checksum, and TCP
-// segmentation of super-frames. Properties over generated frames: split segments carry the same
-// byte stream, every IP and TCP checksum verifies, no segment exceeds the MSS, and the header
-// fields move as the kernel's tcp_gso_segment moves them.
+// and UDP segmentation of super-frames. Properties over generated frames: split segments carry
+// the same byte stream, every IP, TCP and UDP checksum verifies, no segment exceeds the segment
+// size, and the header fields move as the kernel's tcp_gso_segment and __udp_gso_segment move
+// them.
 import fc from 'fast-check';
 import t from 'tap';
 import {
@@ -18,7 +19,7 @@ import {
   VnetFlags,
   finishChecksum,
   readVnetHdr,
-  segmentTcp,
+  segment,
   writeVnetHdr,
   type VnetHdr,
 } from '../../src/wire/gso.js';
@@ -36,17 +37,17 @@ const spec = fc.record({
   id: fc.nat({ max: 0xffff }),
 });
 
-function tcpChecksumOk(seg: Uint8Array, v: 4 | 6, l3: number, l4: number): boolean {
+function l4ChecksumOk(seg: Uint8Array, v: 4 | 6, l3: number, l4: number, proto = 6): boolean {
   const len = seg.length - l4;
   const pseudo =
     v === 4
       ? ipv4PseudoSum(
           Buffer.from(seg).readUInt32BE(l3 + 12),
           Buffer.from(seg).readUInt32BE(l3 + 16),
-          6,
+          proto,
           len,
         )
-      : ipv6PseudoSum(seg.subarray(l3 + 8, l3 + 24), seg.subarray(l3 + 24, l3 + 40), 6, len);
+      : ipv6PseudoSum(seg.subarray(l3 + 8, l3 + 24), seg.subarray(l3 + 24, l3 + 40), proto, len);
   return checksum(seg, l4, len, pseudo) === 0;
 }
 
@@ -61,7 +62,7 @@ t.test(
         const { frame, hdr, l3, l4 } = superFrame(s);
         const tcpLen = 20 + 4 * s.tcpOptions;
         if (s.v === 4 && frame.length - l3 > 0xffff) return true; // not a frame IPv4 can carry
-        const n = segmentTcp(frame, 0, frame.length, hdr, dst, 0, dst.length, 64, out);
+        const n = segment(frame, 0, frame.length, hdr, dst, 0, dst.length, 64, out);
         const expected = Math.max(1, Math.ceil(s.payload.length / s.mss));
         if (n !== expected) return false;
         const stream: Buffer[] = [];
@@ -87,7 +88,7 @@ t.test(
           const f = seg[l4 + 13];
           const want = (k < n - 1 ? s.flags & ~0x09 : s.flags) & (k > 0 ? ~0x80 : 0xff);
           if (f !== want) return false;
-          if (!tcpChecksumOk(seg, s.v, l3, l4)) return false;
+          if (!l4ChecksumOk(seg, s.v, l3, l4)) return false;
         }
         return Buffer.concat(stream).equals(Buffer.from(s.payload));
       }),
@@ -95,6 +96,122 @@ t.test(
     );
   },
 );
+
+const udpSpec = fc.record({
+  v: fc.constantFrom<4 | 6>(4, 6),
+  vlan: fc.boolean(),
+  ipOptions: fc.integer({ min: 0, max: 10 }),
+  tcpOptions: fc.constant(0),
+  payload: fc.uint8Array({ minLength: 0, maxLength: 64_000, size: 'max' }),
+  // UDP_SEGMENT sizes: anything from one byte to a jumbo frame's
+  mss: fc.integer({ min: 1, max: 9000 }),
+  seq: fc.constant(0),
+  flags: fc.constant(0),
+  id: fc.nat({ max: 0xffff }),
+  udp: fc.constant(true),
+});
+
+t.test(
+  'UDP segmentation (USO): the same datagrams, valid checksums, sized as asked, fields as the kernel sets them',
+  async (t) => {
+    const dst = Buffer.alloc(8 << 20);
+    const out = { offsets: new Uint32Array(70_000), lengths: new Uint32Array(70_000) };
+    fc.assert(
+      fc.property(udpSpec, (s) => {
+        const ipLen = s.v === 4 ? 20 + 4 * s.ipOptions : 40;
+        const { frame, hdr, l3, l4 } = superFrame(s);
+        if (s.v === 4 && frame.length - l3 > 0xffff) return true;
+        const n = segment(frame, 0, frame.length, hdr, dst, 0, dst.length, 64, out);
+        if (n !== Math.max(1, Math.ceil(s.payload.length / s.mss))) return false;
+        let at = 0;
+        for (let k = 0; k < n; k++) {
+          const seg = dst.subarray(out.offsets[k], out.offsets[k] + out.lengths[k]);
+          const chunk = seg.length - l4 - 8;
+          if (chunk > s.mss || (k < n - 1 && chunk !== s.mss)) return false;
+          // each datagram is one of the sender's writes: its bytes, in order
+          if (!seg.subarray(l4 + 8).equals(Buffer.from(s.payload.subarray(at, at + chunk))))
+            return false;
+          at += chunk;
+          if (!seg.subarray(0, l3).equals(frame.subarray(0, l3))) return false;
+          if (s.v === 4) {
+            if (seg.readUInt16BE(l3 + 2) !== seg.length - l3) return false;
+            if (seg.readUInt16BE(l3 + 4) !== ((s.id + k) & 0xffff)) return false;
+            if (checksum(seg, l3, ipLen) !== 0) return false;
+          } else if (seg.readUInt16BE(l3 + 4) !== seg.length - l3 - 40) return false;
+          // ports copied, length its own, a checksum that verifies and is never "none"
+          if (seg.readUInt32BE(l4) !== frame.readUInt32BE(l4)) return false;
+          if (seg.readUInt16BE(l4 + 4) !== 8 + chunk) return false;
+          if (seg.readUInt16BE(l4 + 6) === 0 || !l4ChecksumOk(seg, s.v, l3, l4, 17)) return false;
+        }
+        return at === s.payload.length;
+      }),
+      { numRuns: 150 },
+    );
+  },
+);
+
+t.test('a UDP checksum that comes to 0 goes as 0xffff (RFC 768)', async (t) => {
+  const out = { offsets: new Uint32Array(4), lengths: new Uint32Array(4) };
+  const dst = Buffer.alloc(1 << 16);
+  const base = {
+    v: 4 as const,
+    vlan: false,
+    ipOptions: 0,
+    tcpOptions: 0,
+    mss: 2,
+    seq: 0,
+    flags: 0,
+    id: 0,
+    udp: true,
+  };
+  // The sum of a datagram with payload [0, 0] is the header's; find the payload word that makes
+  // the checksum 0: its complement.
+  const probe = superFrame({ ...base, payload: new Uint8Array(2) });
+  t.equal(segment(probe.frame, 0, probe.frame.length, probe.hdr, dst, 0, dst.length, 64, out), 1);
+  const c0 = dst.readUInt16BE(out.offsets[0] + probe.l4 + 6);
+  // a payload word w adds w to the sum: the checksum becomes ~(~c0 + w); 0 when w = c0 (w != 0)
+  const payload = new Uint8Array([c0 >> 8, c0 & 0xff]);
+  const sf = superFrame({ ...base, payload });
+  t.equal(segment(sf.frame, 0, sf.frame.length, sf.hdr, dst, 0, dst.length, 64, out), 1);
+  const seg = dst.subarray(out.offsets[0], out.offsets[0] + out.lengths[0]);
+  t.equal(seg.readUInt16BE(sf.l4 + 6), 0xffff);
+  t.ok(l4ChecksumOk(seg, 4, sf.l3, sf.l4, 17), '0xffff verifies as 0 does');
+  // TCP segmentation of a UDP frame, and UDP segmentation of a TCP one: refused
+  t.equal(
+    segment(
+      sf.frame,
+      0,
+      sf.frame.length,
+      { ...sf.hdr, gsoType: GsoType.TCPV4 },
+      dst,
+      0,
+      dst.length,
+      64,
+      out,
+    ),
+    0,
+  );
+  const tcp = superFrame({ ...base, udp: false, payload: new Uint8Array(10) });
+  t.equal(
+    segment(
+      tcp.frame,
+      0,
+      tcp.frame.length,
+      { ...tcp.hdr, gsoType: GsoType.UDP_L4 },
+      dst,
+      0,
+      dst.length,
+      64,
+      out,
+    ),
+    0,
+  );
+  t.equal(
+    segment(sf.frame, 0, sf.l4 + 7, sf.hdr, dst, 0, dst.length, 64, out),
+    0,
+    'UDP header cut',
+  );
+});
 
 t.test('segmentation refuses what it cannot cut, and asks for room', async (t) => {
   const out = { offsets: new Uint32Array(4), lengths: new Uint32Array(4) };
@@ -111,36 +228,33 @@ t.test('segmentation refuses what it cannot cut, and asks for room', async (t) =
   };
   const { frame, hdr } = superFrame(s);
   const dst = Buffer.alloc(1 << 16);
-  t.equal(segmentTcp(frame, 0, frame.length, hdr, dst, 0, dst.length, 64, out), 3);
-  t.equal(segmentTcp(frame, 0, frame.length, hdr, dst, 0, 2000, 64, out), -1, 'not enough room');
+  t.equal(segment(frame, 0, frame.length, hdr, dst, 0, dst.length, 64, out), 3);
+  t.equal(segment(frame, 0, frame.length, hdr, dst, 0, 2000, 64, out), -1, 'not enough room');
   t.equal(
-    segmentTcp(frame, 0, frame.length, { ...hdr, gsoSize: 500 }, dst, 0, dst.length, 64, out),
+    segment(frame, 0, frame.length, { ...hdr, gsoSize: 500 }, dst, 0, dst.length, 64, out),
     0,
     'more segments than out holds',
   );
-  t.equal(
-    segmentTcp(frame, 0, frame.length, { ...hdr, gsoSize: 0 }, dst, 0, dst.length, 64, out),
-    0,
-  );
-  t.equal(segmentTcp(frame, 0, 10, hdr, dst, 0, dst.length, 64, out), 0, 'runt');
+  t.equal(segment(frame, 0, frame.length, { ...hdr, gsoSize: 0 }, dst, 0, dst.length, 64, out), 0);
+  t.equal(segment(frame, 0, 10, hdr, dst, 0, dst.length, 64, out), 0, 'runt');
   const udp = Buffer.from(frame);
   udp[14 + 9] = 17;
-  t.equal(segmentTcp(udp, 0, udp.length, hdr, dst, 0, dst.length, 64, out), 0, 'not TCP');
+  t.equal(segment(udp, 0, udp.length, hdr, dst, 0, dst.length, 64, out), 0, 'not TCP');
   const badIhl = Buffer.from(frame);
   badIhl[14] = 0x42;
-  t.equal(segmentTcp(badIhl, 0, badIhl.length, hdr, dst, 0, dst.length, 64, out), 0);
+  t.equal(segment(badIhl, 0, badIhl.length, hdr, dst, 0, dst.length, 64, out), 0);
   const arp = Buffer.from(frame);
   arp.writeUInt16BE(0x0806, 12);
-  t.equal(segmentTcp(arp, 0, arp.length, hdr, dst, 0, dst.length, 64, out), 0, 'not IP');
-  t.equal(segmentTcp(frame, 0, 14 + 20 + 10, hdr, dst, 0, dst.length, 64, out), 0, 'TCP cut');
+  t.equal(segment(arp, 0, arp.length, hdr, dst, 0, dst.length, 64, out), 0, 'not IP');
+  t.equal(segment(frame, 0, 14 + 20 + 10, hdr, dst, 0, dst.length, 64, out), 0, 'TCP cut');
   const badDoff = Buffer.from(frame);
   badDoff[14 + 20 + 12] = 0x20;
-  t.equal(segmentTcp(badDoff, 0, badDoff.length, hdr, dst, 0, dst.length, 64, out), 0);
+  t.equal(segment(badDoff, 0, badDoff.length, hdr, dst, 0, dst.length, 64, out), 0);
   badDoff[14 + 20 + 12] = 0xf0;
-  t.equal(segmentTcp(badDoff, 0, 14 + 20 + 40, hdr, dst, 0, dst.length, 64, out), 0, 'options cut');
+  t.equal(segment(badDoff, 0, 14 + 20 + 40, hdr, dst, 0, dst.length, 64, out), 0, 'options cut');
   const v6 = superFrame({ ...s, v: 6 });
   t.equal(
-    segmentTcp(
+    segment(
       v6.frame,
       0,
       v6.frame.length,
@@ -156,10 +270,10 @@ t.test('segmentation refuses what it cannot cut, and asks for room', async (t) =
   );
   const v6udp = Buffer.from(v6.frame);
   v6udp[14 + 6] = 17;
-  t.equal(segmentTcp(v6udp, 0, v6udp.length, v6.hdr, dst, 0, dst.length, 64, out), 0);
+  t.equal(segment(v6udp, 0, v6udp.length, v6.hdr, dst, 0, dst.length, 64, out), 0);
   const qinq = Buffer.from(frame);
   qinq.writeUInt16BE(0x88a8, 12);
-  t.equal(segmentTcp(qinq, 0, 16, hdr, dst, 0, dst.length, 64, out), 0, 'tag cut');
+  t.equal(segment(qinq, 0, 16, hdr, dst, 0, dst.length, 64, out), 0, 'tag cut');
 });
 
 t.test('the virtio-net header, and finishing a partial checksum', async (t) => {

@@ -1,8 +1,10 @@
 // UDP packet generator and counter for the end-to-end benchmark, run inside the VM
 // namespaces. It uses our batched sendmmsg/recvmmsg path because Node's dgram (~110 kpps here)
 // and iperf3 -u (one send per packet) would be the bottleneck before the tunnel is.
-//   node udpflood.js send <ip> <port> <payload bytes> <seconds> [flows]  → {"sent": n}
+//   node udpflood.js send <ip> <port> <payload bytes> <seconds> [flows] [plain]  → {"sent": n}
 //     flows: that many sockets (source ports), batches sent from each in turn (default 1)
+//     plain: every datagram its own message (sendmmsg); by default a batch of one flow goes as
+//     one UDP_SEGMENT message, as our sockets send runs (and as QUIC stacks send)
 //   node udpflood.js recv <ip> <port> <seconds>                   → {"received": n, "pps": x}
 import { writeAddr } from '../src/io/addr.js';
 import { TxBatch } from '../src/io/types.js';
@@ -18,6 +20,7 @@ if (mode === 'send') {
   const socks = Array.from({ length: flows }, () =>
     UdpSocket.open({ address: ip.includes(':') ? '::' : '0.0.0.0', port: 0 }),
   );
+  if (process.argv[8] === 'plain') for (const s of socks) s.gsoRuns = false;
   const batch = new TxBatch(64);
   const slab = Buffer.alloc(64 * 2048, 0x61);
   for (let i = 0; i < 64; i++) writeAddr(batch.addrs, batch.push(i * 2048, size), ip, port);

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(openvswitch-switch openvswitch-vtep ovn-central ovn-host ovn-controller-vtep tshark iperf3 ethtool iproute2 tcpdump libvirt-clients
-  virtinst python3-scapy iputils-ping systemd g++ make python3 prometheus man-db frr gobgpd golang-github-osrg-gobgp-dev sockperf liburing-dev)
+  virtinst python3-scapy iputils-ping systemd g++ make python3 prometheus man-db frr gobgpd golang-github-osrg-gobgp-dev sockperf liburing-dev linux-perf)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")

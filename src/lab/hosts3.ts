@@ -72,6 +72,8 @@ export class Lab3 {
     readonly prefix: string,
     readonly dir: string,
     readonly vtepArgs: readonly string[],
+    /** Node options of the vtep process (`--perf-basic-prof`, `--cpu-prof`, …). */
+    readonly nodeArgs: readonly string[] = [],
   ) {}
 
   get(role: string): Netns {
@@ -112,6 +114,7 @@ export class Lab3 {
         tap: `${this.prefix}tap`.slice(0, 15),
         control: join(this.dir, 'vtep.sock'),
         log: join(this.dir, 'vtep.log'),
+        nodeArgs: [...this.nodeArgs],
       });
     this.place();
     // warm up: ARP on every VM, OVS's learning, every pair of VMs

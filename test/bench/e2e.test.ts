@@ -26,6 +26,7 @@ const sample = (k: number): Sample => ({
   pps64x8: 95_000 * k,
   pps64x8Rev: 75_000 * k,
   pps64Rev: 70_000 * k,
+  pps64Plain: 60_000 * k,
   pps1400: 80_000 * k,
   rttP50Us: 80 / k,
   rttP99Us: 200 / k,
@@ -36,6 +37,8 @@ const sample = (k: number): Sample => ({
   tcpRrP99Us: 70 / k,
   idleCpuPct: 0.5,
   cpuSecPerMpps: 9,
+  softirqShare: 0.75,
+  ownCpuSecPerMpps: 2.25,
   machineCpuSecPerMpps: 20,
   syscallsPerPkt: 0.5,
   syscallsPerPktRev: null,
@@ -59,14 +62,14 @@ function fixed(): E2eResult {
       vtep1: [sample(0.5)],
       vtepbp: [sample(1.5)],
       ovs: [sample(1)],
-      kernel: [{ ...sample(2), cpuSecPerMpps: null }],
+      kernel: [{ ...sample(2), cpuSecPerMpps: null, softirqShare: null, ownCpuSecPerMpps: null }],
     },
     medians: {
       vtep: sample(1),
       vtep1: sample(0.5),
       vtepbp: sample(1.5),
       ovs: sample(1),
-      kernel: { ...sample(2), cpuSecPerMpps: null },
+      kernel: { ...sample(2), cpuSecPerMpps: null, softirqShare: null, ownCpuSecPerMpps: null },
     },
     ratios: {
       vtepOverOvs: { tcp: 1 },
@@ -92,6 +95,9 @@ t.test('report and chart from a fixed result', async (t) => {
   t.match(text, /TCP req\/resp p99 \(µs\)\s+70\.0\s+140\.0\s+46\.7\s+70\.0\s+35\.0/);
   t.match(text, /idle CPU \(% of a core\)\s+0\.50\s+0\.50\s+0\.50\s+0\.50\s+0\.50/);
   t.match(text, /tunnel CPU s \/ Mpkt \(64 B\)\s+9\.00\s+9\.00\s+9\.00\s+9\.00\s+n\/a/);
+  t.match(text, /UDP 64 B encap, no GSO \(kpps\)\s+60\s+30\s+90\s+60\s+120/);
+  t.match(text, /of which softirq \(%\)\s+75\s+75\s+75\s+75\s+n\/a/);
+  t.match(text, /outside softirq: s \/ Mpkt\s+2\.25\s+2\.25\s+2\.25\s+2\.25\s+n\/a/);
   t.match(text, /ratios vtep 2 workers\/1 worker: \{"tcp4":2\}/);
   t.match(text, /^MET {4}TCP throughput vs OVS userspace: 1\.00× \(target ≥ 1\.0×\)$/m);
   t.match(text, /^MISSED TCP throughput vs kernel VXLAN: 0\.40× \(target ≥ 0\.5×\)$/m);
@@ -122,7 +128,8 @@ t.test('one short round: every system measured, everything torn down', async (t)
     prefix,
     progress: (_d, _t, what) => steps.push(what),
   });
-  t.equal(steps.length, 65, 'thirteen measurements for each of five systems');
+  t.equal(steps.length, 70, 'fourteen measurements for each of five systems');
+  const perf = sh('command -v perf', { allowFail: true }).trim() !== '';
   for (const s of SYSTEMS) {
     const m = r.medians[s];
     t.ok(
@@ -134,6 +141,7 @@ t.test('one short round: every system measured, everything torn down', async (t)
         m.tcp4RevMbps > 0 &&
         m.pps64x8 > 0 &&
         m.pps64x8Rev > 0 &&
+        m.pps64Plain > 0 &&
         m.pps1400 > 0 &&
         m.rttP50Us > 0 &&
         m.rttP99Us >= m.rttP50Us &&
@@ -148,7 +156,14 @@ t.test('one short round: every system measured, everything torn down', async (t)
       s === 'kernel',
       `${s}: process CPU only where there is a process`,
     );
+    // with perf (scripts/setup.sh installs it), the softirq share of that process's CPU
+    if (s === 'kernel' || !perf) t.equal(m.softirqShare, null, `${s}: no softirq share`);
+    else
+      t.ok(
+        m.softirqShare !== null && m.softirqShare >= 0 && m.softirqShare <= 1,
+        `${s}: softirq share ${m.softirqShare}`,
+      );
   }
-  t.equal(r.targets.length, 9);
+  t.equal(r.targets.length, 16);
   t.notOk(sh('ip netns list').includes(prefix), 'no namespace left');
 });

@@ -46,6 +46,8 @@ export interface Run3 {
 
 export interface Sample3 {
   toC: Run3;
+  /** B→C with every datagram its own send in VM B (no UDP_SEGMENT, so no USO either). */
+  toCPlain: Run3;
   toA: Run3;
   fromC: Run3;
   fromA: Run3;
@@ -190,7 +192,13 @@ function backlogDrops(): number {
 }
 
 /** 64-byte datagrams from VM `from` to VM `to` for `seconds`, and the receiving host's counts. */
-async function udp3(lab: Lab3, from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', seconds: number) {
+async function udp3(
+  lab: Lab3,
+  from: 'A' | 'B' | 'C',
+  to: 'A' | 'B' | 'C',
+  seconds: number,
+  plain = false,
+) {
   const flood = distFile('bench', 'udpflood.js');
   const rx = bg(
     `${lab.get(`v${to}`).prefix} ${process.execPath} ${flood} recv ${VMS[to].ip} 9000 ${seconds + 1.5}`,
@@ -204,9 +212,12 @@ async function udp3(lab: Lab3, from: 'A' | 'B' | 'C', to: 'A' | 'B' | 'C', secon
   const vx0 = kernel ? rxOf(host, 'vx0') : undefined;
   const drops0 = backlogDrops();
   const sent = JSON.parse(
-    lab.get(`v${from}`).exec(`${process.execPath} ${flood} send ${VMS[to].ip} 9000 64 ${seconds}`, {
-      allowFail: true,
-    }) || '{"sent":0}',
+    lab
+      .get(`v${from}`)
+      .exec(
+        `${process.execPath} ${flood} send ${VMS[to].ip} 9000 64 ${seconds} 1${plain ? ' plain' : ''}`,
+        { allowFail: true },
+      ) || '{"sent":0}',
   ).sent as number;
   await until(() => out.includes('received'), (seconds + 5) * 1000);
   rx.kill('SIGKILL');
@@ -241,6 +252,7 @@ async function tcp3(lab: Lab3, to: 'A' | 'C', seconds: number): Promise<number> 
 async function sample3(lab: Lab3, seconds: number): Promise<Sample3> {
   return {
     toC: await udp3(lab, 'B', 'C', seconds),
+    toCPlain: await udp3(lab, 'B', 'C', seconds, true),
     toA: await udp3(lab, 'B', 'A', seconds),
     fromC: await udp3(lab, 'C', 'B', seconds),
     fromA: await udp3(lab, 'A', 'B', seconds),
@@ -269,6 +281,7 @@ const median = (xs: number[]) => {
 function figures(s: Sample3): Record<string, number> {
   return {
     pps64ToKernel: s.toC.pps,
+    pps64ToKernelPlain: s.toCPlain.pps,
     pps64ToOvs: s.toA.pps,
     pps64FromKernel: s.fromC.pps,
     pps64FromOvs: s.fromA.pps,
@@ -331,6 +344,7 @@ export async function runHosts3(o: Hosts3Options = {}): Promise<Hosts3Result> {
 export function formatHosts3(r: Hosts3Result): string {
   const rows: [string, string, (x: number) => string][] = [
     ['pps64ToKernel', 'UDP 64 B B→C (kernel peer), kpps', (x) => (x / 1e3).toFixed(0)],
+    ['pps64ToKernelPlain', '  the same, no GSO in the VM, kpps', (x) => (x / 1e3).toFixed(0)],
     ['pps64ToOvs', 'UDP 64 B B→A (OVS peer), kpps', (x) => (x / 1e3).toFixed(0)],
     ['pps64FromKernel', 'UDP 64 B C→B, kpps', (x) => (x / 1e3).toFixed(0)],
     ['pps64FromOvs', 'UDP 64 B A→B, kpps', (x) => (x / 1e3).toFixed(0)],
@@ -350,11 +364,13 @@ export function formatHosts3(r: Hosts3Result): string {
     'B→C runs: sent by VM B / tunnel packets at C / VXLAN rx at C (dropped) / VM C got, backlog drops',
   );
   for (const m of MIDDLES)
-    for (const s of r.samples[m]) {
-      const t = s.toC;
-      out.push(
-        `  ${m.padEnd(7)} ${t.sent} / ${t.underlayRx} / ${t.vxlanRx} (${t.vxlanDropped}) / ${t.received}, ${t.backlogDrops}`,
-      );
-    }
+    for (const s of r.samples[m])
+      for (const [what, t] of [
+        ['', s.toC],
+        [' no GSO', s.toCPlain],
+      ] as const)
+        out.push(
+          `  ${(m + what).padEnd(14)} ${t.sent} / ${t.underlayRx} / ${t.vxlanRx} (${t.vxlanDropped}) / ${t.received}, ${t.backlogDrops}`,
+        );
   return out.join('\n');
 }

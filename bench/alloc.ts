@@ -293,6 +293,34 @@ rows.push(
     ),
   ),
 );
+// USO: a guest's UDP_SEGMENT send of 64-byte datagrams, as one frame (the TAP's UDP_L4 GSO).
+const usf = superFrame({
+  v: 4,
+  vlan: false,
+  ipOptions: 0,
+  tcpOptions: 0,
+  payload: new Uint8Array(64 * 64),
+  mss: 64,
+  seq: 0,
+  flags: 0,
+  id: 1,
+  udp: true,
+});
+usf.frame.writeUIntBE(VM_A, 0, 6);
+const umeta = new Uint8Array(VNET_HDR_LEN);
+writeVnetHdr(umeta, 0, usf.hdr);
+const usupers = Array.from({ length: 8 }, () => usf.frame);
+rows.push(
+  await measure(
+    'encap UDP super-frames of 64 B datagrams (USO), cut + UDP GSO',
+    encap(
+      usupers,
+      64,
+      usupers.map(() => umeta),
+      true,
+    ),
+  ),
+);
 // A flow's segments in order, for coalescing on decap.
 const segSlab = Buffer.alloc(1 << 20);
 const out = { offsets: new Uint32Array(64), lengths: new Uint32Array(64) };

@@ -125,7 +125,7 @@ export function formatStats(
   const o = s.offload;
   if (o && o.superFrames + o.checksums + o.coalesced + (o.groDatagrams ?? 0) > 0)
     lines.push(
-      `offload: tcp super-frames ${o.superFrames} cut into ${o.segments} segments (${o.gsoSends} udp gso sends), checksums finished ${o.checksums}, ${o.coalescedSegments} received segments coalesced into ${o.coalesced} frames` +
+      `offload: super-frames (tcp, udp) ${o.superFrames} cut into ${o.segments} segments (${o.gsoSends} udp gso sends), checksums finished ${o.checksums}, ${o.coalescedSegments} received segments coalesced into ${o.coalesced} frames` +
         (o.groDatagrams ? `, udp gro ${o.groSegments} datagrams in ${o.groDatagrams}` : '') +
         (o.checksumBad ? `, not coalesced for a bad checksum ${o.checksumBad}` : ''),
     );

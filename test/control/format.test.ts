@@ -94,7 +94,7 @@ t.test('text formats', async (t) => {
       '    drops: no_remote 4',
       'path: largest inner frame 1464 bytes, icmp-too-big sent 2',
       'path: towards 192.0.2.3:4789 narrower, largest inner frame 1364 bytes',
-      'offload: tcp super-frames 3 cut into 130 segments (2 udp gso sends), checksums finished 5, 90 received segments coalesced into 4 frames, not coalesced for a bad checksum 1',
+      'offload: super-frames (tcp, udp) 3 cut into 130 segments (2 udp gso sends), checksums finished 5, 90 received segments coalesced into 4 frames, not coalesced for a bad checksum 1',
       'fdb: entries 2 learned 2 moved 0 aged 0 evicted 0 cap-hit 0 static-conflict 0',
       'kernel drops: udp-receive 7, tap-queue vni 5000 ?',
       'drops: ',

@@ -717,6 +717,13 @@ uint32_t RunEnd(uint32_t i, uint32_t count, const uint32_t* lengths, const uint8
   return j;
 }
 
+// Whether the datagram to `slot` with outer words `o` (null: defaults) asks for a zero UDP
+// checksum over IPv4. The kernel does no UDP GSO then (udp_send_skb refuses a GSO send from a
+// SO_NO_CHECK socket with EINVAL), so such datagrams never form a run.
+bool ZeroChecksum(const uint8_t* slot, const uint32_t* o) {
+  return slot[0] == 4 && o != nullptr && (o[0] & kOuterNoCsum) != 0;
+}
+
 // The optional outer-header words argument: 2 per datagram, or null.
 const uint32_t* OuterWords(const Napi::Value& v, uint32_t count) {
   if (!v.IsTypedArray()) return nullptr;
@@ -783,7 +790,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < count;) {
     if (static_cast<size_t>(offsets[i]) + lengths[i] > slabLen) THROW_TYPE(env, "sendBatch: datagram outside the slab");
     if (raw && lengths[i] < 8) THROW_TYPE(env, "sendBatch: raw datagram without its UDP header");
-    uint32_t j = runs ? RunEnd(i, count, lengths.Data(), slots, same) : i + 1;
+    uint32_t j = runs && !ZeroChecksum(slots + i * kAddrLen, outer ? outer + 2 * i : nullptr)
+                     ? RunEnd(i, count, lengths.Data(), slots, same)
+                     : i + 1;
     for (uint32_t k = i; k < j; k++) {
       g_send.iovs[k].iov_base = base + offsets[k];
       g_send.iovs[k].iov_len = lengths[k];
@@ -876,7 +885,7 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
     uint32_t j = RunEnd(i, count, lengths.Data(), slots,
                         [&](uint32_t k) { return portOf(k) == portOf(i) && sameOuter(k, i); });
     int pool = -1;
-    if (j - i > 1) {
+    if (j - i > 1 && !ZeroChecksum(slots + i * kAddrLen, outer ? outer + 2 * i : nullptr)) {
       for (uint32_t p = 0; p < poolPorts.ElementLength(); p++) {
         if (poolPorts[p] == portOf(i)) pool = static_cast<int>(p);
       }
@@ -922,7 +931,8 @@ Napi::Value SendBatchPool(const Napi::CallbackInfo& info) {
 // -errno. One sendmsg of slab[offset .. +length) to the address in slot `slot` of `addrs`, which
 // the kernel cuts into datagrams of segSize bytes (the last may be shorter): UDP_SEGMENT, UDP
 // GSO, with the outer header of word/label (see OuterFlag; 0: defaults). The caller keeps length
-// within 64 KiB and 64 segments.
+// within 64 KiB and 64 segments, and sends no zero-checksum IPv4 word here (EINVAL: see
+// ZeroChecksum).
 Napi::Value SendGso(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();

@@ -263,7 +263,8 @@ export class Encap {
 
   /**
    * A super-frame to one known remote by UDP GSO. Returns false to leave it to the per-segment
-   * path: flooded, not cut, or segments too big for the path (that path answers with ICMP).
+   * path: flooded, not cut, segments too big for the path (that path answers with ICMP), or
+   * asked to go without a UDP checksum.
    */
   private viaGso(
     vs: VniState,
@@ -279,6 +280,8 @@ export class Encap {
         : this.fdb.lookupHalves(vs.vni, macHi(slab, off), macLo(slab, off), now);
     const pathMax = this.tooBig.pathMax;
     if (remote === null || h.gsoSize + h.hdrLen > Math.min(pathMax, vs.maxFrame)) return false;
+    // no UDP GSO without a UDP checksum: segment by segment
+    if (vs.outer.zeroChecksum && remote.family === 4) return false;
     // a narrow path: the per-segment path answers for it
     if (this.paths.size > 0 && h.gsoSize + h.hdrLen > this.paths.maxFor(remote, len, now))
       return false;

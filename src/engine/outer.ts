@@ -50,6 +50,14 @@ export class OuterHeader {
     this.flags = p.udpCsum === false ? OuterFlag.NO_CSUM : 0;
   }
 
+  /**
+   * IPv4 datagrams with a zero UDP checksum (`udpCsum: false`): the kernel does no UDP GSO
+   * without a checksum, so these go one datagram per message.
+   */
+  get zeroChecksum(): boolean {
+    return (this.flags & OuterFlag.NO_CSUM) !== 0;
+  }
+
   /** The outer header values for the inner frame at `off`; returns `word` (and sets `label`). */
   of(b: Uint8Array, off: number, len: number): number {
     const ip = innerIp(b, off, len);

@@ -302,6 +302,42 @@ t.test('a TCP super-frame: UDP GSO and the per-segment path ask for one header',
   }
 });
 
+t.test('udpCsum false: a super-frame goes segment by segment, never by UDP GSO', async (t) => {
+  // the kernel refuses UDP GSO from a socket sending zero checksums (EINVAL)
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789);
+  net.bind(PEER_A, 4789);
+  const remotes = new Remotes();
+  const fdb = new Fdb();
+  const gso = new FakeGso(underlay);
+  const engine = new Engine({ underlay, fdb, gso });
+  const tap = new FakeTap('t0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+  engine.addVni({
+    vni: 5,
+    tap,
+    remotes: [remotes.get(PEER_A)],
+    mtu: 1500,
+    outer: { udpCsum: false },
+  });
+  tap.start(
+    (n) => engine.tapReceived(5, n, 0),
+    () => {},
+  );
+  fdb.learn(5, VM_A, remotes.get(PEER_A), 0);
+  const sf = tso(0);
+  const meta = Buffer.alloc(VNET_HDR_LEN);
+  writeVnetHdr(meta, 0, sf.hdr);
+  tap.inject(sf.frame, meta);
+  await settle();
+  t.equal(gso.calls.length, 0, 'no GSO send');
+  t.equal(net.log.length, 12, '12 datagrams');
+  t.ok(
+    net.log.every((d) => (d.word & OuterFlag.NO_CSUM) !== 0),
+    'each asking for the zero checksum',
+  );
+  t.equal(engine.stats().drops.underlay_send_failed ?? 0, 0);
+});
+
 t.test('decap into an offloading TAP: CE-marked segments are not merged with others', async (t) => {
   const net = new FakeNetwork();
   const underlay = net.bind(LOCAL, 4789);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { writeAddr } from '../../src/io/addr.js';
-import { TxBatch, TxStatus } from '../../src/io/types.js';
+import { OuterFlag, TxBatch, TxStatus } from '../../src/io/types.js';
 import { GsoSender, RawUdpSender, UdpSocket } from '../../src/io/udp.js';
 import { emitUdp } from '../../src/wire/udp.js';
 import { needs } from '../helpers/prereq.js';
@@ -221,6 +221,31 @@ for (const [family, address] of [
     );
   });
 }
+
+t.test(
+  'IPv4 zero checksums: a run of one flow goes datagram by datagram, not refused',
+  async (t) => {
+    // the kernel does no UDP GSO from a socket in SO_NO_CHECK mode (EINVAL): runs that ask for a
+    // zero checksum were refused whole
+    const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+    const b = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+    t.teardown(() => (a.close(), b.close()));
+    const slab = Buffer.alloc(32 * 256);
+    const batch = new TxBatch(32);
+    batch.outer = new Uint32Array(64);
+    const want: string[] = [];
+    for (let i = 0; i < 32; i++) {
+      slab.fill(i, i * 256, i * 256 + 100);
+      writeAddr(batch.addrs, batch.push(i * 256, 100), '127.0.0.1', b.port);
+      // the first 20 with a zero checksum, the rest with one: a run of each
+      batch.outer[2 * i] = i < 20 ? OuterFlag.NO_CSUM : 0;
+      want.push(`100:${i}:${a.port}`);
+    }
+    t.equal(a.send(slab, batch), 32, `all sent (${a.lastError ?? 'no error'})`);
+    t.same(batch.status.subarray(0, 32), new Uint8Array(32).fill(TxStatus.SENT));
+    t.same(await collect(b, 32), want, 'every datagram, in order');
+  },
+);
 
 t.test('datagrams the kernel dropped for a socket nobody reads are counted', async (t) => {
   const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });

@@ -115,10 +115,12 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       }
     }
     // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
-    // Fixed source port: GSO from the bound socket itself.
-    const pool = o.tapOffload && o.sourcePortMode !== 'fixed' ? openPool(o, log) : undefined;
+    // Fixed source port: GSO from the bound socket itself. None with zero IPv6 checksums: the
+    // kernel does no UDP GSO without a checksum (EINVAL), so every datagram goes alone.
+    const offload = o.tapOffload && !(o.zeroChecksum6Tx && underlay.family === 6);
+    const pool = offload && o.sourcePortMode !== 'fixed' ? openPool(o, log) : undefined;
     const gso: SegmentSender | undefined =
-      o.tapOffload && o.sourcePortMode === 'fixed' ? underlay : pool;
+      offload && o.sourcePortMode === 'fixed' ? underlay : pool;
     if (pool) {
       opened.push(pool);
       // Runs of a flow's datagrams leave from the pool with GSO too; flows hash over its ports.

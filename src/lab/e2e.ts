@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Netns, veth } from './netns.js';
 import type { PrivateOvs } from './ovs.js';
-import { distFile, kernelSide, ovsSide, vtepSide, type Side } from './peers.js';
+import { distFile, kernelSide, ovsSide, stopVtep, vtepSide, type Side } from './peers.js';
 import { bg, sh, sleep, until } from './sh.js';
 
 /**
@@ -226,13 +226,7 @@ class Pair {
 
   async teardown(): Promise<void> {
     for (const s of this.servers) s.kill('SIGKILL');
-    // SIGTERM first: the vtep exits cleanly, and writes its CPU profile when asked to
-    if (this.vtep && this.vtep.exitCode === null) {
-      const exited = new Promise((r) => this.vtep!.once('exit', r));
-      this.vtep.kill('SIGTERM');
-      await Promise.race([exited, sleep(3000)]);
-      if (this.vtep.exitCode === null) this.vtep.kill('SIGKILL');
-    }
+    await stopVtep(this.vtep);
     this.ovs?.stop();
     for (const n of this.ns.reverse()) n.delete();
   }
@@ -414,7 +408,7 @@ async function idleCpu(pair: Pair, seconds: number): Promise<number> {
   return ((procCpu(pid) - c0) / seconds) * 100;
 }
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Netns, veth } from './netns.js';
 import type { PrivateOvs } from './ovs.js';
-import { distFile, kernelSide, ovsSide, vtepSide, type Side } from './peers.js';
+import { median } from './e2e.js';
+import { distFile, kernelSide, ovsSide, stopVtep, vtepSide, type Side } from './peers.js';
 import { bg, sh, sleep, until } from './sh.js';
 
 /**
@@ -161,12 +162,7 @@ export class Lab3 {
   }
 
   async teardown(): Promise<void> {
-    if (this.vtep && this.vtep.exitCode === null) {
-      const exited = new Promise((r) => this.vtep!.once('exit', r));
-      this.vtep.kill('SIGTERM');
-      await Promise.race([exited, sleep(3000)]);
-      if (this.vtep.exitCode === null) this.vtep.kill('SIGKILL');
-    }
+    await stopVtep(this.vtep);
     this.ovs?.stop();
     for (const n of this.ns.reverse()) n.delete();
   }
@@ -271,11 +267,6 @@ export interface Hosts3Result {
   /** vtep in B over a kernel VXLAN in B, measure by measure. */
   vtepOverKernel: Record<string, number>;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** The figures of a sample that are compared, by name. */
 function figures(s: Sample3): Record<string, number> {

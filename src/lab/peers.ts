@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../util/package.js';
 import { veth, type Netns } from './netns.js';
 import { PrivateOvs } from './ovs.js';
-import { sh, until } from './sh.js';
+import { sh, sleep, until } from './sh.js';
 
 /**
  * One side of an overlay, three ways: a host namespace with an underlay address on eth0 and a
@@ -158,4 +158,16 @@ export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProces
     `ip link set ${o.tap} address ${s.vmMac} && ip addr add ${s.vmIp}/24 dev ${o.tap} && ip link set ${o.tap} up`,
   );
   return p;
+}
+
+/**
+ * Stop a vtep started by `vtepSide`: SIGTERM first (it exits cleanly, and writes its CPU
+ * profile when asked to), SIGKILL after 3 s.
+ */
+export async function stopVtep(p: ChildProcess | undefined): Promise<void> {
+  if (p === undefined || p.exitCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await Promise.race([exited, sleep(3000)]);
+  if (p.exitCode === null) p.kill('SIGKILL');
 }

@@ -79,6 +79,25 @@ function openPool(o: PlaneOptions, log: Log): GsoSender | undefined {
   }
 }
 
+/**
+ * The raw socket that sends each flow from its own source port (`hash`), or undefined: `fixed`
+ * ports, or no raw socket to be had (said; then everything leaves from the bound `port`).
+ */
+function openRaw(o: PlaneOptions, port: number, log: Log): RawUdpSender | undefined {
+  if (o.sourcePortMode !== 'hash') return undefined;
+  try {
+    return RawUdpSender.open(o.local, { zeroChecksum6: o.zeroChecksum6Tx });
+  } catch (err) {
+    log(
+      'warn',
+      'source_ports',
+      `source ports: raw socket unavailable (${(err as Error).message}); sending from port ${port}`,
+      { error: (err as Error).message, port },
+    );
+    return undefined;
+  }
+}
+
 export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
   // Per thread: this thread's pollers (its socket and TAP queues) spin together.
   native().setBusyPoll(o.busyPollUs);
@@ -98,22 +117,9 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       gro: o.gro,
     });
     opened.push(underlay);
-    let raw: RawUdpSender | undefined;
-    let sourcePorts = `fixed ${underlay.port}`;
-    if (o.sourcePortMode === 'hash') {
-      try {
-        raw = RawUdpSender.open(o.local, { zeroChecksum6: o.zeroChecksum6Tx });
-        opened.push(raw);
-        sourcePorts = `hash ${o.sourcePortMin}-${o.sourcePortMax}`;
-      } catch (err) {
-        log(
-          'warn',
-          'source_ports',
-          `source ports: raw socket unavailable (${(err as Error).message}); sending from port ${underlay.port}`,
-          { error: (err as Error).message, port: underlay.port },
-        );
-      }
-    }
+    const raw = openRaw(o, underlay.port, log);
+    if (raw) opened.push(raw);
+    let sourcePorts = raw ? `hash ${o.sourcePortMin}-${o.sourcePortMax}` : `fixed ${underlay.port}`;
     // UDP GSO for TCP super-frames from offloading TAPs: optional, the engine falls back.
     // Fixed source port: GSO from the bound socket itself. None with zero IPv6 checksums: the
     // kernel does no UDP GSO without a checksum (EINVAL), so every datagram goes alone.

@@ -13,9 +13,10 @@ const MAX_SEGMENTS = 768;
 const GSO_MAX_BYTES = 65000;
 
 /**
- * TCP and UDP super-frames from an offloading TAP, cut into `gso_size` segments in one slab (1 MiB: 16 of
- * 64 KiB), and, towards one known remote, sent by UDP GSO: packed behind their VXLAN headers,
- * up to 64 datagrams and 64 KiB a send. Encapsulating one by one is the caller's (encap.ts).
+ * TCP and UDP super-frames from an offloading TAP, cut into `gso_size` segments in one slab
+ * (1 MiB: 16 of 64 KiB), and, towards one known remote, sent by UDP GSO: packed behind their
+ * VXLAN headers, up to 64 datagrams and 64 KiB a send. Encapsulating one by one is the caller's
+ * (encap.ts).
  */
 export class Segmentation {
   readonly slab = Buffer.alloc(1 << 20);

@@ -145,8 +145,9 @@ export interface EngineStats {
   /** Remotes whose path the kernel knows to be narrower (remote key → largest inner frame). */
   narrowPaths: Record<string, number>;
   /**
-   * TAP offloads at work: TCP and UDP super-frames cut, the segments they gave, checksums finished, and
-   * UDP GSO sends that carried segments (0 when the kernel cannot, or every remote is flooded).
+   * TAP offloads at work: TCP and UDP super-frames cut, the segments they gave, checksums
+   * finished, and UDP GSO sends that carried segments (0 when the kernel cannot, or every remote
+   * is flooded).
    */
   offload: {
     superFrames: number;

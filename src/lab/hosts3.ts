@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Netns, veth } from './netns.js';
 import type { PrivateOvs } from './ovs.js';
 import { median } from './e2e.js';
-import { distFile, kernelSide, ovsSide, stopVtep, vtepSide, type Side } from './peers.js';
+import { distFile, kernelSide, ovsSide, stopVtep, vtepBin, vtepSide, type Side } from './peers.js';
 import { bg, sh, sleep, until } from './sh.js';
 
 /**
@@ -151,7 +151,7 @@ export class Lab3 {
       for (const o of others) {
         if (h === 'B' && this.middle === 'vtep')
           sh(
-            `${process.execPath} ${distFile('src', 'cli', 'main.js')} fdb replace ${VMS[o].mac} --vni ${VNI} --remote ${UL[o]} --control ${join(this.dir, 'vtep.sock')}`,
+            `${process.execPath} ${vtepBin()} fdb replace ${VMS[o].mac} --vni ${VNI} --remote ${UL[o]} --control ${join(this.dir, 'vtep.sock')}`,
           );
         else
           this.get(`h${h}`).exec(

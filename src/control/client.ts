@@ -16,12 +16,33 @@ function answerError(a: { code?: unknown; error?: unknown; field?: unknown } | n
   );
 }
 
+/**
+ * A Unix socket whose accept queue is full (a flood of connections, which the server turns away
+ * at its cap as fast as it can) refuses a non-blocking connect with EAGAIN, where a blocking one
+ * would wait its turn. So wait: try again after 5 ms, doubling to 100 ms, until `ms` have passed.
+ */
+async function whileBusy<T>(ms: number, attempt: (left: number) => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (let wait = 5; ; wait = Math.min(2 * wait, 100)) {
+    try {
+      return await attempt(deadline - Date.now());
+    } catch (err) {
+      if ((err as ControlError).code !== 'EAGAIN' || Date.now() + wait >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 /** One request, one answer. Throws ControlError with the server's code on failure. */
 export async function request(
   path: string,
   req: Record<string, unknown>,
   timeoutMs = 5000,
 ): Promise<unknown> {
+  return whileBusy(timeoutMs, (left) => requestOnce(path, req, left));
+}
+
+function requestOnce(path: string, req: Record<string, unknown>, timeoutMs: number) {
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
     let buf = '';
@@ -82,6 +103,15 @@ export async function subscribe(
   onEvent: (event: Record<string, unknown>) => void,
   /** `signal` ends the subscription (the promise resolves); `onReady` once it is on. */
   opts: { signal?: AbortSignal; onReady?: () => void } = {},
+): Promise<void> {
+  return whileBusy(5000, () => subscribeOnce(path, req, onEvent, opts));
+}
+
+function subscribeOnce(
+  path: string,
+  req: Record<string, unknown>,
+  onEvent: (event: Record<string, unknown>) => void,
+  opts: { signal?: AbortSignal; onReady?: () => void },
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);

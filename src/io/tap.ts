@@ -17,19 +17,20 @@ import {
 const TUN_F_USO = 0x20 | 0x40;
 
 /**
- * Offer `offloads`; a kernel that refuses them gets them without UDP segmentation, and then
- * none (frames as they are, which always works). Returns what it took.
+ * Offer `offloads` through `set` (TUNSETOFFLOAD, which throws when refused); a kernel that
+ * refuses them gets them without UDP segmentation, and then none (frames as they are, which
+ * always works). Returns what it took.
  */
-function negotiate(fd: number, offloads: number): number {
-  for (const set of [offloads, offloads & ~TUN_F_USO]) {
+export function negotiateOffloads(set: (flags: number) => void, offloads: number): number {
+  for (const flags of [offloads, offloads & ~TUN_F_USO]) {
     try {
-      native().tapSetOffload(fd, set);
-      return set;
+      set(flags);
+      return flags;
     } catch {
       // an older kernel: try with less
     }
   }
-  native().tapSetOffload(fd, 0);
+  set(0);
   return 0;
 }
 
@@ -160,7 +161,8 @@ export class TapDevice implements FrameDevice {
     const tap = new TapDevice(fd, actual, rx, metaLen);
     try {
       if (opts.persist) io.tapSetPersist(fd, true);
-      if (opts.vnetHdr && opts.offloads) tap.offloads = negotiate(fd, opts.offloads);
+      if (opts.vnetHdr && opts.offloads)
+        tap.offloads = negotiateOffloads((f) => io.tapSetOffload(fd, f), opts.offloads);
       if (opts.mtu !== undefined) io.ifSetMtu(actual, opts.mtu);
       if (opts.mac !== undefined) io.ifSetMac(actual, opts.mac);
       if (opts.up ?? true) io.ifSetUp(actual, true);

@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { TapDevice } from '../../src/io/tap.js';
+import { TapDevice, negotiateOffloads } from '../../src/io/tap.js';
 import { TxBatch } from '../../src/io/types.js';
 import { emitEthernet, EtherType } from '../../src/wire/ethernet.js';
 import { formatMac, parseMac, readMac } from '../../src/wire/mac.js';
@@ -237,3 +237,27 @@ t.test('TAP: frames the kernel drops because nobody reads them are counted', asy
   tap.close();
   t.equal(tap.kernelDrops(), undefined, 'unknown once the device is gone');
 });
+
+t.test(
+  'TAP offloads: a kernel that refuses USO gets the TCP offloads, one that refuses those none',
+  async (t) => {
+    const all = 0x01 | 0x02 | 0x04 | 0x20 | 0x40; // csum tso4 tso6 uso4 uso6
+    const kernel = (knows: number) => {
+      const asked: number[] = [];
+      const set = (f: number) => {
+        asked.push(f);
+        if (f & ~knows) throw new Error('EINVAL');
+      };
+      return { asked, set };
+    };
+    const now = kernel(all);
+    t.equal(negotiateOffloads(now.set, all), all, 'Linux 6.2 on: everything');
+    t.same(now.asked, [all]);
+    const old = kernel(0x07);
+    t.equal(negotiateOffloads(old.set, all), 0x07, 'before 6.2: without USO');
+    t.same(old.asked, [all, 0x07]);
+    const none = kernel(0);
+    t.equal(negotiateOffloads(none.set, all), 0, 'none at all');
+    t.same(none.asked, [all, 0x07, 0]);
+  },
+);

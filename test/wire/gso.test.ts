@@ -51,6 +51,27 @@ function l4ChecksumOk(seg: Uint8Array, v: 4 | 6, l3: number, l4: number, proto =
   return checksum(seg, l4, len, pseudo) === 0;
 }
 
+/**
+ * Segment `k` of a super-frame: L2 copied; IPv4 total length its own, ID the super-frame's + k,
+ * a header checksum that verifies; or IPv6 payload length its own (as the kernel sets them).
+ */
+function ipFieldsOk(
+  seg: Buffer,
+  frame: Buffer,
+  s: { v: 4 | 6; id: number },
+  l3: number,
+  ipLen: number,
+  k: number,
+): boolean {
+  if (!seg.subarray(0, l3).equals(frame.subarray(0, l3))) return false;
+  if (s.v === 6) return seg.readUInt16BE(l3 + 4) === seg.length - l3 - 40;
+  return (
+    seg.readUInt16BE(l3 + 2) === seg.length - l3 &&
+    seg.readUInt16BE(l3 + 4) === ((s.id + k) & 0xffff) &&
+    checksum(seg, l3, ipLen) === 0
+  );
+}
+
 t.test(
   'TCP segmentation: same byte stream, valid checksums, MSS-sized, fields as the kernel sets them',
   async (t) => {
@@ -77,13 +98,7 @@ t.test(
           )
             return false; // headroom in front of every segment, no overlap
           stream.push(seg.subarray(hdrLen));
-          // L2 and the unchanging header bytes are copied
-          if (!seg.subarray(0, l3).equals(frame.subarray(0, l3))) return false;
-          if (s.v === 4) {
-            if (seg.readUInt16BE(l3 + 2) !== seg.length - l3) return false;
-            if (seg.readUInt16BE(l3 + 4) !== ((s.id + k) & 0xffff)) return false;
-            if (checksum(seg, l3, ipLen) !== 0) return false;
-          } else if (seg.readUInt16BE(l3 + 4) !== seg.length - l3 - 40) return false;
+          if (!ipFieldsOk(seg, frame, s, l3, ipLen, k)) return false;
           if (seg.readUInt32BE(l4 + 4) !== (s.seq + k * s.mss) >>> 0) return false;
           const f = seg[l4 + 13];
           const want = (k < n - 1 ? s.flags & ~0x09 : s.flags) & (k > 0 ? ~0x80 : 0xff);
@@ -133,12 +148,7 @@ t.test(
           if (!seg.subarray(l4 + 8).equals(Buffer.from(s.payload.subarray(at, at + chunk))))
             return false;
           at += chunk;
-          if (!seg.subarray(0, l3).equals(frame.subarray(0, l3))) return false;
-          if (s.v === 4) {
-            if (seg.readUInt16BE(l3 + 2) !== seg.length - l3) return false;
-            if (seg.readUInt16BE(l3 + 4) !== ((s.id + k) & 0xffff)) return false;
-            if (checksum(seg, l3, ipLen) !== 0) return false;
-          } else if (seg.readUInt16BE(l3 + 4) !== seg.length - l3 - 40) return false;
+          if (!ipFieldsOk(seg, frame, s, l3, ipLen, k)) return false;
           // ports copied, length its own, a checksum that verifies and is never "none"
           if (seg.readUInt32BE(l4) !== frame.readUInt32BE(l4)) return false;
           if (seg.readUInt16BE(l4 + 4) !== 8 + chunk) return false;

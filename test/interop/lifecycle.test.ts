@@ -349,7 +349,12 @@ test('ip link del of the TAP: reported, visible in status and stats, re-created,
     'the TAP is back',
   );
   const startMac = /vni 5000 on \S+ \(([0-9a-f:]{17})\)/.exec(vtepLog())![1];
-  t.match(vtepLog(), new RegExp(`re-created with MAC ${startMac}`));
+  // The device exists as soon as TUNSETIFF returns; vtep says so a moment later (after it has
+  // handed the TAP to the threads), and the log is a file another process writes: wait for it.
+  t.ok(
+    await until(() => new RegExp(`re-created with MAC ${startMac}`).test(vtepLog()), 3000),
+    'said, with the MAC it had at start',
+  );
   t.equal(
     JSON.parse(host.exec(`ip -j link show ${topo.tap}`))[0].address,
     startMac,

@@ -9,7 +9,7 @@ import {
 } from '../io/types.js';
 import { silent } from '../util/log.js';
 import { Drop, ENGINE_DROP_REASONS, dropReasonName } from '../wire/drop.js';
-import { jsCopy, jsCopySum } from '../wire/gso.js';
+import { copySegmentsWith, jsCopy, jsCopySum } from '../wire/gso.js';
 import { formatMac } from '../wire/mac.js';
 import { HEADER_LEN as UDP_HEADER_LEN, VXLAN_PORT } from '../wire/udp.js';
 import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
@@ -73,7 +73,8 @@ export class Engine {
     this.dstPort = opts.dstPort ?? VXLAN_PORT;
     const copy = opts.copy ?? jsCopy;
     const copySum = opts.copySum ?? jsCopySum;
-    const seg = new Segmentation(opts.gso, copy, copySum, this.c, log);
+    const copySegments = opts.copySegments ?? copySegmentsWith(copy, copySum);
+    const seg = new Segmentation(opts.gso, copySegments, this.c, log);
     const sender = opts.raw ?? opts.underlay;
     this.paths = new Paths(sender.pathMtu?.bind(sender), log);
     this.encap = new Encap(

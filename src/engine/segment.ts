@@ -2,7 +2,7 @@ import type { Remote } from '../fdb/remote.js';
 import type { SegmentSender } from '../io/types.js';
 import type { Log } from '../util/log.js';
 import { Drop } from '../wire/drop.js';
-import { segment, type CopyFn, type CopySumFn, type Segments, type VnetHdr } from '../wire/gso.js';
+import { segment, type CopySegmentsFn, type Segments, type VnetHdr } from '../wire/gso.js';
 import { HEADER_LEN as VXLAN_HEADER_LEN, emitVxlan } from '../wire/vxlan.js';
 import type { Counters } from './counters.js';
 import type { VniState } from './vni.js';
@@ -45,8 +45,7 @@ export class Segmentation {
   constructor(
     /** UDP GSO senders; undefined without, or once the kernel refused. */
     public gso: SegmentSender | undefined,
-    private readonly copy: CopyFn,
-    private readonly copySum: CopySumFn,
+    private readonly copySegments: CopySegmentsFn,
     private readonly c: Counters,
     private readonly log: Log,
   ) {}
@@ -69,8 +68,7 @@ export class Segmentation {
       headroom,
       this.segs,
       align,
-      this.copy,
-      this.copySum,
+      this.copySegments,
     );
   }
 

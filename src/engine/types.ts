@@ -2,7 +2,7 @@ import type { Fdb, FdbCounters, FloodSource } from '../fdb/fdb.js';
 import type { Remote } from '../fdb/remote.js';
 import type { DatagramSender, DatagramSocket, FrameDevice, SegmentSender } from '../io/types.js';
 import type { Log } from '../util/log.js';
-import type { CopyFn, CopySumFn } from '../wire/gso.js';
+import type { CopyFn, CopySegmentsFn, CopySumFn } from '../wire/gso.js';
 import type { ReservedBitsPolicy } from '../wire/vxlan.js';
 import type { OuterPolicy } from './outer.js';
 
@@ -62,6 +62,8 @@ export interface EngineOptions {
   copy?: CopyFn;
   /** How segmentation copies a payload and sums it in one pass (default: `copy`, then `sum`). */
   copySum?: CopySumFn;
+  /** How segmentation copies a super-frame's pieces (default: `copy` and `copySum` a piece). */
+  copySegments?: CopySegmentsFn;
   fdb: Fdb;
   reservedBits?: ReservedBitsPolicy;
   /** Source port range for raw mode (default 49152..65535, RFC 7348 §5). */

@@ -73,6 +73,19 @@ export interface NativeIo {
   /** memmove of `length` bytes between two arrays, without a view made for it. */
   /** Copy `len` bytes and return their one's complement sum, folded to 16 bits (see gso.ts). */
   copySum(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number;
+  /** The copies of `segment` in one call (see `CopySegmentsFn` in gso.ts); throws on misuse. */
+  copySegments(
+    dst: Uint8Array,
+    dstOff: number,
+    stride: number,
+    src: Uint8Array,
+    srcOff: number,
+    hdrLen: number,
+    size: number,
+    payload: number,
+    n: number,
+    sums: Uint32Array,
+  ): void;
   copyBytes(
     dst: Uint8Array,
     dstOffset: number,

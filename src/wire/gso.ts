@@ -56,6 +56,45 @@ export const jsCopySum: CopySumFn = (dst, dstOff, src, srcOff, len) => {
   return s;
 };
 
+/**
+ * The copies that cut a super-frame into `n` segments: for each k, the `hdrLen` header bytes at
+ * `src[srcOff]` to `dst[dstOff + k * stride]` and payload piece k (`size` bytes from
+ * `src[srcOff + hdrLen + k * size]`, the last one what is left of `payload`) right behind them;
+ * `sums[k]` gets the piece's sum as `CopySumFn` returns it. The composition root passes the
+ * addon's `copySegments`, one call a super-frame instead of two a segment.
+ */
+export type CopySegmentsFn = (
+  dst: Uint8Array,
+  dstOff: number,
+  stride: number,
+  src: Uint8Array,
+  srcOff: number,
+  hdrLen: number,
+  size: number,
+  payload: number,
+  n: number,
+  sums: Uint32Array,
+) => void;
+
+/** `CopySegmentsFn` with `copy` and `copySum`, segment by segment. */
+export function copySegmentsWith(copy: CopyFn, copySum: CopySumFn): CopySegmentsFn {
+  return (dst, dstOff, stride, src, srcOff, hdrLen, size, payload, n, sums) => {
+    for (let k = 0; k < n; k++) {
+      const o = dstOff + k * stride;
+      copy(dst, o, src, srcOff, hdrLen);
+      sums[k] = copySum(
+        dst,
+        o + hdrLen,
+        src,
+        srcOff + hdrLen + k * size,
+        Math.min(size, payload - k * size),
+      );
+    }
+  };
+}
+
+export const jsCopySegments: CopySegmentsFn = copySegmentsWith(jsCopy, jsCopySum);
+
 export const VnetFlags = { NEEDS_CSUM: 1, DATA_VALID: 2 } as const;
 export const GsoType = { NONE: 0, TCPV4: 1, UDP: 3, TCPV6: 4, UDP_L4: 5, ECN: 0x80 } as const;
 
@@ -151,6 +190,8 @@ export interface Segments {
 
 const TCP = 6;
 const UDP = 17;
+/** Each segment's payload sum, filled by `copySegments` (grown once if `out` holds more). */
+let sums = new Uint32Array(1024);
 
 /**
  * Cut a super-frame (`b[off .. off+len)`, header `h`: gso_type TCPV4 or TCPV6 for TCP, UDP_L4
@@ -174,8 +215,7 @@ export function segment(
   headroom: number,
   out: Segments,
   align = 8,
-  copy: CopyFn = jsCopy,
-  copySum: CopySumFn = jsCopySum,
+  copySegments: CopySegmentsFn = jsCopySegments,
 ): number {
   const net = l3(b, off, len);
   if (net === undefined || h.gsoSize === 0) return 0;
@@ -199,14 +239,14 @@ export function segment(
   const id0 = net.v === 4 ? (b[off + net.at + 4] << 8) | b[off + net.at + 5] : 0;
   // Pseudo-header parts that do not change between segments.
   const pseudo = l4PseudoSum(b, off + net.at, net.v, proto, 0);
+  if (n > sums.length) sums = new Uint32Array(n);
+  copySegments(dst, dstOff + headroom, stride, b, off, hdrLen, size, payload, n, sums);
 
   for (let k = 0; k < n; k++) {
     const o = dstOff + k * stride + headroom;
-    const chunk = Math.min(size, payload - k * size);
-    const segLen = hdrLen + chunk;
-    copy(dst, o, b, off, hdrLen);
+    const segLen = hdrLen + Math.min(size, payload - k * size);
     // the L4 header is a whole number of 32-bit words: the payload's sum adds as it is
-    const payloadSum = copySum(dst, o + hdrLen, b, off + hdrLen + k * size, chunk);
+    const payloadSum = sums[k];
     if (net.v === 4) {
       const ip = o + net.at;
       writeU16(dst, ip + 2, segLen - net.at);

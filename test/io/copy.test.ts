@@ -1,10 +1,16 @@
-// The addon's copyBytes and copySum (what segmentation and coalescing copy with in `vtep run`),
-// against the JavaScript they replace: the same bytes, overlapping ranges included, and ranges outside
-// an array refused.
+// The addon's copyBytes, copySum and copySegments (what segmentation and coalescing copy with in
+// `vtep run`), against the JavaScript they replace: the same bytes, overlapping ranges included,
+// and ranges outside an array refused.
 import fc from 'fast-check';
 import t from 'tap';
 import { native } from '../../src/io/native.js';
-import { jsCopy, jsCopySum, segment, type CopySumFn } from '../../src/wire/gso.js';
+import {
+  jsCopy,
+  jsCopySegments,
+  jsCopySum,
+  segment,
+  type CopySegmentsFn,
+} from '../../src/wire/gso.js';
 import { superFrame } from '../../src/wire/testframes.js';
 
 t.test('copyBytes copies what jsCopy copies, between arrays and within one', async (t) => {
@@ -57,8 +63,55 @@ t.test('copySum copies and sums what jsCopySum does, at any alignment and length
   t.throws(() => io.copySum(Buffer.alloc(4), 2, Buffer.alloc(8), 0, 4), /outside its array/);
 });
 
+t.test('copySegments copies and sums what jsCopySegments does, piece by piece', async (t) => {
+  const io = native();
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 0, maxLength: 6000 }),
+      fc.integer({ min: 0, max: 80 }),
+      fc.integer({ min: 1, max: 1500 }),
+      fc.nat(15),
+      fc.nat(7),
+      (bytes, hdrLen, size, slack, so) => {
+        const src = Buffer.concat([Buffer.alloc(so, 0xee), Buffer.from(bytes)]);
+        if (hdrLen > bytes.length) hdrLen = bytes.length;
+        const payload = bytes.length - hdrLen;
+        const n = Math.max(1, Math.ceil(payload / size));
+        const stride = hdrLen + Math.min(size, payload) + slack;
+        const run = (f: CopySegmentsFn) => {
+          const dst = Buffer.alloc(3 + n * stride);
+          const sums = new Uint32Array(n + 1).fill(0xdead);
+          f(dst, 3, stride, src, so, hdrLen, size, payload, n, sums);
+          return [dst.toString('hex'), [...sums].join()];
+        };
+        const [d1, s1] = run(io.copySegments);
+        const [d2, s2] = run(jsCopySegments);
+        return d1 === d2 && s1 === s2;
+      },
+    ),
+    { numRuns: 1000 },
+  );
+  const src = Buffer.alloc(100, 1);
+  const sums = new Uint32Array(4);
+  const go =
+    (dst: number, payload: number, n: number, size = 30, stride = 40) =>
+    () =>
+      io.copySegments(Buffer.alloc(dst), 0, stride, src, 0, 10, size, payload, n, sums);
+  t.doesNotThrow(go(40 * 2 + 10 + 30, 90, 3), 'three pieces, the last one full, fit exactly');
+  t.throws(go(40 * 2 + 10 + 29, 90, 3), /outside their arrays/, 'one byte short');
+  t.throws(
+    go(300, 91, 3, 31, 45),
+    /outside their arrays/,
+    'the source is shorter than header + payload',
+  );
+  t.throws(go(200, 60, 3), /do not cover/, 'three pieces for two pieces of payload');
+  t.throws(go(200, 90, 2), /do not cover/, 'two pieces for three');
+  t.throws(go(400, 90, 5, 20), /do not cover/, 'more pieces than sums');
+  t.throws(go(400, 90, 3, 30, 39), /do not cover/, 'segments closer than a segment');
+});
+
 t.test(
-  'segmentation with the native copySum cuts exactly what it does in JavaScript',
+  'segmentation with the native copySegments cuts exactly what it does in JavaScript',
   async (t) => {
     const io = native();
     fc.assert(
@@ -78,8 +131,9 @@ t.test(
             seq: 1000 * opts,
             flags: 0x18,
             id: opts,
+            udp: opts >= 8,
           });
-          const cut = (copySum?: CopySumFn) => {
+          const cut = (copySegments?: CopySegmentsFn) => {
             const dst = Buffer.alloc(1 << 18);
             const out = { offsets: new Uint32Array(1024), lengths: new Uint32Array(1024) };
             const n = segment(
@@ -93,12 +147,11 @@ t.test(
               64,
               out,
               8,
-              io.copyBytes,
-              copySum,
+              copySegments,
             );
             return [n, dst.toString('hex')];
           };
-          const [n1, a] = cut(io.copySum);
+          const [n1, a] = cut(io.copySegments);
           const [n2, b] = cut();
           return n1 === n2 && a === b;
         },
@@ -106,7 +159,7 @@ t.test(
       { numRuns: 200 },
     );
     t.pass(
-      '200 super-frames, IPv4 and IPv6, options, odd payloads: the same segments, byte for byte',
+      '200 super-frames, TCP and UDP, IPv4 and IPv6, options, odd payloads: the same segments, byte for byte',
     );
   },
 );

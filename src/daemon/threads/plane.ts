@@ -139,6 +139,7 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
       gso,
       copy: native().copyBytes,
       copySum: native().copySum,
+      copySegments: native().copySegments,
       fdb,
       reservedBits: o.reservedBits,
       invalidSourceMac: o.invalidSourceMac,

@@ -1587,6 +1587,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     msgs_.resize(slots_);
     iovs_.resize(slots_ * 2);
     names_.resize(slots_);
+    dirty_ = slots_;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     handle_ = new uv_poll_t;
@@ -1791,8 +1792,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return static_cast<int>(i);
   }
 
+  // Reads up to vlen_ datagrams with one recvmmsg. Only the headers the last call filled are
+  // reset (the kernel writes nothing else), so a call that brings one datagram costs the same
+  // with 256 slots as with 8. vlen_ adapts to the sizes seen: as many datagrams as fit
+  // kUdpBatchBytes (what 64 UDP_GRO receives of 64 KiB came to before the slots grew), at
+  // least 64, at most every slot, 64 to begin with: small datagrams come 256 to a call,
+  // coalesced ones 64 (one callback's work, and the wait of this thread's other fds, stays
+  // bounded).
   int DrainUdp(int* err) {
-    for (uint32_t i = 0; i < slots_; i++) {
+    if (vlen_ == 0) vlen_ = std::min(slots_, 64u);  // until sizes are seen
+    for (uint32_t i = 0; i < dirty_; i++) {
       iovec& iov = iovs_[i];
       iov.iov_base = slab_ + static_cast<size_t>(i) * slotSize_ + headroom_;
       iov.iov_len = slotSize_ - headroom_;
@@ -1807,14 +1816,20 @@ class Poller : public Napi::ObjectWrap<Poller> {
         m.msg_hdr.msg_controllen = sizeof(controls_[i].buf);
       }
     }
+    dirty_ = 0;
     int n;
     do {
-      n = recvmmsg(fd_, msgs_.data(), slots_, MSG_DONTWAIT, nullptr);
+      n = recvmmsg(fd_, msgs_.data(), vlen_, MSG_DONTWAIT, nullptr);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       *err = errno;
       return 0;
     }
+    dirty_ = static_cast<uint32_t>(n);
+    uint64_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += msgs_[i].msg_len;
+    uint64_t fit = kUdpBatchBytes / std::max<uint64_t>(bytes / std::max(n, 1), 1);
+    vlen_ = static_cast<uint32_t>(std::min<uint64_t>(slots_, std::max<uint64_t>(fit, std::min(slots_, 64u))));
     for (int i = 0; i < n; i++) {
       mmsghdr& m = msgs_[i];
       lengths_[i] = m.msg_len;
@@ -1848,6 +1863,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
   int fd_ = -1;
   uint32_t depth_ = 0;  // TAP: the frames the last drain read
   uint32_t slotSize_ = 0, headroom_ = 0, slots_ = 0, metaLen_ = 0;
+  // UDP: datagrams the next recvmmsg asks for (0: not yet set), and the leading slots whose
+  // headers the last one filled (every slot before the first call).
+  uint32_t vlen_ = 0, dirty_ = 0;
+  static constexpr uint64_t kUdpBatchBytes = 64u * 65536u;
   uint8_t* slab_ = nullptr;
   uint32_t* lengths_ = nullptr;
   uint8_t* addrs_ = nullptr;

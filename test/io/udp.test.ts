@@ -247,6 +247,74 @@ t.test(
   },
 );
 
+t.test(
+  '256 slots: coalesced receives come 64 to a call, small datagrams up to 256, every slot right',
+  async (t) => {
+    if (!needs(t, { root: true })) return; // a receive buffer past rmem_max (SO_RCVBUFFORCE)
+    const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+    const b = UdpSocket.open({
+      address: '127.0.0.1',
+      port: 0,
+      batchSize: 256,
+      slotSize: 65536,
+      gro: true,
+      rcvbuf: 64 << 20,
+    });
+    t.teardown(() => (a.close(), b.close()));
+    // Queued before b reads: 150 runs of 64 datagrams of 1000 bytes (one UDP_SEGMENT send
+    // each, one 64 000-byte receive each on a UDP_GRO socket), then 300 datagrams of 100 to
+    // 131 bytes sent one by one.
+    const slab = Buffer.alloc(64 * 1024);
+    const batch = new TxBatch(64);
+    const want: string[] = [];
+    for (let r = 0; r < 150; r++) {
+      batch.clear();
+      slab.fill(r & 0xff);
+      for (let i = 0; i < 64; i++)
+        writeAddr(batch.addrs, batch.push(i * 1024, 1000), '127.0.0.1', b.port);
+      t.equal(a.send(slab, batch), 64);
+      want.push(`64000:${r & 0xff}:${a.port}`);
+    }
+    a.gsoRuns = false;
+    for (let k = 0; k < 300; k += 60) {
+      batch.clear();
+      for (let i = 0; i < 60; i++) {
+        slab.fill((k + i) & 0xff, i * 1024, i * 1024 + 200);
+        const len = 100 + ((k + i) % 32);
+        writeAddr(batch.addrs, batch.push(i * 1024, len), '127.0.0.1', b.port);
+        want.push(`${len}:${(k + i) & 0xff}:${a.port}`);
+      }
+      t.equal(a.send(slab, batch), 60);
+    }
+    const calls: number[] = [];
+    const seen: string[] = [];
+    await new Promise<void>((resolve) =>
+      b.start(
+        (n) => {
+          calls.push(n);
+          for (let i = 0; i < n; i++) {
+            const f = b.rx.frame(i);
+            const port = (b.rx.addrs![i * 20 + 2] << 8) | b.rx.addrs![i * 20 + 3];
+            seen.push(`${f.length}:${f[0]}:${port}`);
+          }
+          if (seen.length >= want.length) resolve();
+        },
+        () => {},
+      ),
+    );
+    t.same(seen, want, 'every receive, its length, bytes and source right, in order');
+    const large = seen.filter((x) => x.startsWith('64000:')).length;
+    t.equal(large, 150);
+    // 64 to begin with, then as many 64 000-byte receives as fit 4 MiB (65)
+    t.same(calls.slice(0, 2), [64, Math.floor((4 << 20) / 64000)], 'coalesced: 4 MiB a call');
+    t.ok(
+      calls.some((n) => n > 64),
+      `small datagrams more than 64 to a call (calls: ${calls.join(' ')})`,
+    );
+    t.ok(calls.every((n) => n <= 256));
+  },
+);
+
 t.test('datagrams the kernel dropped for a socket nobody reads are counted', async (t) => {
   const a = UdpSocket.open({ address: '127.0.0.1', port: 0 });
   const b = UdpSocket.open({ address: '127.0.0.1', port: 0, rcvbuf: 4096 });

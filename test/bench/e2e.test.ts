@@ -167,6 +167,6 @@ t.test('one short round: every system measured, everything torn down', async (t)
         `${s}: softirq share ${m.softirqShare}`,
       );
   }
-  t.equal(r.targets.length, 16);
+  t.equal(r.targets.length, 17);
   t.notOk(sh('ip netns list').includes(prefix), 'no namespace left');
 });

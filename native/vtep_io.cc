@@ -1829,7 +1829,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
     uint64_t bytes = 0;
     for (int i = 0; i < n; i++) bytes += msgs_[i].msg_len;
     uint64_t fit = kUdpBatchBytes / std::max<uint64_t>(bytes / std::max(n, 1), 1);
-    vlen_ = static_cast<uint32_t>(std::min<uint64_t>(slots_, std::max<uint64_t>(fit, std::min(slots_, 64u))));
+    uint64_t least = std::min(slots_, 64u);
+    vlen_ = static_cast<uint32_t>(std::min<uint64_t>(slots_, std::max<uint64_t>(fit, least)));
     for (int i = 0; i < n; i++) {
       mmsghdr& m = msgs_[i];
       lengths_[i] = m.msg_len;
@@ -1900,7 +1901,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
-      {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"copySegments", CopySegments},       {"peerCred", PeerCred},
+      {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"copySegments", CopySegments},
+      {"peerCred", PeerCred},
       {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu},   {"mcastIf", McastIf},
       {"mcastMembership", McastMembership}, {"setBusyPoll", SetBusyPoll},
       {"busyPollStats", BusyPollStats}, {"setTapIo", SetTapIo}, {"tapIoStats", TapIoStats},

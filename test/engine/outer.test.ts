@@ -264,33 +264,41 @@ function tso(tc: number) {
   return sf;
 }
 
+/**
+ * An engine with an offloading TAP on VNI 5 and VM_A learned behind PEER_A (with or without UDP
+ * GSO senders), after one TCP super-frame from the TAP with IP TOS `tos`: what left.
+ */
+async function cutOne(
+  outer: Parameters<Engine['addVni']>[0]['outer'],
+  gsoOn: boolean,
+  tos: number,
+) {
+  const net = new FakeNetwork();
+  const underlay = net.bind(LOCAL, 4789);
+  net.bind(PEER_A, 4789);
+  const remotes = new Remotes();
+  const fdb = new Fdb();
+  const gso = gsoOn ? new FakeGso(underlay) : undefined;
+  const engine = new Engine({ underlay, fdb, gso });
+  const tap = new FakeTap('t0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
+  engine.addVni({ vni: 5, tap, remotes: [remotes.get(PEER_A)], mtu: 1500, outer });
+  tap.start(
+    (n) => engine.tapReceived(5, n, 0),
+    () => {},
+  );
+  fdb.learn(5, VM_A, remotes.get(PEER_A), 0);
+  const sf = tso(tos);
+  const meta = Buffer.alloc(VNET_HDR_LEN);
+  writeVnetHdr(meta, 0, sf.hdr);
+  tap.inject(sf.frame, meta);
+  await settle();
+  return { net, gso, engine };
+}
+
 t.test('a TCP super-frame: UDP GSO and the per-segment path ask for one header', async (t) => {
   for (const gsoOn of [true, false]) {
-    const net = new FakeNetwork();
-    const underlay = net.bind(LOCAL, 4789);
-    net.bind(PEER_A, 4789);
-    const remotes = new Remotes();
-    const fdb = new Fdb();
-    const gso = gsoOn ? new FakeGso(underlay) : undefined;
-    const engine = new Engine({ underlay, fdb, gso });
-    const tap = new FakeTap('t0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
-    engine.addVni({
-      vni: 5,
-      tap,
-      remotes: [remotes.get(PEER_A)],
-      mtu: 1500,
-      outer: { ttl: 'inherit', tos: 'inherit', df: 'inherit', flowLabel: 99 },
-    });
-    tap.start(
-      (n) => engine.tapReceived(5, n, 0),
-      () => {},
-    );
-    fdb.learn(5, VM_A, remotes.get(PEER_A), 0);
-    const sf = tso(0xb8 | Ecn.CE);
-    const meta = Buffer.alloc(VNET_HDR_LEN);
-    writeVnetHdr(meta, 0, sf.hdr);
-    tap.inject(sf.frame, meta);
-    await settle();
+    const outer = { ttl: 'inherit', tos: 'inherit', df: 'inherit', flowLabel: 99 } as const;
+    const { net, gso } = await cutOne(outer, gsoOn, 0xb8 | Ecn.CE);
     t.equal(net.log.length, 12, `${gsoOn ? 'gso' : 'per segment'}: 12 datagrams`);
     const words = new Set(net.log.map((d) => `${d.word}/${d.label}`));
     t.same(
@@ -304,32 +312,8 @@ t.test('a TCP super-frame: UDP GSO and the per-segment path ask for one header',
 
 t.test('udpCsum false: a super-frame goes segment by segment, never by UDP GSO', async (t) => {
   // the kernel refuses UDP GSO from a socket sending zero checksums (EINVAL)
-  const net = new FakeNetwork();
-  const underlay = net.bind(LOCAL, 4789);
-  net.bind(PEER_A, 4789);
-  const remotes = new Remotes();
-  const fdb = new Fdb();
-  const gso = new FakeGso(underlay);
-  const engine = new Engine({ underlay, fdb, gso });
-  const tap = new FakeTap('t0', { metaLen: VNET_HDR_LEN, slotSize: 65536 + 128 });
-  engine.addVni({
-    vni: 5,
-    tap,
-    remotes: [remotes.get(PEER_A)],
-    mtu: 1500,
-    outer: { udpCsum: false },
-  });
-  tap.start(
-    (n) => engine.tapReceived(5, n, 0),
-    () => {},
-  );
-  fdb.learn(5, VM_A, remotes.get(PEER_A), 0);
-  const sf = tso(0);
-  const meta = Buffer.alloc(VNET_HDR_LEN);
-  writeVnetHdr(meta, 0, sf.hdr);
-  tap.inject(sf.frame, meta);
-  await settle();
-  t.equal(gso.calls.length, 0, 'no GSO send');
+  const { net, gso, engine } = await cutOne({ udpCsum: false }, true, 0);
+  t.equal(gso!.calls.length, 0, 'no GSO send');
   t.equal(net.log.length, 12, '12 datagrams');
   t.ok(
     net.log.every((d) => (d.word & OuterFlag.NO_CSUM) !== 0),

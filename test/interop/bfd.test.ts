@@ -124,6 +124,23 @@ t.test(
       20,
     );
     t.ok(back, 'up again once the link is back');
-    t.match(ping('vmB', VM.ovs.ip), / 0% packet loss/, 'and forwarding to OVS resumes');
+    // Both BFD sessions up says control packets pass; the first data packet can still meet a
+    // peer that is re-resolving its underlay neighbour after the link flap (OVS userspace drops
+    // a tunnel packet while it does; one CI run lost the first of three pings here). Forwarding
+    // must resume within a second or two, and then lose nothing.
+    const t1 = Date.now();
+    t.ok(
+      await until(
+        () =>
+          topo
+            .get('vmB')
+            .exec(`ping -c 1 -W 1 ${VM.ovs.ip}`, { allowFail: true })
+            .includes(' 0% packet loss'),
+        3000,
+        100,
+      ),
+      `forwarding to OVS resumes (${Date.now() - t1} ms after both sessions were up)`,
+    );
+    t.match(ping('vmB', VM.ovs.ip), / 0% packet loss/, 'and loses nothing then');
   },
 );

@@ -166,6 +166,7 @@ function fromFlags(o: Record<string, unknown>): Config {
     workers: o.workers,
     busyPoll: o.busyPoll,
     ioUring: o.ioUring,
+    nice: o.nice,
     udp6ZeroChecksumTx: o.udp6ZeroChecksumTx,
     udp6ZeroChecksumRx: o.udp6ZeroChecksumRx,
     metrics: o.metrics,
@@ -395,6 +396,10 @@ function underlayOptions(cmd: Command): Command {
     .option(
       '--no-io-uring',
       'TAP reads and writes one syscall a frame (readv/writev) instead of batched through io_uring',
+    )
+    .option(
+      '--nice <n>',
+      'scheduling niceness of the process, -20..19 (default -10, as ovs-ctl starts ovs-vswitchd; lower needs CAP_SYS_NICE)',
     )
     .option('--ttl <n|inherit|auto>', 'outer TTL / hop limit (default auto: the route’s, 64)')
     .option(

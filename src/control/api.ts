@@ -78,6 +78,8 @@ export interface RunningStats extends EngineStats {
   /** The underlay MTU in use and where it came from (`1500 eth0`, `9000 configured`, …). */
   underlayMtu: string;
   sourcePorts: string;
+  /** The niceness the process runs at (`nice`). */
+  nice: number;
   taps: TapStatus[];
   /** The OVSDB session and what it bound, when `ovsdb` is configured. */
   ovsdb?: GatewayStatus;

@@ -87,6 +87,7 @@ export function formatStats(
   s: EngineStats & {
     underlay?: string;
     sourcePorts?: string;
+    nice?: number;
     taps?: TapStatus[];
     ovsdb?: GatewayStatus;
     evpn?: EvpnStatus;
@@ -102,7 +103,9 @@ export function formatStats(
 ): string {
   const lines: string[] = [];
   if (s.underlay)
-    lines.push(`underlay ${s.underlay}${s.sourcePorts ? ` source-ports ${s.sourcePorts}` : ''}`);
+    lines.push(
+      `underlay ${s.underlay}${s.sourcePorts ? ` source-ports ${s.sourcePorts}` : ''}${s.nice !== undefined ? ` nice ${s.nice}` : ''}`,
+    );
   for (const v of s.vnis)
     lines.push(
       ...vniLines(

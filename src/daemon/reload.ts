@@ -27,6 +27,7 @@ export const RESTART_ONLY = [
   'workers',
   'busyPoll',
   'ioUring',
+  'nice',
   'local',
   'port',
   'sourcePortMode',

@@ -48,6 +48,7 @@ import { statusOf } from './status.js';
 import { TapPort } from './tapport.js';
 import { openPlane, type Plane, type PlaneOptions } from './threads/plane.js';
 import { Planes } from './threads/planes.js';
+import { currentNice, setNice } from './nice.js';
 import { summarizeRemotes } from './remotes.js';
 import { Bfd, type BfdSession, type BfdSettings } from './bfd.js';
 import { BFD_STATE_NAMES, BfdState } from '../wire/bfd.js';
@@ -204,6 +205,7 @@ export class Vtep {
 
   private async open(): Promise<void> {
     const threads = workerCount(this.current);
+    this.runAtNice();
     await this.openPlanes(threads.count);
     for (const v of this.current.vnis) this.addVni(v, this.openPort(v));
     this.groups.apply(this.current.vnis);
@@ -234,6 +236,20 @@ export class Vtep {
     await this.serve();
     this.checkPortOwners();
     this.startLine(threads);
+  }
+
+  /** Every thread at the configured niceness (the workers, started next, inherit it). */
+  private runAtNice(): void {
+    const nice = this.current.nice;
+    const refused = setNice(nice);
+    if (refused === null) return;
+    const now = currentNice();
+    this.log(
+      'warn',
+      'nice',
+      `cannot run at nice ${nice} (${refused.code}): staying at ${now}; lowering it needs CAP_SYS_NICE (the systemd unit sets Nice=), or say nice: ${now}`,
+      { nice, current: now, error: refused.code },
+    );
   }
 
   private async openPlanes(count: number): Promise<void> {
@@ -566,7 +582,7 @@ export class Vtep {
     this.log(
       'info',
       'start',
-      `vtep: listening on ${underlay} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), ${threads.count} worker${threads.count > 1 ? 's' : ''} (${threads.why}), source ports ${this.sourcePorts}, ` +
+      `vtep: listening on ${underlay} (MTU ${link.mtu}${link.source === 'interface' ? ` of ${link.name}` : `, ${link.source}`}), ${threads.count} worker${threads.count > 1 ? 's' : ''} (${threads.why}) at nice ${currentNice()}, source ports ${this.sourcePorts}, ` +
         shown.map((v) => `vni ${v.vni} on ${v.dev} (${v.mac})`).join(', ') +
         (vnis.length > shown.length ? ` and ${vnis.length - shown.length} more VNIs` : '') +
         (o
@@ -578,6 +594,7 @@ export class Vtep {
         underlay,
         underlayMtu: link.mtu,
         workers: threads.count,
+        nice: currentNice(),
         sourcePorts: this.sourcePorts,
         vnis: shown,
         vniCount: vnis.length,
@@ -875,6 +892,7 @@ export class Vtep {
       underlay: remoteKey(this.underlay.address, this.underlay.port),
       underlayMtu: `${link.mtu} ${link.source === 'interface' ? link.name : link.source}`,
       sourcePorts: this.sourcePorts,
+      nice: currentNice(),
       // The TAPs only: a scrape need not look at the underlay's interfaces as status does.
       taps: this.allPorts().map((p) => p.status(clock())),
       ...(this.gateway ? { ovsdb: this.gateway.status() } : {}),

@@ -109,6 +109,8 @@ export interface VtepSideOptions {
   config?: string;
   /** Extra environment for the vtep process (e.g. NOTIFY_SOCKET). */
   env?: Record<string, string>;
+  /** A command that runs node, e.g. `setpriv --bounding-set=-sys_nice` to drop a capability. */
+  wrap?: string[];
 }
 
 /** `vtep run` in the host namespace, its TAP then moved into the VM namespace. */
@@ -135,7 +137,15 @@ export async function vtepSide(s: Side, o: VtepSideOptions): Promise<ChildProces
   const log = openSync(o.log, 'a');
   const p = spawn(
     'ip',
-    ['netns', 'exec', s.host.name, process.execPath, ...(o.nodeArgs ?? []), ...args],
+    [
+      'netns',
+      'exec',
+      s.host.name,
+      ...(o.wrap ?? []),
+      process.execPath,
+      ...(o.nodeArgs ?? []),
+      ...args,
+    ],
     {
       stdio: ['ignore', log, log],
       detached: o.detached ?? false,

@@ -187,6 +187,7 @@ export class Topology {
       nodeArgs?: string[];
       config?: string;
       env?: Record<string, string>;
+      wrap?: string[];
     } = {},
   ): Promise<void> {
     const remotes: string[] = [];
@@ -202,6 +203,7 @@ export class Topology {
       nodeArgs: opts.nodeArgs,
       config: opts.config,
       env: opts.env,
+      wrap: opts.wrap,
     });
   }
 

@@ -79,7 +79,7 @@ export function runtimeDir(name: string): string {
  * The file the service will read: valid, with its control socket where the service can make it
  * (returned), and readable by the service user.
  */
-function checkServiceConfig(config: string, dir: string): string {
+function checkServiceConfig(config: string, dir: string): { control: string; nice: number } {
   const cfg = loadConfigFile(config);
   if (cfg.control !== undefined && dirname(resolve(cfg.control)) !== dir)
     throw new ConfigError(
@@ -103,14 +103,17 @@ function checkServiceConfig(config: string, dir: string): string {
       );
     if (dirname(dir) === dir) break;
   }
-  return cfg.control === undefined ? `${dir}/vtep.sock` : resolve(cfg.control);
+  return {
+    control: cfg.control === undefined ? `${dir}/vtep.sock` : resolve(cfg.control),
+    nice: cfg.nice,
+  };
 }
 
 export function unitText(o: SystemdOptions): string {
   const config = resolve(o.config);
   const name = checkName(o.name ?? 'vtep');
   const dir = runtimeDir(name);
-  const control = checkServiceConfig(config, dir);
+  const { control, nice } = checkServiceConfig(config, dir);
   // the default socket needs no flag; another instance's is named on both lines
   const own = control === `${RUNTIME_DIR}/vtep.sock` ? '' : ` --control ${execArg(control)}`;
   const bin = resolve(o.bin ?? process.argv[1]);
@@ -146,6 +149,8 @@ export function unitText(o: SystemdOptions): string {
     'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW',
     'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
     'NoNewPrivileges=yes',
+    '# The niceness of the file (`nice`): systemd sets it, the service has no CAP_SYS_NICE.',
+    `Nice=${nice}`,
     ...HARDENING,
     `# The control socket: ${control}, mode 0600 (root can still use vtep fdb/stats).`,
     `RuntimeDirectory=${name}`,

@@ -36,6 +36,7 @@ t.test('defaults and parsed values', async (t) => {
     sourcePortMax: 65535,
     busyPoll: 0,
     ioUring: true,
+    nice: -10,
     outer: {},
     vnis: [
       {

@@ -1,7 +1,8 @@
 // Interop with real peers: Open vSwitch (userspace datapath) and Linux kernel VXLAN on either
 // side of our vtep, in namespaces this test builds and tears down (see src/lab/topology.ts).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
@@ -34,6 +35,7 @@ const ready = needs(t, {
     'ping',
     'bridge',
     'ethtool',
+    'setpriv',
   ],
 });
 // Everything below needs the topology; without the prerequisites `needs` has failed (CI) or
@@ -115,6 +117,22 @@ test('ping in every direction across the overlay', async (t) => {
   t.ok(ping('vmA', VM.vtep.ip), 'OVS VM → vtep VM');
   t.ok(ping('vmB', VM.kernel.ip), 'vtep VM → kernel VM');
   t.ok(ping('vmC', VM.vtep.ip), 'kernel VM → vtep VM');
+});
+
+/** The niceness of every thread of process `pid` (field 19 of /proc/PID/task/TID/stat). */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test('every thread runs at nice -10 by default (as ovs-ctl runs ovs-vswitchd)', async (t) => {
+  const nices = threadNices(topo.vtep!.pid!);
+  t.ok(nices.length >= 4, `${nices.length} threads (main, workers, V8's and libuv's)`);
+  t.same([...new Set(nices)], [-10], `every thread at -10: ${nices.join(' ')}`);
+  t.equal(((await topo.ask('stats')) as { nice: number }).nice, -10, 'stats says so');
+  t.match(vtepCli('stats').stdout, /^underlay .* nice -10$/m);
 });
 
 test('ARP resolves across the overlay', async (t) => {
@@ -590,4 +608,20 @@ test('SIGTERM: clean exit 0, TAP gone', async (t) => {
     'TAP removed with the process',
   );
   t.notOk(spawnSync('test', ['-e', topo.control]).status === 0, 'control socket removed');
+});
+
+test('without CAP_SYS_NICE: it runs where it started, says why, and forwards', async (t) => {
+  // root less one capability: setpriority may raise the niceness but not lower it
+  await topo.startVtep([], {
+    wrap: ['setpriv', '--inh-caps=-sys_nice', '--bounding-set=-sys_nice', '--'],
+  });
+  t.teardown(() => topo.stopVtep());
+  const mine = getPriority(0);
+  t.same([...new Set(threadNices(topo.vtep!.pid!))], [mine], `every thread still at ${mine}`);
+  t.match(
+    readFileSync(topo.vtepLog, 'utf8'),
+    new RegExp(`cannot run at nice -10 \\(EACCES\\): staying at ${mine}; .*CAP_SYS_NICE`),
+  );
+  t.ok(ping('vmB', VM.kernel.ip), 'vtep VM → kernel VM');
+  t.equal(((await topo.ask('stats')) as { nice: number }).nice, mine, 'stats says where it runs');
 });

@@ -399,7 +399,7 @@ function underlayOptions(cmd: Command): Command {
     )
     .option(
       '--nice <n>',
-      'scheduling niceness of the process, -20..19 (default -10, as ovs-ctl starts ovs-vswitchd; lower needs CAP_SYS_NICE)',
+      'scheduling niceness of every thread, -20..19 (default: as started; lower needs CAP_SYS_NICE)',
     )
     .option('--ttl <n|inherit|auto>', 'outer TTL / hop limit (default auto: the route’s, 64)')
     .option(

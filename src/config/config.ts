@@ -13,14 +13,7 @@ import { canonicalAddress, isMulticastAddress, isUnspecified } from '../io/addr.
 import { targetOf } from '../ovsdb/target.js';
 import type { z } from 'zod';
 import type { OuterPolicy } from '../engine/outer.js';
-import {
-  BFD_DEFAULTS,
-  DEFAULT_NICE,
-  configSchema,
-  intIn,
-  knownKeys,
-  type outerShape,
-} from './schema.js';
+import { BFD_DEFAULTS, configSchema, intIn, knownKeys, type outerShape } from './schema.js';
 import { VXLAN_PORT } from '../wire/udp.js';
 import type { ReservedBitsPolicy } from '../wire/vxlan.js';
 
@@ -128,12 +121,12 @@ export interface Config {
    */
   ioUring: boolean;
   /**
-   * The niceness of every thread of the process (-20..19, default -10 as ovs-ctl gives
-   * ovs-vswitchd): under CPU contention the data plane keeps its share against the VMs it
-   * carries. Lowering it needs CAP_SYS_NICE (the systemd unit sets it with `Nice=`); a vtep
-   * without it runs where it started and says so.
+   * The niceness of every thread of the process (-20..19; undefined: as started, like any
+   * process). Lower gives the data plane more of a contended core, at the expense of the VMs it
+   * carries (see README "Priority"). Lowering it needs CAP_SYS_NICE (the systemd unit sets it
+   * with `Nice=`); a vtep without it runs where it started and says so.
    */
-  nice: number;
+  nice?: number;
   /**
    * Data-plane threads: each with its own TAP queue per VNI (IFF_MULTI_QUEUE) and underlay
    * socket (SO_REUSEPORT); the kernel spreads flows over them. Undefined: decided at start
@@ -337,7 +330,7 @@ export function validate(raw: Record<string, unknown>, where = 'config'): Config
     ...(c.workers !== undefined ? { workers: c.workers } : {}),
     busyPoll: c.busyPoll,
     ioUring: c.ioUring,
-    nice: c.nice,
+    ...(c.nice !== undefined ? { nice: c.nice } : {}),
     outer: outerOf(c, {}, [], isIPv6(local) ? 6 : 4, fail),
     vnis: vnisOf(c, local, ovsdb, where, fail),
   };
@@ -861,7 +854,7 @@ export function toSettings(cfg: Config): Record<string, unknown> {
     ...(cfg.workers !== undefined ? { workers: cfg.workers } : {}),
     ...(cfg.busyPoll ? { busyPoll: cfg.busyPoll } : {}),
     ...(cfg.ioUring ? {} : { ioUring: false }),
-    ...(cfg.nice !== DEFAULT_NICE ? { nice: cfg.nice } : {}),
+    ...(cfg.nice !== undefined ? { nice: cfg.nice } : {}),
     ...cfg.outer,
     vnis: cfg.vnis.map((v) => ({
       vni: v.vni,

@@ -18,13 +18,6 @@ import { parseMac } from '../wire/mac.js';
  */
 export const MAX_TAP_MTU = 65535 - 18 - 8 - 8 - 40;
 
-/**
- * The niceness vtep runs at unless told otherwise: ovs-ctl starts ovs-vswitchd at -10, so that
- * the switch is not starved by the VMs it carries; the same reasoning holds for a tunnel
- * endpoint (kernel VXLAN runs in softirq, ahead of every task).
- */
-export const DEFAULT_NICE = -10;
-
 export const TAP_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /**
@@ -236,8 +229,8 @@ export const configShape = {
   busyPoll: intIn(0, 100_000).default(0),
   /** TAP I/O through io_uring where the kernel allows (default); false: readv/writev. */
   ioUring: bool.default(true),
-  /** The process's scheduling niceness (default -10, as ovs-ctl starts ovs-vswitchd). */
-  nice: intIn(-20, 19).default(DEFAULT_NICE),
+  /** The process's scheduling niceness; unset: left as started. */
+  nice: intIn(-20, 19).optional(),
   /** Data-plane threads (TAP queues and underlay sockets), at most 64; default: decided at start. */
   workers: intIn(1, 64).optional(),
   /** At least one unless `ovsdb` gives ports (checked in config.ts). */

@@ -238,16 +238,17 @@ export class Vtep {
     this.startLine(threads);
   }
 
-  /** Every thread at the configured niceness (the workers, started next, inherit it). */
+  /** Every thread at the configured niceness, if any (the workers, started next, inherit it). */
   private runAtNice(): void {
     const nice = this.current.nice;
+    if (nice === undefined) return;
     const refused = setNice(nice);
     if (refused === null) return;
     const now = currentNice();
     this.log(
       'warn',
       'nice',
-      `cannot run at nice ${nice} (${refused.code}): staying at ${now}; lowering it needs CAP_SYS_NICE (the systemd unit sets Nice=), or say nice: ${now}`,
+      `cannot run at nice ${nice} (${refused.code}): staying at ${now}; lowering it needs CAP_SYS_NICE (the systemd unit sets Nice=), or leave nice out`,
       { nice, current: now, error: refused.code },
     );
   }

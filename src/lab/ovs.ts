@@ -2,9 +2,6 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Netns } from './netns.js';
 
-/** Both daemons at the niceness ovs-ctl (Debian's service) gives them. */
-const OVS_NICE = 'nice -n -10 ';
-
 /**
  * A private Open vSwitch (userspace datapath) inside a namespace, off /var/run/openvswitch:
  * its own database, ovsdb-server and ovs-vswitchd under `dir`, as in shared/RECIPES.md.
@@ -37,7 +34,7 @@ export class PrivateOvs {
       env,
     });
     ns.exec(
-      `${OVS_NICE}ovsdb-server --remote=punix:${run}/db.sock --pidfile=${run}/ovsdb-server.pid --unixctl=${run}/ovsdb-server.ctl ` +
+      `ovsdb-server --remote=punix:${run}/db.sock --pidfile=${run}/ovsdb-server.pid --unixctl=${run}/ovsdb-server.ctl ` +
         `--detach --log-file=${dir}/log/ovsdb.log ${dir}/db/conf.db`,
       { env },
     );
@@ -50,7 +47,7 @@ export class PrivateOvs {
     const ovs = PrivateOvs.startDb(ns, dir);
     const run = join(dir, 'run');
     ns.exec(
-      `${OVS_NICE}ovs-vswitchd ${ovs.db} --pidfile=${run}/ovs-vswitchd.pid --unixctl=${run}/ovs-vswitchd.ctl --detach ` +
+      `ovs-vswitchd ${ovs.db} --pidfile=${run}/ovs-vswitchd.pid --unixctl=${run}/ovs-vswitchd.ctl --detach ` +
         `--log-file=${dir}/log/vswitchd.log`,
       { env: ovs.env },
     );

@@ -79,7 +79,10 @@ export function runtimeDir(name: string): string {
  * The file the service will read: valid, with its control socket where the service can make it
  * (returned), and readable by the service user.
  */
-function checkServiceConfig(config: string, dir: string): { control: string; nice: number } {
+function checkServiceConfig(
+  config: string,
+  dir: string,
+): { control: string; nice: number | undefined } {
   const cfg = loadConfigFile(config);
   if (cfg.control !== undefined && dirname(resolve(cfg.control)) !== dir)
     throw new ConfigError(
@@ -149,8 +152,12 @@ export function unitText(o: SystemdOptions): string {
     'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW',
     'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
     'NoNewPrivileges=yes',
-    '# The niceness of the file (`nice`): systemd sets it, the service has no CAP_SYS_NICE.',
-    `Nice=${nice}`,
+    ...(nice !== undefined
+      ? [
+          '# The niceness of the file (`nice`): systemd sets it, the service has no CAP_SYS_NICE.',
+          `Nice=${nice}`,
+        ]
+      : []),
     ...HARDENING,
     `# The control socket: ${control}, mode 0600 (root can still use vtep fdb/stats).`,
     `RuntimeDirectory=${name}`,

@@ -36,7 +36,6 @@ t.test('defaults and parsed values', async (t) => {
     sourcePortMax: 65535,
     busyPoll: 0,
     ioUring: true,
-    nice: -10,
     outer: {},
     vnis: [
       {

@@ -62,20 +62,17 @@ t.test('ioUring: on by default, false turns it off', async (t) => {
   restartOnly(t, 'ioUring', { ioUring: false });
 });
 
-t.test(
-  'nice: -10 by default (as ovs-ctl runs ovs-vswitchd), -20..19, named when wrong',
-  async (t) => {
-    t.equal(validate(base).nice, -10);
-    t.equal(validate({ ...base, nice: 0 }).nice, 0);
-    t.equal(validate({ ...base, nice: '-5' }).nice, -5, 'a string of digits, as flags give it');
-    t.match(toYaml(validate({ ...base, nice: 0 })), /^nice: 0$/m, 'showconf keeps it');
-    t.notMatch(toYaml(validate(base)), /nice/, 'and says nothing at the default');
-    t.throws(() => validate({ ...base, nice: -21 }), { message: /nice.*-21.*-20\.\.19/ });
-    t.throws(() => validate({ ...base, nice: 1.5 }), { message: /nice.*1\.5/ });
-    const errors: string[] = [];
-    t.intercept(process.stderr, 'write', { value: (s: string) => (errors.push(String(s)), true) });
-    t.equal(await main(['node', 'vtep', 'run', '--vni', '1', '--nice', '20']), 2);
-    t.match(errors.pop(), /invalid --nice "20": must be an integer in -20\.\.19/);
-    restartOnly(t, 'nice', { nice: 0 });
-  },
-);
+t.test('nice: unset by default (as started), -20..19, named when wrong', async (t) => {
+  t.equal(validate(base).nice, undefined);
+  t.equal(validate({ ...base, nice: -10 }).nice, -10);
+  t.equal(validate({ ...base, nice: '-5' }).nice, -5, 'a string of digits, as flags give it');
+  t.match(toYaml(validate({ ...base, nice: -10 })), /^nice: -10$/m, 'showconf keeps it');
+  t.notMatch(toYaml(validate(base)), /nice/, 'and says nothing when unset');
+  t.throws(() => validate({ ...base, nice: -21 }), { message: /nice.*-21.*-20\.\.19/ });
+  t.throws(() => validate({ ...base, nice: 1.5 }), { message: /nice.*1\.5/ });
+  const errors: string[] = [];
+  t.intercept(process.stderr, 'write', { value: (s: string) => (errors.push(String(s)), true) });
+  t.equal(await main(['node', 'vtep', 'run', '--vni', '1', '--nice', '-21']), 2);
+  t.match(errors.pop(), /invalid --nice "-21": must be an integer in -20\.\.19/);
+  restartOnly(t, 'nice', { nice: -5 });
+});

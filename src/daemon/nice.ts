@@ -2,15 +2,14 @@ import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 /**
- * The process's scheduling niceness (`nice`). Linux keeps it per thread, and a thread starts
- * at its creator's: set on every thread at start, before the data-plane workers are spawned,
- * it holds for all of them.
+ * The process's scheduling niceness (`nice`, unset unless configured). Linux keeps it per
+ * thread, and a thread starts at its creator's: set on every thread at start, before the
+ * data-plane workers are spawned, it holds for all of them.
  *
- * Why a tunnel endpoint wants a lower one: on a host whose VMs keep the cores busy, the
- * scheduler shares a core evenly between vtep's thread and, say, a VM flooding its TAP; the
- * data plane then forwards less and the TAP drops the rest (tun has no backpressure). Kernel
- * VXLAN never meets this — it runs in softirq, ahead of every task — and Open vSwitch's
- * startup script runs ovs-vswitchd at -10 for the same reason.
+ * A lower one gives the data plane more of a contended core (a VM flooding its TAP then takes
+ * less of the core that drains it), and takes it from the VMs' own applications when the
+ * workers could keep every core busy: README "Priority" has both, measured. So it is the
+ * operator's choice, not a default.
  */
 
 /** This process's threads (Linux: /proc/self/task). */

@@ -1,6 +1,5 @@
-// `nice`: every thread moved, threads already there left alone (the systemd unit's filter
-// refuses setpriority even to the same value), a thread gone meanwhile ignored, and a refusal
-// (no CAP_SYS_NICE) returned with its errno rather than thrown.
+// `nice`: every thread given is moved, a thread gone meanwhile ignored, and a refusal (no
+// CAP_SYS_NICE) returned with its errno rather than thrown.
 import { spawn, spawnSync } from 'node:child_process';
 import { getPriority } from 'node:os';
 import t from 'tap';

@@ -33,8 +33,11 @@ export async function underlayCapture(
     await during();
   } finally {
     await sleep(300);
+    // tcpdump writes its statistics (and the last of the file) as it exits: wait for that.
+    const exited =
+      dump.exitCode === null ? new Promise((r) => dump.once('exit', r)) : Promise.resolve();
     dump.kill('SIGINT');
-    await sleep(300);
+    await Promise.race([exited, sleep(5000)]);
   }
   // A capture that lost packets would pass for packets the data plane lost.
   const dropped = /(\d+) packets? dropped by kernel/.exec(err);

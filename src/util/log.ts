@@ -14,5 +14,9 @@ export type Log = (
 
 export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
 
+/** The forms of a log line (util/logger.ts writes them; here so the CLI can list them cheaply). */
+export type LogFormat = 'auto' | 'text' | 'json' | 'journal';
+export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'text', 'json', 'journal'];
+
 /** Logs nothing (tests, and callers that did not ask for logs). */
 export const silent: Log = () => {};

@@ -1,19 +1,6 @@
 import { fstatSync, writeSync } from 'node:fs';
 import { pino } from 'pino';
-import type { Level, Log } from './log.js';
-
-/**
- * The service's logger, one event per line on stderr, written synchronously (the last lines
- * before an exit are not lost), in one of three forms:
- * - `json`: pino's line (level, time, event, msg and the event's fields), for log shippers;
- * - `text`: `HH:MM:SS.mmm LEVEL msg [event k=v …]`, for a terminal;
- * - `journal`: `<PRIORITY>msg [event k=v …]`: journald reads the syslog priority prefix of each
- *   stream line (SyslogLevelPrefix=, on by default), so `journalctl -u vtep -p warning` works.
- * `auto` picks journal when stderr is the stream systemd connected (JOURNAL_STREAM names its
- * device and inode), text on a terminal, json otherwise.
- */
-export type LogFormat = 'auto' | 'text' | 'json' | 'journal';
-export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'text', 'json', 'journal'];
+import type { Level, Log, LogFormat } from './log.js';
 
 const RANK: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 /** syslog(3) priorities: LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR. */
@@ -48,6 +35,16 @@ export function journalStream(fd: number, value: string | undefined): boolean {
   }
 }
 
+/**
+ * The service's logger, one event per line on stderr, written synchronously (the last lines
+ * before an exit are not lost), in one of three forms:
+ * - `json`: pino's line (level, time, event, msg and the event's fields), for log shippers;
+ * - `text`: `HH:MM:SS.mmm LEVEL msg [event k=v …]`, for a terminal;
+ * - `journal`: `<PRIORITY>msg [event k=v …]`: journald reads the syslog priority prefix of each
+ *   stream line (SyslogLevelPrefix=, on by default), so `journalctl -u vtep -p warning` works.
+ * `auto` picks journal when stderr is the stream systemd connected (JOURNAL_STREAM names its
+ * device and inode), text on a terminal, json otherwise.
+ */
 export function makeLogger(o: LoggerOptions): Log {
   const fd = o.fd ?? 2;
   const format = resolveFormat(o);

@@ -429,6 +429,25 @@ Napi::Value RawUdpOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// rawUdpConnectSelf(fd, family, localAddress): connect a raw IPPROTO_UDP socket to its own bound
+// address. The kernel hands an unconnected raw socket a clone of every UDP datagram addressed to
+// it (raw_v4_input / ipv6_raw_deliver), which the drop-all filter then frees: a clone, a filter
+// run and a drop (skb:kfree_skb, SOCKET_FILTER) per datagram the host receives. Connected, it
+// matches only datagrams from itself. Sends name their destination, so they are unchanged; ICMP
+// errors about them are matched by the inner destination too, so the caller does this only when
+// UDP sockets own the source ports it sends from (their errors go there). Throws (a setup call).
+Napi::Value RawUdpConnectSelf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int family = info[1].As<Napi::Number>().Int32Value();
+  std::string address = info[2].As<Napi::String>().Utf8Value();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseAddress(family, address, 0, &ss, &len)) THROW_TYPE(env, "rawUdpConnectSelf: bad address " + address);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0) THROW_SYS(env, "connect", errno, "raw udp " + address);
+  return env.Undefined();
+}
+
 // Fill a sockaddr from an address slot. Returns its length, or 0 for an unknown family.
 socklen_t SlotToSockaddr(const uint8_t* slot, sockaddr_storage* ss, bool raw, uint32_t label = 0) {
   uint16_t port = static_cast<uint16_t>((slot[2] << 8) | slot[3]);
@@ -1897,7 +1916,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static const Entry table[] = {
       {"tapOpen", TapOpen},       {"tapSetPersist", TapSetPersist}, {"tapSetOffload", TapSetOffload},
       {"ifSetMtu", IfSetMtu},     {"ifSetMac", IfSetMac},           {"ifGetMac", IfGetMac},
-      {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen},
+      {"ifSetUp", IfSetUp},       {"udpOpen", UdpOpen},             {"rawUdpOpen", RawUdpOpen}, {"rawUdpConnectSelf", RawUdpConnectSelf},
       {"sendBatch", SendBatch},   {"writeBatch", WriteBatch},       {"closeFd", CloseFd},
       {"errnoName", ErrnoNameJs}, {"lastErrno", LastErrno},     {"sdNotify", SdNotify},
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},

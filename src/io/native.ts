@@ -25,6 +25,8 @@ export interface NativeIo {
     flags: number,
   ): [fd: number, port: number];
   rawUdpOpen(family: 4 | 6, address: string, zeroChecksum6: boolean): number;
+  /** Connect a raw socket to its own bound address: it stops getting clones of received UDP. */
+  rawUdpConnectSelf(fd: number, family: 4 | 6, address: string): void;
   sendBatch(
     fd: number,
     slab: Uint8Array,

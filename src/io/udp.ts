@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import { isUnspecified } from './addr.js';
 import { FdHandle } from './handle.js';
 import { native } from './native.js';
 import {
@@ -333,6 +334,24 @@ export class RawUdpSender implements DatagramSender {
   /** Send multicast out of interface `ifindex`; throws an IoError. */
   multicastIf(ifindex: number): void {
     multicastIf([this.h.fd], this.family, ifindex);
+  }
+
+  /**
+   * Stop the kernel handing this socket a clone of every UDP datagram the host receives on its
+   * address (each one freed again by the drop-all filter): connect it to its own address. Only
+   * for a caller whose every source port is a UDP socket's (the GSO pool's): ICMP errors about
+   * connected raw datagrams no longer reach this socket, so the path MTU the kernel learns from
+   * them must come through those sockets. False (nothing done) on a wildcard address, where
+   * connecting would also pick a source address for every send. Throws an IoError.
+   */
+  ignoreReceived(): boolean {
+    if (isUnspecified(this.address)) return false;
+    try {
+      native().rawUdpConnectSelf(this.h.fd, this.family, this.address);
+    } catch (err) {
+      throw toIoError(err);
+    }
+    return true;
   }
 
   close(): void {

@@ -200,6 +200,24 @@ t.test(
       /mtu 1400/,
       "the vtep host's kernel keeps the router's path MTU",
     );
+    // though vtep's raw sockets are connected to their own address (they get no clone of the
+    // UDP the host receives): the router's ICMP reached the kernel through the GSO pool's
+    // socket on the datagram's source port
+    const raws = topo
+      .get('hostB')
+      .exec('cat /proc/net/raw')
+      .split('\n')
+      .filter((l) => /^\s*\d+: [0-9A-F]{8}:0011 /.test(l));
+    const self = UNDERLAY.vtep
+      .split('.')
+      .reverse()
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('')
+      .toUpperCase();
+    t.ok(
+      raws.length > 0 && raws.every((l) => l.includes(`${self}:0000 01 `)),
+      `every raw socket of vtep's is connected to itself:\n${raws.join('\n')}`,
+    );
     t.match(
       vmB.exec(`ip route get ${FAR.vm}`),
       /mtu 1350/,

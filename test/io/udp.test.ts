@@ -1,3 +1,4 @@
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import t from 'tap';
 import { writeAddr } from '../../src/io/addr.js';
 import { OuterFlag, TxBatch, TxStatus } from '../../src/io/types.js';
@@ -139,6 +140,32 @@ function collect(b: UdpSocket, count: number): Promise<string[]> {
   );
 }
 
+/** /proc/net/raw states (include/net/tcp_states.h). */
+const ESTABLISHED = '01';
+const CLOSE = '07';
+/** The addresses as /proc/net/raw{,6} writes them (the words of the address in host order). */
+const ANY = { IPv4: '00000000', IPv6: '0'.repeat(32) };
+const ourAddress = { IPv4: '0100007F', IPv6: '0'.repeat(24) + '01000000' };
+
+/** This process's raw sockets (by inode) as the kernel lists them: remote address and state. */
+function ourRawSockets(family: 'IPv4' | 'IPv6'): { remote: string; state: string }[] {
+  const inodes = new Set(
+    readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        return [/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]];
+      } catch {
+        return []; // the directory's own fd, closed by now
+      }
+    }),
+  );
+  return readFileSync(family === 'IPv4' ? '/proc/net/raw' : '/proc/net/raw6', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 9 && inodes.has(f[9]))
+    .map((f) => ({ remote: f[2]!.split(':')[0]!, state: f[3]! }));
+}
+
 /** Per source port, the order its datagrams came in (flows keep theirs; flows may interleave). */
 const byPort = (seen: string[]) => {
   const m = new Map<string, string[]>();
@@ -190,6 +217,14 @@ for (const [family, address] of [
     const raw = RawUdpSender.open(address);
     const pool = GsoSender.open(address, { count: 2, portMin: 61000, portMax: 61999 });
     raw.pool = pool;
+    t.same(ourRawSockets(family), [{ remote: ANY[family], state: CLOSE }], 'raw: unconnected');
+    // As a plane does beside a pool: connected to itself, it gets no clone of received UDP.
+    t.equal(raw.ignoreReceived(), true);
+    t.same(
+      ourRawSockets(family),
+      [{ remote: ourAddress[family], state: ESTABLISHED }],
+      'connected to its own address (its sends below still name theirs)',
+    );
     const b = UdpSocket.open({ address, port: 0 });
     t.teardown(() => (raw.close(), pool.close(), b.close()));
     const [p0, p1] = pool.ports;
@@ -332,4 +367,13 @@ t.test('datagrams the kernel dropped for a socket nobody reads are counted', asy
   t.ok(b.kernelDrops()! > 400, `the receive buffer overflowed: ${b.kernelDrops()} dropped`);
   b.close();
   t.equal(b.kernelDrops(), undefined, 'unknown once closed');
+});
+
+t.test('a raw sender on a wildcard address stays unconnected', async (t) => {
+  if (!needs(t, { root: true })) return;
+  const raw = RawUdpSender.open('0.0.0.0');
+  t.teardown(() => raw.close());
+  // connected, every send would leave from the address the route to itself chose (127.0.0.1)
+  t.equal(raw.ignoreReceived(), false);
+  t.same(ourRawSockets('IPv4'), [{ remote: ANY.IPv4, state: CLOSE }]);
 });

@@ -107,6 +107,17 @@ function openRaw(o: PlaneOptions, port: number, log: Log): RawUdpSender | undefi
   }
 }
 
+/** `raw.ignoreReceived()`, said when it fails (the clones cost CPU, they break nothing). */
+function ignoreReceived(raw: RawUdpSender, log: Log): void {
+  try {
+    raw.ignoreReceived();
+  } catch (err) {
+    log('warn', 'raw_connect', `raw socket: ${(err as Error).message}; it keeps receiving clones`, {
+      error: (err as Error).message,
+    });
+  }
+}
+
 export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
   // Per thread: this thread's pollers (its socket and TAP queues) spin together.
   native().setBusyPoll(o.busyPollUs);
@@ -139,7 +150,12 @@ export function openPlane(o: PlaneOptions, fdb: Fdb, log: Log): Plane {
     if (pool) {
       opened.push(pool);
       // Runs of a flow's datagrams leave from the pool with GSO too; flows hash over its ports.
-      if (raw) raw.pool = pool;
+      if (raw) {
+        raw.pool = pool;
+        // Every flow now leaves from a pool socket's port, so ICMP errors about our datagrams
+        // (path MTU) reach that socket: the raw one can stop receiving clones of all UDP.
+        ignoreReceived(raw, log);
+      }
       sourcePorts += `, gso ports ${pool.ports.join(',')}`;
     }
     const engine = new Engine({

@@ -8,6 +8,7 @@ import t from 'tap';
 import { Topology, UNDERLAY6, VM } from '../../src/lab/topology.js';
 import { underlayCapture } from '../helpers/capture.js';
 import { needs } from '../helpers/prereq.js';
+import { FAR, procAddress, rawUdpSockets, routedPeer } from '../helpers/routed.js';
 import { BOTH_WAYS, tcpBetween } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
 
@@ -83,6 +84,37 @@ t.test('IPv6 underlay with OVS and kernel VXLAN: both directions, valid checksum
     const theirs = checksums(file, peer);
     t.ok(theirs.length >= 3 && theirs.every((c) => c.status === '1'), `${peer}: valid too`);
   }
+
+  // A router between vtep and a third peer, its far link 1400 bytes: IPv6 routers do not
+  // fragment, they answer with ICMPv6 "packet too big". It is about a datagram from one of our
+  // GSO senders' ports, so it reaches that socket (the raw one is connected to itself, and gets
+  // no copy): the kernel keeps the path MTU, our next send fails with EMSGSIZE, and the VM is
+  // told the path MTU less our 70 bytes.
+  routedPeer(topo, 1400, 6);
+  await topo.ask('remote.add', { vni: topo.vni, remote: FAR[6].host });
+  const vmB = topo.get('vmB');
+  const farPing = (size: number) =>
+    vmB.exec(`ping -M do -s ${size} -c 3 -i 0.2 -W 2 ${FAR.vm}`, { allowFail: true });
+  t.match(farPing(56), / 0% packet loss/, 'vmB reaches vmE through the IPv6 router');
+  farPing(1380);
+  t.match(
+    topo.get('hostB').exec(`ip -6 route get ${FAR[6].host}`),
+    /mtu 1400/,
+    "the vtep host's kernel keeps the router's path MTU",
+  );
+  const raws = rawUdpSockets(topo, 6);
+  t.ok(
+    raws.length > 0 &&
+      raws.every((r) => r.remote === procAddress(UNDERLAY6.vtep) && r.state === '01'),
+    `though every raw socket of vtep's is connected to itself: ${JSON.stringify(raws)}`,
+  );
+  t.match(vmB.exec(`ip route get ${FAR.vm}`), /mtu 1330/, 'the VM was told 1400 less 70');
+  t.match(farPing(1302), / 0% packet loss/, 'packets that fit the narrow path pass');
+  t.same(
+    ((await topo.ask('stats')) as { narrowPaths: Record<string, number> }).narrowPaths,
+    { [`[${FAR[6].host}]:4789`]: 1344 },
+    'vtep stats shows the path (inner frames up to 1400 - 70 + 14)',
+  );
 });
 
 t.test('RFC 6935 zero UDP checksums with a udp6zerocsumtx/rx kernel peer', async (t) => {

@@ -3,14 +3,13 @@
 // carries, and through a router whose far link is narrower — with never an outer IP fragment on
 // the underlay (RFC 7348 §4.3).
 import t from 'tap';
-import { Netns, veth } from '../../src/lab/netns.js';
-import { kernelSide } from '../../src/lab/peers.js';
 import { Topology, UNDERLAY, VM } from '../../src/lab/topology.js';
 import { readPcap } from '../helpers/pcapread.js';
 import { underlayCapture } from '../helpers/capture.js';
 import { logMessages } from '../helpers/log.js';
 import { sendFrames } from '../helpers/afpacket.js';
 import { needs } from '../helpers/prereq.js';
+import { FAR as FAR_BY_FAMILY, procAddress, rawUdpSockets, routedPeer } from '../helpers/routed.js';
 import { BOTH_WAYS, tcpBetween } from '../helpers/tcp.js';
 import { tsharkFields } from '../helpers/tshark.js';
 
@@ -19,41 +18,7 @@ const ready = needs(t, {
   commands: ['ip', 'ovs-vsctl', 'ovs-vswitchd', 'ping', 'bridge', 'ethtool', 'tcpdump', 'tshark'],
 });
 
-/** The routed peer: a kernel VXLAN host behind a router, on 198.51.100.0/24. */
-const FAR = { router: '192.0.2.254', host: '198.51.100.5', vm: '10.0.0.5' };
-
-/**
- * Beside the topology: a router `rt` on the underlay bridge (192.0.2.254) whose far link, of
- * `mtu` bytes, leads to a kernel VXLAN host `hostE` (198.51.100.5) with a VM `vmE` (10.0.0.5);
- * hostB routes 198.51.100.0/24 through it. Torn down with the topology.
- */
-function routedPeer(topo: Topology, mtu: number): { get(role: string): Netns } {
-  const make = (role: string) => {
-    const ns = Netns.create(`${topo.prefix}${role}`, { reap: true });
-    topo.ns.set(role, ns);
-    return ns;
-  };
-  const [rt, hostE, vmE] = [make('rt'), make('hostE'), make('vmE')];
-  const ul = topo.get('ul');
-  veth(rt, 'eth0', ul, 'prt');
-  ul.exec('ip link set prt master ulbr');
-  veth(rt, 'far', hostE, 'eth0', { mtu });
-  rt.exec(`ip addr add ${FAR.router}/24 dev eth0 && ip addr add 198.51.100.254/24 dev far`);
-  rt.exec('sysctl -qw net.ipv4.ip_forward=1');
-  kernelSide({
-    host: hostE,
-    vm: vmE,
-    local: FAR.host,
-    remotes: [UNDERLAY.vtep],
-    vni: topo.vni,
-    mtu: 1500,
-    vmIp: FAR.vm,
-    vmMac: '52:54:00:00:00:0e',
-  });
-  hostE.exec('ip route add default via 198.51.100.254');
-  topo.get('hostB').exec(`ip route add 198.51.100.0/24 via ${FAR.router}`);
-  return topo;
-}
+const FAR = { ...FAR_BY_FAMILY[4], vm: FAR_BY_FAMILY.vm };
 
 type Stats = { drops: Record<string, number>; icmpTooBig: number; pathMaxFrame: number };
 
@@ -203,20 +168,11 @@ t.test(
     // though vtep's raw sockets are connected to their own address (they get no clone of the
     // UDP the host receives): the router's ICMP reached the kernel through the GSO pool's
     // socket on the datagram's source port
-    const raws = topo
-      .get('hostB')
-      .exec('cat /proc/net/raw')
-      .split('\n')
-      .filter((l) => /^\s*\d+: [0-9A-F]{8}:0011 /.test(l));
-    const self = UNDERLAY.vtep
-      .split('.')
-      .reverse()
-      .map((o) => Number(o).toString(16).padStart(2, '0'))
-      .join('')
-      .toUpperCase();
+    const raws = rawUdpSockets(topo, 4);
     t.ok(
-      raws.length > 0 && raws.every((l) => l.includes(`${self}:0000 01 `)),
-      `every raw socket of vtep's is connected to itself:\n${raws.join('\n')}`,
+      raws.length > 0 &&
+        raws.every((r) => r.remote === procAddress(UNDERLAY.vtep) && r.state === '01'),
+      `every raw socket of vtep's is connected to itself: ${JSON.stringify(raws)}`,
     );
     t.match(
       vmB.exec(`ip route get ${FAR.vm}`),

@@ -18,7 +18,10 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/if.h>
+#include <linux/if_link.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <linux/sock_diag.h>
 #include <net/if_arp.h>
@@ -221,6 +224,69 @@ Napi::Value IfGetMac(const Napi::CallbackInfo& info) {
   int err = IfIoctl(SIOCGIFHWADDR, &ifr);
   if (err) THROW_SYS(env, "ioctl(SIOCGIFHWADDR)", err, std::string("get mac of ") + ifr.ifr_name);
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
+}
+
+// One rtnetlink link request (RTM_NEWLINK / RTM_DELLINK) for device `ifindex` (0: by group)
+// carrying IFLA_GROUP `group`, and its acknowledgement: 0 or -errno.
+int LinkGroupRequest(int fd, uint16_t type, int ifindex, uint32_t group, uint32_t seq) {
+  struct {
+    nlmsghdr nh;
+    ifinfomsg ifi;
+    char attr[RTA_SPACE(sizeof(uint32_t))];
+  } req = {};
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg)) + RTA_SPACE(sizeof(uint32_t));
+  req.nh.nlmsg_type = type;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.nh.nlmsg_seq = seq;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = ifindex;
+  auto* rta = reinterpret_cast<rtattr*>(req.attr);
+  rta->rta_type = IFLA_GROUP;
+  rta->rta_len = RTA_LENGTH(sizeof(uint32_t));
+  memcpy(RTA_DATA(rta), &group, sizeof(group));
+  if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) return -errno;
+  alignas(nlmsghdr) char buf[8192];
+  for (;;) {
+    ssize_t got = recv(fd, buf, sizeof(buf), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return -errno;
+    int len = static_cast<int>(got);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq == seq && h->nlmsg_type == NLMSG_ERROR) {
+        return reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+      }
+    }
+  }
+}
+
+// linkGroupDelete(ifindexes, group) -> devices deleted, or -errno. Puts each device (by ifindex,
+// in this namespace) into interface group `group`, which the caller chose unused, then deletes
+// the group with one RTM_DELLINK: the kernel unregisters them as one batch, with one RCU grace
+// period for all, where closing each TAP's last fd waits for one of its own (~16 ms: 1 000 TAPs
+// took 22 s to stop). A device that is gone already is skipped.
+Napi::Value LinkGroupDelete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto indexes = info[0].As<Napi::Int32Array>();
+  uint32_t group = info[1].As<Napi::Number>().Uint32Value();
+  if (group == 0) THROW_TYPE(env, "linkGroupDelete: group 0 is every device's default");
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  uint32_t seq = 1;
+  int grouped = 0;
+  int err = 0;
+  for (size_t i = 0; i < indexes.ElementLength(); i++) {
+    int rc = LinkGroupRequest(fd, RTM_NEWLINK, indexes[i], group, seq++);
+    if (rc == 0) {
+      grouped++;
+    } else if (rc != -ENODEV) {
+      err = rc;
+    }
+  }
+  int rc = grouped > 0 ? LinkGroupRequest(fd, RTM_DELLINK, 0, group, seq++) : 0;
+  close(fd);
+  if (rc < 0) return Napi::Number::New(env, rc);
+  if (grouped == 0 && err < 0) return Napi::Number::New(env, err);
+  return Napi::Number::New(env, grouped);
 }
 
 // ifSetUp(name, up)
@@ -1922,7 +1988,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"socketDrops", SocketDrops}, {"sendGso", SendGso},     {"sendBatchPool", SendBatchPool},
       {"copyBytes", CopyBytes},   {"copySum", CopySum},       {"copySegments", CopySegments},
       {"peerCred", PeerCred},
-      {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu},   {"mcastIf", McastIf},
+      {"bridgeAddIf", BridgeAddIf}, {"pathMtu", PathMtu}, {"linkGroupDelete", LinkGroupDelete},   {"mcastIf", McastIf},
       {"mcastMembership", McastMembership}, {"setBusyPoll", SetBusyPoll},
       {"busyPollStats", BusyPollStats}, {"setTapIo", SetTapIo}, {"tapIoStats", TapIoStats},
   };

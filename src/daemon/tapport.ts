@@ -1,5 +1,12 @@
 import type { TapStatus } from '../control/api.js';
-import { addToBridge, interfaceMtu, masterOf, removeFromBridge, tapIndex } from '../io/netif.js';
+import {
+  addToBridge,
+  interfaceMtu,
+  masterOf,
+  removeFromBridge,
+  tapGoesWithUs,
+  tapIndex,
+} from '../io/netif.js';
 import { TapDevice } from '../io/tap.js';
 import type { IoError } from '../io/types.js';
 import type { Log } from '../util/log.js';
@@ -214,6 +221,21 @@ export class TapPort {
       vni: this.spec_.vni,
       bridge,
     });
+  }
+
+  /**
+   * The first half of a stop: stop retrying and reading, the fd kept open. Returns the TAP's
+   * ifindex when closing our `queues` fds on it would delete the device anyway (not persistent,
+   * in this namespace under its name, no other queue attached), for the stop to delete those
+   * devices as one batch before anything closes; undefined otherwise (only the close happens).
+   */
+  release(queues: number): number | undefined {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    const tap = this.tap;
+    tap?.stop();
+    if (!tap || !this.named(tap) || !tapGoesWithUs(this.spec_.name, queues)) return undefined;
+    return tap.ifindex;
   }
 
   /** The queue the other data-plane threads open on this device. */

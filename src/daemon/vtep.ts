@@ -13,7 +13,7 @@ import {
 import { Fdb } from '../fdb/fdb.js';
 import { Remotes, remoteKey, type Remote } from '../fdb/remote.js';
 import { native } from '../io/native.js';
-import { underlayLink, underlayProblem, type UnderlayLink } from '../io/netif.js';
+import { deleteTogether, underlayLink, underlayProblem, type UnderlayLink } from '../io/netif.js';
 import {
   describeHolder,
   ownSocketInodes,
@@ -993,11 +993,42 @@ export class Vtep {
       await this.evpn?.close();
       for (const t of this.timers) clearInterval(t);
       this.underlay.stop();
+      this.deleteTaps();
       await this.planes.stop();
       this.closeAll();
       await Promise.all([this.control?.close(), this.metrics?.close()]);
     })();
     return this.stopping;
+  }
+
+  /**
+   * Delete the TAPs that closing would delete anyway as one batch, while every thread still
+   * holds its queue: each close of a TAP's queue (the last one unregistering the device) waits
+   * for an RCU grace period of its own, ~16 ms, so 1 000 TAPs took 22 s to stop; one batch
+   * waits for one. The threads' reads then end as for a deleted device, and the closes are cheap.
+   */
+  private deleteTaps(): void {
+    const doomed: number[] = [];
+    for (const p of this.allPorts()) {
+      const i = p.release(this.planes.count);
+      if (i !== undefined) doomed.push(i);
+    }
+    const t0 = performance.now();
+    const n = deleteTogether(doomed);
+    if (n > 0)
+      this.log('info', 'taps_deleted', `stop: ${n} TAPs deleted as one batch`, {
+        count: n,
+        ms: Math.round(performance.now() - t0),
+      });
+    else if (n < 0) {
+      const error = native().errnoName(-n);
+      this.log(
+        'warn',
+        'taps_delete_failed',
+        `stop: TAPs not deleted as a batch (${error}); closing them one by one`,
+        { error },
+      );
+    }
   }
 
   private closeAll(): void {

@@ -27,6 +27,11 @@ export interface NativeIo {
   rawUdpOpen(family: 4 | 6, address: string, zeroChecksum6: boolean): number;
   /** Connect a raw socket to its own bound address: it stops getting clones of received UDP. */
   rawUdpConnectSelf(fd: number, family: 4 | 6, address: string): void;
+  /**
+   * Put these devices (ifindexes, this namespace) into interface group `group` (unused) and
+   * delete the group as one batch: the count deleted, or -errno.
+   */
+  linkGroupDelete(ifindexes: Int32Array, group: number): number;
   sendBatch(
     fd: number,
     slab: Uint8Array,

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { canonicalAddress, isUnspecified } from './addr.js';
 import { native } from './native.js';
@@ -123,4 +123,37 @@ export function addToBridge(bridge: string, name: string): string | undefined {
 export function removeFromBridge(bridge: string, name: string): string | undefined {
   const rc = native().bridgeAddIf(bridge, name, true);
   return rc === 0 ? undefined : native().errnoName(-rc);
+}
+
+/** IFF_PERSIST in /sys/class/net/NAME/tun_flags: the device outlives its last fd. */
+const IFF_PERSIST = 0x800;
+
+/**
+ * Whether closing our fds on TUN/TAP device `name` would delete it anyway: it is not persistent
+ * and no other fd holds a queue of it (`queues` attached, ours, as /sys lists its tx queues).
+ */
+export function tapGoesWithUs(name: string, queues: number): boolean {
+  try {
+    const flags = parseInt(readFileSync(`/sys/class/net/${name}/tun_flags`, 'utf8'), 16);
+    const attached = readdirSync(`/sys/class/net/${name}/queues`).filter((q) =>
+      q.startsWith('tx-'),
+    ).length;
+    return (flags & IFF_PERSIST) === 0 && attached <= queues;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Delete devices (ifindexes in this namespace) as one batch, through an interface group no
+ * device here is in: the count deleted, or a negative errno (then the caller's closes delete
+ * them one by one, as before).
+ */
+export function deleteTogether(ifindexes: readonly number[]): number {
+  if (ifindexes.length === 0) return 0;
+  const used = new Set(readdirSync('/sys/class/net').map((d) => sysNumber(d, 'netdev_group') ?? 0));
+  let group: number;
+  do group = 0x40000000 + Math.floor(Math.random() * 0x3fffffff);
+  while (used.has(group));
+  return native().linkGroupDelete(Int32Array.from(ifindexes), group);
 }

@@ -3,6 +3,7 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { deleteTogether, tapGoesWithUs } from '../../src/io/netif.js';
 import { TapDevice, negotiateOffloads } from '../../src/io/tap.js';
 import { TxBatch } from '../../src/io/types.js';
 import { emitEthernet, EtherType } from '../../src/wire/ethernet.js';
@@ -261,3 +262,37 @@ t.test(
     t.same(none.asked, [all, 0x07, 0]);
   },
 );
+
+t.test('TAPs that closing would delete are deleted as one batch; no other', async (t) => {
+  if (!needs(t, { root: true, commands: ['ip'] })) return;
+  const names = [uniqueName('bd'), uniqueName('bd'), uniqueName('bp'), uniqueName('bq')];
+  t.teardown(() => {
+    for (const n of names) sh(`ip link del ${n}`, { allowFail: true });
+  });
+  const exists = (name: string) => sh('ip -o link show').includes(` ${name}:`);
+  const [a, b] = [TapDevice.open({ name: names[0] }), TapDevice.open({ name: names[1] })];
+  const persistent = TapDevice.open({ name: names[2], persist: true });
+  // a queue of a multi-queue TAP that someone else (here: a second fd) also holds
+  const q1 = TapDevice.open({ name: names[3], multiQueue: true });
+  const q2 = TapDevice.open({ name: names[3], multiQueue: true });
+  t.teardown(() => [a, b, persistent, q1, q2].forEach((d) => d.close()));
+  t.equal(tapGoesWithUs(a.name, 1), true, 'ours alone, not persistent: closing deletes it');
+  t.equal(tapGoesWithUs(persistent.name, 1), false, 'persistent: it outlives our fd');
+  t.equal(tapGoesWithUs(q1.name, 1), false, 'another queue attached: it outlives our fd');
+  t.equal(tapGoesWithUs(q1.name, 2), true, 'unless both queues are ours');
+  t.equal(tapGoesWithUs('lo', 1), false, 'not a TAP');
+  // devices in a group of their own (not `group default`), as `ip` lists them
+  const grouped = () => sh('ip -o link show').match(/ group (?!default )\S+/g) ?? [];
+  const groupedBefore = grouped();
+
+  t.equal(deleteTogether([]), 0, 'nothing to do');
+  t.equal(deleteTogether([a.ifindex!, b.ifindex!]), 2, 'two deleted');
+  t.notOk(exists(a.name) || exists(b.name), 'both gone, with our fds still open');
+  t.ok(exists(persistent.name) && exists(q1.name), 'the others untouched');
+  t.same(grouped(), groupedBefore, 'no device was left in our group');
+  t.equal(deleteTogether([a.ifindex!]), 0, 'a device gone already is skipped');
+  // the fds of a deleted device: writes fail with an error, closing is quiet
+  t.equal(a.write(Buffer.alloc(64), new TxBatch(1)), 0);
+  a.close();
+  t.notOk(exists(a.name));
+});

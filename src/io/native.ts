@@ -32,6 +32,8 @@ export interface NativeIo {
    * delete the group as one batch: the count deleted, or -errno.
    */
   linkGroupDelete(ifindexes: Int32Array, group: number): number;
+  /** The device's root qdisc becomes one of `kind`: 0 or -errno. */
+  qdiscRoot(ifindex: number, kind: string): number;
   sendBatch(
     fd: number,
     slab: Uint8Array,

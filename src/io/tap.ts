@@ -115,6 +115,8 @@ export class TapDevice implements FrameDevice {
   offloads = 0;
   /** Its interface index when opened (undefined if /sys could not say). */
   readonly ifindex: number | undefined;
+  /** Made multi-queue by this open, with one root qdisc for all its queues (see open). */
+  oneQdisc = false;
   private readonly h: FdHandle;
   private readonly metaLen: number;
 
@@ -160,6 +162,10 @@ export class TapDevice implements FrameDevice {
     }
     const tap = new TapDevice(fd, actual, rx, metaLen);
     try {
+      // A multi-queue device we made gets one qdisc, not one per possible queue (qdiscRoot):
+      // best effort, the kernel's default only costs memory. One that existed keeps its own.
+      if (multiQueue && (!name || mode === undefined) && tap.ifindex !== undefined)
+        tap.oneQdisc = io.qdiscRoot(tap.ifindex, 'pfifo_fast') === 0;
       if (opts.persist) io.tapSetPersist(fd, true);
       if (opts.vnetHdr && opts.offloads)
         tap.offloads = negotiateOffloads((f) => io.tapSetOffload(fd, f), opts.offloads);

@@ -296,3 +296,30 @@ t.test('TAPs that closing would delete are deleted as one batch; no other', asyn
   a.close();
   t.notOk(exists(a.name));
 });
+
+t.test('a multi-queue TAP we make has one qdisc, not one per possible queue', async (t) => {
+  if (!needs(t, { root: true, commands: ['ip', 'tc'] })) return;
+  const [single, multi, theirs] = [uniqueName('qs'), uniqueName('qm'), uniqueName('qe')];
+  t.teardown(() => {
+    for (const n of [single, multi, theirs]) sh(`ip link del ${n}`, { allowFail: true });
+  });
+  /** `kind handle parent` of each of the device's qdiscs. */
+  const qdiscs = (name: string) =>
+    sh(`tc qdisc show dev ${name}`)
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').slice(1, 4).join(' '));
+  // the kernel would give a multi-queue TAP `mq`, and a qdisc for each of its 256 queues
+  const m = TapDevice.open({ name: multi, multiQueue: true });
+  const s = TapDevice.open({ name: single });
+  sh(`ip tuntap add dev ${theirs} mode tap multi_queue && ip link set ${theirs} up`);
+  const before = qdiscs(theirs);
+  const e = TapDevice.open({ name: theirs, multiQueue: true });
+  t.teardown(() => [m, s, e].forEach((d) => d.close()));
+  t.equal(m.oneQdisc, true, 'made by us, multi-queue: set');
+  t.match(qdiscs(multi), [/^pfifo_fast \S+ root$/], 'up, it has one pfifo_fast as root, no mq');
+  t.equal(s.oneQdisc, false, 'a single-queue TAP has one anyway: left to the kernel');
+  t.equal(e.oneQdisc, false, 'made by someone else: left alone');
+  t.same(qdiscs(theirs), before, `still ${before.join(', ')}`);
+  t.match(before[0], /^mq /, '(which is mq)');
+});

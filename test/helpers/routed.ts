@@ -1,4 +1,3 @@
-import { isIPv4 } from 'node:net';
 import { Netns, veth } from '../../src/lab/netns.js';
 import { kernelSide } from '../../src/lab/peers.js';
 import { UNDERLAY, UNDERLAY6, type Topology } from '../../src/lab/topology.js';
@@ -61,41 +60,17 @@ export function routedPeer(topo: Topology, mtu: number, family: 4 | 6 = 4): Topo
 }
 
 /**
- * The raw IPPROTO_UDP sockets in hostB (vtep's: one per data-plane thread) as /proc/net/raw{,6}
- * lists them: remote address (hex, as the kernel writes it) and state (01 connected, 07 not).
+ * vtep's raw IPPROTO_UDP sockets in hostB (one per data-plane thread), as /proc/net/raw{,6}
+ * lists them: how many, and how many are connected (state 01) to their own local address.
  */
-export function rawUdpSockets(topo: Topology, family: 4 | 6): { remote: string; state: string }[] {
-  return topo
+export function rawSocketsOnSelf(topo: Topology, family: 4 | 6): { all: number; onSelf: number } {
+  const rows = topo
     .get('hostB')
     .exec(`cat /proc/net/raw${family === 6 ? '6' : ''}`)
     .split('\n')
     .slice(1)
     .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length > 9 && f[1]!.endsWith(':0011'))
-    .map((f) => ({ remote: f[2]!.split(':')[0]!, state: f[3]! }));
-}
-
-/** An address as /proc/net/raw{,6} writes it: each 32-bit word of it in host (little-endian) order. */
-export function procAddress(address: string): string {
-  const bytes = isIPv4(address)
-    ? address.split('.').map(Number)
-    : [...Buffer.from(expand6(address), 'hex')];
-  let hex = '';
-  for (let w = 0; w < bytes.length; w += 4)
-    hex += bytes
-      .slice(w, w + 4)
-      .reverse()
-      .map((b) => b.toString(16).padStart(2, '0'))
-      .join('');
-  return hex.toUpperCase();
-}
-
-function expand6(address: string): string {
-  const [head, tail = ''] = address.split('::');
-  const h = head ? head.split(':') : [];
-  const tl = tail ? tail.split(':') : [];
-  const groups = address.includes('::')
-    ? [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl]
-    : h;
-  return groups.map((g) => g.padStart(4, '0')).join('');
+    .filter((f) => f.length > 9 && f[1]!.endsWith(':0011'));
+  const onSelf = rows.filter((f) => f[2] === f[1]!.replace(/:0011$/, ':0000') && f[3] === '01');
+  return { all: rows.length, onSelf: onSelf.length };
 }

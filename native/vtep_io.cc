@@ -310,10 +310,10 @@ Napi::Value LinkGroupDelete(const Napi::CallbackInfo& info) {
 // qdiscRoot(ifindex, kind) -> 0 or -errno: the device's root qdisc becomes one `kind`
 // (pfifo_fast), for a multi-queue TAP before it first comes up. Up, it would get `mq` with a
 // default qdisc under it for each of the 256 queues a TAP may have: ~9 ms per device here, and
-// with two threads 300 VNIs took 1.6-2.0 GiB of kernel memory (140 MiB with one qdisc). A TAP never
-// pushes back (tun drops what its ring cannot take), so nothing waits in the qdisc either way:
-// one passes frames as 256 do, and senders see the same (their frames accepted, tun counting
-// its drops). noqueue would not: the driver's drop would reach each sender as ENOBUFS.
+// with two threads 300 VNIs took 1.6-1.9 GiB of available memory (124-154 MiB with one qdisc).
+// A TAP never pushes back (tun drops what its ring cannot take), so nothing waits in the qdisc
+// either way: one passes frames as 256 do, and senders see the same (their frames accepted, tun
+// counting its drops). noqueue would not: the driver's drop would reach each sender as ENOBUFS.
 Napi::Value QdiscRoot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int ifindex = info[0].As<Napi::Number>().Int32Value();

@@ -164,7 +164,7 @@ export class TapDevice implements FrameDevice {
     try {
       // A multi-queue device we made gets one qdisc, not one per possible queue (qdiscRoot):
       // best effort, the kernel's default only costs memory. One that existed keeps its own.
-      if (multiQueue && (!name || mode === undefined) && tap.ifindex !== undefined)
+      if (multiQueue && mode === undefined && tap.ifindex !== undefined)
         tap.oneQdisc = io.qdiscRoot(tap.ifindex, 'pfifo_fast') === 0;
       if (opts.persist) io.tapSetPersist(fd, true);
       if (opts.vnetHdr && opts.offloads)
